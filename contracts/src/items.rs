@@ -1,0 +1,278 @@
+//! Entities and their items.
+//!
+//! An entity serializes its own fields with serde_dynamo; [`Entity::to_item`] adds the keys and
+//! the `type` attribute from [`crate::keys`], so the key schema has one source. Reading ignores
+//! the key attributes: they are derived, never trusted over the fields.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::keys::{self, ItemKey, LikeId, PostId, TopicSlug, UserId};
+
+/// A DynamoDB item as the SDK holds it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Attribute names that writers outside this module put into conditions and updates.
+pub mod attr {
+    pub const LIKE_COUNT: &str = "likeCount";
+    pub const COUNTED_BY: &str = "countedBy";
+    pub const LIKE_ID: &str = "likeId";
+}
+
+/// The `type` attribute of every item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ItemType {
+    Topic,
+    Post,
+    User,
+    Like,
+    Tombstone,
+    Checkpoint,
+}
+
+impl ItemType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemType::Topic => "Topic",
+            ItemType::Post => "Post",
+            ItemType::User => "User",
+            ItemType::Like => "Like",
+            ItemType::Tombstone => "Tombstone",
+            ItemType::Checkpoint => "Checkpoint",
+        }
+    }
+}
+
+/// Why an item could not be read as an entity.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    #[error("item is a {found:?}, expected {expected}")]
+    WrongType {
+        expected: &'static str,
+        found: Option<String>,
+    },
+    #[error("malformed item: {0}")]
+    Malformed(#[from] serde_dynamo::Error),
+}
+
+/// An entity stored as one item.
+pub trait Entity: Serialize + DeserializeOwned {
+    const TYPE: ItemType;
+
+    /// The item's primary key.
+    fn item_key(&self) -> ItemKey;
+
+    /// The item as written: fields, keys and type.
+    fn to_item(&self) -> Item {
+        base_item(self)
+    }
+
+    /// The entity of an item, checking its type.
+    fn from_item(item: Item) -> Result<Self, ItemError> {
+        match item.get(keys::TYPE) {
+            Some(AttributeValue::S(t)) if t == Self::TYPE.as_str() => {}
+            other => {
+                return Err(ItemError::WrongType {
+                    expected: Self::TYPE.as_str(),
+                    found: other.map(|v| format!("{v:?}")),
+                });
+            }
+        }
+        Ok(serde_dynamo::from_item(item)?)
+    }
+}
+
+/// A topic, created once by slug.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Topic {
+    pub slug: TopicSlug,
+    pub title: String,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Entity for Topic {
+    const TYPE: ItemType = ItemType::Topic;
+    fn item_key(&self) -> ItemKey {
+        ItemKey::Topic(self.slug.clone())
+    }
+}
+
+/// A post. Immutable after creation except `likeCount`, which only the projector (or the
+/// transactional writer) changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Post {
+    pub topic: TopicSlug,
+    pub post_id: PostId,
+    pub author_id: UserId,
+    pub title: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    /// Absent on a new post; the projector's first `ADD` creates it.
+    #[serde(default)]
+    pub like_count: i64,
+}
+
+impl Entity for Post {
+    const TYPE: ItemType = ItemType::Post;
+    fn item_key(&self) -> ItemKey {
+        ItemKey::Post(self.topic.clone(), self.post_id)
+    }
+    fn to_item(&self) -> Item {
+        let mut item = base_item(self);
+        let gsi1 = self.item_key().gsi1().expect("posts are in GSI1");
+        item.insert(keys::GSI1PK.into(), AttributeValue::S(gsi1.pk));
+        item.insert(keys::GSI1SK.into(), AttributeValue::S(gsi1.sk));
+        item
+    }
+}
+
+/// A user's profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub user_id: UserId,
+    pub display_name: String,
+    #[serde(default)]
+    pub bio: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Entity for User {
+    const TYPE: ItemType = ItemType::User;
+    fn item_key(&self) -> ItemKey {
+        ItemKey::User(self.user_id.clone())
+    }
+}
+
+/// Who has counted a like into its post's `likeCount`, and so owns the decrement when it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CountedBy {
+    /// The projector counted it from the stream.
+    Projector,
+    /// The transactional writer counted it in the same transaction that wrote it.
+    Writer,
+}
+
+impl CountedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CountedBy::Projector => "projector",
+            CountedBy::Writer => "writer",
+        }
+    }
+}
+
+/// One user's like of one post. The item is its own "counted" marker (`countedBy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Like {
+    pub user_id: UserId,
+    pub post_id: PostId,
+    /// Copied from the post, so a user's likes list titles without reading posts.
+    pub topic: TopicSlug,
+    pub title: String,
+    pub liked_at: DateTime<Utc>,
+    /// This incarnation of the like: a re-like after an unlike gets a new one, so a late
+    /// record of an old incarnation can never count or uncount the new one.
+    pub like_id: LikeId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_by: Option<CountedBy>,
+}
+
+impl Entity for Like {
+    const TYPE: ItemType = ItemType::Like;
+    fn item_key(&self) -> ItemKey {
+        ItemKey::Like(self.user_id.clone(), self.post_id)
+    }
+}
+
+impl Like {
+    /// The like with its GSI1 keys, as the transactional writer writes it (the stream-mode
+    /// writer leaves them to the projector).
+    pub fn to_item_in_view(&self) -> Item {
+        let mut item = self.to_item();
+        let gsi1 = self.item_key().gsi1().expect("likes are in GSI1");
+        item.insert(keys::GSI1PK.into(), AttributeValue::S(gsi1.pk));
+        item.insert(keys::GSI1SK.into(), AttributeValue::S(gsi1.sk));
+        item
+    }
+}
+
+/// Fields, keys and type: what every entity's item holds.
+fn base_item<E: Entity>(entity: &E) -> Item {
+    let mut item: Item = serde_dynamo::to_item(entity).expect("entities serialize to maps");
+    let key = entity.item_key().key();
+    item.insert(keys::PK.into(), AttributeValue::S(key.pk));
+    item.insert(keys::SK.into(), AttributeValue::S(key.sk));
+    item.insert(keys::TYPE.into(), AttributeValue::S(E::TYPE.as_str().into()));
+    item
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Ksuid;
+
+    fn s(item: &Item, name: &str) -> String {
+        item[name].as_s().unwrap().clone()
+    }
+
+    #[test]
+    fn post_round_trips_with_keys_and_view() {
+        let post = Post {
+            topic: "rust".parse().unwrap(),
+            post_id: Ksuid::generate(),
+            author_id: "alice".parse().unwrap(),
+            title: "Hello".into(),
+            body: "World".into(),
+            created_at: Utc::now(),
+            like_count: 0,
+        };
+        let item = post.to_item();
+        assert_eq!(s(&item, "PK"), "TOPIC#rust");
+        assert_eq!(s(&item, "SK"), format!("POST#{}", post.post_id));
+        assert_eq!(s(&item, "GSI1PK"), format!("POST#{}", post.post_id));
+        assert_eq!(s(&item, "type"), "Post");
+        assert_eq!(Post::from_item(item).unwrap(), post);
+    }
+
+    #[test]
+    fn stream_mode_like_has_no_view_keys_and_no_mark() {
+        let like = Like {
+            user_id: "bob".parse().unwrap(),
+            post_id: Ksuid::generate(),
+            topic: "rust".parse().unwrap(),
+            title: "Hello".into(),
+            liked_at: Utc::now(),
+            like_id: Ksuid::generate(),
+            counted_by: None,
+        };
+        let item = like.to_item();
+        assert!(!item.contains_key("GSI1PK") && !item.contains_key("countedBy"));
+        assert_eq!(s(&item, "SK"), format!("LIKE#{}", like.post_id));
+        assert_eq!(Like::from_item(item).unwrap(), like);
+        let in_view = like.to_item_in_view();
+        assert_eq!(s(&in_view, "GSI1SK"), "LIKE#bob");
+    }
+
+    #[test]
+    fn reading_checks_the_type() {
+        let user = User {
+            user_id: "carol".parse().unwrap(),
+            display_name: "Carol".into(),
+            bio: String::new(),
+            updated_at: Utc::now(),
+        };
+        assert!(matches!(
+            Post::from_item(user.to_item()),
+            Err(ItemError::WrongType { .. })
+        ));
+    }
+}

@@ -1,0 +1,376 @@
+//! Every key of the table is built and parsed here, and nowhere else.
+//!
+//! | entity    | PK               | SK                 | GSI1PK          | GSI1SK           |
+//! |-----------|------------------|--------------------|-----------------|------------------|
+//! | Topic     | `TOPIC#<slug>`   | `TOPIC#<slug>`     |                 |                  |
+//! | Post      | `TOPIC#<slug>`   | `POST#<ksuid>`     | `POST#<ksuid>`  | `POST#<ksuid>`   |
+//! | User      | `USER#<id>`      | `USER#<id>`        |                 |                  |
+//! | Like      | `USER#<id>`      | `LIKE#<ksuid>`     | `POST#<ksuid>`* | `LIKE#<id>`*     |
+//! | Tombstone | `TOMB#<likeId>`  | `TOMB#<likeId>`    |                 |                  |
+//! | Checkpoint| `CHECKPOINT#<stream>` | `SHARD#<shard>` |              |                  |
+//!
+//! (*) stamped by the projector (or written by the transactional writer), never by the
+//! stream-mode writer: a hot post's GSI1 partition must stay off the request path.
+//!
+//! The identifier newtypes validate on construction, so a key built from them always parses
+//! back, and no identifier can smuggle a `#` into a key.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use svix_ksuid::{KsuidLike, KsuidMs};
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1: &str = "GSI1";
+pub const GSI1PK: &str = "GSI1PK";
+pub const GSI1SK: &str = "GSI1SK";
+/// Every item says what it is.
+pub const TYPE: &str = "type";
+/// DynamoDB's TTL attribute (epoch seconds).
+pub const EXPIRES_AT: &str = "expiresAt";
+
+const TOPIC: &str = "TOPIC#";
+const POST: &str = "POST#";
+const USER: &str = "USER#";
+const LIKE: &str = "LIKE#";
+const TOMB: &str = "TOMB#";
+const CHECKPOINT: &str = "CHECKPOINT#";
+const SHARD: &str = "SHARD#";
+
+/// Why an identifier or a key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("topic must match [a-z0-9-]{{1,64}}")]
+    TopicSlug,
+    #[error("post id must be a 27-character KSUID")]
+    PostId,
+    #[error("user id must be 1-128 characters of [A-Za-z0-9._:@+|-]")]
+    UserId,
+    #[error("not a key of this table: {0}")]
+    Unknown(String),
+}
+
+/// A topic's slug: `[a-z0-9-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TopicSlug(String);
+
+impl TopicSlug {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TopicSlug {
+    type Error = KeyError;
+    fn try_from(value: String) -> Result<Self, KeyError> {
+        let valid = (1..=64).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if valid {
+            Ok(Self(value))
+        } else {
+            Err(KeyError::TopicSlug)
+        }
+    }
+}
+
+/// A user id: the authenticated caller's `sub`. Never contains `#`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = KeyError;
+    fn try_from(value: String) -> Result<Self, KeyError> {
+        let valid = (1..=128).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:@+|-".contains(&b));
+        if valid {
+            Ok(Self(value))
+        } else {
+            Err(KeyError::UserId)
+        }
+    }
+}
+
+/// A time-sortable id (KSUID with 4 ms resolution), used for posts and like incarnations.
+///
+/// Its base62 text sorts like its time, so `POST#<id>` sort keys list newest last.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ksuid(KsuidMs);
+
+/// A post's id.
+pub type PostId = Ksuid;
+/// One incarnation of a like: a re-like after an unlike is a new incarnation.
+pub type LikeId = Ksuid;
+
+impl Ksuid {
+    /// A fresh id for now.
+    pub fn generate() -> Self {
+        Self(KsuidMs::now(None))
+    }
+
+    /// A random id for a given time (milliseconds since the epoch).
+    pub fn at_millis(millis: i64) -> Self {
+        Self(KsuidMs::from_millis(Some(millis), None))
+    }
+
+    /// When the id was made, in milliseconds since the epoch.
+    pub fn timestamp_millis(&self) -> i64 {
+        self.0.timestamp_millis()
+    }
+}
+
+impl fmt::Display for Ksuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Ksuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ksuid({})", self.0)
+    }
+}
+
+impl FromStr for Ksuid {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        // The KSUID parser accepts a few non-canonical spellings; only the canonical one is an id.
+        let well_formed = s.len() == 27 && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        let parsed = KsuidMs::from_str(s).map_err(|_| KeyError::PostId)?;
+        if well_formed && parsed.to_string() == s {
+            Ok(Self(parsed))
+        } else {
+            Err(KeyError::PostId)
+        }
+    }
+}
+
+impl TryFrom<String> for Ksuid {
+    type Error = KeyError;
+    fn try_from(value: String) -> Result<Self, KeyError> {
+        value.parse()
+    }
+}
+
+macro_rules! into_string {
+    ($($t:ty),*) => {$(
+        impl From<$t> for String {
+            fn from(value: $t) -> String {
+                value.to_string()
+            }
+        }
+        impl FromStr for $t {
+            type Err = KeyError;
+            fn from_str(s: &str) -> Result<Self, KeyError> {
+                Self::try_from(s.to_owned())
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+into_string!(TopicSlug, UserId);
+
+impl From<Ksuid> for String {
+    fn from(value: Ksuid) -> String {
+        value.to_string()
+    }
+}
+
+/// A primary key (or a GSI1 key): partition and sort key values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyPair {
+    pub pk: String,
+    pub sk: String,
+}
+
+/// The primary key of every kind of item, typed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ItemKey {
+    Topic(TopicSlug),
+    Post(TopicSlug, PostId),
+    User(UserId),
+    Like(UserId, PostId),
+    Tombstone(LikeId),
+    Checkpoint { stream: String, shard: String },
+}
+
+impl ItemKey {
+    /// The base-table key.
+    pub fn key(&self) -> KeyPair {
+        let (pk, sk) = match self {
+            ItemKey::Topic(t) => (format!("{TOPIC}{t}"), format!("{TOPIC}{t}")),
+            ItemKey::Post(t, p) => (format!("{TOPIC}{t}"), format!("{POST}{p}")),
+            ItemKey::User(u) => (format!("{USER}{u}"), format!("{USER}{u}")),
+            ItemKey::Like(u, p) => (format!("{USER}{u}"), format!("{LIKE}{p}")),
+            ItemKey::Tombstone(l) => (format!("{TOMB}{l}"), format!("{TOMB}{l}")),
+            ItemKey::Checkpoint { stream, shard } => {
+                (format!("{CHECKPOINT}{stream}"), format!("{SHARD}{shard}"))
+            }
+        };
+        KeyPair { pk, sk }
+    }
+
+    /// The GSI1 key the item carries once it is in the view, if it belongs there.
+    pub fn gsi1(&self) -> Option<KeyPair> {
+        match self {
+            ItemKey::Post(_, p) => Some(KeyPair {
+                pk: post_gsi1pk(p),
+                sk: format!("{POST}{p}"),
+            }),
+            ItemKey::Like(u, p) => Some(KeyPair {
+                pk: post_gsi1pk(p),
+                sk: format!("{LIKE}{u}"),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Parse a base-table key back into what it addresses.
+    pub fn parse(pk: &str, sk: &str) -> Result<Self, KeyError> {
+        let unknown = || KeyError::Unknown(format!("{pk} / {sk}"));
+        let (pk_kind, pk_id) = split(pk).ok_or_else(unknown)?;
+        let (sk_kind, sk_id) = split(sk).ok_or_else(unknown)?;
+        let key = match (pk_kind, sk_kind) {
+            (TOPIC, TOPIC) if pk_id == sk_id => ItemKey::Topic(pk_id.parse()?),
+            (TOPIC, POST) => ItemKey::Post(pk_id.parse()?, sk_id.parse()?),
+            (USER, USER) if pk_id == sk_id => ItemKey::User(pk_id.parse()?),
+            (USER, LIKE) => ItemKey::Like(pk_id.parse()?, sk_id.parse()?),
+            (TOMB, TOMB) if pk_id == sk_id => ItemKey::Tombstone(pk_id.parse()?),
+            (CHECKPOINT, SHARD) => ItemKey::Checkpoint {
+                stream: pk_id.to_owned(),
+                shard: sk_id.to_owned(),
+            },
+            _ => return Err(unknown()),
+        };
+        Ok(key)
+    }
+}
+
+fn split(value: &str) -> Option<(&'static str, &str)> {
+    [TOPIC, POST, USER, LIKE, TOMB, CHECKPOINT, SHARD]
+        .into_iter()
+        .find_map(|prefix| value.strip_prefix(prefix).map(|rest| (prefix, rest)))
+}
+
+fn post_gsi1pk(post: &PostId) -> String {
+    format!("{POST}{post}")
+}
+
+/// Sort-key prefixes for queries over an item collection.
+pub mod prefix {
+    /// A topic's posts in its partition.
+    pub const POSTS: &str = super::POST;
+    /// A user's likes in their partition; a post's likers in its GSI1 collection.
+    pub const LIKES: &str = super::LIKE;
+}
+
+/// The partition key of a topic's collection (the topic and its posts).
+pub fn topic_partition(topic: &TopicSlug) -> String {
+    ItemKey::Topic(topic.clone()).key().pk
+}
+
+/// The partition key of a user's collection (the profile and the likes).
+pub fn user_partition(user: &UserId) -> String {
+    ItemKey::User(user.clone()).key().pk
+}
+
+/// The GSI1 partition key of a post's collection (the post and its stamped likes).
+pub fn post_view_partition(post: &PostId) -> String {
+    post_gsi1pk(post)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slug(s: &str) -> TopicSlug {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn every_key_parses_back_to_itself() {
+        let post = Ksuid::generate();
+        let user: UserId = "u-1@example.com".parse().unwrap();
+        let keys = [
+            ItemKey::Topic(slug("rust-2024")),
+            ItemKey::Post(slug("rust"), post),
+            ItemKey::User(user.clone()),
+            ItemKey::Like(user, post),
+            ItemKey::Tombstone(Ksuid::generate()),
+            ItemKey::Checkpoint {
+                stream: "arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/2026".into(),
+                shard: "shardId-00000001".into(),
+            },
+        ];
+        for key in keys {
+            let KeyPair { pk, sk } = key.key();
+            assert_eq!(ItemKey::parse(&pk, &sk), Ok(key));
+        }
+    }
+
+    #[test]
+    fn like_and_post_share_the_post_view_partition() {
+        let post = Ksuid::generate();
+        let like = ItemKey::Like("alice".parse().unwrap(), post).gsi1().unwrap();
+        let item = ItemKey::Post(slug("t"), post).gsi1().unwrap();
+        assert_eq!(like.pk, item.pk);
+        assert_eq!(like.pk, post_view_partition(&post));
+        assert!(like.sk.starts_with(prefix::LIKES));
+    }
+
+    #[test]
+    fn identifiers_are_validated() {
+        assert!("a-b-0".parse::<TopicSlug>().is_ok());
+        for bad in ["", "A", "a_b", "a#b", &"a".repeat(65)] {
+            assert_eq!(bad.parse::<TopicSlug>(), Err(KeyError::TopicSlug), "{bad:?}");
+        }
+        assert!("8f9a-user|google:1".parse::<UserId>().is_ok());
+        for bad in ["", "a#b", "a b", "a/b", &"u".repeat(129)] {
+            assert_eq!(bad.parse::<UserId>(), Err(KeyError::UserId), "{bad:?}");
+        }
+        let id = Ksuid::generate().to_string();
+        assert_eq!(id.parse::<Ksuid>().unwrap().to_string(), id);
+        for bad in ["", "x", "0000000000000000000000000!", &format!("{id}0")] {
+            assert_eq!(bad.parse::<Ksuid>(), Err(KeyError::PostId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn foreign_keys_are_refused() {
+        for (pk, sk) in [
+            ("TOPIC#a", "TOPIC#b"),
+            ("USER#a", "POST#x"),
+            ("OTHER#a", "OTHER#a"),
+            ("TOPIC#a", "POST#not-a-ksuid"),
+        ] {
+            assert!(ItemKey::parse(pk, sk).is_err(), "{pk} {sk}");
+        }
+    }
+
+    #[test]
+    fn post_ids_sort_by_time() {
+        let now = chrono::Utc::now().timestamp_millis();
+        let older = Ksuid::at_millis(now);
+        let newer = Ksuid::at_millis(now + 4);
+        assert!(older.to_string() < newer.to_string());
+        assert!(older < newer);
+    }
+}

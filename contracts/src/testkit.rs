@@ -1,0 +1,158 @@
+//! Test support shared by every crate: a DynamoDB Local per test run, a table per test, and
+//! polling with a deadline instead of sleeping.
+//!
+//! `DYNAMODB_LOCAL_ENDPOINT` names a running DynamoDB Local to reuse (the test command starts
+//! one for the whole run); without it, the first test of a process starts its own instance,
+//! which dies with the process.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use rand::Rng;
+
+use crate::config::{Endpoint, sdk_config};
+use crate::table::create_table;
+
+/// The environment variable naming a running DynamoDB Local.
+pub const ENDPOINT_VAR: &str = "DYNAMODB_LOCAL_ENDPOINT";
+
+/// The endpoint of the DynamoDB Local this test process uses.
+pub fn dynamodb_local() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| match std::env::var(ENDPOINT_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ => start_dynamodb_local(),
+    })
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("contracts is inside the workspace")
+        .to_path_buf()
+}
+
+/// Install (if needed) and start DynamoDB Local in memory on a free loopback port. The child
+/// gets SIGKILL when this process dies, so no instance outlives its tests.
+fn start_dynamodb_local() -> String {
+    let script = workspace_root().join("scripts/dynamodb-local.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("path")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/dynamodb-local.sh path");
+    assert!(out.status.success(), "installing DynamoDB Local failed");
+    let dir = PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut command = Command::new("java");
+    command
+        .arg(format!(
+            "-Djava.library.path={}",
+            dir.join("DynamoDBLocal_lib").display()
+        ))
+        .arg("-jar")
+        .arg(dir.join("DynamoDBLocal.jar"))
+        .args(["-inMemory", "-disableTelemetry", "-port", &port.to_string()])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    command.spawn().expect("start java for DynamoDB Local");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "DynamoDB Local did not listen on {addr} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    format!("http://{addr}")
+}
+
+/// A uniquely named table of its own for one test, deleted when dropped.
+pub struct TestTable {
+    pub name: String,
+    pub endpoint: String,
+    pub config: SdkConfig,
+    pub client: aws_sdk_dynamodb::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
+}
+
+impl TestTable {
+    /// Create a fresh table as [`crate::table::TABLE`] defines it.
+    pub async fn new() -> Self {
+        let endpoint = dynamodb_local().to_owned();
+        let config = sdk_config(&Endpoint {
+            url: Some(endpoint.clone()),
+        })
+        .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+        let name = format!("test-{:016x}", rand::rng().random::<u64>());
+        create_table(&client, &name)
+            .await
+            .unwrap_or_else(|e| panic!("create table {name} on {endpoint}: {e:?}"));
+        Self {
+            name,
+            endpoint,
+            config,
+            client,
+            streams,
+        }
+    }
+}
+
+impl Drop for TestTable {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        // Drop cannot await; a short-lived runtime on its own thread deletes the table.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let _ = client.delete_table().table_name(name).send().await;
+            });
+            Ok::<_, std::io::Error>(())
+        })
+        .join();
+    }
+}
+
+/// Poll `probe` until it returns `Ok`, or panic at the deadline with `what` and the last
+/// `Err` it gave. The way tests wait for eventual consistency.
+pub async fn eventually<T, E, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if tokio::time::Instant::now() >= deadline => {
+                panic!("{what}: not reached within {within:?}; last seen: {last:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}
