@@ -1,1 +1,175 @@
+//! # writer
+//!
+//! The append-only HTTP API of the publishing service: topics, posts, user profiles and likes
+//! on one DynamoDB table.
+//!
+//! In stream mode (the default) the request path only appends: a like is one conditional
+//! `PutItem` and an unlike one conditional `DeleteItem`, with no counter, no transaction and
+//! no read of the post (post metadata comes from a bounded in-process cache). The projector
+//! turns the table's stream into like counters and the likers view. In transactional mode the
+//! writer is the classic design instead, like and counter in one transaction: the baseline.
+//!
+//! - [`routes`]: one module per resource; handlers parse, call the store, shape the answer.
+//! - [`store`]: DynamoDB access. [`cache`]: immutable metadata. [`cursor`]: page cursors.
+//! - [`identity`]: the caller. [`problem`]: errors as `application/problem+json`.
+//! - [`extract`]: request parsing with problem rejections. [`openapi`]: the API document.
+//!
+//! One [`router`] serves both entrypoints: `axum::serve` locally and `lambda_http::run` in
+//! Lambda (see `main.rs`).
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::Response;
+use axum::response::IntoResponse;
+use axum::routing::{get, put};
+use contracts::api::MAX_BODY_BYTES;
+use contracts::items::{Post, Topic};
+use contracts::keys::{ItemKey, PostId, TopicSlug};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use tracing::{Span, field};
+
+pub mod cache;
+pub mod cursor;
+pub mod extract;
+pub mod identity;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod store;
+pub mod telemetry;
+
+use cache::ImmutableCache;
+use cursor::CursorCodec;
+use identity::IdentitySource;
+use problem::ApiError;
+use store::{Store, StoreError};
+
+/// How likes are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WriteMode {
+    /// Append only; the projector counts from the stream.
+    Stream,
+    /// The classic design: like and counter in one transaction (the baseline).
+    Transactional,
+}
+
+/// What a post's like needs to know about the post. Posts are immutable, so this never
+/// goes stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostMeta {
+    pub title: String,
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub mode: WriteMode,
+    pub identity: IdentitySource,
+    pub cursors: CursorCodec,
+    posts: Arc<ImmutableCache<(TopicSlug, PostId), PostMeta>>,
+    topics: Arc<ImmutableCache<TopicSlug, Topic>>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        mode: WriteMode,
+        identity: IdentitySource,
+        cursors: CursorCodec,
+        cache_capacity: usize,
+    ) -> Self {
+        Self {
+            store,
+            mode,
+            identity,
+            cursors,
+            posts: Arc::new(ImmutableCache::new(cache_capacity)),
+            topics: Arc::new(ImmutableCache::new(cache_capacity)),
+        }
+    }
+
+    /// The post's metadata, from the cache or one consistent read; 404 if there is no post.
+    pub async fn post_meta(&self, topic: &TopicSlug, post: PostId) -> Result<PostMeta, ApiError> {
+        let key = (topic.clone(), post);
+        self.posts
+            .get_or_load(&key, || async {
+                let found: Option<Post> = self
+                    .store
+                    .get(&ItemKey::Post(topic.clone(), post), true)
+                    .await?;
+                Ok::<_, StoreError>(found.map(|p| PostMeta { title: p.title }))
+            })
+            .await?
+            .ok_or(ApiError::NotFound("post"))
+    }
+
+    /// The topic, from the cache or one consistent read; 404 if there is none.
+    pub async fn topic(&self, topic: &TopicSlug) -> Result<Topic, ApiError> {
+        self.topics
+            .get_or_load(topic, || async {
+                let key = ItemKey::Topic(topic.clone());
+                self.store.get::<Topic>(&key, true).await
+            })
+            .await?
+            .ok_or(ApiError::NotFound("topic"))
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    use routes::{likes, posts, topics, users};
+    Router::new()
+        .route("/topics/{topic}", put(topics::create))
+        .route("/topics/{topic}/posts", get(posts::list).post(posts::create))
+        .route("/topics/{topic}/posts/{post}", get(posts::get))
+        .route("/topics/{topic}/posts/{post}/likes", get(posts::likers))
+        .route(
+            "/topics/{topic}/posts/{post}/like",
+            put(likes::like).delete(likes::unlike),
+        )
+        .route("/users/me", put(users::put_me).get(users::get_me))
+        .route("/users/{user}", get(users::get))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(record_response)
+                .on_failure(()),
+        )
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            ApiError::Internal.into_response()
+        }))
+        .with_state(state)
+}
+
+/// One span per request: method and route now, status and latency when it ends. Bodies and
+/// headers are never logged.
+fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        status = field::Empty,
+        latency_ms = field::Empty,
+    )
+}
+
+fn record_response<B>(response: &Response<B>, latency: Duration, span: &Span) {
+    span.record("status", response.status().as_u16());
+    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+    tracing::info!(parent: span, "response");
+}

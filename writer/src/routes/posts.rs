@@ -1,0 +1,139 @@
+//! Posts of a topic: create, list newest first, get one, and list who liked one.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use chrono::Utc;
+use contracts::api::{CreatePost, Liker, PostLikers, PostPage, PostView, Problem};
+use contracts::items::{Like, Post};
+use contracts::keys::{ItemKey, Ksuid, PostId, TopicSlug};
+
+use crate::AppState;
+use crate::extract::{JsonBody, PageQuery, PageRequest, PathParams};
+use crate::identity::Caller;
+use crate::problem::ApiError;
+use crate::store::Collection;
+
+/// Create a post in the topic, written by the caller.
+#[utoipa::path(
+    post, path = "/topics/{topic}/posts", tag = "posts",
+    params(("topic" = String, Path)),
+    request_body = CreatePost,
+    responses(
+        (status = 201, description = "created", body = PostView,
+         headers(("location" = String, description = "the post's URL"))),
+        (status = "4XX", description = "bad request or no such topic", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("jwt" = []))
+)]
+pub async fn create(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    path: PathParams,
+    JsonBody(input): JsonBody<CreatePost>,
+) -> Result<(StatusCode, HeaderMap, Json<PostView>), ApiError> {
+    let topic = path.topic()?;
+    app.topic(&topic).await?;
+    let post = Post {
+        topic,
+        post_id: Ksuid::generate(),
+        author_id: caller,
+        title: input.title,
+        body: input.body,
+        created_at: Utc::now(),
+        like_count: 0,
+    };
+    if !app.store.put_new(&post).await? {
+        // Two KSUIDs collided within 4 ms and 128 random bits: ask the client to retry.
+        return Err(ApiError::Unavailable);
+    }
+    let location = format!("/topics/{}/posts/{}", post.topic, post.post_id);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("slugs and KSUIDs are header-safe"),
+    );
+    Ok((StatusCode::CREATED, headers, Json(post.into())))
+}
+
+/// A topic's posts, newest first, each with its like count.
+#[utoipa::path(
+    get, path = "/topics/{topic}/posts", tag = "posts",
+    params(("topic" = String, Path), PageQuery),
+    responses(
+        (status = 200, description = "a page of posts", body = PostPage),
+        (status = "4XX", description = "bad request or no such topic", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    State(app): State<AppState>,
+    path: PathParams,
+    page: PageRequest,
+) -> Result<Json<PostPage>, ApiError> {
+    let topic = path.topic()?;
+    app.topic(&topic).await?;
+    let (posts, next_cursor) =
+        super::page::<Post>(&app, Collection::TopicPosts(topic), &page).await?;
+    Ok(Json(PostPage {
+        posts: posts.into_iter().map(PostView::from).collect(),
+        next_cursor,
+    }))
+}
+
+async fn read_post(app: &AppState, topic: TopicSlug, post: PostId) -> Result<Post, ApiError> {
+    app.store
+        .get(&ItemKey::Post(topic, post), false)
+        .await?
+        .ok_or(ApiError::NotFound("post"))
+}
+
+/// One post with its like count.
+#[utoipa::path(
+    get, path = "/topics/{topic}/posts/{post}", tag = "posts",
+    params(("topic" = String, Path), ("post" = String, Path, description = "post id (KSUID)")),
+    responses(
+        (status = 200, description = "the post", body = PostView),
+        (status = "4XX", description = "bad request or no such post", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get(
+    State(app): State<AppState>,
+    path: PathParams,
+) -> Result<Json<PostView>, ApiError> {
+    let post = read_post(&app, path.topic()?, path.post()?).await?;
+    Ok(Json(post.into()))
+}
+
+/// A post and one page of the users who liked it (the GSI1 view, ordered by user id).
+#[utoipa::path(
+    get, path = "/topics/{topic}/posts/{post}/likes", tag = "posts",
+    params(("topic" = String, Path), ("post" = String, Path, description = "post id (KSUID)"), PageQuery),
+    responses(
+        (status = 200, description = "the post and a page of likers", body = PostLikers),
+        (status = "4XX", description = "bad request or no such post", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn likers(
+    State(app): State<AppState>,
+    path: PathParams,
+    page: PageRequest,
+) -> Result<Json<PostLikers>, ApiError> {
+    let post = read_post(&app, path.topic()?, path.post()?).await?;
+    let (likes, next_cursor) =
+        super::page::<Like>(&app, Collection::PostLikers(post.post_id), &page).await?;
+    Ok(Json(PostLikers {
+        post: post.into(),
+        likers: likes
+            .into_iter()
+            .map(|l| Liker {
+                user_id: l.user_id,
+                liked_at: l.liked_at,
+            })
+            .collect(),
+        next_cursor,
+    }))
+}

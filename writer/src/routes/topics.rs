@@ -1,0 +1,46 @@
+//! `PUT /topics/{topic}`: create a topic, idempotent by slug.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use contracts::api::{CreateTopic, Problem, TopicView};
+use contracts::items::Topic;
+
+use crate::AppState;
+use crate::extract::{JsonBody, PathParams};
+use crate::identity::Caller;
+use crate::problem::ApiError;
+
+/// Create the topic, or return it unchanged if the slug exists (the first title wins).
+#[utoipa::path(
+    put, path = "/topics/{topic}", tag = "topics",
+    params(("topic" = String, Path, description = "slug, [a-z0-9-]{1,64}")),
+    request_body = CreateTopic,
+    responses(
+        (status = 201, description = "created", body = TopicView),
+        (status = 200, description = "exists already", body = TopicView),
+        (status = "4XX", description = "bad request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("jwt" = []))
+)]
+pub async fn create(
+    State(app): State<AppState>,
+    Caller(caller): Caller,
+    path: PathParams,
+    JsonBody(input): JsonBody<CreateTopic>,
+) -> Result<(StatusCode, Json<TopicView>), ApiError> {
+    let slug = path.topic()?;
+    let topic = Topic {
+        slug,
+        title: input.title,
+        created_by: caller,
+        created_at: Utc::now(),
+    };
+    if app.store.put_new(&topic).await? {
+        return Ok((StatusCode::CREATED, Json(topic.into())));
+    }
+    let existing = app.topic(&topic.slug).await?;
+    Ok((StatusCode::OK, Json(existing.into())))
+}

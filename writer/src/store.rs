@@ -1,0 +1,483 @@
+//! The writer's DynamoDB access: thin I/O over the keys and items of `contracts`.
+//!
+//! Stream mode appends only: a like is one conditional `PutItem` without GSI1 keys, an unlike
+//! one conditional `DeleteItem`. Transactional mode (the baseline) writes the like, already in
+//! the view and marked `countedBy = writer`, together with `ADD likeCount 1` in one
+//! `TransactWriteItems`.
+//!
+//! Whoever counted a like owns its decrement: a delete of a writer-counted like always goes
+//! with `ADD likeCount -1` in one transaction (in either mode), and every other delete is
+//! plain, left to the projector, which decrements only likes it counted itself. So both modes
+//! can run on one table and every like is counted once.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use contracts::items::{CountedBy, Entity, Item, Like, attr};
+use contracts::keys::{self, ItemKey, KeyPair, PostId, TopicSlug, UserId, prefix};
+use rand::Rng;
+
+/// A failed database call, classified for the HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttled, timed out, unreachable or contended: the client may retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a misconfiguration.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Error codes that mean "try again later", not "you did something wrong".
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+];
+
+fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + Debug,
+    R: Debug,
+{
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(format!("{err:?}"))
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("unknown");
+            if RETRYABLE_CODES.contains(&code) {
+                StoreError::Unavailable(code.to_owned())
+            } else {
+                StoreError::Internal(format!("{code}: {:?}", service.err().message()))
+            }
+        }
+        _ => StoreError::Internal(format!("{err:?}")),
+    }
+}
+
+fn is_conditional_check_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+fn key_item(key: &ItemKey) -> Item {
+    let KeyPair { pk, sk } = key.key();
+    HashMap::from([
+        (keys::PK.to_owned(), AttributeValue::S(pk)),
+        (keys::SK.to_owned(), AttributeValue::S(sk)),
+    ])
+}
+
+fn decode<E: Entity>(item: Item) -> Result<E, StoreError> {
+    E::from_item(item).map_err(|e| StoreError::Internal(format!("unreadable item: {e}")))
+}
+
+/// An item collection that the API pages through.
+#[derive(Debug, Clone)]
+pub enum Collection {
+    /// A topic's posts, newest first (base table).
+    TopicPosts(TopicSlug),
+    /// The users who liked a post, by user id (GSI1: stamped likes only).
+    PostLikers(PostId),
+    /// The posts a user liked, newest post first (base table).
+    UserLikes(UserId),
+}
+
+impl Collection {
+    /// What a cursor is bound to: a cursor of one collection is refused by any other.
+    pub fn scope(&self) -> String {
+        match self {
+            Collection::TopicPosts(t) => format!("base|{}", keys::topic_partition(t)),
+            Collection::PostLikers(p) => format!("gsi1|{}", keys::post_view_partition(p)),
+            Collection::UserLikes(u) => format!("base|{}", keys::user_partition(u)),
+        }
+    }
+}
+
+/// The key DynamoDB gave to resume a query after the last item of a page.
+pub type ResumeKey = HashMap<String, String>;
+
+/// One page of a query.
+#[derive(Debug)]
+pub struct Page<E> {
+    pub items: Vec<E>,
+    pub resume: Option<ResumeKey>,
+}
+
+/// How a like request changed the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LikeOutcome {
+    Created,
+    AlreadyLiked,
+    PostMissing,
+}
+
+/// Bounded retries of transactions that lose a conflict on a hot counter.
+const TRANSACTION_ATTEMPTS: u32 = 10;
+
+/// The table, as the writer sees it.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Read one entity; `consistent` for reads that must see a write just acknowledged.
+    pub async fn get<E: Entity>(
+        &self,
+        key: &ItemKey,
+        consistent: bool,
+    ) -> Result<Option<E>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(key)))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(decode).transpose()
+    }
+
+    /// Write an entity unless an item with its key exists; `false` if one did.
+    pub async fn put_new<E: Entity>(&self, entity: &E) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(entity.to_item()))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_check_failed(&e) => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Write an entity, replacing any item with its key.
+    pub async fn put<E: Entity>(&self, entity: &E) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(entity.to_item()))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// One page of a collection, resuming after `resume`.
+    pub async fn page<E: Entity>(
+        &self,
+        collection: &Collection,
+        limit: u16,
+        resume: Option<ResumeKey>,
+    ) -> Result<Page<E>, StoreError> {
+        let (index, pk_name, sk_name, pk, sk_prefix, forward) = match collection {
+            Collection::TopicPosts(t) => (
+                None,
+                keys::PK,
+                keys::SK,
+                keys::topic_partition(t),
+                prefix::POSTS,
+                false,
+            ),
+            Collection::PostLikers(p) => (
+                Some(keys::GSI1),
+                keys::GSI1PK,
+                keys::GSI1SK,
+                keys::post_view_partition(p),
+                prefix::LIKES,
+                true,
+            ),
+            Collection::UserLikes(u) => (
+                None,
+                keys::PK,
+                keys::SK,
+                keys::user_partition(u),
+                prefix::LIKES,
+                false,
+            ),
+        };
+        let start = resume.map(|key| {
+            key.into_iter()
+                .map(|(k, v)| (k, AttributeValue::S(v)))
+                .collect::<Item>()
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_names("#sk", sk_name)
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix.to_owned()))
+            .scan_index_forward(forward)
+            .limit(i32::from(limit))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(decode)
+            .collect::<Result<Vec<E>, _>>()?;
+        let resume = out.last_evaluated_key.map(|key| {
+            key.into_iter()
+                .filter_map(|(k, v)| match v {
+                    AttributeValue::S(s) => Some((k, s)),
+                    _ => None,
+                })
+                .collect()
+        });
+        Ok(Page { items, resume })
+    }
+
+    /// Stream mode: append the like (no GSI1 keys, not counted). The projector counts it.
+    pub async fn append_like(&self, like: &Like) -> Result<LikeOutcome, StoreError> {
+        debug_assert!(like.counted_by.is_none());
+        Ok(if self.put_new(like).await? {
+            LikeOutcome::Created
+        } else {
+            LikeOutcome::AlreadyLiked
+        })
+    }
+
+    /// Transactional mode: the like, in the view and marked counted, plus `ADD likeCount 1`.
+    pub async fn like_and_count(&self, like: &Like) -> Result<LikeOutcome, StoreError> {
+        let like = Like {
+            counted_by: Some(CountedBy::Writer),
+            ..like.clone()
+        };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(like.to_item_in_view()))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .build()
+            .map_err(internal)?;
+        let count = self.counter_update(&like.topic, like.post_id, 1)?;
+        let actions = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        match self.transact(actions).await? {
+            None => Ok(LikeOutcome::Created),
+            Some(reasons) if failed(&reasons, 0) => Ok(LikeOutcome::AlreadyLiked),
+            Some(_) => Ok(LikeOutcome::PostMissing),
+        }
+    }
+
+    /// Remove the caller's like; `true` if there was one. `counted_first` tries the
+    /// transactional decrement first (transactional mode), else the plain delete first.
+    pub async fn unlike(
+        &self,
+        topic: &TopicSlug,
+        user: &UserId,
+        post: PostId,
+        counted_first: bool,
+    ) -> Result<bool, StoreError> {
+        let mut try_counted = counted_first;
+        // Each round either finishes or learns which kind of like is there; a like's
+        // `countedBy` never changes from writer to anything else, so two rounds suffice
+        // except under races with re-likes, which a few more rounds absorb.
+        for _ in 0..4 {
+            if try_counted {
+                match self.delete_counted(topic, user, post).await? {
+                    Deleted::Yes => return Ok(true),
+                    Deleted::Absent => return Ok(false),
+                    Deleted::OtherKind => try_counted = false,
+                }
+            } else {
+                match self.delete_uncounted(user, post).await? {
+                    Deleted::Yes => return Ok(true),
+                    Deleted::Absent => return Ok(false),
+                    Deleted::OtherKind => try_counted = true,
+                }
+            }
+        }
+        Err(StoreError::Unavailable("unlike kept racing with re-likes".into()))
+    }
+
+    /// Delete a like that the writer did not count; the projector owns its decrement.
+    async fn delete_uncounted(&self, user: &UserId, post: PostId) -> Result<Deleted, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&ItemKey::Like(user.clone(), post))))
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(#counted) OR #counted <> :writer)",
+            )
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#counted", attr::COUNTED_BY)
+            .expression_attribute_values(
+                ":writer",
+                AttributeValue::S(CountedBy::Writer.as_str().into()),
+            )
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Deleted::Yes),
+            Err(SdkError::ServiceError(ref e))
+                if let DeleteItemError::ConditionalCheckFailedException(failed) = e.err() =>
+            {
+                let present = failed.item().is_some_and(|item| !item.is_empty());
+                Ok(if present {
+                    Deleted::OtherKind
+                } else {
+                    Deleted::Absent
+                })
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Delete a writer-counted like together with its decrement.
+    async fn delete_counted(
+        &self,
+        topic: &TopicSlug,
+        user: &UserId,
+        post: PostId,
+    ) -> Result<Deleted, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&ItemKey::Like(user.clone(), post))))
+            .condition_expression("#counted = :writer")
+            .expression_attribute_names("#counted", attr::COUNTED_BY)
+            .expression_attribute_values(
+                ":writer",
+                AttributeValue::S(CountedBy::Writer.as_str().into()),
+            )
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(internal)?;
+        let count = self.counter_update(topic, post, -1)?;
+        let actions = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        match self.transact(actions).await? {
+            None => Ok(Deleted::Yes),
+            Some(reasons) if failed(&reasons, 0) => {
+                let present = reasons[0].item().is_some_and(|item| !item.is_empty());
+                Ok(if present {
+                    Deleted::OtherKind
+                } else {
+                    Deleted::Absent
+                })
+            }
+            // The post is gone: nothing to decrement; delete the like plainly.
+            Some(_) => Ok(Deleted::OtherKind),
+        }
+    }
+
+    fn counter_update(&self, topic: &TopicSlug, post: PostId, delta: i64) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&ItemKey::Post(topic.clone(), post))))
+            .update_expression("ADD #count :delta")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#count", attr::LIKE_COUNT)
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+            .build()
+            .map_err(internal)
+    }
+
+    /// Run a transaction, retrying conflicts with jittered backoff. `Ok(None)` when it
+    /// committed, `Ok(Some(reasons))` when a condition cancelled it.
+    async fn transact(
+        &self,
+        actions: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
+        let mut backoff = Duration::from_millis(5);
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(None),
+                Err(err) => err,
+            };
+            let retryable = match &err {
+                SdkError::ServiceError(service) => match service.err() {
+                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                        let reasons = cancelled.cancellation_reasons().to_vec();
+                        let conditional = reasons
+                            .iter()
+                            .any(|r| r.code() == Some("ConditionalCheckFailed"));
+                        if conditional {
+                            return Ok(Some(reasons));
+                        }
+                        true
+                    }
+                    TransactWriteItemsError::TransactionInProgressException(_) => true,
+                    other => RETRYABLE_CODES.contains(&other.code().unwrap_or("")),
+                },
+                _ => false,
+            };
+            if !retryable || attempt == TRANSACTION_ATTEMPTS {
+                return Err(match classify(err) {
+                    StoreError::Internal(r) if retryable => StoreError::Unavailable(r),
+                    other => other,
+                });
+            }
+            let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64);
+            tokio::time::sleep(Duration::from_millis(jitter) + backoff / 2).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deleted {
+    Yes,
+    Absent,
+    /// A like is there, but of the other kind (writer-counted or not).
+    OtherKind,
+}
+
+fn failed(reasons: &[CancellationReason], index: usize) -> bool {
+    reasons
+        .get(index)
+        .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
