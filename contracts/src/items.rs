@@ -211,7 +211,10 @@ fn base_item<E: Entity>(entity: &E) -> Item {
     let key = entity.item_key().key();
     item.insert(keys::PK.into(), AttributeValue::S(key.pk));
     item.insert(keys::SK.into(), AttributeValue::S(key.sk));
-    item.insert(keys::TYPE.into(), AttributeValue::S(E::TYPE.as_str().into()));
+    item.insert(
+        keys::TYPE.into(),
+        AttributeValue::S(E::TYPE.as_str().into()),
+    );
     item
 }
 

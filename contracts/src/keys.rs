@@ -329,7 +329,9 @@ mod tests {
     #[test]
     fn like_and_post_share_the_post_view_partition() {
         let post = Ksuid::generate();
-        let like = ItemKey::Like("alice".parse().unwrap(), post).gsi1().unwrap();
+        let like = ItemKey::Like("alice".parse().unwrap(), post)
+            .gsi1()
+            .unwrap();
         let item = ItemKey::Post(slug("t"), post).gsi1().unwrap();
         assert_eq!(like.pk, item.pk);
         assert_eq!(like.pk, post_view_partition(&post));
@@ -340,7 +342,11 @@ mod tests {
     fn identifiers_are_validated() {
         assert!("a-b-0".parse::<TopicSlug>().is_ok());
         for bad in ["", "A", "a_b", "a#b", &"a".repeat(65)] {
-            assert_eq!(bad.parse::<TopicSlug>(), Err(KeyError::TopicSlug), "{bad:?}");
+            assert_eq!(
+                bad.parse::<TopicSlug>(),
+                Err(KeyError::TopicSlug),
+                "{bad:?}"
+            );
         }
         assert!("8f9a-user|google:1".parse::<UserId>().is_ok());
         for bad in ["", "a#b", "a b", "a/b", &"u".repeat(129)] {

@@ -39,7 +39,8 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Install (if needed) and start DynamoDB Local in memory on a free loopback port. The child
-/// gets SIGKILL when this process dies, so no instance outlives its tests.
+/// gets SIGKILL when its parent thread dies; that thread lives as long as the process, so no
+/// instance outlives its tests.
 fn start_dynamodb_local() -> String {
     let script = workspace_root().join("scripts/dynamodb-local.sh");
     let out = Command::new("bash")
@@ -74,7 +75,20 @@ fn start_dynamodb_local() -> String {
             Ok(())
         });
     }
-    command.spawn().expect("start java for DynamoDB Local");
+    let (spawned, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || match command.spawn() {
+        Ok(mut child) => {
+            let _ = spawned.send(Ok(()));
+            let _ = child.wait();
+        }
+        Err(e) => {
+            let _ = spawned.send(Err(e));
+        }
+    });
+    started
+        .recv()
+        .expect("the spawning thread answers")
+        .expect("start java for DynamoDB Local");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
@@ -122,13 +136,19 @@ impl TestTable {
 
 impl Drop for TestTable {
     fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
-        // Drop cannot await; a short-lived runtime on its own thread deletes the table.
+        let (endpoint, name) = (self.endpoint.clone(), self.name.clone());
+        // Drop cannot await, and the test's runtime (which drives the client's connections) is
+        // blocked here: a short-lived runtime on its own thread, with its own client, deletes.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
+                let config = sdk_config(&Endpoint {
+                    url: Some(endpoint),
+                })
+                .await;
+                let client = aws_sdk_dynamodb::Client::new(&config);
                 let _ = client.delete_table().table_name(name).send().await;
             });
             Ok::<_, std::io::Error>(())

@@ -68,8 +68,14 @@ mod tests {
             async move { Ok::<_, ()>(value) }
         };
         assert_eq!(cache.get_or_load(&1, || load(None)).await, Ok(None));
-        assert_eq!(cache.get_or_load(&1, || load(Some("a"))).await, Ok(Some("a")));
-        assert_eq!(cache.get_or_load(&1, || load(Some("b"))).await, Ok(Some("a")));
+        assert_eq!(
+            cache.get_or_load(&1, || load(Some("a"))).await,
+            Ok(Some("a"))
+        );
+        assert_eq!(
+            cache.get_or_load(&1, || load(Some("b"))).await,
+            Ok(Some("a"))
+        );
         assert_eq!(loads.load(Ordering::SeqCst), 2);
     }
 
@@ -77,7 +83,9 @@ mod tests {
     async fn stays_within_its_capacity() {
         let cache = ImmutableCache::<u32, u32>::new(100);
         for key in 0..1_000 {
-            let _ = cache.get_or_load(&key, || async move { Ok::<_, ()>(Some(key)) }).await;
+            let _ = cache
+                .get_or_load(&key, || async move { Ok::<_, ()>(Some(key)) })
+                .await;
         }
         assert!(cache.len() <= 100, "{} entries", cache.len());
     }

@@ -125,7 +125,10 @@ pub fn router(state: AppState) -> Router {
     use routes::{likes, posts, topics, users};
     Router::new()
         .route("/topics/{topic}", put(topics::create))
-        .route("/topics/{topic}/posts", get(posts::list).post(posts::create))
+        .route(
+            "/topics/{topic}/posts",
+            get(posts::list).post(posts::create),
+        )
         .route("/topics/{topic}/posts/{post}", get(posts::get))
         .route("/topics/{topic}/posts/{post}/likes", get(posts::likers))
         .route(

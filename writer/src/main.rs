@@ -12,7 +12,10 @@ use writer::store::Store;
 use writer::{AppState, WriteMode, openapi, router, telemetry};
 
 #[derive(Parser)]
-#[command(version, about = "The publishing API's writer: append-only HTTP API on DynamoDB")]
+#[command(
+    version,
+    about = "The publishing API's writer: append-only HTTP API on DynamoDB"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

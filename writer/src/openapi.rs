@@ -56,3 +56,38 @@ pub fn document() -> String {
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_document_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+        if std::env::var_os("UPDATE_CONTRACTS").is_some() {
+            std::fs::write(path, document()).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == document(),
+            "writer/openapi.json is stale: run `UPDATE_CONTRACTS=1 cargo test -p writer openapi`"
+        );
+    }
+
+    #[test]
+    fn every_route_is_documented() {
+        let doc = ApiDoc::openapi();
+        let paths: Vec<_> = doc.paths.paths.keys().map(String::as_str).collect();
+        for path in [
+            "/topics/{topic}",
+            "/topics/{topic}/posts",
+            "/topics/{topic}/posts/{post}",
+            "/topics/{topic}/posts/{post}/likes",
+            "/topics/{topic}/posts/{post}/like",
+            "/users/me",
+            "/users/{user}",
+        ] {
+            assert!(paths.contains(&path), "{path} missing from {paths:?}");
+        }
+    }
+}

@@ -325,7 +325,9 @@ impl Store {
                 }
             }
         }
-        Err(StoreError::Unavailable("unlike kept racing with re-likes".into()))
+        Err(StoreError::Unavailable(
+            "unlike kept racing with re-likes".into(),
+        ))
     }
 
     /// Delete a like that the writer did not count; the projector owns its decrement.
@@ -402,7 +404,12 @@ impl Store {
         }
     }
 
-    fn counter_update(&self, topic: &TopicSlug, post: PostId, delta: i64) -> Result<Update, StoreError> {
+    fn counter_update(
+        &self,
+        topic: &TopicSlug,
+        post: PostId,
+        delta: i64,
+    ) -> Result<Update, StoreError> {
         Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_item(&ItemKey::Post(topic.clone(), post))))

@@ -31,12 +31,24 @@ async fn like_items(w: &TestWriter, user: &str, post: &str) -> usize {
 async fn topics_are_created_once_by_slug() {
     let w = TestWriter::start(WriteMode::Stream).await;
     let first = w
-        .expect(Method::PUT, "/topics/rust", Some("alice"), Some(json!({"title": "Rust"})), StatusCode::CREATED)
+        .expect(
+            Method::PUT,
+            "/topics/rust",
+            Some("alice"),
+            Some(json!({"title": "Rust"})),
+            StatusCode::CREATED,
+        )
         .await;
     assert_eq!(first["slug"], "rust");
     assert_eq!(first["createdBy"], "alice");
     let again = w
-        .expect(Method::PUT, "/topics/rust", Some("bob"), Some(json!({"title": "Other"})), StatusCode::OK)
+        .expect(
+            Method::PUT,
+            "/topics/rust",
+            Some("bob"),
+            Some(json!({"title": "Other"})),
+            StatusCode::OK,
+        )
         .await;
     assert_eq!(again, first, "a repeat returns the topic unchanged");
 }
@@ -53,14 +65,24 @@ async fn posts_are_created_read_and_listed_newest_first_across_pages() {
     }
 
     let response = w
-        .send(Method::POST, "/topics/news/posts", Some("carol"), Some(json!({"title": "located"})))
+        .send(
+            Method::POST,
+            "/topics/news/posts",
+            Some("carol"),
+            Some(json!({"title": "located"})),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let located: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(location, format!("/topics/news/posts/{}", located["postId"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/topics/news/posts/{}", located["postId"].as_str().unwrap())
+    );
     assert_eq!(located["authorId"], "carol");
-    let fetched = w.expect(Method::GET, &location, None, None, StatusCode::OK).await;
+    let fetched = w
+        .expect(Method::GET, &location, None, None, StatusCode::OK)
+        .await;
     assert_eq!(fetched, located);
     assert_eq!(fetched["likeCount"], 0);
     created.push(located["postId"].as_str().unwrap().to_owned());
@@ -73,10 +95,16 @@ async fn posts_are_created_read_and_listed_newest_first_across_pages() {
             Some(c) => format!("/topics/news/posts?limit=3&cursor={c}"),
             None => "/topics/news/posts?limit=3".to_owned(),
         };
-        let page = w.expect(Method::GET, &path, None, None, StatusCode::OK).await;
+        let page = w
+            .expect(Method::GET, &path, None, None, StatusCode::OK)
+            .await;
         let posts = page["posts"].as_array().unwrap();
         assert!(posts.len() <= 3);
-        seen.extend(posts.iter().map(|p| p["postId"].as_str().unwrap().to_owned()));
+        seen.extend(
+            posts
+                .iter()
+                .map(|p| p["postId"].as_str().unwrap().to_owned()),
+        );
         pages += 1;
         match page.get("nextCursor").and_then(|c| c.as_str()) {
             Some(c) => cursor = Some(c.to_owned()),
@@ -98,20 +126,39 @@ async fn a_like_is_one_item_however_often_it_is_sent() {
     let post = w.create_post("t", "liked").await;
     let path = format!("/topics/t/posts/{post}/like");
 
-    let first = w.expect(Method::PUT, &path, Some("dave"), None, StatusCode::CREATED).await;
-    assert_eq!((first["liked"].as_bool(), first["changed"].as_bool()), (Some(true), Some(true)));
-    let repeat = w.expect(Method::PUT, &path, Some("dave"), None, StatusCode::OK).await;
+    let first = w
+        .expect(Method::PUT, &path, Some("dave"), None, StatusCode::CREATED)
+        .await;
+    assert_eq!(
+        (first["liked"].as_bool(), first["changed"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let repeat = w
+        .expect(Method::PUT, &path, Some("dave"), None, StatusCode::OK)
+        .await;
     assert_eq!(repeat["changed"], false);
     assert_eq!(like_items(&w, "dave", &post).await, 1);
 
-    let gone = w.expect(Method::DELETE, &path, Some("dave"), None, StatusCode::OK).await;
-    assert_eq!((gone["liked"].as_bool(), gone["changed"].as_bool()), (Some(false), Some(true)));
+    let gone = w
+        .expect(Method::DELETE, &path, Some("dave"), None, StatusCode::OK)
+        .await;
+    assert_eq!(
+        (gone["liked"].as_bool(), gone["changed"].as_bool()),
+        (Some(false), Some(true))
+    );
     assert_eq!(like_items(&w, "dave", &post).await, 0);
-    let again = w.expect(Method::DELETE, &path, Some("dave"), None, StatusCode::OK).await;
+    let again = w
+        .expect(Method::DELETE, &path, Some("dave"), None, StatusCode::OK)
+        .await;
     assert_eq!(again["changed"], false, "unlike is idempotent");
 
-    w.expect(Method::PUT, &path, Some("dave"), None, StatusCode::CREATED).await;
-    assert_eq!(like_items(&w, "dave", &post).await, 1, "re-like after unlike");
+    w.expect(Method::PUT, &path, Some("dave"), None, StatusCode::CREATED)
+        .await;
+    assert_eq!(
+        like_items(&w, "dave", &post).await,
+        1,
+        "re-like after unlike"
+    );
 }
 
 #[tokio::test]
@@ -119,8 +166,14 @@ async fn stream_mode_appends_without_counting_or_entering_the_view() {
     let w = TestWriter::start(WriteMode::Stream).await;
     w.create_topic("t").await;
     let post = w.create_post("t", "p").await;
-    w.expect(Method::PUT, &format!("/topics/t/posts/{post}/like"), Some("erin"), None, StatusCode::CREATED)
-        .await;
+    w.expect(
+        Method::PUT,
+        &format!("/topics/t/posts/{post}/like"),
+        Some("erin"),
+        None,
+        StatusCode::CREATED,
+    )
+    .await;
     let item = w
         .table
         .client
@@ -135,9 +188,24 @@ async fn stream_mode_appends_without_counting_or_entering_the_view() {
         .item
         .expect("the like item");
     assert!(!item.contains_key("GSI1PK") && !item.contains_key("countedBy"));
-    assert_eq!(item["title"].as_s().unwrap(), "p", "title copied from the post");
-    let post_view = w.expect(Method::GET, &format!("/topics/t/posts/{post}"), None, None, StatusCode::OK).await;
-    assert_eq!(post_view["likeCount"], 0, "the writer never counts in stream mode");
+    assert_eq!(
+        item["title"].as_s().unwrap(),
+        "p",
+        "title copied from the post"
+    );
+    let post_view = w
+        .expect(
+            Method::GET,
+            &format!("/topics/t/posts/{post}"),
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(
+        post_view["likeCount"], 0,
+        "the writer never counts in stream mode"
+    );
 }
 
 #[tokio::test]
@@ -155,11 +223,16 @@ async fn likes_of_missing_posts_and_topics_are_404() {
         (Method::GET, "/topics/nope/posts".to_owned()),
         (Method::GET, "/users/nobody".to_owned()),
     ] {
-        support::problem(w.send(method, &path, Some("u"), None).await, StatusCode::NOT_FOUND).await;
+        support::problem(
+            w.send(method, &path, Some("u"), None).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
     }
     let body = json!({"title": "x"});
     support::problem(
-        w.send(Method::POST, "/topics/nope/posts", Some("u"), Some(body)).await,
+        w.send(Method::POST, "/topics/nope/posts", Some("u"), Some(body))
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -172,24 +245,62 @@ async fn users_show_their_profile_and_liked_posts_with_titles() {
     let mut posts = Vec::new();
     for i in 0..5 {
         let post = w.create_post("t", &format!("title {i}")).await;
-        w.expect(Method::PUT, &format!("/topics/t/posts/{post}/like"), Some("fay"), None, StatusCode::CREATED)
-            .await;
+        w.expect(
+            Method::PUT,
+            &format!("/topics/t/posts/{post}/like"),
+            Some("fay"),
+            None,
+            StatusCode::CREATED,
+        )
+        .await;
         posts.push(post);
     }
     let profile = json!({"displayName": "Fay", "bio": "writes"});
-    let me = w.expect(Method::PUT, "/users/me", Some("fay"), Some(profile), StatusCode::OK).await;
-    assert_eq!((me["userId"].as_str(), me["displayName"].as_str()), (Some("fay"), Some("Fay")));
+    let me = w
+        .expect(
+            Method::PUT,
+            "/users/me",
+            Some("fay"),
+            Some(profile),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(
+        (me["userId"].as_str(), me["displayName"].as_str()),
+        (Some("fay"), Some("Fay"))
+    );
 
-    let first = w.expect(Method::GET, "/users/fay?limit=2", None, None, StatusCode::OK).await;
+    let first = w
+        .expect(
+            Method::GET,
+            "/users/fay?limit=2",
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(first["user"]["bio"], "writes");
     let mut liked: Vec<(String, String)> = Vec::new();
     let mut page = first;
     loop {
         for like in page["likes"].as_array().unwrap() {
-            liked.push((like["postId"].as_str().unwrap().into(), like["title"].as_str().unwrap().into()));
+            liked.push((
+                like["postId"].as_str().unwrap().into(),
+                like["title"].as_str().unwrap().into(),
+            ));
         }
-        let Some(cursor) = page.get("nextCursor").and_then(|c| c.as_str()) else { break };
-        page = w.expect(Method::GET, &format!("/users/fay?limit=2&cursor={cursor}"), None, None, StatusCode::OK).await;
+        let Some(cursor) = page.get("nextCursor").and_then(|c| c.as_str()) else {
+            break;
+        };
+        page = w
+            .expect(
+                Method::GET,
+                &format!("/users/fay?limit=2&cursor={cursor}"),
+                None,
+                None,
+                StatusCode::OK,
+            )
+            .await;
     }
     let expected: Vec<(String, String)> = posts
         .iter()
@@ -197,9 +308,20 @@ async fn users_show_their_profile_and_liked_posts_with_titles() {
         .rev()
         .map(|(i, p)| (p.clone(), format!("title {i}")))
         .collect();
-    assert_eq!(liked, expected, "every liked post once, newest post first, with titles");
+    assert_eq!(
+        liked, expected,
+        "every liked post once, newest post first, with titles"
+    );
 
-    let mine = w.expect(Method::GET, "/users/me?limit=100", Some("fay"), None, StatusCode::OK).await;
+    let mine = w
+        .expect(
+            Method::GET,
+            "/users/me?limit=100",
+            Some("fay"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(mine["likes"].as_array().unwrap().len(), 5);
 }
 
@@ -209,17 +331,42 @@ async fn transactional_mode_counts_and_lists_likers_at_once() {
     w.create_topic("t").await;
     let post = w.create_post("t", "p").await;
     for user in ["u3", "u1", "u2"] {
-        w.expect(Method::PUT, &format!("/topics/t/posts/{post}/like"), Some(user), None, StatusCode::CREATED)
-            .await;
+        w.expect(
+            Method::PUT,
+            &format!("/topics/t/posts/{post}/like"),
+            Some(user),
+            None,
+            StatusCode::CREATED,
+        )
+        .await;
     }
-    w.expect(Method::PUT, &format!("/topics/t/posts/{post}/like"), Some("u1"), None, StatusCode::OK).await;
+    w.expect(
+        Method::PUT,
+        &format!("/topics/t/posts/{post}/like"),
+        Some("u1"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
     let first = w
-        .expect(Method::GET, &format!("/topics/t/posts/{post}/likes?limit=2"), None, None, StatusCode::OK)
+        .expect(
+            Method::GET,
+            &format!("/topics/t/posts/{post}/likes?limit=2"),
+            None,
+            None,
+            StatusCode::OK,
+        )
         .await;
     assert_eq!(first["post"]["likeCount"], 3);
     let cursor = first["nextCursor"].as_str().expect("a second page");
     let second = w
-        .expect(Method::GET, &format!("/topics/t/posts/{post}/likes?limit=2&cursor={cursor}"), None, None, StatusCode::OK)
+        .expect(
+            Method::GET,
+            &format!("/topics/t/posts/{post}/likes?limit=2&cursor={cursor}"),
+            None,
+            None,
+            StatusCode::OK,
+        )
         .await;
     let users: Vec<_> = first["likers"]
         .as_array()
@@ -229,9 +376,23 @@ async fn transactional_mode_counts_and_lists_likers_at_once() {
         .map(|l| l["userId"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(users, ["u1", "u2", "u3"], "likers by user id, each once");
-    w.expect(Method::DELETE, &format!("/topics/t/posts/{post}/like"), Some("u2"), None, StatusCode::OK)
+    w.expect(
+        Method::DELETE,
+        &format!("/topics/t/posts/{post}/like"),
+        Some("u2"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let after = w
+        .expect(
+            Method::GET,
+            &format!("/topics/t/posts/{post}"),
+            None,
+            None,
+            StatusCode::OK,
+        )
         .await;
-    let after = w.expect(Method::GET, &format!("/topics/t/posts/{post}"), None, None, StatusCode::OK).await;
     assert_eq!(after["likeCount"], 2);
 }
 
@@ -255,10 +416,26 @@ async fn transactional_mode_stays_exact_under_50_concurrent_likes_and_unlikes() 
         futures_join(handles)
     };
     run(Method::PUT, StatusCode::CREATED).await;
-    let view = w.expect(Method::GET, &format!("/topics/hot/posts/{post}"), None, None, StatusCode::OK).await;
+    let view = w
+        .expect(
+            Method::GET,
+            &format!("/topics/hot/posts/{post}"),
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(view["likeCount"], 50);
     run(Method::DELETE, StatusCode::OK).await;
-    let view = w.expect(Method::GET, &format!("/topics/hot/posts/{post}"), None, None, StatusCode::OK).await;
+    let view = w
+        .expect(
+            Method::GET,
+            &format!("/topics/hot/posts/{post}"),
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(view["likeCount"], 0);
 }
 
@@ -275,10 +452,16 @@ async fn a_writer_counted_like_is_uncounted_by_a_stream_mode_unlike() {
     txn.create_topic("t").await;
     let post = txn.create_post("t", "p").await;
     let path = format!("/topics/t/posts/{post}/like");
-    txn.expect(Method::PUT, &path, Some("gus"), None, StatusCode::CREATED).await;
+    txn.expect(Method::PUT, &path, Some("gus"), None, StatusCode::CREATED)
+        .await;
 
     let store = writer::store::Store::new(txn.table.client.clone(), &txn.table.name);
-    let stream_base = support::serve(store, WriteMode::Stream, writer::identity::IdentitySource::DevHeader).await;
+    let stream_base = support::serve(
+        store,
+        WriteMode::Stream,
+        writer::identity::IdentitySource::DevHeader,
+    )
+    .await;
     let response = txn
         .http
         .delete(format!("{stream_base}{path}"))
@@ -287,7 +470,15 @@ async fn a_writer_counted_like_is_uncounted_by_a_stream_mode_unlike() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let view = txn.expect(Method::GET, &format!("/topics/t/posts/{post}"), None, None, StatusCode::OK).await;
+    let view = txn
+        .expect(
+            Method::GET,
+            &format!("/topics/t/posts/{post}"),
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(view["likeCount"], 0);
     assert_eq!(like_items(&txn, "gus", &post).await, 0);
 }

@@ -19,7 +19,7 @@ use crate::{AppState, WriteMode};
 
 /// Like the post as the caller.
 #[utoipa::path(
-    put, path = "/topics/{topic}/posts/{post}/like", tag = "likes",
+    put, path = "/topics/{topic}/posts/{post}/like", operation_id = "like", tag = "likes",
     params(("topic" = String, Path), ("post" = String, Path, description = "post id (KSUID)")),
     responses(
         (status = 201, description = "liked", body = LikeState),
@@ -66,7 +66,7 @@ pub async fn like(
 
 /// Take the caller's like back.
 #[utoipa::path(
-    delete, path = "/topics/{topic}/posts/{post}/like", tag = "likes",
+    delete, path = "/topics/{topic}/posts/{post}/like", operation_id = "unlike", tag = "likes",
     params(("topic" = String, Path), ("post" = String, Path, description = "post id (KSUID)")),
     responses(
         (status = 200, description = "not liked (any more)", body = LikeState),
@@ -83,7 +83,10 @@ pub async fn unlike(
     let (topic, post) = (path.topic()?, path.post()?);
     app.post_meta(&topic, post).await?;
     let counted_first = app.mode == WriteMode::Transactional;
-    let changed = app.store.unlike(&topic, &caller, post, counted_first).await?;
+    let changed = app
+        .store
+        .unlike(&topic, &caller, post, counted_first)
+        .await?;
     Ok(Json(LikeState {
         topic,
         post_id: post,

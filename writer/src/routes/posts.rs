@@ -16,7 +16,7 @@ use crate::store::Collection;
 
 /// Create a post in the topic, written by the caller.
 #[utoipa::path(
-    post, path = "/topics/{topic}/posts", tag = "posts",
+    post, path = "/topics/{topic}/posts", operation_id = "createPost", tag = "posts",
     params(("topic" = String, Path)),
     request_body = CreatePost,
     responses(
@@ -59,7 +59,7 @@ pub async fn create(
 
 /// A topic's posts, newest first, each with its like count.
 #[utoipa::path(
-    get, path = "/topics/{topic}/posts", tag = "posts",
+    get, path = "/topics/{topic}/posts", operation_id = "listPosts", tag = "posts",
     params(("topic" = String, Path), PageQuery),
     responses(
         (status = 200, description = "a page of posts", body = PostPage),
@@ -91,7 +91,7 @@ async fn read_post(app: &AppState, topic: TopicSlug, post: PostId) -> Result<Pos
 
 /// One post with its like count.
 #[utoipa::path(
-    get, path = "/topics/{topic}/posts/{post}", tag = "posts",
+    get, path = "/topics/{topic}/posts/{post}", operation_id = "getPost", tag = "posts",
     params(("topic" = String, Path), ("post" = String, Path, description = "post id (KSUID)")),
     responses(
         (status = 200, description = "the post", body = PostView),
@@ -109,7 +109,7 @@ pub async fn get(
 
 /// A post and one page of the users who liked it (the GSI1 view, ordered by user id).
 #[utoipa::path(
-    get, path = "/topics/{topic}/posts/{post}/likes", tag = "posts",
+    get, path = "/topics/{topic}/posts/{post}/likes", operation_id = "listLikers", tag = "posts",
     params(("topic" = String, Path), ("post" = String, Path, description = "post id (KSUID)"), PageQuery),
     responses(
         (status = 200, description = "the post and a page of likers", body = PostLikers),

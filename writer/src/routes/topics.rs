@@ -14,7 +14,7 @@ use crate::problem::ApiError;
 
 /// Create the topic, or return it unchanged if the slug exists (the first title wins).
 #[utoipa::path(
-    put, path = "/topics/{topic}", tag = "topics",
+    put, path = "/topics/{topic}", operation_id = "createTopic", tag = "topics",
     params(("topic" = String, Path, description = "slug, [a-z0-9-]{1,64}")),
     request_body = CreateTopic,
     responses(

@@ -16,7 +16,7 @@ use crate::store::Collection;
 
 /// Create or replace the caller's profile.
 #[utoipa::path(
-    put, path = "/users/me", tag = "users",
+    put, path = "/users/me", operation_id = "putMyProfile", tag = "users",
     request_body = PutProfile,
     responses(
         (status = 200, description = "the profile as stored", body = UserView),
@@ -42,7 +42,7 @@ pub async fn put_me(
 
 /// The caller's profile and liked posts.
 #[utoipa::path(
-    get, path = "/users/me", tag = "users",
+    get, path = "/users/me", operation_id = "getMe", tag = "users",
     params(PageQuery),
     responses(
         (status = 200, description = "the caller and a page of liked posts", body = UserLikes),
@@ -61,7 +61,7 @@ pub async fn get_me(
 
 /// A user's profile and one page of the posts they liked, newest post first.
 #[utoipa::path(
-    get, path = "/users/{user}", tag = "users",
+    get, path = "/users/{user}", operation_id = "getUser", tag = "users",
     params(("user" = String, Path, description = "user id"), PageQuery),
     responses(
         (status = 200, description = "the user and a page of liked posts", body = UserLikes),

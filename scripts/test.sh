@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run every check and test: formatting, lints, and the whole test suite against one
+# DynamoDB Local started for this run (each test makes its own table, so they run in parallel).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+instance="tests-$$"
+cleanup() { bash scripts/dynamodb-local.sh stop "$instance"; }
+trap cleanup EXIT
+
+echo "== formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== DynamoDB Local"
+DYNAMODB_LOCAL_ENDPOINT=$(bash scripts/dynamodb-local.sh start "$instance")
+export DYNAMODB_LOCAL_ENDPOINT
+echo "tests use $DYNAMODB_LOCAL_ENDPOINT"
+
+echo "== Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
