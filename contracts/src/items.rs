@@ -31,6 +31,7 @@ pub enum ItemType {
     Like,
     Tombstone,
     Checkpoint,
+    Quarantine,
 }
 
 impl ItemType {
@@ -42,6 +43,7 @@ impl ItemType {
             ItemType::Like => "Like",
             ItemType::Tombstone => "Tombstone",
             ItemType::Checkpoint => "Checkpoint",
+            ItemType::Quarantine => "Quarantine",
         }
     }
 }
@@ -206,6 +208,73 @@ impl Like {
 }
 
 /// Fields, keys and type: what every entity's item holds.
+/// The projector's record that it took back the count of one like incarnation. Its
+/// conditional put makes a re-delivered REMOVE a no-op; TTL removes it after the stream (24 h)
+/// and any replay of it are long past.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tombstone {
+    pub like_id: LikeId,
+    pub user_id: UserId,
+    pub post_id: PostId,
+    /// Epoch seconds (the table's TTL attribute).
+    pub expires_at: i64,
+}
+
+impl Entity for Tombstone {
+    const TYPE: ItemType = ItemType::Tombstone;
+    fn item_key(&self) -> ItemKey {
+        ItemKey::Tombstone(self.like_id)
+    }
+}
+
+/// How long tombstones live: well past the stream's 24 h retention.
+pub const TOMBSTONE_TTL_SECS: i64 = 3 * 24 * 3600;
+
+/// Where a shard's reading stands (local poller only; Lambda keeps its own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    pub stream: String,
+    pub shard: String,
+    /// The last sequence number fully handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<String>,
+    /// The shard is closed and fully read: its children may start.
+    #[serde(default)]
+    pub finished: bool,
+}
+
+impl Entity for Checkpoint {
+    const TYPE: ItemType = ItemType::Checkpoint;
+    fn item_key(&self) -> ItemKey {
+        ItemKey::Checkpoint {
+            stream: self.stream.clone(),
+            shard: self.shard.clone(),
+        }
+    }
+}
+
+/// A stream record that could not be decoded, isolated so it never blocks its shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quarantined {
+    pub sequence: String,
+    pub reason: String,
+    /// The record as received (truncated to stay under the item size limit).
+    pub record: String,
+    pub quarantined_at: DateTime<Utc>,
+}
+
+impl Entity for Quarantined {
+    const TYPE: ItemType = ItemType::Quarantine;
+    fn item_key(&self) -> ItemKey {
+        ItemKey::Quarantine {
+            sequence: self.sequence.clone(),
+        }
+    }
+}
+
 fn base_item<E: Entity>(entity: &E) -> Item {
     let mut item: Item = serde_dynamo::to_item(entity).expect("entities serialize to maps");
     let key = entity.item_key().key();

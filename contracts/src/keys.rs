@@ -8,6 +8,7 @@
 //! | Like      | `USER#<id>`      | `LIKE#<ksuid>`     | `POST#<ksuid>`* | `LIKE#<id>`*     |
 //! | Tombstone | `TOMB#<likeId>`  | `TOMB#<likeId>`    |                 |                  |
 //! | Checkpoint| `CHECKPOINT#<stream>` | `SHARD#<shard>` |              |                  |
+//! | Quarantine| `QUARANTINE#records` | `SEQ#<sequence>` |               |                  |
 //!
 //! (*) stamped by the projector (or written by the transactional writer), never by the
 //! stream-mode writer: a hot post's GSI1 partition must stay off the request path.
@@ -38,6 +39,10 @@ const LIKE: &str = "LIKE#";
 const TOMB: &str = "TOMB#";
 const CHECKPOINT: &str = "CHECKPOINT#";
 const SHARD: &str = "SHARD#";
+const QUARANTINE: &str = "QUARANTINE#";
+const SEQ: &str = "SEQ#";
+/// The one partition that holds quarantined stream records.
+const QUARANTINE_PARTITION: &str = "records";
 
 /// Why an identifier or a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -209,7 +214,14 @@ pub enum ItemKey {
     User(UserId),
     Like(UserId, PostId),
     Tombstone(LikeId),
-    Checkpoint { stream: String, shard: String },
+    Checkpoint {
+        stream: String,
+        shard: String,
+    },
+    /// A stream record the projector could not read, kept for operators.
+    Quarantine {
+        sequence: String,
+    },
 }
 
 impl ItemKey {
@@ -224,6 +236,10 @@ impl ItemKey {
             ItemKey::Checkpoint { stream, shard } => {
                 (format!("{CHECKPOINT}{stream}"), format!("{SHARD}{shard}"))
             }
+            ItemKey::Quarantine { sequence } => (
+                format!("{QUARANTINE}{QUARANTINE_PARTITION}"),
+                format!("{SEQ}{sequence}"),
+            ),
         };
         KeyPair { pk, sk }
     }
@@ -258,6 +274,9 @@ impl ItemKey {
                 stream: pk_id.to_owned(),
                 shard: sk_id.to_owned(),
             },
+            (QUARANTINE, SEQ) if pk_id == QUARANTINE_PARTITION => ItemKey::Quarantine {
+                sequence: sk_id.to_owned(),
+            },
             _ => return Err(unknown()),
         };
         Ok(key)
@@ -265,9 +284,11 @@ impl ItemKey {
 }
 
 fn split(value: &str) -> Option<(&'static str, &str)> {
-    [TOPIC, POST, USER, LIKE, TOMB, CHECKPOINT, SHARD]
-        .into_iter()
-        .find_map(|prefix| value.strip_prefix(prefix).map(|rest| (prefix, rest)))
+    [
+        TOPIC, POST, USER, LIKE, TOMB, CHECKPOINT, SHARD, QUARANTINE, SEQ,
+    ]
+    .into_iter()
+    .find_map(|prefix| value.strip_prefix(prefix).map(|rest| (prefix, rest)))
 }
 
 fn post_gsi1pk(post: &PostId) -> String {
@@ -318,6 +339,9 @@ mod tests {
             ItemKey::Checkpoint {
                 stream: "arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/2026".into(),
                 shard: "shardId-00000001".into(),
+            },
+            ItemKey::Quarantine {
+                sequence: "4200000000000000001".into(),
             },
         ];
         for key in keys {

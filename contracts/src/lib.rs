@@ -6,6 +6,7 @@
 //! - [`items`]: entities (topic, post, user, like) and their DynamoDB items.
 //! - [`api`]: the HTTP API's bodies and validation rules.
 //! - [`table`]: the table definition used by tests, the local stack and the CDK app.
+//! - [`change`]: stream records (Lambda or SDK) decoded into typed changes.
 //! - [`config`]: AWS SDK configuration with bounded timeouts, local or deployed.
 //! - `testkit` (feature `testkit`): DynamoDB Local and a table per test.
 //!
@@ -13,6 +14,7 @@
 //! and the projector never talk to each other; they only share these definitions.
 
 pub mod api;
+pub mod change;
 pub mod config;
 pub mod items;
 pub mod keys;

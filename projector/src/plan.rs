@@ -1,0 +1,518 @@
+//! Pure planning: a batch of decoded stream records in, the writes that project it out.
+//!
+//! # What the writes are
+//!
+//! Per post, one **counting transaction** per up to 99 changes:
+//! - `ADD likeCount :delta` on the post item (delta = marks − uncounts), and
+//! - a **mark** per like added: `SET countedBy = projector` on the like item, conditioned on
+//!   the item existing *with the record's `likeId`* and not yet counted; and
+//! - an **uncount** per counted like removed: a put of the tombstone `TOMB#<likeId>`,
+//!   conditioned on it not existing (TTL removes it after three days).
+//!
+//! # Why every like counts exactly once
+//!
+//! The like item is its own marker. A mark succeeds at most once per incarnation: after it,
+//! `countedBy` exists; after an unlike, the item is gone; after a re-like, `likeId` differs. An
+//! uncount succeeds at most once per incarnation because its tombstone exists afterwards. The
+//! counter moves in the same transaction as the marks and tombstones that justify it, so a
+//! re-delivered, duplicated, bisected or concurrently processed record finds its condition
+//! false and changes nothing (apply drops it from the transaction and retries the rest). A
+//! REMOVE takes one back only if its old image says the projector counted it, which is true
+//! exactly when a mark succeeded before the delete. Order inside a batch does not matter:
+//! every condition reads the item's current state, not the order of records.
+//!
+//! # Hot posts
+//!
+//! A mark of a cold post also stamps the like's GSI1 keys in the same write (one write per
+//! like). A post with [`HOT_POST_LIKES`] or more likes in a batch is hot: its marks leave GSI1
+//! alone, so the counting transaction writes only base-table items on distinct partitions plus
+//! one counter update, and is never throttled by the post's GSI1 partition (~1,000 writes/s).
+//! Its likes are stamped by separate idempotent updates after all counting is done.
+
+use std::collections::{HashMap, HashSet};
+
+use contracts::change::{Change, Decoded, LikeRef, Undecodable};
+use contracts::keys::{LikeId, PostId, TopicSlug, UserId};
+
+/// DynamoDB's limit on actions in one transaction.
+pub const MAX_TRANSACTION_ACTIONS: usize = 100;
+/// Likes and unlikes per counting transaction (one action is the counter).
+pub const MAX_CHANGES_PER_TRANSACTION: usize = MAX_TRANSACTION_ACTIONS - 1;
+/// Likes of one post in one batch from which it is hot (marks and stamps split).
+pub const HOT_POST_LIKES: usize = 25;
+
+/// A post's key parts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PostRef {
+    pub topic: TopicSlug,
+    pub post: PostId,
+}
+
+/// Count one like incarnation. `records` are the batch positions it stands for (a record
+/// delivered twice in one batch is one mark).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub records: Vec<usize>,
+    pub like: LikeRef,
+    /// Also set the GSI1 keys in the same write (cold posts).
+    pub stamp: bool,
+}
+
+/// Take back the count of one like incarnation that the projector had counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uncount {
+    pub records: Vec<usize>,
+    pub like: LikeRef,
+}
+
+/// Set a like's GSI1 keys (hot posts, after counting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub records: Vec<usize>,
+    pub like: LikeRef,
+}
+
+/// One transaction: the counter of one post and the marks and tombstones that justify it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountTransaction {
+    pub post: PostRef,
+    pub marks: Vec<Mark>,
+    pub uncounts: Vec<Uncount>,
+}
+
+impl CountTransaction {
+    /// What the counter moves by if every condition holds.
+    pub fn delta(&self) -> i64 {
+        self.marks.len() as i64 - self.uncounts.len() as i64
+    }
+
+    /// Actions in the transaction, counter included.
+    pub fn actions(&self) -> usize {
+        1 + self.marks.len() + self.uncounts.len()
+    }
+}
+
+/// Everything a batch asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub transactions: Vec<CountTransaction>,
+    pub stamps: Vec<Stamp>,
+    /// Positions of records that need nothing.
+    pub ignored: Vec<usize>,
+    /// Records that could not be decoded: to be isolated.
+    pub undecodable: Vec<(usize, Undecodable)>,
+}
+
+/// Changes of one post, in first-seen order, duplicates merged.
+#[derive(Default)]
+struct PostChanges {
+    marks: Vec<Mark>,
+    uncounts: Vec<Uncount>,
+    mark_index: HashMap<LikeId, usize>,
+    uncount_index: HashMap<LikeId, usize>,
+}
+
+/// Plan the writes for a batch. Pure and deterministic.
+pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
+    let mut plan = Plan::default();
+    // Posts in order of first appearance keep the plan deterministic.
+    let mut order: Vec<PostRef> = Vec::new();
+    let mut posts: HashMap<PostRef, PostChanges> = HashMap::new();
+    for (position, record) in batch.iter().enumerate() {
+        let change = match record {
+            Ok(decoded) => &decoded.change,
+            Err(undecodable) => {
+                plan.undecodable.push((position, undecodable.clone()));
+                continue;
+            }
+        };
+        let (like, added) = match change {
+            Change::LikeAdded(like) => (like, true),
+            Change::LikeRemoved(like) => (like, false),
+            Change::Ignored(_) => {
+                plan.ignored.push(position);
+                continue;
+            }
+        };
+        let post = PostRef {
+            topic: like.topic.clone(),
+            post: like.post,
+        };
+        let changes = posts.entry(post.clone()).or_insert_with(|| {
+            order.push(post);
+            PostChanges::default()
+        });
+        if added {
+            match changes.mark_index.get(&like.like_id) {
+                Some(&i) => changes.marks[i].records.push(position),
+                None => {
+                    changes.mark_index.insert(like.like_id, changes.marks.len());
+                    changes.marks.push(Mark {
+                        records: vec![position],
+                        like: like.clone(),
+                        stamp: true,
+                    });
+                }
+            }
+        } else {
+            match changes.uncount_index.get(&like.like_id) {
+                Some(&i) => changes.uncounts[i].records.push(position),
+                None => {
+                    changes
+                        .uncount_index
+                        .insert(like.like_id, changes.uncounts.len());
+                    changes.uncounts.push(Uncount {
+                        records: vec![position],
+                        like: like.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for post in order {
+        let mut changes = posts.remove(&post).expect("every ordered post has changes");
+        if changes.marks.len() >= HOT_POST_LIKES {
+            for mark in &mut changes.marks {
+                mark.stamp = false;
+                plan.stamps.push(Stamp {
+                    records: mark.records.clone(),
+                    like: mark.like.clone(),
+                });
+            }
+        }
+        plan.transactions
+            .extend(chunk(post, changes.marks, changes.uncounts));
+    }
+    plan
+}
+
+/// Split one post's changes into transactions of at most [`MAX_CHANGES_PER_TRANSACTION`],
+/// never with two marks of one like item (a user's successive incarnations) in one.
+fn chunk(post: PostRef, marks: Vec<Mark>, uncounts: Vec<Uncount>) -> Vec<CountTransaction> {
+    let mut chunks: Vec<(CountTransaction, HashSet<UserId>)> = Vec::new();
+    for mark in marks {
+        let i = slot(&mut chunks, &post, Some(&mark.like.user));
+        chunks[i].1.insert(mark.like.user.clone());
+        chunks[i].0.marks.push(mark);
+    }
+    for uncount in uncounts {
+        let i = slot(&mut chunks, &post, None);
+        chunks[i].0.uncounts.push(uncount);
+    }
+    chunks
+        .into_iter()
+        .map(|(transaction, _)| transaction)
+        .collect()
+}
+
+/// The first transaction with room (and without a mark of `user`'s like item), or a new one.
+fn slot(
+    chunks: &mut Vec<(CountTransaction, HashSet<UserId>)>,
+    post: &PostRef,
+    user: Option<&UserId>,
+) -> usize {
+    let fits = |(transaction, users): &(CountTransaction, HashSet<UserId>)| {
+        transaction.actions() < MAX_TRANSACTION_ACTIONS && user.is_none_or(|u| !users.contains(u))
+    };
+    chunks.iter().position(fits).unwrap_or_else(|| {
+        let empty = CountTransaction {
+            post: post.clone(),
+            marks: Vec::new(),
+            uncounts: Vec::new(),
+        };
+        chunks.push((empty, HashSet::new()));
+        chunks.len() - 1
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use contracts::change::IgnoreReason;
+    use contracts::keys::Ksuid;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    fn like(user: usize, post: PostId) -> LikeRef {
+        LikeRef {
+            user: format!("user-{user}").parse().unwrap(),
+            post,
+            topic: "t".parse().unwrap(),
+            like_id: Ksuid::generate(),
+        }
+    }
+
+    fn record(change: Change) -> Result<Decoded, Undecodable> {
+        Ok(Decoded {
+            sequence: "1".into(),
+            created: Utc::now(),
+            change,
+        })
+    }
+
+    /// Every position is accounted for once, and every transaction is one DynamoDB accepts.
+    fn check_shape(batch_len: usize, plan: &Plan) {
+        let mut seen: Vec<usize> = plan.ignored.clone();
+        seen.extend(plan.undecodable.iter().map(|(i, _)| *i));
+        for t in &plan.transactions {
+            assert!(t.actions() <= MAX_TRANSACTION_ACTIONS);
+            let users: HashSet<_> = t.marks.iter().map(|m| &m.like.user).collect();
+            assert_eq!(users.len(), t.marks.len(), "one mark per like item");
+            seen.extend(t.marks.iter().flat_map(|m| m.records.iter().copied()));
+            seen.extend(t.uncounts.iter().flat_map(|u| u.records.iter().copied()));
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..batch_len).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_hot_post_with_1000_likes_takes_11_counter_transactions() {
+        let hot = Ksuid::generate();
+        let batch: Vec<_> = (0..1000)
+            .map(|u| record(Change::LikeAdded(like(u, hot))))
+            .collect();
+        let plan = plan(&batch);
+        check_shape(batch.len(), &plan);
+        let touching: Vec<_> = plan
+            .transactions
+            .iter()
+            .filter(|t| t.post.post == hot)
+            .collect();
+        assert!(touching.len() <= 11, "{} transactions", touching.len());
+        assert_eq!(touching.iter().map(|t| t.delta()).sum::<i64>(), 1000);
+        assert!(
+            touching.iter().flat_map(|t| &t.marks).all(|m| !m.stamp),
+            "hot: marks leave GSI1 alone"
+        );
+        assert_eq!(
+            plan.stamps.len(),
+            1000,
+            "hot: every like stamped after counting"
+        );
+    }
+
+    #[test]
+    fn cold_posts_mark_and_stamp_in_one_write_and_coalesce_per_post() {
+        let (a, b) = (Ksuid::generate(), Ksuid::generate());
+        let removed = like(9, a);
+        let batch = vec![
+            record(Change::LikeAdded(like(1, a))),
+            record(Change::LikeAdded(like(2, b))),
+            record(Change::Ignored(IgnoreReason::Modified)),
+            record(Change::LikeAdded(like(3, a))),
+            record(Change::LikeRemoved(removed.clone())),
+            Err(Undecodable {
+                sequence: "9".into(),
+                reason: "bad".into(),
+            }),
+            record(Change::LikeRemoved(removed)),
+        ];
+        let plan = plan(&batch);
+        check_shape(batch.len(), &plan);
+        assert_eq!(plan.transactions.len(), 2, "one transaction per post");
+        assert_eq!(
+            plan.transactions[0].delta(),
+            1,
+            "two likes, one unlike of post a"
+        );
+        assert_eq!(
+            plan.transactions[0].uncounts[0].records,
+            [4, 6],
+            "duplicates merge"
+        );
+        assert!(
+            plan.transactions
+                .iter()
+                .flat_map(|t| &t.marks)
+                .all(|m| m.stamp)
+        );
+        assert!(plan.stamps.is_empty());
+        assert_eq!(plan.ignored, [2]);
+        assert_eq!(plan.undecodable[0].0, 5);
+    }
+
+    #[test]
+    fn successive_incarnations_of_one_like_go_to_different_transactions() {
+        let post = Ksuid::generate();
+        let first = like(1, post);
+        let second = LikeRef {
+            like_id: Ksuid::generate(),
+            ..first.clone()
+        };
+        let batch = vec![
+            record(Change::LikeAdded(first)),
+            record(Change::LikeAdded(second)),
+        ];
+        let plan = plan(&batch);
+        check_shape(2, &plan);
+        assert_eq!(plan.transactions.len(), 2);
+    }
+
+    #[test]
+    fn planning_is_deterministic() {
+        let posts: Vec<_> = (0..5).map(|_| Ksuid::generate()).collect();
+        let batch: Vec<_> = (0..300)
+            .map(|i| record(Change::LikeAdded(like(i, posts[i % 5]))))
+            .collect();
+        assert_eq!(plan(&batch), plan(&batch));
+    }
+
+    // ---- Model: the table's conditional semantics, applied to plans. ----
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Counted {
+        No,
+        Projector,
+    }
+
+    #[derive(Debug, Clone)]
+    struct ModelLike {
+        like: LikeRef,
+        counted: Counted,
+        stamped: bool,
+    }
+
+    #[derive(Default)]
+    struct Model {
+        likes: HashMap<(UserId, PostId), ModelLike>,
+        counts: HashMap<PostId, i64>,
+        tombstones: HashSet<LikeId>,
+        stream: Vec<Result<Decoded, Undecodable>>,
+        position: usize,
+    }
+
+    impl Model {
+        fn like(&mut self, user: usize, post: PostId) {
+            let like = like(user, post);
+            let key = (like.user.clone(), post);
+            if self.likes.contains_key(&key) {
+                return; // the writer's conditional put: a repeat changes nothing
+            }
+            self.likes.insert(
+                key,
+                ModelLike {
+                    like: like.clone(),
+                    counted: Counted::No,
+                    stamped: false,
+                },
+            );
+            self.stream.push(record(Change::LikeAdded(like)));
+        }
+
+        fn unlike(&mut self, user: usize, post: PostId) {
+            let key = (format!("user-{user}").parse().unwrap(), post);
+            if let Some(old) = self.likes.remove(&key) {
+                let change = match old.counted {
+                    Counted::Projector => Change::LikeRemoved(old.like),
+                    Counted::No => Change::Ignored(IgnoreReason::RemovedUncounted),
+                };
+                self.stream.push(record(change));
+            }
+        }
+
+        /// Apply a plan the way `apply` does against DynamoDB: each action's condition
+        /// decides alone (failed ones are dropped and the rest retried), the counter moves by
+        /// the actions that held. `crash_after` stops after that many transactions.
+        fn apply(&mut self, plan: &Plan, crash_after: Option<usize>) {
+            let limit = crash_after.unwrap_or(usize::MAX);
+            for transaction in plan.transactions.iter().take(limit) {
+                let mut delta = 0;
+                for mark in &transaction.marks {
+                    let key = (mark.like.user.clone(), mark.like.post);
+                    if let Some(item) = self.likes.get_mut(&key) {
+                        if item.like.like_id == mark.like.like_id && item.counted == Counted::No {
+                            item.counted = Counted::Projector;
+                            item.stamped |= mark.stamp;
+                            delta += 1;
+                        } else if item.like.like_id == mark.like.like_id {
+                            // Already counted: apply stamps it if an earlier run did not.
+                            item.stamped = true;
+                        }
+                    }
+                }
+                for uncount in &transaction.uncounts {
+                    if self.tombstones.insert(uncount.like.like_id) {
+                        delta -= 1;
+                    }
+                }
+                *self.counts.entry(transaction.post.post).or_default() += delta;
+            }
+            if crash_after.is_none() {
+                for stamp in &plan.stamps {
+                    let key = (stamp.like.user.clone(), stamp.like.post);
+                    if let Some(item) = self.likes.get_mut(&key) {
+                        if item.like.like_id == stamp.like.like_id {
+                            item.stamped = true;
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Deliver `[position - back, position - back + len)`, as Lambda re-delivers from the
+        /// lowest failure. A crashed delivery does not advance.
+        fn deliver(&mut self, back: usize, len: usize, crash_after: Option<usize>) {
+            let start = self.position.saturating_sub(back);
+            let end = (start + len.max(1)).min(self.stream.len());
+            if start >= end {
+                return;
+            }
+            let batch = self.stream[start..end].to_vec();
+            let plan = plan(&batch);
+            check_shape(batch.len(), &plan);
+            self.apply(&plan, crash_after);
+            if crash_after.is_none() {
+                self.position = self.position.max(end);
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Like(usize, usize),
+        Unlike(usize, usize),
+        Deliver {
+            back: usize,
+            len: usize,
+            crash_after: Option<usize>,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..6usize, 0..3usize).prop_map(|(u, p)| Op::Like(u, p)),
+            2 => (0..6usize, 0..3usize).prop_map(|(u, p)| Op::Unlike(u, p)),
+            3 => (0..8usize, 1..12usize, proptest::option::weighted(0.3, 0..3usize))
+                .prop_map(|(back, len, crash_after)| Op::Deliver { back, len, crash_after }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn counts_equal_live_likes_whatever_the_delivery(ops in proptest::collection::vec(op(), 1..120)) {
+            let posts: Vec<PostId> = (0..3).map(|_| Ksuid::generate()).collect();
+            let mut model = Model::default();
+            for op in ops {
+                match op {
+                    Op::Like(u, p) => model.like(u, posts[p]),
+                    Op::Unlike(u, p) => model.unlike(u, posts[p]),
+                    Op::Deliver { back, len, crash_after } => model.deliver(back, len, crash_after),
+                }
+            }
+            // Catch up: deliver the rest, then once more everything (a full replay).
+            while model.position < model.stream.len() {
+                model.deliver(0, 7, None);
+            }
+            let (position, length) = (model.position, model.stream.len());
+            model.deliver(position, length, None);
+            for post in &posts {
+                let live = model.likes.values().filter(|l| l.like.post == *post).count() as i64;
+                prop_assert_eq!(model.counts.get(post).copied().unwrap_or(0), live);
+            }
+            prop_assert!(model.likes.values().all(|l| l.counted == Counted::Projector && l.stamped));
+        }
+    }
+}
