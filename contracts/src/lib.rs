@@ -8,6 +8,7 @@
 //! - [`table`]: the table definition used by tests, the local stack and the CDK app.
 //! - [`change`]: stream records (Lambda or SDK) decoded into typed changes.
 //! - [`config`]: AWS SDK configuration with bounded timeouts, local or deployed.
+//! - `telemetry` (feature `telemetry`): log setup shared by the binaries.
 //! - `testkit` (feature `testkit`): DynamoDB Local and a table per test.
 //!
 //! Data flows one way: HTTP request → writer → table → stream → projector → table. The writer
@@ -19,5 +20,7 @@ pub mod config;
 pub mod items;
 pub mod keys;
 pub mod table;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;

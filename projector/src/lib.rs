@@ -1,8 +1,18 @@
 //! # projector
 //!
 //! Turns the table's DynamoDB Stream into derived state: exact per-post like counters and the
-//! GSI1 likers view.
+//! GSI1 likers view. Eventually consistent, and exact under at-least-once delivery.
 //!
-//! - [`plan`]: pure. A batch of decoded records in, the writes out (with the exactly-once
-//!   argument in its docs).
+//! - [`plan`]: pure. Decoded records in, the writes out; the exactly-once argument is in its
+//!   docs.
+//! - [`apply`]: the writes against DynamoDB, with an outcome per record.
+//! - [`handler`]: one batch in, a partial batch response out. The Lambda, the local poller and
+//!   replay all call it.
+//! - [`poller`]: the local event source mapping on `aws-sdk-dynamodbstreams`.
+//!
+//! `main.rs` runs the Lambda function or the operator CLI.
+
+pub mod apply;
+pub mod handler;
 pub mod plan;
+pub mod poller;

@@ -441,10 +441,10 @@ mod tests {
             if crash_after.is_none() {
                 for stamp in &plan.stamps {
                     let key = (stamp.like.user.clone(), stamp.like.post);
-                    if let Some(item) = self.likes.get_mut(&key) {
-                        if item.like.like_id == stamp.like.like_id {
-                            item.stamped = true;
-                        }
+                    if let Some(item) = self.likes.get_mut(&key)
+                        && item.like.like_id == stamp.like.like_id
+                    {
+                        item.stamped = true;
                     }
                 }
             }

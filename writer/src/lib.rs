@@ -40,7 +40,6 @@ pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod store;
-pub mod telemetry;
 
 use cache::ImmutableCache;
 use cursor::CursorCodec;

@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use contracts::config::{Endpoint, sdk_config};
+use contracts::telemetry;
 use writer::cache::DEFAULT_CAPACITY;
 use writer::cursor::CursorCodec;
 use writer::identity::IdentitySource;
 use writer::store::Store;
-use writer::{AppState, WriteMode, openapi, router, telemetry};
+use writer::{AppState, WriteMode, openapi, router};
 
 #[derive(Parser)]
 #[command(

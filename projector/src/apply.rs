@@ -1,0 +1,480 @@
+//! Applying a [`Plan`] to DynamoDB, with an outcome per record.
+//!
+//! Counting transactions run concurrently across posts. When DynamoDB cancels one because a
+//! condition failed, `CancellationReasons` names the actions: those marks and tombstones are
+//! already counted (or their like is gone) and are dropped; the rest is retried at once.
+//! Conflicts and throttling are retried with jittered backoff; what still fails is reported
+//! as failed, so the caller re-delivers it, which is safe because every action is
+//! conditional (see [`crate::plan`]).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use chrono::Utc;
+use contracts::change::LikeRef;
+use contracts::items::{CountedBy, Entity, Item, Quarantined, TOMBSTONE_TTL_SECS, Tombstone, attr};
+use contracts::keys::{self, ItemKey};
+use futures_util::{StreamExt, stream};
+use rand::Rng;
+
+use crate::plan::{CountTransaction, Plan, Stamp};
+
+/// What happened to one record of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Its change is now in the counters and views.
+    Applied,
+    /// Its change was already applied (re-delivery), or its like is gone: nothing to do.
+    Duplicate,
+    /// It needs no projection.
+    Ignored,
+    /// It could not be decoded and was quarantined.
+    Isolated,
+    /// Not applied: must be delivered again.
+    Failed,
+}
+
+/// Transactions and stamps in flight at once.
+const CONCURRENCY: usize = 8;
+/// Attempts of one transaction or stamp before its records are reported failed.
+const ATTEMPTS: u32 = 8;
+/// A quarantined record is cut to this many bytes (items hold 400 KB).
+const MAX_QUARANTINED_BYTES: usize = 300_000;
+
+/// The projector's writes to one table.
+#[derive(Clone, Debug)]
+pub struct Applier {
+    client: Client,
+    table: String,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn key_item(key: &ItemKey) -> Item {
+    let pair = key.key();
+    HashMap::from([
+        (keys::PK.to_owned(), s(pair.pk)),
+        (keys::SK.to_owned(), s(pair.sk)),
+    ])
+}
+
+fn retryable_code(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionConflict"
+                | "TransactionConflictException"
+                | "TransactionInProgressException"
+        )
+    )
+}
+
+async fn backoff(attempt: u32) {
+    let base = Duration::from_millis(10 * 2u64.pow(attempt.min(6)));
+    let jitter = rand::rng().random_range(0..=base.as_millis() as u64);
+    tokio::time::sleep(base / 2 + Duration::from_millis(jitter)).await;
+}
+
+/// One action of a counting transaction, for reading its cancellation reason.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Counter,
+    Mark(usize),
+    Uncount(usize),
+}
+
+/// What a counting transaction did to its marks and tombstones.
+#[derive(Debug, Default)]
+struct TransactionResult {
+    outcomes: Vec<(Vec<usize>, Outcome)>,
+    /// Likes found counted but not stamped (a run that crashed between count and stamp).
+    stamps: Vec<Stamp>,
+}
+
+impl Applier {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Apply a plan for a batch of `batch_len` records; `raw` gives a record's text for
+    /// quarantine. Returns each record's outcome, in batch order.
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        batch_len: usize,
+        raw: &(dyn Fn(usize) -> String + Sync),
+    ) -> Vec<Outcome> {
+        let mut outcomes = vec![Outcome::Ignored; batch_len];
+        for (position, undecodable) in &plan.undecodable {
+            tracing::error!(sequence = %undecodable.sequence, reason = %undecodable.reason, "undecodable stream record: quarantined");
+            outcomes[*position] = match self.quarantine(undecodable, raw(*position)).await {
+                Ok(()) => Outcome::Isolated,
+                Err(reason) => {
+                    tracing::error!(%reason, "quarantine failed");
+                    Outcome::Failed
+                }
+            };
+        }
+
+        let results: Vec<TransactionResult> = stream::iter(&plan.transactions)
+            .map(|t| self.count(t))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut stamps: Vec<Stamp> = plan.stamps.clone();
+        for result in results {
+            for (records, outcome) in result.outcomes {
+                set(&mut outcomes, &records, outcome);
+            }
+            stamps.extend(result.stamps);
+        }
+
+        let stamped: Vec<(Vec<usize>, bool)> = stream::iter(stamps)
+            .map(|stamp| async move {
+                let ok = self.stamp(&stamp.like).await;
+                (stamp.records, ok)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for (records, ok) in stamped {
+            if !ok {
+                set(&mut outcomes, &records, Outcome::Failed);
+            }
+        }
+        outcomes
+    }
+
+    /// Run one counting transaction to completion: drop what is already done, retry the rest.
+    async fn count(&self, planned: &CountTransaction) -> TransactionResult {
+        let mut result = TransactionResult::default();
+        let mut transaction = planned.clone();
+        let mut attempt = 0;
+        loop {
+            if transaction.marks.is_empty() && transaction.uncounts.is_empty() {
+                return result;
+            }
+            let (items, actions) = match self.transaction_items(&transaction) {
+                Ok(built) => built,
+                Err(reason) => {
+                    tracing::error!(%reason, "could not build a transaction");
+                    fail_all(&mut result, &transaction);
+                    return result;
+                }
+            };
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => {
+                    for mark in &transaction.marks {
+                        applied(&mut result, &mark.records);
+                    }
+                    for uncount in &transaction.uncounts {
+                        applied(&mut result, &uncount.records);
+                    }
+                    return result;
+                }
+                Err(err) => err,
+            };
+            let reasons = match &err {
+                SdkError::ServiceError(service) => match service.err() {
+                    TransactWriteItemsError::TransactionCanceledException(c) => {
+                        Some(c.cancellation_reasons().to_vec())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            let conditional = reasons
+                .as_ref()
+                .is_some_and(|r| r.iter().any(|r| r.code() == Some("ConditionalCheckFailed")));
+            if let (true, Some(reasons)) = (conditional, reasons) {
+                if self.drop_done(&mut transaction, &actions, &reasons, &mut result) {
+                    return result;
+                }
+                continue;
+            }
+            attempt += 1;
+            if attempt >= ATTEMPTS {
+                tracing::warn!(error = ?err.code(), post = %planned.post.post, "counting transaction failed; records will be re-delivered");
+                fail_all(&mut result, &transaction);
+                return result;
+            }
+            backoff(attempt).await;
+        }
+    }
+
+    /// Remove the actions whose condition failed, recording why. `true` when the post itself
+    /// is missing and nothing can be counted.
+    fn drop_done(
+        &self,
+        transaction: &mut CountTransaction,
+        actions: &[Action],
+        reasons: &[CancellationReason],
+        result: &mut TransactionResult,
+    ) -> bool {
+        let failed = |i: usize| {
+            reasons
+                .get(i)
+                .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
+        };
+        let mut done_marks = Vec::new();
+        let mut done_uncounts = Vec::new();
+        for (i, action) in actions.iter().enumerate() {
+            if !failed(i) {
+                continue;
+            }
+            match *action {
+                Action::Counter => {
+                    tracing::error!(post = %transaction.post.post, "likes of a post that does not exist: not counted");
+                    for mark in &transaction.marks {
+                        result
+                            .outcomes
+                            .push((mark.records.clone(), Outcome::Ignored));
+                    }
+                    for uncount in &transaction.uncounts {
+                        result
+                            .outcomes
+                            .push((uncount.records.clone(), Outcome::Ignored));
+                    }
+                    return true;
+                }
+                Action::Mark(m) => {
+                    let mark = &transaction.marks[m];
+                    let current = reasons[i].item();
+                    if current.is_some_and(|item| needs_stamp(item, &mark.like)) {
+                        result.stamps.push(Stamp {
+                            records: mark.records.clone(),
+                            like: mark.like.clone(),
+                        });
+                    }
+                    result
+                        .outcomes
+                        .push((mark.records.clone(), Outcome::Duplicate));
+                    done_marks.push(m);
+                }
+                Action::Uncount(u) => {
+                    let records = transaction.uncounts[u].records.clone();
+                    result.outcomes.push((records, Outcome::Duplicate));
+                    done_uncounts.push(u);
+                }
+            }
+        }
+        let mut index = 0;
+        transaction.marks.retain(|_| {
+            index += 1;
+            !done_marks.contains(&(index - 1))
+        });
+        let mut index = 0;
+        transaction.uncounts.retain(|_| {
+            index += 1;
+            !done_uncounts.contains(&(index - 1))
+        });
+        false
+    }
+
+    fn transaction_items(
+        &self,
+        t: &CountTransaction,
+    ) -> Result<(Vec<TransactWriteItem>, Vec<Action>), String> {
+        let mut items = Vec::with_capacity(t.actions());
+        let mut actions = Vec::with_capacity(t.actions());
+        if t.delta() != 0 {
+            let counter = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_item(&ItemKey::Post(
+                    t.post.topic.clone(),
+                    t.post.post,
+                ))))
+                .update_expression("ADD #count :delta")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#count", attr::LIKE_COUNT)
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":delta", AttributeValue::N(t.delta().to_string()))
+                .build()
+                .map_err(|e| e.to_string())?;
+            items.push(TransactWriteItem::builder().update(counter).build());
+            actions.push(Action::Counter);
+        }
+        for (i, mark) in t.marks.iter().enumerate() {
+            let like = &mark.like;
+            let key = ItemKey::Like(like.user.clone(), like.post);
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_item(&key)))
+                .condition_expression(
+                    "attribute_exists(#pk) AND #likeId = :likeId AND attribute_not_exists(#counted)",
+                )
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#likeId", attr::LIKE_ID)
+                .expression_attribute_names("#counted", attr::COUNTED_BY)
+                .expression_attribute_values(":likeId", s(like.like_id.to_string()))
+                .expression_attribute_values(":projector", s(CountedBy::Projector.as_str()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            update = if mark.stamp {
+                let view = key.gsi1().expect("likes are in GSI1");
+                update
+                    .update_expression("SET #counted = :projector, #gpk = :gpk, #gsk = :gsk")
+                    .expression_attribute_names("#gpk", keys::GSI1PK)
+                    .expression_attribute_names("#gsk", keys::GSI1SK)
+                    .expression_attribute_values(":gpk", s(view.pk))
+                    .expression_attribute_values(":gsk", s(view.sk))
+            } else {
+                update.update_expression("SET #counted = :projector")
+            };
+            let update = update.build().map_err(|e| e.to_string())?;
+            items.push(TransactWriteItem::builder().update(update).build());
+            actions.push(Action::Mark(i));
+        }
+        let expires_at = Utc::now().timestamp() + TOMBSTONE_TTL_SECS;
+        for (i, uncount) in t.uncounts.iter().enumerate() {
+            let tombstone = Tombstone {
+                like_id: uncount.like.like_id,
+                user_id: uncount.like.user.clone(),
+                post_id: uncount.like.post,
+                expires_at,
+            };
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(tombstone.to_item()))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", keys::PK)
+                .build()
+                .map_err(|e| e.to_string())?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            actions.push(Action::Uncount(i));
+        }
+        Ok((items, actions))
+    }
+
+    /// Set a like's GSI1 keys if this incarnation still exists. `false` if it could not be
+    /// done now (the records are then re-delivered).
+    async fn stamp(&self, like: &LikeRef) -> bool {
+        let key = ItemKey::Like(like.user.clone(), like.post);
+        let view = key.gsi1().expect("likes are in GSI1");
+        for attempt in 1..=ATTEMPTS {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_item(&key)))
+                .update_expression("SET #gpk = :gpk, #gsk = :gsk")
+                .condition_expression("attribute_exists(#pk) AND #likeId = :likeId")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#likeId", attr::LIKE_ID)
+                .expression_attribute_names("#gpk", keys::GSI1PK)
+                .expression_attribute_names("#gsk", keys::GSI1SK)
+                .expression_attribute_values(":likeId", s(like.like_id.to_string()))
+                .expression_attribute_values(":gpk", s(view.pk.clone()))
+                .expression_attribute_values(":gsk", s(view.sk.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return true,
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+                {
+                    return true; // gone or re-liked: its own record stamps the new one
+                }
+                Err(e) => {
+                    let retry = !matches!(e, SdkError::ServiceError(_)) || retryable_code(e.code());
+                    if !retry || attempt == ATTEMPTS {
+                        tracing::warn!(error = ?e.code(), "stamp failed; records will be re-delivered");
+                        return false;
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        false
+    }
+
+    async fn quarantine(
+        &self,
+        record: &contracts::change::Undecodable,
+        mut raw: String,
+    ) -> Result<(), String> {
+        if raw.len() > MAX_QUARANTINED_BYTES {
+            let mut end = MAX_QUARANTINED_BYTES;
+            while !raw.is_char_boundary(end) {
+                end -= 1;
+            }
+            raw.truncate(end);
+        }
+        let item = Quarantined {
+            sequence: record.sequence.clone(),
+            reason: record.reason.clone(),
+            record: raw,
+            quarantined_at: Utc::now(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.to_item()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{:?}", e.code()))
+    }
+}
+
+/// Whether a like item (as DynamoDB returned it) is this incarnation, counted, but not in GSI1.
+fn needs_stamp(item: &HashMap<String, AttributeValue>, like: &LikeRef) -> bool {
+    let same = matches!(item.get(attr::LIKE_ID), Some(AttributeValue::S(id)) if *id == like.like_id.to_string());
+    same && item.contains_key(attr::COUNTED_BY) && !item.contains_key(keys::GSI1PK)
+}
+
+fn applied(result: &mut TransactionResult, records: &[usize]) {
+    // The first delivery of a change is applied; copies in the same batch are duplicates.
+    if let Some((first, rest)) = records.split_first() {
+        result.outcomes.push((vec![*first], Outcome::Applied));
+        if !rest.is_empty() {
+            result.outcomes.push((rest.to_vec(), Outcome::Duplicate));
+        }
+    }
+}
+
+fn fail_all(result: &mut TransactionResult, transaction: &CountTransaction) {
+    for mark in &transaction.marks {
+        result
+            .outcomes
+            .push((mark.records.clone(), Outcome::Failed));
+    }
+    for uncount in &transaction.uncounts {
+        result
+            .outcomes
+            .push((uncount.records.clone(), Outcome::Failed));
+    }
+}
+
+fn set(outcomes: &mut [Outcome], records: &[usize], outcome: Outcome) {
+    for &position in records {
+        if outcomes[position] != Outcome::Failed {
+            outcomes[position] = outcome;
+        }
+    }
+}

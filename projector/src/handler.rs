@@ -1,0 +1,179 @@
+//! One batch of stream records in, a partial batch response out: the function the Lambda, the
+//! local poller and replay all call.
+//!
+//! Records arrive as JSON, one value each, so a malformed record is decoded (and isolated) on
+//! its own instead of failing the whole event. The response names the lowest record that was
+//! not applied: Lambda resumes there and re-sends everything after it, which is safe because
+//! applying is idempotent.
+
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{DateTime, Utc};
+use contracts::change::{Decoded, Undecodable, decode_json};
+use serde_json::Value;
+
+use crate::apply::{Applier, Outcome};
+use crate::plan::plan;
+
+/// Counts for one batch, logged as structured fields and, in Lambda, as CloudWatch metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchMetrics {
+    pub records: usize,
+    pub applied: usize,
+    pub duplicates: usize,
+    pub ignored: usize,
+    pub isolated: usize,
+    pub failed: usize,
+    /// Now minus the oldest record's `ApproximateCreationDateTime`, in milliseconds.
+    pub lag_ms: i64,
+}
+
+/// What became of a batch.
+#[derive(Debug, Clone)]
+pub struct BatchReport {
+    pub outcomes: Vec<Outcome>,
+    /// The position of the first record not applied, if any.
+    pub first_failure: Option<usize>,
+    /// Its sequence number (what Lambda needs in `batchItemFailures`).
+    pub failure_sequence: Option<String>,
+    pub metrics: BatchMetrics,
+}
+
+impl BatchReport {
+    /// The Lambda partial batch response.
+    pub fn response(&self) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        if let Some(sequence) = &self.failure_sequence {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence.clone());
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+}
+
+/// A batch could not be reported: a record that must be retried has no sequence number.
+#[derive(Debug, thiserror::Error)]
+#[error("record {0} failed and has no sequence number to report; the batch is retried whole")]
+pub struct UnreportableFailure(pub usize);
+
+/// The projection, ready to handle batches.
+#[derive(Clone, Debug)]
+pub struct Projector {
+    applier: Applier,
+}
+
+fn metrics(
+    decoded: &[Result<Decoded, Undecodable>],
+    outcomes: &[Outcome],
+    now: DateTime<Utc>,
+) -> BatchMetrics {
+    let count = |o: Outcome| outcomes.iter().filter(|x| **x == o).count();
+    let oldest = decoded.iter().flatten().map(|d| d.created).min();
+    BatchMetrics {
+        records: outcomes.len(),
+        applied: count(Outcome::Applied),
+        duplicates: count(Outcome::Duplicate),
+        ignored: count(Outcome::Ignored),
+        isolated: count(Outcome::Isolated),
+        failed: count(Outcome::Failed),
+        lag_ms: oldest.map_or(0, |t| (now - t).num_milliseconds().max(0)),
+    }
+}
+
+impl Projector {
+    pub fn new(applier: Applier) -> Self {
+        Self { applier }
+    }
+
+    /// Decode, plan and apply one batch.
+    pub async fn handle(&self, records: &[Value]) -> Result<BatchReport, UnreportableFailure> {
+        let decoded: Vec<Result<Decoded, Undecodable>> = records.iter().map(decode_json).collect();
+        let plan = plan(&decoded);
+        let raw = |i: usize| records[i].to_string();
+        let outcomes = self.applier.apply(&plan, records.len(), &raw).await;
+        let first_failure = outcomes.iter().position(|o| *o == Outcome::Failed);
+        let failure_sequence = match first_failure {
+            None => None,
+            Some(i) => Some(
+                records[i]
+                    .pointer("/dynamodb/SequenceNumber")
+                    .and_then(Value::as_str)
+                    .ok_or(UnreportableFailure(i))?
+                    .to_owned(),
+            ),
+        };
+        let metrics = metrics(&decoded, &outcomes, Utc::now());
+        tracing::info!(
+            records = metrics.records,
+            applied = metrics.applied,
+            duplicates = metrics.duplicates,
+            ignored = metrics.ignored,
+            isolated = metrics.isolated,
+            failed = metrics.failed,
+            lag_ms = metrics.lag_ms,
+            "batch projected"
+        );
+        Ok(BatchReport {
+            outcomes,
+            first_failure,
+            failure_sequence,
+            metrics,
+        })
+    }
+}
+
+/// The batch's metrics as one CloudWatch Embedded Metric Format line.
+pub fn emf_line(metrics: &BatchMetrics, now: DateTime<Utc>) -> String {
+    let names = [
+        ("Records", "Count", metrics.records as i64),
+        ("Applied", "Count", metrics.applied as i64),
+        ("Duplicates", "Count", metrics.duplicates as i64),
+        ("Ignored", "Count", metrics.ignored as i64),
+        ("Isolated", "Count", metrics.isolated as i64),
+        ("Failed", "Count", metrics.failed as i64),
+        ("LagMs", "Milliseconds", metrics.lag_ms),
+    ];
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": now.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "Publishing/Projector",
+                "Dimensions": [[]],
+                "Metrics": names.iter().map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+            }],
+        },
+    });
+    for (name, _, value) in names {
+        line[name] = value.into();
+    }
+    line.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_names_every_metric_with_its_value() {
+        let metrics = BatchMetrics {
+            records: 10,
+            applied: 6,
+            duplicates: 2,
+            ignored: 1,
+            isolated: 1,
+            failed: 0,
+            lag_ms: 1234,
+        };
+        let line: Value = serde_json::from_str(&emf_line(&metrics, Utc::now())).unwrap();
+        let declared = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        assert_eq!(declared.len(), 7);
+        for metric in declared {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(line[name].is_i64(), "{name} has a value");
+        }
+        assert_eq!(line["LagMs"], 1234);
+        assert_eq!(line["Applied"], 6);
+    }
+}

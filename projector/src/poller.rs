@@ -1,0 +1,402 @@
+//! The local stand-in for Lambda's DynamoDB event source mapping, on `aws-sdk-dynamodbstreams`.
+//!
+//! It discovers shards, reads a parent shard to its end before any child, starts at
+//! `TRIM_HORIZON` or `LATEST`, reads batches of up to `batch_size` records, and hands them to
+//! the same [`Projector::handle`] as the Lambda. When a batch reports a failure it resumes at
+//! that record (like `ReportBatchItemFailures`) with backoff; a batch that errors as a whole is
+//! bisected. It never skips a record: a record that keeps failing is retried until it succeeds.
+//!
+//! Checkpoints are items of the table itself (`CHECKPOINT#<stream>` / `SHARD#<shard>`), which
+//! the projection ignores. A checkpoint is written only after a batch that held other records,
+//! so checkpoint writes do not feed on themselves through the stream.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodbstreams::types::{Shard, ShardIteratorType};
+use contracts::change::from_streams_record;
+use contracts::items::{Checkpoint, Entity, ItemType};
+use contracts::keys;
+use serde_json::Value;
+
+use crate::handler::Projector;
+
+/// Where to start a shard that has no checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartAt {
+    TrimHorizon,
+    Latest,
+}
+
+/// How the poller reads.
+#[derive(Debug, Clone)]
+pub struct PollerSettings {
+    pub table: String,
+    pub start_at: StartAt,
+    pub batch_size: i32,
+    /// Pause when every shard is idle.
+    pub idle_delay: Duration,
+    /// How often to look for new shards.
+    pub discovery_interval: Duration,
+}
+
+impl PollerSettings {
+    pub fn new(table: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            start_at: StartAt::TrimHorizon,
+            batch_size: 1000,
+            idle_delay: Duration::from_millis(100),
+            discovery_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why polling stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("the table has no stream")]
+    NoStream,
+    #[error("DynamoDB: {0}")]
+    Dynamo(String),
+}
+
+fn dynamo_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> PollError {
+    PollError::Dynamo(format!("{:?}: {:?}", e.code(), e.message()))
+}
+
+/// One shard being read.
+#[derive(Debug)]
+struct ShardState {
+    shard: Shard,
+    iterator: Option<String>,
+    checkpoint: Checkpoint,
+}
+
+/// The poller: shard graph, iterators and checkpoints of one table's stream.
+pub struct Poller {
+    projector: Projector,
+    streams: aws_sdk_dynamodbstreams::Client,
+    dynamo: aws_sdk_dynamodb::Client,
+    settings: PollerSettings,
+    stream_arn: String,
+    shards: Vec<ShardState>,
+}
+
+impl Poller {
+    /// Find the table's stream and load the checkpoints.
+    pub async fn new(
+        projector: Projector,
+        dynamo: aws_sdk_dynamodb::Client,
+        streams: aws_sdk_dynamodbstreams::Client,
+        settings: PollerSettings,
+    ) -> Result<Self, PollError> {
+        let table = dynamo
+            .describe_table()
+            .table_name(&settings.table)
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        let stream_arn = table
+            .table
+            .and_then(|t| t.latest_stream_arn)
+            .ok_or(PollError::NoStream)?;
+        let mut poller = Self {
+            projector,
+            streams,
+            dynamo,
+            settings,
+            stream_arn,
+            shards: Vec::new(),
+        };
+        poller.discover().await?;
+        Ok(poller)
+    }
+
+    pub fn stream_arn(&self) -> &str {
+        &self.stream_arn
+    }
+
+    /// Poll forever (until the task is dropped).
+    pub async fn run(&mut self) -> Result<(), PollError> {
+        let mut last_discovery = tokio::time::Instant::now();
+        loop {
+            if last_discovery.elapsed() >= self.settings.discovery_interval {
+                self.discover().await?;
+                last_discovery = tokio::time::Instant::now();
+            }
+            let read = self.poll_once().await?;
+            if read == 0 {
+                tokio::time::sleep(self.settings.idle_delay).await;
+            }
+        }
+    }
+
+    /// Read one batch from every shard that may be read now; the number of records read.
+    pub async fn poll_once(&mut self) -> Result<usize, PollError> {
+        let finished: HashSet<String> = self
+            .shards
+            .iter()
+            .filter(|s| s.checkpoint.finished)
+            .map(|s| s.checkpoint.shard.clone())
+            .collect();
+        let known: HashSet<String> = self
+            .shards
+            .iter()
+            .map(|s| s.checkpoint.shard.clone())
+            .collect();
+        let mut read = 0;
+        let mut closed_any = false;
+        for i in 0..self.shards.len() {
+            let state = &self.shards[i];
+            if state.checkpoint.finished {
+                continue;
+            }
+            // Parents first: a child waits until its parent (if still in the stream) is done.
+            let parent_pending = state
+                .shard
+                .parent_shard_id()
+                .is_some_and(|p| known.contains(p) && !finished.contains(p));
+            if parent_pending {
+                continue;
+            }
+            let (n, closed) = self.read_shard(i).await?;
+            read += n;
+            closed_any |= closed;
+        }
+        if closed_any {
+            self.discover().await?;
+        }
+        Ok(read)
+    }
+
+    /// Read and handle one batch of shard `i`: (records read, shard closed).
+    async fn read_shard(&mut self, i: usize) -> Result<(usize, bool), PollError> {
+        let iterator = match self.shards[i].iterator.clone() {
+            Some(iterator) => iterator,
+            None => self.iterator_for(i).await?,
+        };
+        let result = self
+            .streams
+            .get_records()
+            .shard_iterator(&iterator)
+            .limit(self.settings.batch_size)
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("ExpiredIteratorException") => {
+                self.shards[i].iterator = None;
+                return Ok((0, false));
+            }
+            Err(e) if e.code() == Some("TrimmedDataAccessException") => {
+                tracing::warn!(shard = %self.shards[i].checkpoint.shard, "records were trimmed before they were read");
+                self.shards[i].checkpoint.sequence = None;
+                self.shards[i].iterator = None;
+                return Ok((0, false));
+            }
+            Err(e) => return Err(dynamo_error(e)),
+        };
+        let records = out.records.unwrap_or_default();
+        let count = records.len();
+        if !records.is_empty() {
+            let last = records
+                .last()
+                .and_then(|r| r.dynamodb.as_ref())
+                .and_then(|d| d.sequence_number.clone());
+            let only_checkpoints = records.iter().all(is_checkpoint_record);
+            let events: Vec<Value> = records
+                .into_iter()
+                .map(|r| {
+                    serde_json::to_value(from_streams_record(r, &self.stream_arn))
+                        .expect("event records serialize")
+                })
+                .collect();
+            self.deliver(&events).await;
+            self.shards[i].checkpoint.sequence = last;
+            if !only_checkpoints {
+                self.save(i).await?;
+            }
+        }
+        self.shards[i].iterator = out.next_shard_iterator.clone();
+        let closed = out.next_shard_iterator.is_none();
+        if closed {
+            self.shards[i].checkpoint.finished = true;
+            self.save(i).await?;
+        }
+        Ok((count, closed))
+    }
+
+    /// Hand records to the projector until every one is applied: resume at the first failure
+    /// (as Lambda does with `ReportBatchItemFailures`), bisect a batch that fails as a whole.
+    async fn deliver(&self, records: &[Value]) {
+        let mut pending: Vec<&[Value]> = vec![records];
+        let mut attempt = 0u32;
+        while let Some(batch) = pending.pop() {
+            if batch.is_empty() {
+                continue;
+            }
+            match self.projector.handle(batch).await {
+                Ok(report) => match report.first_failure {
+                    None => attempt = 0,
+                    Some(first) => {
+                        pending.push(&batch[first..]);
+                        attempt += 1;
+                        retry_pause(attempt).await;
+                    }
+                },
+                Err(whole) if batch.len() > 1 => {
+                    tracing::warn!(%whole, size = batch.len(), "batch failed whole: bisecting");
+                    let (left, right) = batch.split_at(batch.len() / 2);
+                    pending.push(right);
+                    pending.push(left);
+                }
+                Err(whole) => {
+                    tracing::warn!(%whole, "record failed: retrying");
+                    pending.push(batch);
+                    attempt += 1;
+                    retry_pause(attempt).await;
+                }
+            }
+        }
+    }
+
+    async fn iterator_for(&mut self, i: usize) -> Result<String, PollError> {
+        let state = &self.shards[i];
+        let mut request = self
+            .streams
+            .get_shard_iterator()
+            .stream_arn(&self.stream_arn)
+            .shard_id(&state.checkpoint.shard);
+        request = match (&state.checkpoint.sequence, self.settings.start_at) {
+            (Some(sequence), _) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(sequence),
+            (None, StartAt::TrimHorizon) => {
+                request.shard_iterator_type(ShardIteratorType::TrimHorizon)
+            }
+            (None, StartAt::Latest) => request.shard_iterator_type(ShardIteratorType::Latest),
+        };
+        let iterator = request
+            .send()
+            .await
+            .map_err(dynamo_error)?
+            .shard_iterator
+            .ok_or_else(|| PollError::Dynamo("no shard iterator".into()))?;
+        self.shards[i].iterator = Some(iterator.clone());
+        Ok(iterator)
+    }
+
+    /// Refresh the shard list and load checkpoints for new shards.
+    async fn discover(&mut self) -> Result<(), PollError> {
+        let mut shards = Vec::new();
+        let mut start: Option<String> = None;
+        loop {
+            let out = self
+                .streams
+                .describe_stream()
+                .stream_arn(&self.stream_arn)
+                .set_exclusive_start_shard_id(start.clone())
+                .send()
+                .await
+                .map_err(dynamo_error)?;
+            let description = out
+                .stream_description
+                .ok_or_else(|| PollError::Dynamo("no stream description".into()))?;
+            shards.extend(description.shards.unwrap_or_default());
+            start = description.last_evaluated_shard_id;
+            if start.is_none() {
+                break;
+            }
+        }
+        let saved = self.load_checkpoints().await?;
+        let known: HashSet<String> = self
+            .shards
+            .iter()
+            .map(|s| s.checkpoint.shard.clone())
+            .collect();
+        for shard in shards {
+            let id = shard.shard_id().unwrap_or_default().to_owned();
+            if known.contains(&id) {
+                continue;
+            }
+            let checkpoint = saved.get(&id).cloned().unwrap_or(Checkpoint {
+                stream: self.stream_arn.clone(),
+                shard: id,
+                sequence: None,
+                finished: false,
+            });
+            self.shards.push(ShardState {
+                shard,
+                iterator: None,
+                checkpoint,
+            });
+        }
+        Ok(())
+    }
+
+    async fn load_checkpoints(&self) -> Result<HashMap<String, Checkpoint>, PollError> {
+        let partition = keys::ItemKey::Checkpoint {
+            stream: self.stream_arn.clone(),
+            shard: String::new(),
+        }
+        .key()
+        .pk;
+        let mut checkpoints = HashMap::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .dynamo
+                .query()
+                .table_name(&self.settings.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":pk", AttributeValue::S(partition.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo_error)?;
+            for item in out.items.unwrap_or_default() {
+                if let Ok(checkpoint) = Checkpoint::from_item(item) {
+                    checkpoints.insert(checkpoint.shard.clone(), checkpoint);
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(checkpoints);
+            }
+        }
+    }
+
+    async fn save(&self, i: usize) -> Result<(), PollError> {
+        self.dynamo
+            .put_item()
+            .table_name(&self.settings.table)
+            .set_item(Some(self.shards[i].checkpoint.to_item()))
+            .send()
+            .await
+            .map_err(dynamo_error)?;
+        Ok(())
+    }
+}
+
+fn is_checkpoint_record(record: &aws_sdk_dynamodbstreams::types::Record) -> bool {
+    let image = record
+        .dynamodb
+        .as_ref()
+        .and_then(|d| d.new_image.as_ref().or(d.old_image.as_ref()));
+    matches!(
+        image.and_then(|i| i.get(keys::TYPE)),
+        Some(aws_sdk_dynamodbstreams::types::AttributeValue::S(t)) if t == ItemType::Checkpoint.as_str()
+    )
+}
+
+async fn retry_pause(attempt: u32) {
+    let millis = (50u64 << attempt.min(7)).min(5_000);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
