@@ -134,8 +134,8 @@ impl Applier {
             };
         }
 
-        let results: Vec<TransactionResult> = stream::iter(&plan.transactions)
-            .map(|t| self.count(t))
+        let results: Vec<TransactionResult> = stream::iter(plan.transactions.iter().cloned())
+            .map(|t| async move { self.count(t).await })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
@@ -164,9 +164,8 @@ impl Applier {
     }
 
     /// Run one counting transaction to completion: drop what is already done, retry the rest.
-    async fn count(&self, planned: &CountTransaction) -> TransactionResult {
+    async fn count(&self, mut transaction: CountTransaction) -> TransactionResult {
         let mut result = TransactionResult::default();
-        let mut transaction = planned.clone();
         let mut attempt = 0;
         loop {
             if transaction.marks.is_empty() && transaction.uncounts.is_empty() {
@@ -218,7 +217,7 @@ impl Applier {
             }
             attempt += 1;
             if attempt >= ATTEMPTS {
-                tracing::warn!(error = ?err.code(), post = %planned.post.post, "counting transaction failed; records will be re-delivered");
+                tracing::warn!(error = ?err.code(), post = %transaction.post.post, "counting transaction failed; records will be re-delivered");
                 fail_all(&mut result, &transaction);
                 return result;
             }
