@@ -8,11 +8,13 @@
 //! - [`apply`]: the writes against DynamoDB, with an outcome per record.
 //! - [`handler`]: one batch in, a partial batch response out. The Lambda, the local poller and
 //!   replay all call it.
+//! - [`lambda`]: the Lambda function around the handler.
 //! - [`poller`]: the local event source mapping on `aws-sdk-dynamodbstreams`.
 //!
 //! `main.rs` runs the Lambda function or the operator CLI.
 
 pub mod apply;
 pub mod handler;
+pub mod lambda;
 pub mod plan;
 pub mod poller;

@@ -6,7 +6,8 @@ use contracts::config::{Endpoint, sdk_config};
 use contracts::telemetry;
 use lambda_runtime::{LambdaEvent, service_fn};
 use projector::apply::Applier;
-use projector::handler::{Projector, emf_line};
+use projector::handler::Projector;
+use projector::lambda::handle_event;
 use projector::poller::{Poller, PollerSettings, StartAt};
 use serde_json::Value;
 
@@ -75,7 +76,7 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Lambda: one stream event in, a partial batch response out, metrics as EMF lines.
+/// Lambda: configuration from the environment; see [`projector::lambda`].
 async fn run_lambda() -> Result<(), BoxError> {
     telemetry::init(true);
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
@@ -83,13 +84,9 @@ async fn run_lambda() -> Result<(), BoxError> {
     let projector = Projector::new(Applier::new(aws_sdk_dynamodb::Client::new(&config), table));
     let projector = &projector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let records = match event.payload.get("Records") {
-            Some(Value::Array(records)) => records.clone(),
-            _ => return Err::<_, BoxError>("event has no Records array".into()),
-        };
-        let report = projector.handle(&records).await?;
-        println!("{}", emf_line(&report.metrics, chrono::Utc::now()));
-        Ok(report.response())
+        handle_event(projector, &event.payload)
+            .await
+            .map_err(BoxError::from)
     }))
     .await
 }
