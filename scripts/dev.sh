@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the whole system locally: DynamoDB Local (data kept in .local/dev-db), the table, the
-# writer with the dev identity header, and demo data. Ctrl-C stops everything.
+# writer with the dev identity header, the projector's stream poller, and demo data. Ctrl-C
+# stops everything.
 #
 #   WRITER_PORT=8080  WRITE_MODE=stream|transactional  TABLE_NAME=publishing
 set -euo pipefail
@@ -33,6 +34,10 @@ pids+=($!)
 for _ in $(seq 1 100); do curl -sf "$base/openapi.json" >/dev/null && break; sleep 0.1; done
 curl -sf "$base/openapi.json" >/dev/null || { echo "the writer did not start" >&2; exit 1; }
 
+echo "== projector (stream poller)"
+./target/debug/projector --table "$table" --endpoint-url "$endpoint" poll &
+pids+=($!)
+
 echo "== demo data"
 call() { curl -sf -X "$1" "$base$2" -H "x-user-id: $3" -H 'content-type: application/json' ${4:+-d "$4"}; }
 call PUT /topics/rust demo '{"title":"Rust"}' >/dev/null
@@ -49,7 +54,8 @@ call PUT "/topics/rust/posts/$post/like" bob >/dev/null
 
 cat <<TXT
 
-The writer listens on $base ($mode mode, table $table). Try:
+The writer listens on $base ($mode mode, table $table); the projector polls the stream,
+so like counts follow within a second. Try:
 
   curl -s $base/topics/rust/posts
   curl -s -X PUT $base/topics/rust/posts/$post/like -H 'x-user-id: alice'

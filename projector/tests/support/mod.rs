@@ -11,7 +11,7 @@ use contracts::keys::{self, PostId, TopicSlug};
 use contracts::testkit::{TestTable, eventually};
 use projector::apply::Applier;
 use projector::handler::Projector;
-use projector::poller::{Poller, PollerSettings};
+use projector::poller::{Poller, PollerSettings, StartAt};
 use writer::cursor::CursorCodec;
 use writer::identity::IdentitySource;
 use writer::store::Store;
@@ -39,7 +39,13 @@ pub async fn serve_writer(table: &TestTable, mode: WriteMode) -> String {
 
 /// The poller, running in the background until the handle is dropped.
 pub async fn start_poller(table: &TestTable) -> tokio::task::JoinHandle<()> {
+    start_poller_at(table, StartAt::TrimHorizon).await
+}
+
+/// The poller, starting shards without a checkpoint at `start_at`.
+pub async fn start_poller_at(table: &TestTable, start_at: StartAt) -> tokio::task::JoinHandle<()> {
     let mut settings = PollerSettings::new(&table.name);
+    settings.start_at = start_at;
     settings.idle_delay = Duration::from_millis(20);
     let mut poller = Poller::new(
         projector(table),
