@@ -281,16 +281,16 @@ impl Applier {
                 }
             }
         }
-        let mut index = 0;
-        transaction.marks.retain(|_| {
-            index += 1;
-            !done_marks.contains(&(index - 1))
-        });
-        let mut index = 0;
-        transaction.uncounts.retain(|_| {
-            index += 1;
-            !done_uncounts.contains(&(index - 1))
-        });
+        transaction.marks = std::mem::take(&mut transaction.marks)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, mark)| (!done_marks.contains(&i)).then_some(mark))
+            .collect();
+        transaction.uncounts = std::mem::take(&mut transaction.uncounts)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, uncount)| (!done_uncounts.contains(&i)).then_some(uncount))
+            .collect();
         false
     }
 
