@@ -189,30 +189,11 @@ async fn zero_drift_under_duplication_redelivery_bisection_crashes_and_racing_wo
         .unwrap_or_else(rand::random);
     println!("chaos: {operations} operations, CHAOS_SEED={seed}");
     let table = Arc::new(TestTable::new().await);
-    let base = support::serve_writer(&table, WriteMode::Stream).await;
-    let http = reqwest::Client::new();
-
-    http.put(format!("{base}/topics/chaos"))
-        .header("x-user-id", "admin")
-        .json(&serde_json::json!({"title": "Chaos"}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    let writer = support::WriterClient::start(&table, WriteMode::Stream).await;
+    let (http, base) = (writer.http.clone(), writer.base.clone());
     let mut posts = Vec::new();
     for i in 0..=COLD_POSTS {
-        let post: Value = http
-            .post(format!("{base}/topics/chaos/posts"))
-            .header("x-user-id", "admin")
-            .json(&serde_json::json!({"title": format!("post {i}")}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        posts.push(post["postId"].as_str().unwrap().to_owned());
+        posts.push(writer.create_post("chaos", &format!("post {i}")).await);
     }
     let weights: Vec<f64> = (0..COLD_POSTS)
         .map(|i| 1.0 / ((i + 1) as f64).powf(1.1))

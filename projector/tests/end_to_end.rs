@@ -4,130 +4,38 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use contracts::testkit::{TestTable, eventually};
 use support::*;
 use writer::WriteMode;
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        user: &str,
-        body: Option<Value>,
-    ) -> Value {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("x-user-id", user);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
-    }
-
-    async fn post(&self) -> String {
-        self.call(
-            reqwest::Method::PUT,
-            "/topics/t",
-            "a",
-            Some(json!({"title": "T"})),
-        )
-        .await;
-        let post = self
-            .call(
-                reqwest::Method::POST,
-                "/topics/t/posts",
-                "a",
-                Some(json!({"title": "P"})),
-            )
-            .await;
-        post["postId"].as_str().unwrap().to_owned()
-    }
-
-    async fn like_count(&self, post: &str) -> i64 {
-        let view = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/topics/t/posts/{post}"),
-                "a",
-                None,
-            )
-            .await;
-        view["likeCount"].as_i64().unwrap()
-    }
-}
-
 #[tokio::test]
 async fn likes_and_unlikes_reach_the_counter_and_the_likers_view() {
-    let table = contracts::testkit::TestTable::new().await;
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: serve_writer(&table, WriteMode::Stream).await,
-    };
+    let table = TestTable::new().await;
+    let client = WriterClient::start(&table, WriteMode::Stream).await;
     let _poller = start_poller(&table).await;
-    let cold = client.post().await;
-    let hot = client.post().await;
+    let cold = client.create_post("t", "cold").await;
+    let hot = client.create_post("t", "hot").await;
 
-    for user in 0..3 {
-        client
-            .call(
-                reqwest::Method::PUT,
-                &format!("/topics/t/posts/{cold}/like"),
-                &format!("u{user}"),
-                None,
-            )
-            .await;
+    for user in ["u0", "u1", "u2"] {
+        client.like("t", &cold, user).await;
     }
-    // Enough likes in one go that the poller's batch treats the post as hot.
+    // Enough likes at once that the poller's batch treats the post as hot.
     let likes: Vec<_> = (0..60)
         .map(|user| {
-            let (http, url) = (
-                client.http.clone(),
-                format!("{}/topics/t/posts/{hot}/like", client.base),
-            );
-            tokio::spawn(async move {
-                let status = http
-                    .put(url)
-                    .header("x-user-id", format!("h{user}"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                assert_eq!(status, StatusCode::CREATED);
-            })
+            let (client, hot) = (client.clone(), hot.clone());
+            tokio::spawn(async move { client.like("t", &hot, &format!("h{user}")).await })
         })
         .collect();
     for like in likes {
         like.await.unwrap();
     }
-    client
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/topics/t/posts/{cold}/like"),
-            "u1",
-            None,
-        )
-        .await;
+    client.unlike("t", &cold, "u1").await;
 
     let tallies = until_converged(&table, Duration::from_secs(20)).await;
-    let cold_id = cold.parse().unwrap();
-    let hot_id = hot.parse().unwrap();
+    let (cold_id, hot_id) = (cold.parse().unwrap(), hot.parse().unwrap());
     assert_eq!(tallies[&cold_id], (2, 2, 2));
     assert_eq!(tallies[&hot_id], (60, 60, 60));
-    assert_eq!(client.like_count(&hot).await, 60);
+    assert_eq!(client.like_count("t", &hot).await, 60);
     assert_eq!(view_count(&table, hot_id).await, 60);
     let likers = client
         .call(
@@ -146,81 +54,32 @@ async fn likes_and_unlikes_reach_the_counter_and_the_likers_view() {
     assert_eq!(users, ["u0", "u2"]);
 
     // Unlike and re-like: the new incarnation is counted once.
-    client
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/topics/t/posts/{cold}/like"),
-            "u0",
-            None,
-        )
-        .await;
-    client
-        .call(
-            reqwest::Method::PUT,
-            &format!("/topics/t/posts/{cold}/like"),
-            "u0",
-            None,
-        )
-        .await;
-    client
-        .call(
-            reqwest::Method::PUT,
-            &format!("/topics/t/posts/{cold}/like"),
-            "u7",
-            None,
-        )
-        .await;
+    client.unlike("t", &cold, "u0").await;
+    client.like("t", &cold, "u0").await;
+    client.like("t", &cold, "u7").await;
     let tallies = until_converged(&table, Duration::from_secs(20)).await;
     assert_eq!(tallies[&cold_id], (3, 3, 3));
 }
 
 #[tokio::test]
 async fn likes_counted_by_the_transactional_writer_are_left_alone() {
-    let table = contracts::testkit::TestTable::new().await;
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: serve_writer(&table, WriteMode::Transactional).await,
-    };
+    let table = TestTable::new().await;
+    let transactional = WriterClient::start(&table, WriteMode::Transactional).await;
     let _poller = start_poller(&table).await;
-    let post = client.post().await;
-    for user in 0..5 {
-        client
-            .call(
-                reqwest::Method::PUT,
-                &format!("/topics/t/posts/{post}/like"),
-                &format!("u{user}"),
-                None,
-            )
-            .await;
+    let post = transactional.create_post("t", "p").await;
+    for user in ["u0", "u1", "u2", "u3", "u4"] {
+        transactional.like("t", &post, user).await;
     }
-    client
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/topics/t/posts/{post}/like"),
-            "u3",
-            None,
-        )
-        .await;
-    // A marker written after the likes: once the poller has projected it, it has seen them all.
-    let stream_base = serve_writer(&table, WriteMode::Stream).await;
-    let marker = Client {
-        http: reqwest::Client::new(),
-        base: stream_base,
-    };
-    let probe = marker.post().await;
-    marker
-        .call(
-            reqwest::Method::PUT,
-            &format!("/topics/t/posts/{probe}/like"),
-            "probe",
-            None,
-        )
-        .await;
-    contracts::testkit::eventually(
+    transactional.unlike("t", &post, "u3").await;
+    // A like written after those: once the poller has counted it, it has seen them all.
+    let stream = WriterClient::start(&table, WriteMode::Stream).await;
+    let probe = stream.create_post("t", "probe").await;
+    stream.like("t", &probe, "probe").await;
+    eventually(
         "the probe like is counted",
         Duration::from_secs(20),
         || async {
-            let n = marker.like_count(&probe).await;
+            let n = stream.like_count("t", &probe).await;
             if n == 1 { Ok(()) } else { Err(n) }
         },
     )

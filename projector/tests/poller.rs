@@ -9,18 +9,6 @@ use contracts::testkit::TestTable;
 use support::*;
 use writer::WriteMode;
 
-async fn like(http: &reqwest::Client, base: &str, post: &str, user: &str) {
-    let url = format!("{base}/topics/t/posts/{post}/like");
-    let status = http
-        .put(url)
-        .header("x-user-id", user)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert!(status.is_success());
-}
-
 async fn checkpoints(table: &TestTable) -> Vec<Checkpoint> {
     scan(table)
         .await
@@ -32,29 +20,12 @@ async fn checkpoints(table: &TestTable) -> Vec<Checkpoint> {
 #[tokio::test]
 async fn a_restarted_poller_resumes_from_its_checkpoint() {
     let table = TestTable::new().await;
-    let base = serve_writer(&table, WriteMode::Stream).await;
-    let http = reqwest::Client::new();
-    http.put(format!("{base}/topics/t"))
-        .header("x-user-id", "a")
-        .json(&serde_json::json!({"title": "T"}))
-        .send()
-        .await
-        .unwrap();
-    let post: serde_json::Value = http
-        .post(format!("{base}/topics/t/posts"))
-        .header("x-user-id", "a")
-        .json(&serde_json::json!({"title": "P"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let post = post["postId"].as_str().unwrap().to_owned();
+    let client = WriterClient::start(&table, WriteMode::Stream).await;
+    let post = client.create_post("t", "p").await;
 
     let first = start_poller(&table).await;
     for user in ["u1", "u2"] {
-        like(&http, &base, &post, user).await;
+        client.like("t", &post, user).await;
     }
     until_converged(&table, Duration::from_secs(20)).await;
     // The checkpoint follows the batch that it covers.
@@ -76,7 +47,7 @@ async fn a_restarted_poller_resumes_from_its_checkpoint() {
     // Likes while no poller runs, then a new poller told to start at LATEST: only its
     // checkpoint can make it see them.
     for user in ["u3", "u4", "u5"] {
-        like(&http, &base, &post, user).await;
+        client.like("t", &post, user).await;
     }
     let second = start_poller_at(&table, projector::poller::StartAt::Latest).await;
     let tallies = until_converged(&table, Duration::from_secs(20)).await;

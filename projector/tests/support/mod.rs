@@ -148,3 +148,97 @@ pub async fn until_converged(
 pub fn topic(slug: &str) -> TopicSlug {
     slug.parse().unwrap()
 }
+
+/// The writer over HTTP, as the tests call it (dev identity header).
+#[derive(Clone)]
+pub struct WriterClient {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl WriterClient {
+    pub async fn start(table: &TestTable, mode: WriteMode) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: serve_writer(table, mode).await,
+        }
+    }
+
+    /// Call as `user`; the answer must be 2xx JSON.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("x-user-id", user);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Create (or reuse) the topic and a new post in it; the post's id.
+    pub async fn create_post(&self, topic: &str, title: &str) -> String {
+        let body = serde_json::json!({"title": topic});
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/topics/{topic}"),
+            "admin",
+            Some(body),
+        )
+        .await;
+        let body = serde_json::json!({"title": title});
+        let post = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/topics/{topic}/posts"),
+                "admin",
+                Some(body),
+            )
+            .await;
+        post["postId"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn like(&self, topic: &str, post: &str, user: &str) {
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/topics/{topic}/posts/{post}/like"),
+            user,
+            None,
+        )
+        .await;
+    }
+
+    pub async fn unlike(&self, topic: &str, post: &str, user: &str) {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/topics/{topic}/posts/{post}/like"),
+            user,
+            None,
+        )
+        .await;
+    }
+
+    pub async fn like_count(&self, topic: &str, post: &str) -> i64 {
+        let view = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/topics/{topic}/posts/{post}"),
+                "admin",
+                None,
+            )
+            .await;
+        view["likeCount"].as_i64().unwrap()
+    }
+}
