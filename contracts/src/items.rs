@@ -20,6 +20,9 @@ pub mod attr {
     pub const LIKE_COUNT: &str = "likeCount";
     pub const COUNTED_BY: &str = "countedBy";
     pub const LIKE_ID: &str = "likeId";
+    /// A fresh KSUID set by every write that moves `likeCount`: `rebuild` sees from it whether
+    /// a counter moved while it recounted, and when it last moved.
+    pub const COUNT_VERSION: &str = "countVersion";
 }
 
 /// The `type` attribute of every item.

@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::Utc;
 use contracts::change::LikeRef;
 use contracts::items::{CountedBy, Entity, Item, Quarantined, TOMBSTONE_TTL_SECS, Tombstone, attr};
-use contracts::keys::{self, ItemKey};
+use contracts::keys::{self, ItemKey, Ksuid};
 use futures_util::{StreamExt, stream};
 use rand::Rng;
 
@@ -300,18 +300,22 @@ impl Applier {
     ) -> Result<(Vec<TransactWriteItem>, Vec<Action>), String> {
         let mut items = Vec::with_capacity(t.actions());
         let mut actions = Vec::with_capacity(t.actions());
-        if t.delta() != 0 {
+        // The counter update is there even when the delta is zero: its new version tells
+        // `rebuild` that the post's counted likes changed.
+        {
             let counter = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_item(&ItemKey::Post(
                     t.post.topic.clone(),
                     t.post.post,
                 ))))
-                .update_expression("ADD #count :delta")
+                .update_expression("ADD #count :delta SET #version = :version")
                 .condition_expression("attribute_exists(#pk)")
                 .expression_attribute_names("#count", attr::LIKE_COUNT)
+                .expression_attribute_names("#version", attr::COUNT_VERSION)
                 .expression_attribute_names("#pk", keys::PK)
                 .expression_attribute_values(":delta", AttributeValue::N(t.delta().to_string()))
+                .expression_attribute_values(":version", s(Ksuid::generate().to_string()))
                 .build()
                 .map_err(|e| e.to_string())?;
             items.push(TransactWriteItem::builder().update(counter).build());

@@ -9,7 +9,9 @@
 //! - [`handler`]: one batch in, a partial batch response out. The Lambda, the local poller and
 //!   replay all call it.
 //! - [`lambda`]: the Lambda function around the handler.
-//! - [`poller`]: the local event source mapping on `aws-sdk-dynamodbstreams`.
+//! - [`poller`]: the local event source mapping on `aws-sdk-dynamodbstreams`; also replay.
+//! - [`verify`]: true counts from a parallel scan, and the drift report.
+//! - [`rebuild`]: repairs counters and stamps while writes and projection go on.
 //!
 //! `main.rs` runs the Lambda function or the operator CLI.
 
@@ -18,3 +20,5 @@ pub mod handler;
 pub mod lambda;
 pub mod plan;
 pub mod poller;
+pub mod rebuild;
+pub mod verify;

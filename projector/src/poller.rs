@@ -16,6 +16,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::{Shard, ShardIteratorType};
+use chrono::{DateTime, Utc};
 use contracts::change::from_streams_record;
 use contracts::items::{Checkpoint, Entity, ItemType};
 use contracts::keys;
@@ -40,6 +41,10 @@ pub struct PollerSettings {
     pub idle_delay: Duration,
     /// How often to look for new shards.
     pub discovery_interval: Duration,
+    /// Read and write checkpoints (off for replay, which always starts from `start_at`).
+    pub checkpoints: bool,
+    /// Skip records written before this time (replay `--since`).
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl PollerSettings {
@@ -50,6 +55,8 @@ impl PollerSettings {
             batch_size: 1000,
             idle_delay: Duration::from_millis(100),
             discovery_interval: Duration::from_secs(10),
+            checkpoints: true,
+            since: None,
         }
     }
 }
@@ -136,6 +143,19 @@ impl Poller {
         }
     }
 
+    /// Read until every shard is at its end (closed, or open with nothing more to read twice
+    /// in a row); the records read. `progress` hears of each batch. Used by replay.
+    pub async fn catch_up(&mut self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, PollError> {
+        let (mut total, mut quiet_rounds) = (0u64, 0);
+        while quiet_rounds < 2 {
+            let read = self.poll_once().await? as u64;
+            progress(read);
+            total += read;
+            quiet_rounds = if read == 0 { quiet_rounds + 1 } else { 0 };
+        }
+        Ok(total)
+    }
+
     /// Read one batch from every shard that may be read now; the number of records read.
     pub async fn poll_once(&mut self) -> Result<usize, PollError> {
         let finished: HashSet<String> = self
@@ -209,16 +229,20 @@ impl Poller {
                 .and_then(|r| r.dynamodb.as_ref())
                 .and_then(|d| d.sequence_number.clone());
             let only_checkpoints = records.iter().all(is_checkpoint_record);
+            let since = self.settings.since;
             let events: Vec<Value> = records
                 .into_iter()
+                .filter(|r| written_since(r, since))
                 .map(|r| {
                     serde_json::to_value(from_streams_record(r, &self.stream_arn))
                         .expect("event records serialize")
                 })
                 .collect();
-            self.deliver(&events).await;
+            if !events.is_empty() {
+                self.deliver(&events).await;
+            }
             self.shards[i].checkpoint.sequence = last;
-            if !only_checkpoints {
+            if !only_checkpoints && self.settings.checkpoints {
                 self.save(i).await?;
             }
         }
@@ -226,7 +250,9 @@ impl Poller {
         let closed = out.next_shard_iterator.is_none();
         if closed {
             self.shards[i].checkpoint.finished = true;
-            self.save(i).await?;
+            if self.settings.checkpoints {
+                self.save(i).await?;
+            }
         }
         Ok((count, closed))
     }
@@ -313,7 +339,11 @@ impl Poller {
                 break;
             }
         }
-        let saved = self.load_checkpoints().await?;
+        let saved = if self.settings.checkpoints {
+            self.load_checkpoints().await?
+        } else {
+            HashMap::new()
+        };
         let known: HashSet<String> = self
             .shards
             .iter()
@@ -383,6 +413,19 @@ impl Poller {
             .map_err(dynamo_error)?;
         Ok(())
     }
+}
+
+fn written_since(
+    record: &aws_sdk_dynamodbstreams::types::Record,
+    since: Option<DateTime<Utc>>,
+) -> bool {
+    let Some(since) = since else { return true };
+    let created = record
+        .dynamodb
+        .as_ref()
+        .and_then(|d| d.approximate_creation_date_time)
+        .map(|t| t.secs());
+    created.is_none_or(|secs| secs >= since.timestamp())
 }
 
 fn is_checkpoint_record(record: &aws_sdk_dynamodbstreams::types::Record) -> bool {

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use contracts::items::{CountedBy, Entity, Item, Like, attr};
-use contracts::keys::{self, ItemKey, KeyPair, PostId, TopicSlug, UserId, prefix};
+use contracts::keys::{self, ItemKey, KeyPair, Ksuid, PostId, TopicSlug, UserId, prefix};
 use rand::Rng;
 
 /// A failed database call, classified for the HTTP answer.
@@ -413,11 +413,16 @@ impl Store {
         Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_item(&ItemKey::Post(topic.clone(), post))))
-            .update_expression("ADD #count :delta")
+            .update_expression("ADD #count :delta SET #version = :version")
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#count", attr::LIKE_COUNT)
+            .expression_attribute_names("#version", attr::COUNT_VERSION)
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+            .expression_attribute_values(
+                ":version",
+                AttributeValue::S(Ksuid::generate().to_string()),
+            )
             .build()
             .map_err(internal)
     }

@@ -1,0 +1,487 @@
+//! `rebuild`: repair counters and the likers view while writes and projection go on.
+//!
+//! **Phase 1** scans the table (resumable: each segment's position is saved to a state file
+//! after every page). A like never counted is counted through the projector's own conditional
+//! mark transaction, so if the projector counts it at the same moment one of the two finds
+//! its condition false and nothing is counted twice. A counted like missing its GSI1 keys is
+//! stamped (idempotent). Every post seen is remembered for phase 2.
+//!
+//! **Phase 2** recounts each post from its view: the counted likes in GSI1 (after phase 1 they
+//! all carry GSI1 keys). A post whose `likeCount` differs is observed again after `settle`;
+//! it is corrected only if neither its counter version (`countVersion`, renewed by every write
+//! that moves the counter) nor its recount changed meanwhile, with an update conditioned on
+//! that version. Why this is safe live: a like deleted but not yet uncounted, or liked and not
+//! yet counted, is projected within the projection lag, and projecting it renews the version;
+//! if the lag is shorter than `settle`, an unchanged version means nothing was in flight, so
+//! the difference is real drift. A post that keeps moving is retried, then reported as busy,
+//! never guessed at. Run it while the projector is healthy (iterator age well under `settle`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use chrono::Utc;
+use contracts::change::{Change, Decoded, LikeRef};
+use contracts::items::{Entity, Item, ItemType, Like, Post, attr};
+use contracts::keys::{self, ItemKey, Ksuid};
+use futures_util::future::try_join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::apply::{Applier, Outcome};
+use crate::plan::{PostRef, Stamp, plan};
+use crate::verify::{ScanSpec, scan_page};
+
+/// How to rebuild.
+#[derive(Debug, Clone)]
+pub struct RebuildSettings {
+    pub scan: ScanSpec,
+    /// Report what would change, change nothing.
+    pub dry_run: bool,
+    /// How long a drifting post must stay still before it is corrected.
+    pub settle: Duration,
+    /// Where progress is saved (and resumed from).
+    pub state_path: PathBuf,
+    /// Rounds of phase 2 before a still-moving post is reported busy.
+    pub rounds: u32,
+}
+
+/// What a rebuild did (or, dry, would do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub items_scanned: u64,
+    pub likes_counted: u64,
+    pub likes_stamped: u64,
+    pub posts_checked: u64,
+    pub counters_corrected: u64,
+    pub posts_busy: u64,
+}
+
+impl From<aws_sdk_dynamodb::Error> for RebuildError {
+    fn from(e: aws_sdk_dynamodb::Error) -> Self {
+        RebuildError::Dynamo(Box::new(e))
+    }
+}
+
+/// A scan segment's position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentState {
+    pub done: bool,
+    pub resume: Option<HashMap<String, String>>,
+}
+
+/// Everything needed to resume: saved after every page of phase 1.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RebuildState {
+    pub table: String,
+    pub segments: Vec<SegmentState>,
+    /// Posts seen so far, as `(topic, post id)`.
+    pub posts: BTreeSet<(String, String)>,
+    pub summary: Summary,
+}
+
+/// Why a rebuild stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("DynamoDB: {0}")]
+    Dynamo(Box<aws_sdk_dynamodb::Error>),
+    #[error("state file {0}: {1}")]
+    State(PathBuf, String),
+    #[error("the state file is for table {0}, not this one")]
+    OtherTable(String),
+    #[error("{0} writes failed; run rebuild again to resume")]
+    WritesFailed(u64),
+}
+
+fn to_strings(key: Item) -> HashMap<String, String> {
+    key.into_iter()
+        .filter_map(|(k, v)| match v {
+            AttributeValue::S(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn to_item(key: HashMap<String, String>) -> Item {
+    key.into_iter()
+        .map(|(k, v)| (k, AttributeValue::S(v)))
+        .collect()
+}
+
+impl RebuildState {
+    fn load(settings: &RebuildSettings) -> Result<Self, RebuildError> {
+        let path = &settings.state_path;
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let state: RebuildState = serde_json::from_str(&text)
+                    .map_err(|e| RebuildError::State(path.clone(), e.to_string()))?;
+                if state.table != settings.scan.table {
+                    return Err(RebuildError::OtherTable(state.table));
+                }
+                if state.segments.len() != settings.scan.segments as usize {
+                    return Err(RebuildError::State(
+                        path.clone(),
+                        format!("saved with {} segments", state.segments.len()),
+                    ));
+                }
+                Ok(state)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RebuildState {
+                table: settings.scan.table.clone(),
+                segments: vec![SegmentState::default(); settings.scan.segments as usize],
+                ..Default::default()
+            }),
+            Err(e) => Err(RebuildError::State(path.clone(), e.to_string())),
+        }
+    }
+
+    fn save(&self, path: &PathBuf) -> Result<(), RebuildError> {
+        let fail = |e: std::io::Error| RebuildError::State(path.clone(), e.to_string());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let temporary = path.with_extension("tmp");
+        let text = serde_json::to_string(self).expect("state serializes");
+        std::fs::write(&temporary, text).map_err(fail)?;
+        std::fs::rename(&temporary, path).map_err(fail)
+    }
+}
+
+/// The repairs one page of items asks for (pure): likes to count, likes to stamp, posts.
+fn page_repairs(items: Vec<Item>) -> (Vec<LikeRef>, Vec<LikeRef>, Vec<PostRef>) {
+    let (mut uncounted, mut unstamped, mut posts) = (Vec::new(), Vec::new(), Vec::new());
+    for item in items {
+        let kind = item.get(keys::TYPE).and_then(|t| t.as_s().ok()).cloned();
+        if kind.as_deref() == Some(ItemType::Like.as_str()) {
+            let in_view = item.contains_key(keys::GSI1PK);
+            if let Ok(like) = Like::from_item(item) {
+                match like.counted_by {
+                    None => uncounted.push(LikeRef::from(&like)),
+                    Some(_) if !in_view => unstamped.push(LikeRef::from(&like)),
+                    Some(_) => {}
+                }
+            }
+        } else if kind.as_deref() == Some(ItemType::Post.as_str())
+            && let Ok(post) = Post::from_item(item)
+        {
+            posts.push(PostRef {
+                topic: post.topic,
+                post: post.post_id,
+            });
+        }
+    }
+    (uncounted, unstamped, posts)
+}
+
+/// A post's counter and its recount, seen at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Observation {
+    stored: Option<i64>,
+    version: Option<String>,
+    counted_in_view: i64,
+}
+
+/// The rebuild of one table.
+pub struct Rebuild {
+    client: Client,
+    applier: Applier,
+    settings: RebuildSettings,
+}
+
+impl Rebuild {
+    pub fn new(client: Client, settings: RebuildSettings) -> Self {
+        let applier = Applier::new(client.clone(), &settings.scan.table);
+        Self {
+            client,
+            applier,
+            settings,
+        }
+    }
+
+    /// Run (or resume) both phases. `progress` hears of items scanned, then posts checked.
+    pub async fn run(
+        &self,
+        progress: &(dyn Fn(Phase, u64) + Sync),
+    ) -> Result<Summary, RebuildError> {
+        let state = Mutex::new(RebuildState::load(&self.settings)?);
+        let failed = std::sync::atomic::AtomicU64::new(0);
+        let segments = (0..self.settings.scan.segments).map(|segment| {
+            let (state, failed) = (&state, &failed);
+            async move {
+                let mut start = {
+                    let s = state.lock().expect("state lock");
+                    let saved = &s.segments[segment as usize];
+                    if saved.done {
+                        return Ok::<_, RebuildError>(());
+                    }
+                    saved.resume.clone().map(to_item)
+                };
+                loop {
+                    let (items, next) =
+                        scan_page(&self.client, &self.settings.scan, segment, start).await?;
+                    let scanned = items.len() as u64;
+                    let (uncounted, unstamped, posts) = page_repairs(items);
+                    let (counted, stamped, errors) = self.repair(uncounted, unstamped).await;
+                    failed.fetch_add(errors, std::sync::atomic::Ordering::SeqCst);
+                    progress(Phase::Scan, scanned);
+                    let mut s = state.lock().expect("state lock");
+                    s.summary.items_scanned += scanned;
+                    s.summary.likes_counted += counted;
+                    s.summary.likes_stamped += stamped;
+                    s.posts.extend(
+                        posts
+                            .into_iter()
+                            .map(|p| (p.topic.to_string(), p.post.to_string())),
+                    );
+                    let saved = &mut s.segments[segment as usize];
+                    saved.resume = next.clone().map(to_strings);
+                    saved.done = next.is_none();
+                    if !self.settings.dry_run {
+                        s.save(&self.settings.state_path)?;
+                    }
+                    drop(s);
+                    start = next;
+                    if start.is_none() {
+                        return Ok(());
+                    }
+                }
+            }
+        });
+        try_join_all(segments).await?;
+        let failures = failed.load(std::sync::atomic::Ordering::SeqCst);
+        if failures > 0 {
+            return Err(RebuildError::WritesFailed(failures));
+        }
+
+        let state = state.into_inner().expect("state lock");
+        let mut summary = state.summary;
+        let posts: Vec<PostRef> = state
+            .posts
+            .iter()
+            .filter_map(|(topic, post)| {
+                Some(PostRef {
+                    topic: topic.parse().ok()?,
+                    post: post.parse().ok()?,
+                })
+            })
+            .collect();
+        let (corrected, busy) = self.correct(&posts, progress).await?;
+        summary.posts_checked = posts.len() as u64;
+        summary.counters_corrected = corrected;
+        summary.posts_busy = busy;
+        if !self.settings.dry_run {
+            let _ = std::fs::remove_file(&self.settings.state_path);
+        }
+        Ok(summary)
+    }
+
+    /// Count the uncounted likes and stamp the unstamped ones of one page:
+    /// (counted, stamped, failed writes).
+    async fn repair(&self, uncounted: Vec<LikeRef>, unstamped: Vec<LikeRef>) -> (u64, u64, u64) {
+        if self.settings.dry_run {
+            return (uncounted.len() as u64, unstamped.len() as u64, 0);
+        }
+        let records: Vec<_> = uncounted
+            .into_iter()
+            .map(|like| {
+                Ok(Decoded {
+                    sequence: String::new(),
+                    created: Utc::now(),
+                    change: Change::LikeAdded(like),
+                })
+            })
+            .collect();
+        let mut repairs = plan(&records);
+        let first_stamp = records.len();
+        let total = first_stamp + unstamped.len();
+        repairs
+            .stamps
+            .extend(unstamped.into_iter().enumerate().map(|(i, like)| Stamp {
+                records: vec![first_stamp + i],
+                like,
+            }));
+        let outcomes = self
+            .applier
+            .apply(&repairs, total, &|_| String::new())
+            .await;
+        let (marks, stamps) = outcomes.split_at(first_stamp);
+        let counted = marks.iter().filter(|o| **o == Outcome::Applied).count() as u64;
+        let stamped = stamps.iter().filter(|o| **o != Outcome::Failed).count() as u64;
+        let failed = outcomes.iter().filter(|o| **o == Outcome::Failed).count() as u64;
+        (counted, stamped, failed)
+    }
+
+    /// Phase 2: (counters corrected, posts still busy).
+    async fn correct(
+        &self,
+        posts: &[PostRef],
+        progress: &(dyn Fn(Phase, u64) + Sync),
+    ) -> Result<(u64, u64), RebuildError> {
+        let mut drifting: Vec<(PostRef, Observation)> = Vec::new();
+        for post in posts {
+            if let Some(seen) = self.observe(post).await?
+                && seen.stored.unwrap_or(0) != seen.counted_in_view
+            {
+                drifting.push((post.clone(), seen));
+            }
+            progress(Phase::Check, 1);
+        }
+        let mut corrected = 0;
+        for _ in 0..self.settings.rounds {
+            if drifting.is_empty() {
+                break;
+            }
+            tokio::time::sleep(self.settings.settle).await;
+            let mut still = Vec::new();
+            for (post, before) in drifting {
+                let Some(now) = self.observe(&post).await? else {
+                    still.push((post.clone(), before));
+                    continue;
+                };
+                if now.stored.unwrap_or(0) == now.counted_in_view {
+                    continue; // the projector caught up: it was not drift
+                }
+                if now != before {
+                    still.push((post, now)); // moved: observe again after another settle
+                    continue;
+                }
+                if self.settings.dry_run || self.set_count(&post, &now).await? {
+                    corrected += 1;
+                } else {
+                    still.push((post, now));
+                }
+            }
+            drifting = still;
+        }
+        Ok((corrected, drifting.len() as u64))
+    }
+
+    /// The post's counter, version and recount; `None` if it moved during the recount.
+    async fn observe(&self, post: &PostRef) -> Result<Option<Observation>, RebuildError> {
+        let first = self.counter(post).await?;
+        let counted_in_view = self.count_view(post).await?;
+        let second = self.counter(post).await?;
+        Ok((first == second).then_some(Observation {
+            stored: first.0,
+            version: first.1,
+            counted_in_view,
+        }))
+    }
+
+    async fn counter(&self, post: &PostRef) -> Result<(Option<i64>, Option<String>), RebuildError> {
+        let key = ItemKey::Post(post.topic.clone(), post.post).key();
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.settings.scan.table)
+            .key(keys::PK, AttributeValue::S(key.pk))
+            .key(keys::SK, AttributeValue::S(key.sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(aws_sdk_dynamodb::Error::from)?
+            .item
+            .unwrap_or_default();
+        let stored = item
+            .get(attr::LIKE_COUNT)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok());
+        let version = item
+            .get(attr::COUNT_VERSION)
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok((stored, version))
+    }
+
+    async fn count_view(&self, post: &PostRef) -> Result<i64, RebuildError> {
+        let mut total = 0i64;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.settings.scan.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :likes)")
+                .filter_expression("attribute_exists(#counted)")
+                .expression_attribute_names("#pk", keys::GSI1PK)
+                .expression_attribute_names("#sk", keys::GSI1SK)
+                .expression_attribute_names("#counted", attr::COUNTED_BY)
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::post_view_partition(&post.post)),
+                )
+                .expression_attribute_values(
+                    ":likes",
+                    AttributeValue::S(keys::prefix::LIKES.into()),
+                )
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(aws_sdk_dynamodb::Error::from)?;
+            total += i64::from(out.count);
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Set the counter to the recount if its version is still the one observed.
+    async fn set_count(&self, post: &PostRef, seen: &Observation) -> Result<bool, RebuildError> {
+        let key = ItemKey::Post(post.topic.clone(), post.post).key();
+        let version_condition = if seen.version.is_some() {
+            "#version = :seen"
+        } else {
+            "attribute_not_exists(#version)"
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.settings.scan.table)
+            .key(keys::PK, AttributeValue::S(key.pk))
+            .key(keys::SK, AttributeValue::S(key.sk))
+            .update_expression("SET #count = :count, #version = :version")
+            .condition_expression(format!("attribute_exists(#pk) AND {version_condition}"))
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#count", attr::LIKE_COUNT)
+            .expression_attribute_names("#version", attr::COUNT_VERSION)
+            .expression_attribute_values(
+                ":count",
+                AttributeValue::N(seen.counted_in_view.to_string()),
+            )
+            .expression_attribute_values(
+                ":version",
+                AttributeValue::S(Ksuid::generate().to_string()),
+            );
+        if let Some(version) = &seen.version {
+            request =
+                request.expression_attribute_values(":seen", AttributeValue::S(version.clone()));
+        }
+        match request.send().await {
+            Ok(_) => {
+                tracing::info!(post = %post.post, from = ?seen.stored, to = seen.counted_in_view, "counter corrected");
+                Ok(true)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(aws_sdk_dynamodb::Error::from(e).into()),
+        }
+    }
+}
+
+/// Which part of the work progress is reported for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Scan,
+    Check,
+}

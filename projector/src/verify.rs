@@ -1,0 +1,264 @@
+//! `verify`: recompute every post's true like count from the base table and report drift.
+//!
+//! A parallel scan (`--segments`) reads posts and likes; [`Tallies`] (pure) folds the items into
+//! per-post figures: the stored `likeCount`, the live likes (the truth), and the likes stamped
+//! into the GSI1 view. A post drifts when its stored count or its view differs from its live
+//! likes. Likes still in flight through the projector show as drift too: verify a quiet table,
+//! or expect in-flight likes in the report.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use contracts::items::{Entity, Item, ItemType, Like, Post};
+use contracts::keys::{self, TopicSlug};
+use futures_util::future::try_join_all;
+use serde::Serialize;
+
+use crate::plan::PostRef;
+
+/// One post's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostTally {
+    /// `likeCount` as stored (`None` if the post item was not seen).
+    pub stored: Option<i64>,
+    /// Live like items: the true count.
+    pub live: i64,
+    /// Live likes carrying GSI1 keys (in the likers view).
+    pub in_view: i64,
+}
+
+/// Per-post figures, folded from items in any order and merged across scan segments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tallies {
+    pub posts: BTreeMap<PostRef, PostTally>,
+    pub items: u64,
+}
+
+/// A post whose stored count or view differs from its live likes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    pub topic: String,
+    pub post_id: String,
+    pub stored: i64,
+    #[serde(rename = "true")]
+    pub true_count: i64,
+    /// stored − true.
+    pub difference: i64,
+    pub in_view: i64,
+}
+
+impl Tallies {
+    /// Fold one item (anything but posts and likes is counted and skipped).
+    pub fn add(&mut self, item: Item) {
+        self.items += 1;
+        let kind = match item.get(keys::TYPE) {
+            Some(AttributeValue::S(kind)) => kind.clone(),
+            _ => return,
+        };
+        if kind == ItemType::Post.as_str() {
+            if let Ok(post) = Post::from_item(item) {
+                let key = PostRef {
+                    topic: post.topic,
+                    post: post.post_id,
+                };
+                self.posts.entry(key).or_default().stored = Some(post.like_count);
+            }
+        } else if kind == ItemType::Like.as_str() {
+            let in_view = item.contains_key(keys::GSI1PK);
+            if let Ok(like) = Like::from_item(item) {
+                let key = PostRef {
+                    topic: like.topic,
+                    post: like.post_id,
+                };
+                let tally = self.posts.entry(key).or_default();
+                tally.live += 1;
+                tally.in_view += i64::from(in_view);
+            }
+        }
+    }
+
+    /// Combine the tallies of two scan segments.
+    pub fn merge(mut self, other: Tallies) -> Tallies {
+        self.items += other.items;
+        for (key, theirs) in other.posts {
+            let ours = self.posts.entry(key).or_default();
+            ours.stored = ours.stored.or(theirs.stored);
+            ours.live += theirs.live;
+            ours.in_view += theirs.in_view;
+        }
+        self
+    }
+
+    /// The drifting posts, in key order.
+    pub fn drift(&self) -> Vec<Drift> {
+        self.posts
+            .iter()
+            .filter_map(|(key, t)| {
+                let stored = t.stored.unwrap_or(0);
+                (stored != t.live || t.in_view != t.live).then(|| Drift {
+                    topic: key.topic.to_string(),
+                    post_id: key.post.to_string(),
+                    stored,
+                    true_count: t.live,
+                    difference: stored - t.live,
+                    in_view: t.in_view,
+                })
+            })
+            .collect()
+    }
+}
+
+/// What to scan.
+#[derive(Debug, Clone)]
+pub struct ScanSpec {
+    pub table: String,
+    pub segments: i32,
+    /// Only posts and likes of this topic.
+    pub topic: Option<TopicSlug>,
+    /// Items per page (default: DynamoDB's 1 MB pages).
+    pub page_size: Option<i32>,
+}
+
+/// One page of one scan segment, resuming after `start`.
+pub async fn scan_page(
+    client: &Client,
+    spec: &ScanSpec,
+    segment: i32,
+    start: Option<Item>,
+) -> Result<(Vec<Item>, Option<Item>), aws_sdk_dynamodb::Error> {
+    let mut request = client
+        .scan()
+        .table_name(&spec.table)
+        .segment(segment)
+        .total_segments(spec.segments)
+        .set_limit(spec.page_size)
+        .set_exclusive_start_key(start);
+    if let Some(topic) = &spec.topic {
+        request = request
+            .filter_expression("#topic = :topic")
+            .expression_attribute_names("#topic", "topic")
+            .expression_attribute_values(":topic", AttributeValue::S(topic.to_string()));
+    }
+    let out = request.send().await?;
+    Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+}
+
+/// Scan the table with `spec.segments` concurrent segments and fold every item.
+/// `progress` is told how many items each page held.
+pub async fn tally(
+    client: &Client,
+    spec: &ScanSpec,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Tallies, aws_sdk_dynamodb::Error> {
+    let segments = (0..spec.segments).map(|segment| async move {
+        let mut tallies = Tallies::default();
+        let mut start = None;
+        loop {
+            let (items, next) = scan_page(client, spec, segment, start).await?;
+            progress(items.len() as u64);
+            for item in items {
+                tallies.add(item);
+            }
+            start = next;
+            if start.is_none() {
+                return Ok::<_, aws_sdk_dynamodb::Error>(tallies);
+            }
+        }
+    });
+    let parts = try_join_all(segments).await?;
+    Ok(parts.into_iter().fold(Tallies::default(), Tallies::merge))
+}
+
+/// The drift report as an aligned text table.
+pub fn drift_table(drift: &[Drift]) -> String {
+    let mut out = format!(
+        "{:<12} {:<28} {:>8} {:>8} {:>10} {:>8}\n",
+        "topic", "post", "stored", "true", "difference", "in view"
+    );
+    for d in drift {
+        out.push_str(&format!(
+            "{:<12} {:<28} {:>8} {:>8} {:>+10} {:>8}\n",
+            d.topic, d.post_id, d.stored, d.true_count, d.difference, d.in_view
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use contracts::keys::Ksuid;
+
+    fn post(id: Ksuid, count: i64) -> Item {
+        Post {
+            topic: "t".parse().unwrap(),
+            post_id: id,
+            author_id: "a".parse().unwrap(),
+            title: "p".into(),
+            body: String::new(),
+            created_at: Utc::now(),
+            like_count: count,
+        }
+        .to_item()
+    }
+
+    fn like(user: &str, id: Ksuid, in_view: bool) -> Item {
+        let like = Like {
+            user_id: user.parse().unwrap(),
+            post_id: id,
+            topic: "t".parse().unwrap(),
+            title: "p".into(),
+            liked_at: Utc::now(),
+            like_id: Ksuid::generate(),
+            counted_by: Some(contracts::items::CountedBy::Projector),
+        };
+        if in_view {
+            like.to_item_in_view()
+        } else {
+            like.to_item()
+        }
+    }
+
+    #[test]
+    fn drift_is_stored_or_view_against_live_likes_across_segments() {
+        let (ok, high, unstamped) = (Ksuid::generate(), Ksuid::generate(), Ksuid::generate());
+        let mut a = Tallies::default();
+        a.add(post(ok, 2));
+        a.add(like("u1", high, true));
+        a.add(like("u1", unstamped, true));
+        let mut b = Tallies::default();
+        b.add(like("u1", ok, true));
+        b.add(like("u2", ok, true));
+        b.add(post(high, 3));
+        b.add(post(unstamped, 2));
+        b.add(like("u2", unstamped, false));
+        let drift = a.merge(b).drift();
+        let ids: Vec<_> = drift.iter().map(|d| d.post_id.clone()).collect();
+        let mut expected = vec![high.to_string(), unstamped.to_string()];
+        expected.sort();
+        let mut ids_sorted = ids.clone();
+        ids_sorted.sort();
+        assert_eq!(ids_sorted, expected);
+        let high_drift = drift
+            .iter()
+            .find(|d| d.post_id == high.to_string())
+            .unwrap();
+        assert_eq!(
+            (
+                high_drift.stored,
+                high_drift.true_count,
+                high_drift.difference
+            ),
+            (3, 1, 2)
+        );
+        let view_drift = drift
+            .iter()
+            .find(|d| d.post_id == unstamped.to_string())
+            .unwrap();
+        assert_eq!((view_drift.difference, view_drift.in_view), (0, 1));
+    }
+}
