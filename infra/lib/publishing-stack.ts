@@ -1,0 +1,300 @@
+// The publishing service on AWS: one DynamoDB table, the writer Lambda behind an HTTP API with a
+// JWT authorizer, and the projector Lambda on the table's stream.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CfnElement, Duration, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpUserPoolAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/** The table definition written by `contracts` (contracts/table.json): the one source of truth. */
+export interface TableDefinition {
+  partitionKey: string;
+  sortKey: string;
+  gsi1: { name: string; partitionKey: string; sortKey: string; projection: string };
+  keyAttributeType: string;
+  streamViewType: string;
+  ttlAttribute: string;
+  billingMode: string;
+}
+
+export function loadTableDefinition(
+  file = path.join(__dirname, '..', '..', 'contracts', 'table.json'),
+): TableDefinition {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as TableDefinition;
+}
+
+export type Stage = 'dev' | 'prod';
+
+export interface PublishingStackProps extends StackProps {
+  stage: Stage;
+  /** Folders holding each function's `bootstrap` (cargo lambda's target/lambda/<bin>). */
+  writerCode: string;
+  projectorCode: string;
+  table?: TableDefinition;
+}
+
+/** Shape of the stream records the projector must see (anything else is filtered out). */
+export const PROJECTOR_FILTERS = [
+  // A like appended by the writer and not counted yet. REMOVE records have no NewImage, so
+  // inserts and removals need a pattern each.
+  lambda.FilterCriteria.filter({
+    eventName: lambda.FilterRule.isEqual('INSERT'),
+    dynamodb: {
+      NewImage: { type: { S: lambda.FilterRule.isEqual('Like') }, countedBy: lambda.FilterRule.notExists() },
+    },
+  }),
+  // The removal of a like the projector counted. TTL deletions carry a userIdentity and are
+  // tombstones, not likes; the projector's own writes are MODIFY or tombstone INSERTs.
+  lambda.FilterCriteria.filter({
+    eventName: lambda.FilterRule.isEqual('REMOVE'),
+    dynamodb: {
+      OldImage: { type: { S: lambda.FilterRule.isEqual('Like') }, countedBy: { S: lambda.FilterRule.isEqual('projector') } },
+    },
+  }),
+];
+
+export class PublishingStack extends Stack {
+  readonly table: dynamodb.Table;
+  readonly writer: lambda.Function;
+  readonly projector: lambda.Function;
+  readonly api: apigw.HttpApi;
+  readonly deadLetters: sqs.Queue;
+
+  constructor(scope: Construct, id: string, props: PublishingStackProps) {
+    super(scope, id, props);
+    const prod = props.stage === 'prod';
+    const def = props.table ?? loadTableDefinition();
+    const removalPolicy = prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+    this.table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: def.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: def.sortKey, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+      timeToLiveAttribute: def.ttlAttribute,
+      deletionProtection: prod,
+      removalPolicy,
+    });
+    this.table.addGlobalSecondaryIndex({
+      indexName: def.gsi1.name,
+      partitionKey: { name: def.gsi1.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: def.gsi1.sortKey, type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+    const tableArn = this.table.tableArn;
+    const indexArn = `${tableArn}/index/${def.gsi1.name}`;
+
+    // Writer: reads and appends. No UpdateItem (it never changes an item in place), and no
+    // write action on the index.
+    const writerLogs = this.logGroup('WriterLogs', removalPolicy);
+    const writerRole = this.functionRole('WriterRole', writerLogs, [
+      new iam.PolicyStatement({
+        sid: 'ReadAndAppend',
+        actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+        resources: [tableArn],
+      }),
+      new iam.PolicyStatement({ sid: 'ReadLikersView', actions: ['dynamodb:Query'], resources: [indexArn] }),
+    ]);
+    this.writer = new lambda.Function(this, 'Writer', {
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'bootstrap',
+      code: lambda.Code.fromAsset(props.writerCode),
+      memorySize: 128,
+      timeout: Duration.seconds(10),
+      role: writerRole,
+      logGroup: writerLogs,
+      environment: { TABLE_NAME: this.table.tableName, WRITE_MODE: 'stream', RUST_LOG: 'info' },
+    });
+
+    // The API: reads are public, writes need a Cognito JWT.
+    const users = new cognito.UserPool(this, 'Users', {
+      selfSignUpEnabled: true,
+      signInAliases: { email: true },
+      passwordPolicy: { minLength: 12, requireDigits: true, requireLowercase: true, requireUppercase: true, requireSymbols: true },
+      mfa: cognito.Mfa.OPTIONAL,
+      mfaSecondFactor: { sms: false, otp: true },
+      featurePlan: cognito.FeaturePlan.PLUS,
+      standardThreatProtectionMode: cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+      removalPolicy,
+    });
+    Validations.of(users).acknowledge({
+      id: 'AwsSolutions-COG2',
+      reason: 'MFA is offered (TOTP) but optional: readers and writers of a public blog sign up freely.',
+    });
+    const appClient = users.addClient('Web', { authFlows: { userSrp: true } });
+    const authorizer = new HttpUserPoolAuthorizer('Jwt', users, { userPoolClients: [appClient] });
+    const integration = new HttpLambdaIntegration('WriterIntegration', this.writer);
+    this.api = new apigw.HttpApi(this, 'Api', { createDefaultStage: false });
+    const accessLogs = this.logGroup('ApiAccessLogs', removalPolicy);
+    new apigw.HttpStage(this, 'DefaultStage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: prod ? 1000 : 100, burstLimit: prod ? 2000 : 200 },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(accessLogs),
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            latencyMs: '$context.responseLatency',
+            ip: '$context.identity.sourceIp',
+          }),
+        ),
+      },
+    });
+    const write = (method: apigw.HttpMethod, routePath: string) =>
+      this.api.addRoutes({ path: routePath, methods: [method], integration, authorizer });
+    const read = (routePath: string) =>
+      this.api.addRoutes({ path: routePath, methods: [apigw.HttpMethod.GET], integration });
+    write(apigw.HttpMethod.PUT, '/topics/{topic}');
+    write(apigw.HttpMethod.POST, '/topics/{topic}/posts');
+    write(apigw.HttpMethod.PUT, '/topics/{topic}/posts/{post}/like');
+    write(apigw.HttpMethod.DELETE, '/topics/{topic}/posts/{post}/like');
+    write(apigw.HttpMethod.PUT, '/users/me');
+    write(apigw.HttpMethod.GET, '/users/me');
+    read('/topics/{topic}/posts');
+    read('/topics/{topic}/posts/{post}');
+    read('/topics/{topic}/posts/{post}/likes');
+    read('/users/{user}');
+    read('/openapi.json');
+
+    // Projector: counts and stamps likes, writes tombstones and quarantined records.
+    this.deadLetters = new sqs.Queue(this, 'ProjectorFailures', {
+      retentionPeriod: Duration.days(14),
+      enforceSSL: true,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      removalPolicy,
+    });
+    Validations.of(this.deadLetters).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: "This queue is itself the dead-letter destination of the projector's event source mapping.",
+    });
+    const projectorLogs = this.logGroup('ProjectorLogs', removalPolicy);
+    const projectorRole = this.functionRole('ProjectorRole', projectorLogs, [
+      new iam.PolicyStatement({
+        sid: 'CountAndStamp',
+        actions: ['dynamodb:UpdateItem', 'dynamodb:PutItem'],
+        resources: [tableArn],
+      }),
+      new iam.PolicyStatement({
+        sid: 'ReadStream',
+        actions: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+        resources: [this.table.tableStreamArn!],
+      }),
+      new iam.PolicyStatement({ sid: 'ListStreams', actions: ['dynamodb:ListStreams'], resources: ['*'] }),
+      new iam.PolicyStatement({ sid: 'FailureDestination', actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], resources: [this.deadLetters.queueArn] }),
+    ]);
+    Validations.of(projectorRole).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'dynamodb:ListStreams does not support resource-level permissions; every other statement names its resource.',
+    });
+    this.projector = new lambda.Function(this, 'Projector', {
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'bootstrap',
+      code: lambda.Code.fromAsset(props.projectorCode),
+      memorySize: 128,
+      timeout: Duration.seconds(60),
+      role: projectorRole,
+      logGroup: projectorLogs,
+      environment: { TABLE_NAME: this.table.tableName, RUST_LOG: 'info' },
+    });
+    this.projector.addEventSource(
+      new DynamoEventSource(this.table, {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: 1000,
+        maxBatchingWindow: Duration.seconds(1),
+        bisectBatchOnError: true,
+        retryAttempts: 10,
+        maxRecordAge: Duration.hours(6),
+        reportBatchItemFailures: true,
+        onFailure: new SqsDlq(this.deadLetters),
+        filters: PROJECTOR_FILTERS,
+        // With a factor above 1, Lambda processes a shard in concurrent batches, keeping order
+        // only per partition key (per item). Records of different items, e.g. two users' likes
+        // of one post, may then be applied out of order and two batches may update one post's
+        // counter at once. The projection tolerates both: every write is conditioned on the
+        // current state of its item, and concurrent transactions on a counter are retried.
+        parallelizationFactor: 2,
+      }),
+    );
+
+    // Alarms: projection falling behind, failing, or giving records up.
+    new cloudwatch.Alarm(this, 'ProjectorIteratorAge', {
+      alarmDescription: 'The projector is more than 60 s behind the stream: counts are stale.',
+      metric: this.projector.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
+      threshold: 60_000,
+      evaluationPeriods: 5,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    new cloudwatch.Alarm(this, 'ProjectorErrors', {
+      alarmDescription: 'Projector invocations fail as a whole.',
+      metric: this.projector.metricErrors({ period: Duration.minutes(5) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    new cloudwatch.Alarm(this, 'ProjectorDeadLetters', {
+      alarmDescription: 'Stream batches gave up after retries: replay their sequence range (docs).',
+      metric: this.deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    new cloudwatch.Alarm(this, 'WriterErrors', {
+      alarmDescription: 'The writer function fails.',
+      metric: this.writer.metricErrors({ period: Duration.minutes(5) }),
+      threshold: 5,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    Validations.of(this.api).acknowledge({
+      id: 'AwsSolutions-APIG4',
+      reason: 'Read routes are public by design (published posts); every write route has the JWT authorizer.',
+    });
+    Validations.of(this.api).acknowledge({
+      id: 'AwsSolutions-APIG1',
+      reason: 'Access logging is configured on the explicit $default stage.',
+    });
+  }
+
+  private logGroup(id: string, removalPolicy: RemovalPolicy): logs.LogGroup {
+    return new logs.LogGroup(this, id, { retention: logs.RetentionDays.ONE_MONTH, removalPolicy });
+  }
+
+  /** A function role with explicit statements only: its own log group, then `statements`. */
+  private functionRole(id: string, logGroup: logs.LogGroup, statements: iam.PolicyStatement[]): iam.Role {
+    const role = new iam.Role(this, id, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'OwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn, `${logGroup.logGroupArn}:*`],
+      }),
+    );
+    statements.forEach((statement) => role.addToPolicy(statement));
+    const logGroupId = this.getLogicalId(logGroup.node.defaultChild as CfnElement);
+    Validations.of(role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${logGroupId}.Arn>:*]`,
+      reason: "Lambda names its log streams itself; the wildcard covers only streams of the function's own log group.",
+    });
+    return role;
+  }
+}

@@ -1,0 +1,183 @@
+// Offline tests of the synthesized template: every property the service relies on.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { App, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { loadTableDefinition, PublishingStack, Stage } from '../lib/publishing-stack';
+
+const cdkJson = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'cdk.json'), 'utf8'));
+const fixtures = path.join(__dirname, 'fixtures');
+
+function synth(stage: Stage): { app: App; stack: PublishingStack; template: Template } {
+  // `new App()` does not read cdk.json: pass its context so flags match `cdk synth`.
+  const app = new App({ context: cdkJson.context });
+  const stack = new PublishingStack(app, `Test-${stage}`, {
+    stage,
+    writerCode: path.join(fixtures, 'writer'),
+    projectorCode: path.join(fixtures, 'projector'),
+  });
+  return { app, stack, template: Template.fromStack(stack) };
+}
+
+const dev = synth('dev');
+const table = loadTableDefinition();
+
+function onlyResource(template: Template, type: string): any {
+  const resources = Object.values(template.findResources(type));
+  assert.equal(resources.length, 1, `one ${type}`);
+  return resources[0];
+}
+
+test('the table is the one contracts defines', () => {
+  const resource = onlyResource(dev.template, 'AWS::DynamoDB::Table');
+  const props = resource.Properties;
+  assert.deepEqual(props.KeySchema, [
+    { AttributeName: table.partitionKey, KeyType: 'HASH' },
+    { AttributeName: table.sortKey, KeyType: 'RANGE' },
+  ]);
+  const types = Object.fromEntries(props.AttributeDefinitions.map((a: any) => [a.AttributeName, a.AttributeType]));
+  for (const name of [table.partitionKey, table.sortKey, table.gsi1.partitionKey, table.gsi1.sortKey]) {
+    assert.equal(types[name], table.keyAttributeType, name);
+  }
+  assert.deepEqual(props.GlobalSecondaryIndexes, [
+    {
+      IndexName: table.gsi1.name,
+      KeySchema: [
+        { AttributeName: table.gsi1.partitionKey, KeyType: 'HASH' },
+        { AttributeName: table.gsi1.sortKey, KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: table.gsi1.projection },
+    },
+  ]);
+  assert.deepEqual(props.StreamSpecification, { StreamViewType: table.streamViewType });
+  assert.deepEqual(props.TimeToLiveSpecification, { AttributeName: table.ttlAttribute, Enabled: true });
+  assert.equal(props.BillingMode, table.billingMode);
+  assert.deepEqual(props.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true });
+});
+
+test('the stage decides deletion protection and removal', () => {
+  const devTable = onlyResource(dev.template, 'AWS::DynamoDB::Table');
+  assert.equal(devTable.Properties.DeletionProtectionEnabled, false);
+  assert.equal(devTable.DeletionPolicy, 'Delete');
+  const prodTable = onlyResource(synth('prod').template, 'AWS::DynamoDB::Table');
+  assert.equal(prodTable.Properties.DeletionProtectionEnabled, true);
+  assert.equal(prodTable.DeletionPolicy, 'Retain');
+});
+
+test('both functions are arm64 provided.al2023 binaries with 128 MB', () => {
+  dev.template.resourcePropertiesCountIs(
+    'AWS::Lambda::Function',
+    { Runtime: 'provided.al2023', Architectures: ['arm64'], Handler: 'bootstrap', MemorySize: 128 },
+    2,
+  );
+  dev.template.hasResourceProperties('AWS::Lambda::Function', {
+    Environment: { Variables: Match.objectLike({ WRITE_MODE: 'stream' }) },
+  });
+});
+
+test('write routes need the JWT authorizer, read routes do not', () => {
+  dev.template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', { AuthorizerType: 'JWT' });
+  const routes = Object.values(dev.template.findResources('AWS::ApiGatewayV2::Route')).map((r: any) => r.Properties);
+  const byKey = Object.fromEntries(routes.map((r: any) => [r.RouteKey, r.AuthorizationType ?? 'NONE']));
+  for (const key of [
+    'PUT /topics/{topic}',
+    'POST /topics/{topic}/posts',
+    'PUT /topics/{topic}/posts/{post}/like',
+    'DELETE /topics/{topic}/posts/{post}/like',
+    'PUT /users/me',
+    'GET /users/me',
+  ]) {
+    assert.equal(byKey[key], 'JWT', key);
+  }
+  for (const key of ['GET /topics/{topic}/posts', 'GET /topics/{topic}/posts/{post}', 'GET /users/{user}']) {
+    assert.equal(byKey[key], 'NONE', key);
+  }
+  dev.template.resourceCountIs('AWS::Cognito::UserPool', 1);
+});
+
+test('the API stage throttles and writes access logs', () => {
+  dev.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+    StageName: '$default',
+    DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 }),
+    AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }),
+  });
+});
+
+test('the projector reads the stream with partial batch responses, filters and a failure queue', () => {
+  const mapping = onlyResource(dev.template, 'AWS::Lambda::EventSourceMapping').Properties;
+  assert.equal(mapping.BatchSize, 1000);
+  assert.ok(mapping.MaximumBatchingWindowInSeconds <= 1, 'a batching window of at most 1 s');
+  assert.equal(mapping.BisectBatchOnFunctionError, true);
+  assert.equal(mapping.MaximumRetryAttempts, 10);
+  assert.equal(mapping.MaximumRecordAgeInSeconds, 6 * 3600);
+  assert.deepEqual(mapping.FunctionResponseTypes, ['ReportBatchItemFailures']);
+  assert.equal(mapping.ParallelizationFactor, 2);
+  assert.equal(mapping.StartingPosition, 'TRIM_HORIZON');
+  assert.ok(mapping.DestinationConfig.OnFailure.Destination, 'an on-failure destination');
+  const patterns = mapping.FilterCriteria.Filters.map((f: any) => JSON.parse(f.Pattern));
+  assert.deepEqual(patterns, [
+    { eventName: ['INSERT'], dynamodb: { NewImage: { type: { S: ['Like'] }, countedBy: [{ exists: false }] } } },
+    { eventName: ['REMOVE'], dynamodb: { OldImage: { type: { S: ['Like'] }, countedBy: { S: ['projector'] } } } },
+  ]);
+  dev.template.hasResourceProperties('AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600 });
+});
+
+test('alarms watch iterator age, errors and the failure queue', () => {
+  const alarms = Object.values(dev.template.findResources('AWS::CloudWatch::Alarm')).map((a: any) => a.Properties);
+  const metrics = alarms.map((a: any) => a.MetricName);
+  assert.ok(metrics.includes('IteratorAge'));
+  assert.ok(metrics.includes('Errors'));
+  assert.ok(metrics.includes('ApproximateNumberOfMessagesVisible'));
+});
+
+/** Every action a role's inline policies allow, with its resources. */
+function statements(template: Template, roleLogicalIdPrefix: string): any[] {
+  const policies = Object.values(template.findResources('AWS::IAM::Policy')) as any[];
+  return policies
+    .filter((p) => p.Properties.Roles.some((r: any) => r.Ref.startsWith(roleLogicalIdPrefix)))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement);
+}
+
+const actionsOf = (s: any): string[] => [s.Action].flat();
+
+test('IAM is least privilege: explicit statements, no updates by the writer, no index writes', () => {
+  const roles = Object.values(dev.template.findResources('AWS::IAM::Role')) as any[];
+  for (const role of roles.filter((r) => JSON.stringify(r).includes('lambda.amazonaws.com'))) {
+    assert.equal(role.Properties.ManagedPolicyArns, undefined, 'no managed policies on function roles');
+  }
+  const writer = statements(dev.template, 'WriterRole');
+  const writerActions = writer.flatMap(actionsOf);
+  assert.ok(writerActions.includes('dynamodb:PutItem'));
+  for (const forbidden of ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:Scan', 'dynamodb:*']) {
+    assert.ok(!writerActions.includes(forbidden), `writer must not have ${forbidden}`);
+  }
+  const writes = /^dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem|\*)$/;
+  for (const s of [...writer, ...statements(dev.template, 'ProjectorRole')]) {
+    if (!actionsOf(s).some((a) => writes.test(a))) continue;
+    const resources = JSON.stringify(s.Resource);
+    assert.ok(!resources.includes('/index/'), `write actions on an index: ${resources}`);
+    assert.notEqual(s.Resource, '*', 'write actions name their resource');
+  }
+});
+
+for (const stage of ['dev', 'prod'] as Stage[]) {
+  test(`cdk-nag AwsSolutions passes (${stage}), every acknowledgement justified in code`, () => {
+    // A fresh app: one already synthesized (Template.fromStack) would not validate again.
+    const app = new App({ context: cdkJson.context });
+    new PublishingStack(app, `Nag-${stage}`, {
+      stage,
+      writerCode: path.join(fixtures, 'writer'),
+      projectorCode: path.join(fixtures, 'projector'),
+    });
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    const assembly = app.synth();
+    const report = JSON.parse(fs.readFileSync(path.join(assembly.directory, 'validation-report.json'), 'utf8'));
+    const text = JSON.stringify(report);
+    const errors = (text.match(/"severity":"error"/g) ?? []).length;
+    assert.equal(errors, 0, JSON.stringify(report, null, 1).slice(0, 4000));
+  });
+}
