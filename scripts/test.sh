@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run every check and test: formatting, lints, and the whole test suite against one
-# DynamoDB Local started for this run (each test makes its own table, so they run in parallel).
+# Run every check and test: formatting, lints, the CDK app's offline tests, and the whole Rust
+# suite against one DynamoDB Local started for this run (each test makes its own table, so
+# tests run in parallel).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -17,6 +18,9 @@ echo "== DynamoDB Local"
 DYNAMODB_LOCAL_ENDPOINT=$(bash scripts/dynamodb-local.sh start "$instance")
 export DYNAMODB_LOCAL_ENDPOINT
 echo "tests use $DYNAMODB_LOCAL_ENDPOINT"
+
+echo "== infra (CDK app, offline)"
+bash scripts/infra-test.sh
 
 echo "== Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then

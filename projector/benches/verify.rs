@@ -1,4 +1,4 @@
-//! Verify throughput on DynamoDB Local: items/s of the parallel scan and tally with 1 and 4
+//! Verify throughput on DynamoDB Local: items/s of the parallel scan and tally with 1, 4 and 8
 //! segments over a table of 100,000 likes (`VERIFY_BENCH_LIKES` to change).
 //!
 //! `cargo bench -p projector --bench verify` (uses `DYNAMODB_LOCAL_ENDPOINT`, or starts one).
@@ -91,7 +91,7 @@ async fn main() {
         loading.elapsed().as_secs_f64()
     );
 
-    for segments in [1, 4] {
+    for segments in [1, 4, 8] {
         let spec = ScanSpec {
             table: table.name.clone(),
             segments,
