@@ -71,17 +71,19 @@ async fn main() {
                     })
                     .collect();
                 while !requests.is_empty() {
-                    let out = table
+                    let sent = table
                         .client
                         .batch_write_item()
-                        .request_items(&table.name, requests)
+                        .request_items(&table.name, requests.clone())
                         .send()
-                        .await
-                        .unwrap();
-                    requests = out
-                        .unprocessed_items
-                        .and_then(|mut u| u.remove(&table.name))
-                        .unwrap_or_default();
+                        .await;
+                    // A timed-out batch is sent again whole; puts are idempotent.
+                    if let Ok(out) = sent {
+                        requests = out
+                            .unprocessed_items
+                            .and_then(|mut u| u.remove(&table.name))
+                            .unwrap_or_default();
+                    }
                 }
             }
         })
@@ -91,12 +93,16 @@ async fn main() {
         loading.elapsed().as_secs_f64()
     );
 
+    // Items per scan page (`VERIFY_BENCH_PAGE`; default: DynamoDB's 1 MB pages).
+    let page_size = std::env::var("VERIFY_BENCH_PAGE")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for segments in [1, 4, 8] {
         let spec = ScanSpec {
             table: table.name.clone(),
             segments,
             topic: None,
-            page_size: None,
+            page_size,
         };
         let started = Instant::now();
         let tallies = tally(&table.client, &spec, &|_| {}).await.unwrap();
