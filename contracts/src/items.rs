@@ -17,6 +17,8 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// Attribute names that writers outside this module put into conditions and updates.
 pub mod attr {
+    pub const TOPIC: &str = "topic";
+    pub const POST_ID: &str = "postId";
     pub const LIKE_COUNT: &str = "likeCount";
     pub const COUNTED_BY: &str = "countedBy";
     pub const LIKE_ID: &str = "likeId";

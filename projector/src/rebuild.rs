@@ -222,7 +222,7 @@ impl Rebuild {
                 };
                 loop {
                     let (items, next) =
-                        scan_page(&self.client, &self.settings.scan, segment, start).await?;
+                        scan_page(&self.client, &self.settings.scan, segment, start, &[]).await?;
                     let scanned = items.len() as u64;
                     let (uncounted, unstamped, posts) = page_repairs(items);
                     let (counted, stamped, errors) = self.repair(uncounted, unstamped).await;

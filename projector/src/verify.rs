@@ -10,12 +10,30 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use contracts::items::{Entity, Item, ItemType, Like, Post};
-use contracts::keys::{self, TopicSlug};
+use contracts::items::{Item, ItemType, attr};
+use contracts::keys::{self, PostId, TopicSlug};
 use futures_util::future::try_join_all;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::PostRef;
+
+/// The attributes a tally reads: a scan asks for these alone, which keeps pages small.
+pub const TALLY_PROJECTION: [&str; 5] = [
+    keys::TYPE,
+    keys::GSI1PK,
+    attr::TOPIC,
+    attr::POST_ID,
+    attr::LIKE_COUNT,
+];
+
+/// What a tally reads of a post or like item.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CountedItem {
+    topic: TopicSlug,
+    post_id: PostId,
+    like_count: Option<i64>,
+}
 
 /// One post's figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -51,32 +69,29 @@ pub struct Drift {
 }
 
 impl Tallies {
-    /// Fold one item (anything but posts and likes is counted and skipped).
+    /// Fold one item (anything but posts and likes is counted and skipped). Items need only
+    /// the attributes of [`TALLY_PROJECTION`].
     pub fn add(&mut self, item: Item) {
         self.items += 1;
-        let kind = match item.get(keys::TYPE) {
-            Some(AttributeValue::S(kind)) => kind.clone(),
+        let is_post = match item.get(keys::TYPE) {
+            Some(AttributeValue::S(kind)) if kind == ItemType::Post.as_str() => true,
+            Some(AttributeValue::S(kind)) if kind == ItemType::Like.as_str() => false,
             _ => return,
         };
-        if kind == ItemType::Post.as_str() {
-            if let Ok(post) = Post::from_item(item) {
-                let key = PostRef {
-                    topic: post.topic,
-                    post: post.post_id,
-                };
-                self.posts.entry(key).or_default().stored = Some(post.like_count);
-            }
-        } else if kind == ItemType::Like.as_str() {
-            let in_view = item.contains_key(keys::GSI1PK);
-            if let Ok(like) = Like::from_item(item) {
-                let key = PostRef {
-                    topic: like.topic,
-                    post: like.post_id,
-                };
-                let tally = self.posts.entry(key).or_default();
-                tally.live += 1;
-                tally.in_view += i64::from(in_view);
-            }
+        let in_view = item.contains_key(keys::GSI1PK);
+        let Ok(counted) = serde_dynamo::from_item::<_, CountedItem>(item) else {
+            return;
+        };
+        let key = PostRef {
+            topic: counted.topic,
+            post: counted.post_id,
+        };
+        let tally = self.posts.entry(key).or_default();
+        if is_post {
+            tally.stored = Some(counted.like_count.unwrap_or(0));
+        } else {
+            tally.live += 1;
+            tally.in_view += i64::from(in_view);
         }
     }
 
@@ -122,12 +137,14 @@ pub struct ScanSpec {
     pub page_size: Option<i32>,
 }
 
-/// One page of one scan segment, resuming after `start`.
+/// One page of one scan segment, resuming after `start`, with only the `attributes` named
+/// (all when empty).
 pub async fn scan_page(
     client: &Client,
     spec: &ScanSpec,
     segment: i32,
     start: Option<Item>,
+    attributes: &[&str],
 ) -> Result<(Vec<Item>, Option<Item>), aws_sdk_dynamodb::Error> {
     let mut request = client
         .scan()
@@ -136,10 +153,17 @@ pub async fn scan_page(
         .total_segments(spec.segments)
         .set_limit(spec.page_size)
         .set_exclusive_start_key(start);
+    if !attributes.is_empty() {
+        let placeholders: Vec<String> = (0..attributes.len()).map(|i| format!("#a{i}")).collect();
+        request = request.projection_expression(placeholders.join(", "));
+        for (placeholder, name) in placeholders.into_iter().zip(attributes) {
+            request = request.expression_attribute_names(placeholder, *name);
+        }
+    }
     if let Some(topic) = &spec.topic {
         request = request
             .filter_expression("#topic = :topic")
-            .expression_attribute_names("#topic", "topic")
+            .expression_attribute_names("#topic", attr::TOPIC)
             .expression_attribute_values(":topic", AttributeValue::S(topic.to_string()));
     }
     let out = request.send().await?;
@@ -157,7 +181,7 @@ pub async fn tally(
         let mut tallies = Tallies::default();
         let mut start = None;
         loop {
-            let (items, next) = scan_page(client, spec, segment, start).await?;
+            let (items, next) = scan_page(client, spec, segment, start, &TALLY_PROJECTION).await?;
             progress(items.len() as u64);
             for item in items {
                 tallies.add(item);
@@ -191,6 +215,7 @@ pub fn drift_table(drift: &[Drift]) -> String {
 mod tests {
     use super::*;
     use chrono::Utc;
+    use contracts::items::{Entity, Like, Post};
     use contracts::keys::Ksuid;
 
     fn post(id: Ksuid, count: i64) -> Item {
