@@ -38,67 +38,133 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Install (if needed) and start DynamoDB Local in memory on a free loopback port. The child
-/// gets SIGKILL when its parent thread dies; that thread lives as long as the process, so no
-/// instance outlives its tests.
+/// Install (if needed) and start the shared in-memory DynamoDB Local of this process.
 fn start_dynamodb_local() -> String {
-    let script = workspace_root().join("scripts/dynamodb-local.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("path")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run scripts/dynamodb-local.sh path");
-    assert!(out.status.success(), "installing DynamoDB Local failed");
-    let dir = PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim());
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut command = Command::new("java");
-    command
-        .arg(format!(
-            "-Djava.library.path={}",
-            dir.join("DynamoDBLocal_lib").display()
-        ))
-        .arg("-jar")
-        .arg(dir.join("DynamoDBLocal.jar"))
-        .args(["-inMemory", "-disableTelemetry", "-port", &port.to_string()])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
+    let instance = LocalInstance::start(None);
+    let endpoint = instance.endpoint();
+    // The shared instance lives as long as the process.
+    std::mem::forget(instance);
+    endpoint
+}
+
+/// A DynamoDB Local process of a test's own: in memory, or on disk (`-dbPath`) so that it can
+/// be killed and restarted with its data, as the fault tests do.
+pub struct LocalInstance {
+    port: u16,
+    db_path: Option<PathBuf>,
+    running: Option<(u32, std::thread::JoinHandle<()>)>,
+}
+
+impl LocalInstance {
+    /// Start on a free loopback port; keep the data in `db_path` when given.
+    pub fn start(db_path: Option<&Path>) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut instance = Self {
+            port,
+            db_path: db_path.map(Path::to_path_buf),
+            running: None,
+        };
+        instance.restart();
+        instance
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL the process: no shutdown, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some((pid, waiter)) = self.running.take() {
+            // SAFETY: kill(2) on the pid of our own child, which `waiter` has not reaped yet.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            let _ = waiter.join();
+        }
+    }
+
+    /// Start the process (again) on the same port and wait until it listens.
+    pub fn restart(&mut self) {
+        self.kill();
+        let dir = install_dir();
+        let mut command = Command::new("java");
+        command
+            .arg(format!(
+                "-Djava.library.path={}",
+                dir.join("DynamoDBLocal_lib").display()
+            ))
+            .arg("-jar")
+            .arg(dir.join("DynamoDBLocal.jar"))
+            .args(["-disableTelemetry", "-port", &self.port.to_string()]);
+        match &self.db_path {
+            Some(path) => command.arg("-dbPath").arg(path),
+            None => command.arg("-inMemory"),
+        };
+        command
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        // The child gets SIGKILL when the thread that spawned it dies; that thread waits for
+        // the child, so no instance outlives its handle or the process.
+        let (spawned, started) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || match command.spawn() {
+            Ok(mut child) => {
+                let _ = spawned.send(Ok(child.id()));
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = spawned.send(Err(e));
+            }
         });
-    }
-    let (spawned, started) = std::sync::mpsc::channel();
-    std::thread::spawn(move || match command.spawn() {
-        Ok(mut child) => {
-            let _ = spawned.send(Ok(()));
-            let _ = child.wait();
+        let pid = started
+            .recv()
+            .expect("the spawning thread answers")
+            .expect("start java for DynamoDB Local");
+        self.running = Some((pid, waiter));
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "DynamoDB Local did not listen on {addr} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Err(e) => {
-            let _ = spawned.send(Err(e));
-        }
-    });
-    started
-        .recv()
-        .expect("the spawning thread answers")
-        .expect("start java for DynamoDB Local");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "DynamoDB Local did not listen on {addr} within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
-    format!("http://{addr}")
+}
+
+impl Drop for LocalInstance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Where DynamoDB Local is installed (installing it first if needed).
+fn install_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = workspace_root().join("scripts/dynamodb-local.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("path")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/dynamodb-local.sh path");
+        assert!(out.status.success(), "installing DynamoDB Local failed");
+        PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
+    })
+    .clone()
 }
 
 /// A uniquely named table of its own for one test, deleted when dropped.
@@ -113,7 +179,12 @@ pub struct TestTable {
 impl TestTable {
     /// Create a fresh table as [`crate::table::TABLE`] defines it.
     pub async fn new() -> Self {
-        let endpoint = dynamodb_local().to_owned();
+        Self::on(dynamodb_local()).await
+    }
+
+    /// Create a fresh table on the DynamoDB Local at `endpoint`.
+    pub async fn on(endpoint: &str) -> Self {
+        let endpoint = endpoint.to_owned();
         let config = sdk_config(&Endpoint {
             url: Some(endpoint.clone()),
         })

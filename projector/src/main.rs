@@ -214,7 +214,7 @@ async fn main() -> Result<(), BoxError> {
             let mut poller = Poller::new(projector, dynamo, streams, settings).await?;
             tracing::info!(stream = poller.stream_arn(), "polling");
             tokio::select! {
-                result = poller.run() => result?,
+                _ = poller.run() => {}
                 _ = tokio::signal::ctrl_c() => tracing::info!("stopped"),
             }
         }

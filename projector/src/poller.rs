@@ -128,17 +128,36 @@ impl Poller {
         &self.stream_arn
     }
 
-    /// Poll forever (until the task is dropped).
-    pub async fn run(&mut self) -> Result<(), PollError> {
+    /// Poll forever (until the task is dropped). Errors never stop it: after one (DynamoDB
+    /// unreachable, restarted, throttling) it backs off, forgets its shard iterators and goes
+    /// on from the last records it handled, which may then be handled again (harmless: the
+    /// projection is idempotent).
+    pub async fn run(&mut self) {
         let mut last_discovery = tokio::time::Instant::now();
+        let mut failures = 0u32;
         loop {
-            if last_discovery.elapsed() >= self.settings.discovery_interval {
-                self.discover().await?;
-                last_discovery = tokio::time::Instant::now();
-            }
-            let read = self.poll_once().await?;
-            if read == 0 {
-                tokio::time::sleep(self.settings.idle_delay).await;
+            let step = async {
+                if last_discovery.elapsed() >= self.settings.discovery_interval {
+                    self.discover().await?;
+                    last_discovery = tokio::time::Instant::now();
+                }
+                self.poll_once().await
+            };
+            match step.await {
+                Ok(read) => {
+                    failures = 0;
+                    if read == 0 {
+                        tokio::time::sleep(self.settings.idle_delay).await;
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, failures, "polling failed: retrying from the last handled records");
+                    for shard in &mut self.shards {
+                        shard.iterator = None;
+                    }
+                    retry_pause(failures).await;
+                }
             }
         }
     }
