@@ -11,7 +11,7 @@ use contracts::items::{CountedBy, Entity, Like, Post};
 use contracts::keys::Ksuid;
 use contracts::testkit::TestTable;
 use futures_util::{StreamExt, stream};
-use projector::verify::{ScanSpec, tally};
+use projector::verify::{DEFAULT_PAGE_SIZE, ScanSpec, tally};
 
 const POSTS: usize = 1_000;
 
@@ -93,10 +93,15 @@ async fn main() {
         loading.elapsed().as_secs_f64()
     );
 
-    // Items per scan page (`VERIFY_BENCH_PAGE`; default: DynamoDB's 1 MB pages).
-    let page_size = std::env::var("VERIFY_BENCH_PAGE")
+    // Items per scan page (`VERIFY_BENCH_PAGE`, as verify's `--page-size`; 0: 1 MB pages).
+    let page_size = match std::env::var("VERIFY_BENCH_PAGE")
         .ok()
-        .and_then(|v| v.parse().ok());
+        .and_then(|v| v.parse().ok())
+    {
+        Some(0) => None,
+        Some(items) => Some(items),
+        None => Some(DEFAULT_PAGE_SIZE),
+    };
     for segments in [1, 4, 8] {
         let spec = ScanSpec {
             table: table.name.clone(),

@@ -11,7 +11,7 @@ use projector::handler::Projector;
 use projector::lambda::handle_event;
 use projector::poller::{Poller, PollerSettings, StartAt};
 use projector::rebuild::{Phase, Rebuild, RebuildSettings};
-use projector::verify::{ScanSpec, drift_table, tally};
+use projector::verify::{DEFAULT_PAGE_SIZE, ScanSpec, drift_table, tally};
 use serde_json::Value;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -61,6 +61,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Items per scan page.
+        #[arg(long, default_value_t = DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+        page_size: i32,
     },
     /// Repair drift while writes and projection go on: count likes never counted, stamp likes
     /// missing from the view, and correct counters that stay wrong after `--settle`.
@@ -74,6 +77,9 @@ enum Command {
         /// Only this topic's posts and likes.
         #[arg(long)]
         topic: Option<contracts::keys::TopicSlug>,
+        /// Items per scan page.
+        #[arg(long, default_value_t = DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+        page_size: i32,
         /// Report what would change; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -128,12 +134,13 @@ async fn main() -> Result<(), BoxError> {
             segments,
             topic,
             json,
+            page_size,
         } => {
             let spec = ScanSpec {
                 table: table.clone(),
                 segments,
                 topic,
-                page_size: None,
+                page_size: Some(page_size),
             };
             let bar = scan_bar(&dynamo, &table).await;
             let tallies = match tally(&dynamo, &spec, &|n| bar.inc(n)).await {
@@ -168,6 +175,7 @@ async fn main() -> Result<(), BoxError> {
         Command::Rebuild {
             segments,
             topic,
+            page_size,
             dry_run,
             settle,
             state,
@@ -177,7 +185,7 @@ async fn main() -> Result<(), BoxError> {
                     table: table.clone(),
                     segments,
                     topic,
-                    page_size: None,
+                    page_size: Some(page_size),
                 },
                 dry_run,
                 settle: std::time::Duration::from_secs_f64(settle.max(0.0)),

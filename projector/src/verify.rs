@@ -126,6 +126,11 @@ impl Tallies {
     }
 }
 
+/// Items per scan page unless told otherwise. Pages of 1,000 projected items stay far below
+/// DynamoDB's 1 MB page limit; on DynamoDB Local they scan about three times faster than 1 MB
+/// pages (README, "Operator tooling"), and on DynamoDB they cost the same read units.
+pub const DEFAULT_PAGE_SIZE: i32 = 1000;
+
 /// What to scan.
 #[derive(Debug, Clone)]
 pub struct ScanSpec {
@@ -133,7 +138,7 @@ pub struct ScanSpec {
     pub segments: i32,
     /// Only posts and likes of this topic.
     pub topic: Option<TopicSlug>,
-    /// Items per page (default: DynamoDB's 1 MB pages).
+    /// Items per page (`None`: DynamoDB's 1 MB pages).
     pub page_size: Option<i32>,
 }
 
