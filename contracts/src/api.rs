@@ -62,6 +62,7 @@ fn result(errors: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTopic {
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
 }
 
@@ -78,9 +79,11 @@ impl Validate for CreateTopic {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PutProfile {
     /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub display_name: String,
     /// Up to 1,000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub bio: String,
 }
 
@@ -98,9 +101,11 @@ impl Validate for PutProfile {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePost {
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
-    /// Up to 8 KiB of UTF-8.
+    /// Up to 8 KiB of UTF-8 (8,192 characters when all are ASCII).
     #[serde(default)]
+    #[schema(max_length = 8192)]
     pub body: String,
 }
 

@@ -1,32 +1,45 @@
 //! Logging: JSON lines in Lambda (CloudWatch parses them), readable lines locally.
 //!
-//! Whatever `RUST_LOG` asks for, the AWS SDK's wire traces stay off: at TRACE the SDK logs
-//! DynamoDB request and response payloads, which hold users' content.
+//! Whatever `RUST_LOG` asks for, the AWS SDK's TRACE events are dropped: they carry DynamoDB
+//! request and response payloads, which hold users' content.
 
-use tracing_subscriber::EnvFilter;
+use tracing::{Level, Metadata, Subscriber};
+use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, fmt};
 
-/// Targets whose TRACE events carry payloads; capped at DEBUG.
+/// Targets whose TRACE events carry payloads.
 const PAYLOAD_TARGETS: [&str; 2] = ["aws_smithy_runtime", "aws_smithy_http_client"];
 
-/// The filter for `directives` (`RUST_LOG` syntax), with the payload cap appended last so that
-/// it wins over anything the directives say of those targets.
-pub fn filter(directives: &str) -> EnvFilter {
-    let caps = PAYLOAD_TARGETS.map(|target| format!("{target}=debug"));
-    EnvFilter::new(format!("{directives},{}", caps.join(",")))
+fn carries_payloads(meta: &Metadata<'_>) -> bool {
+    *meta.level() == Level::TRACE && PAYLOAD_TARGETS.iter().any(|t| meta.target().starts_with(t))
 }
 
-/// Install the global subscriber; `RUST_LOG` filters (default `info`).
-pub fn init(json: bool) {
-    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter(&directives));
-    let _ = if json {
-        builder
+/// A subscriber logging what `directives` (`RUST_LOG` syntax) enable, minus payloads, to
+/// `writer`: JSON lines or compact text.
+pub fn subscriber<W>(json: bool, directives: &str, writer: W) -> impl Subscriber + Send + Sync
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::new(directives).and(filter_fn(|meta| !carries_payloads(meta)));
+    let layer: Box<dyn Layer<Registry> + Send + Sync> = if json {
+        fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)
             .with_ansi(false)
-            .try_init()
+            .with_writer(writer)
+            .boxed()
     } else {
-        builder.compact().try_init()
+        fmt::layer().compact().with_writer(writer).boxed()
     };
+    Registry::default().with(layer.with_filter(filter))
+}
+
+/// Install the global subscriber on stdout; `RUST_LOG` filters (default `info`).
+pub fn init(json: bool) {
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let _ = subscriber(json, &directives, std::io::stdout).try_init();
 }

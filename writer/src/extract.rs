@@ -94,6 +94,39 @@ impl PathParams {
     }
 }
 
+/// `{topic}`, as the OpenAPI document describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct TopicPath {
+    /// The topic's slug.
+    #[param(pattern = r"^[a-z0-9-]{1,64}$")]
+    topic: String,
+}
+
+/// `{topic}/posts/{post}`, as the OpenAPI document describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct PostPath {
+    /// The topic's slug.
+    #[param(pattern = r"^[a-z0-9-]{1,64}$")]
+    topic: String,
+    /// The post id: a KSUID (27 base-62 characters).
+    #[param(pattern = r"^[0-9A-Z][0-9A-Za-z]{26}$")]
+    post: String,
+}
+
+/// `{user}`, as the OpenAPI document describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct UserPath {
+    /// The user id.
+    #[param(pattern = r"^[A-Za-z0-9._:@+|-]{1,128}$")]
+    user: String,
+}
+
 /// `?limit=&cursor=` as given.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -137,7 +170,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
         };
         Ok(Self {
             limit,
-            cursor: query.cursor,
+            // `?cursor=` (empty) asks for the first page, as no cursor does.
+            cursor: query.cursor.filter(|c| !c.is_empty()),
         })
     }
 }

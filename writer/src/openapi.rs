@@ -1,9 +1,15 @@
 //! The OpenAPI document, generated from the handlers' annotations. `writer/openapi.json` is
-//! the committed copy; a test fails when it is stale.
+//! the committed copy (as deployed, JWT bearer auth); a test fails when it is stale. A local
+//! server with the dev identity serves its own truth: the `jwt` scheme is the `x-user-id`
+//! header there, so API fuzzers exercise the auth rules that server applies.
 
 use axum::Json;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use axum::extract::State;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+use crate::identity::{DEV_USER_HEADER, IdentitySource};
 
 use crate::routes::{likes, posts, topics, users};
 
@@ -20,6 +26,7 @@ use crate::routes::{likes, posts, topics, users};
         likes::like, likes::unlike,
         users::put_me, users::get_me, users::get,
     ),
+    components(schemas(contracts::api::Problem)),
     modifiers(&JwtAuth),
     tags(
         (name = "topics"), (name = "posts"), (name = "likes"), (name = "users"),
@@ -52,9 +59,25 @@ pub fn document() -> String {
         + "\n"
 }
 
+/// The document a server with this identity source answers to.
+pub fn for_identity(identity: IdentitySource) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    if identity == IdentitySource::DevHeader {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "jwt",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                DEV_USER_HEADER,
+                "Local development: the caller's user id, trusted as given.",
+            ))),
+        );
+    }
+    doc
+}
+
 /// `GET /openapi.json`.
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn serve(State(app): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(for_identity(app.identity))
 }
 
 #[cfg(test)]
@@ -72,6 +95,24 @@ mod tests {
             committed == document(),
             "writer/openapi.json is stale: run `UPDATE_CONTRACTS=1 cargo test -p writer openapi`"
         );
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc = document();
+        let value: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        let schemas = &value["components"]["schemas"];
+        let prefix = "\"#/components/schemas/";
+        for (at, _) in doc.match_indices(prefix) {
+            let name: String = doc[at + prefix.len()..]
+                .chars()
+                .take_while(|c| *c != '"')
+                .collect();
+            assert!(
+                schemas.get(&name).is_some(),
+                "{name} is referenced, not defined"
+            );
+        }
     }
 
     #[test]

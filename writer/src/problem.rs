@@ -12,6 +12,19 @@ use crate::store::StoreError;
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: u32 = 1;
 
+/// The error answers every operation may give, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ProblemResponses {
+    /// The request was refused: bad syntax (400), no identity (401), no such resource (404),
+    /// wrong method (405), too large (413), wrong media type (415) or a broken rule (422).
+    #[response(status = "4XX", content_type = "application/problem+json")]
+    Refused(Problem),
+    /// The database is busy or unreachable; retry after `Retry-After` seconds.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -12,9 +12,16 @@ use serde_json::json;
 use support::TestWriter;
 use writer::WriteMode;
 
-/// Log output captured in memory.
+/// Log output captured in memory (a `MakeWriter` as a `Clone + Write`).
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -26,27 +33,12 @@ impl Write for Captured {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn request_bodies_never_reach_the_logs() {
     let logs = Captured::default();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .json()
-            // Everything the service logs at its most verbose (RUST_LOG=trace).
-            .with_env_filter(contracts::telemetry::filter(
-                "trace,aws_smithy_runtime=trace",
-            ))
-            .with_writer(logs.clone())
-            .finish(),
-    )
-    .unwrap();
+    // The service's logging at its most verbose (RUST_LOG=trace), as in Lambda.
+    let subscriber = contracts::telemetry::subscriber(true, "trace", logs.clone());
+    tracing::subscriber::set_global_default(subscriber).unwrap();
     let w = TestWriter::start(WriteMode::Stream).await;
     let secret = "body-marker-5b1f0c";
     w.expect(

@@ -7,25 +7,24 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
-use contracts::api::{LikeState, Problem};
+use contracts::api::LikeState;
 use contracts::items::Like;
 use contracts::keys::Ksuid;
 
-use crate::extract::PathParams;
+use crate::extract::{PathParams, PostPath};
 use crate::identity::Caller;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ProblemResponses};
 use crate::store::LikeOutcome;
 use crate::{AppState, WriteMode};
 
 /// Like the post as the caller.
 #[utoipa::path(
     put, path = "/topics/{topic}/posts/{post}/like", operation_id = "like", tag = "likes",
-    params(("topic" = String, Path), ("post" = String, Path, description = "post id (KSUID)")),
+    params(PostPath),
     responses(
         (status = 201, description = "liked", body = LikeState),
         (status = 200, description = "liked already; nothing changed", body = LikeState),
-        (status = "4XX", description = "bad request or no such post", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ),
     security(("jwt" = []))
 )]
@@ -67,11 +66,10 @@ pub async fn like(
 /// Take the caller's like back.
 #[utoipa::path(
     delete, path = "/topics/{topic}/posts/{post}/like", operation_id = "unlike", tag = "likes",
-    params(("topic" = String, Path), ("post" = String, Path, description = "post id (KSUID)")),
+    params(PostPath),
     responses(
         (status = 200, description = "not liked (any more)", body = LikeState),
-        (status = "4XX", description = "bad request or no such post", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ),
     security(("jwt" = []))
 )]

@@ -4,26 +4,25 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use chrono::Utc;
-use contracts::api::{CreatePost, Liker, PostLikers, PostPage, PostView, Problem};
+use contracts::api::{CreatePost, Liker, PostLikers, PostPage, PostView};
 use contracts::items::{Like, Post};
 use contracts::keys::{ItemKey, Ksuid, PostId, TopicSlug};
 
 use crate::AppState;
-use crate::extract::{JsonBody, PageQuery, PageRequest, PathParams};
+use crate::extract::{JsonBody, PageQuery, PageRequest, PathParams, PostPath, TopicPath};
 use crate::identity::Caller;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ProblemResponses};
 use crate::store::Collection;
 
 /// Create a post in the topic, written by the caller.
 #[utoipa::path(
     post, path = "/topics/{topic}/posts", operation_id = "createPost", tag = "posts",
-    params(("topic" = String, Path)),
+    params(TopicPath),
     request_body = CreatePost,
     responses(
         (status = 201, description = "created", body = PostView,
          headers(("location" = String, description = "the post's URL"))),
-        (status = "4XX", description = "bad request or no such topic", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ),
     security(("jwt" = []))
 )]
@@ -60,11 +59,10 @@ pub async fn create(
 /// A topic's posts, newest first, each with its like count.
 #[utoipa::path(
     get, path = "/topics/{topic}/posts", operation_id = "listPosts", tag = "posts",
-    params(("topic" = String, Path), PageQuery),
+    params(TopicPath, PageQuery),
     responses(
         (status = 200, description = "a page of posts", body = PostPage),
-        (status = "4XX", description = "bad request or no such topic", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     )
 )]
 pub async fn list(
@@ -92,11 +90,10 @@ async fn read_post(app: &AppState, topic: TopicSlug, post: PostId) -> Result<Pos
 /// One post with its like count.
 #[utoipa::path(
     get, path = "/topics/{topic}/posts/{post}", operation_id = "getPost", tag = "posts",
-    params(("topic" = String, Path), ("post" = String, Path, description = "post id (KSUID)")),
+    params(PostPath),
     responses(
         (status = 200, description = "the post", body = PostView),
-        (status = "4XX", description = "bad request or no such post", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     )
 )]
 pub async fn get(
@@ -110,11 +107,10 @@ pub async fn get(
 /// A post and one page of the users who liked it (the GSI1 view, ordered by user id).
 #[utoipa::path(
     get, path = "/topics/{topic}/posts/{post}/likes", operation_id = "listLikers", tag = "posts",
-    params(("topic" = String, Path), ("post" = String, Path, description = "post id (KSUID)"), PageQuery),
+    params(PostPath, PageQuery),
     responses(
         (status = 200, description = "the post and a page of likers", body = PostLikers),
-        (status = "4XX", description = "bad request or no such post", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     )
 )]
 pub async fn likers(

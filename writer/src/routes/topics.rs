@@ -4,24 +4,23 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
-use contracts::api::{CreateTopic, Problem, TopicView};
+use contracts::api::{CreateTopic, TopicView};
 use contracts::items::Topic;
 
 use crate::AppState;
-use crate::extract::{JsonBody, PathParams};
+use crate::extract::{JsonBody, PathParams, TopicPath};
 use crate::identity::Caller;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ProblemResponses};
 
 /// Create the topic, or return it unchanged if the slug exists (the first title wins).
 #[utoipa::path(
     put, path = "/topics/{topic}", operation_id = "createTopic", tag = "topics",
-    params(("topic" = String, Path, description = "slug, [a-z0-9-]{1,64}")),
+    params(TopicPath),
     request_body = CreateTopic,
     responses(
         (status = 201, description = "created", body = TopicView),
         (status = 200, description = "exists already", body = TopicView),
-        (status = "4XX", description = "bad request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ),
     security(("jwt" = []))
 )]

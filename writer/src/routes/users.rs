@@ -4,14 +4,14 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
-use contracts::api::{LikedPost, Problem, PutProfile, UserLikes, UserView};
+use contracts::api::{LikedPost, PutProfile, UserLikes, UserView};
 use contracts::items::{Like, User};
 use contracts::keys::{ItemKey, UserId};
 
 use crate::AppState;
-use crate::extract::{JsonBody, PageQuery, PageRequest, PathParams};
+use crate::extract::{JsonBody, PageQuery, PageRequest, PathParams, UserPath};
 use crate::identity::Caller;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ProblemResponses};
 use crate::store::Collection;
 
 /// Create or replace the caller's profile.
@@ -20,8 +20,7 @@ use crate::store::Collection;
     request_body = PutProfile,
     responses(
         (status = 200, description = "the profile as stored", body = UserView),
-        (status = "4XX", description = "bad request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ),
     security(("jwt" = []))
 )]
@@ -46,8 +45,7 @@ pub async fn put_me(
     params(PageQuery),
     responses(
         (status = 200, description = "the caller and a page of liked posts", body = UserLikes),
-        (status = "4XX", description = "bad request or no profile", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ),
     security(("jwt" = []))
 )]
@@ -62,11 +60,10 @@ pub async fn get_me(
 /// A user's profile and one page of the posts they liked, newest post first.
 #[utoipa::path(
     get, path = "/users/{user}", operation_id = "getUser", tag = "users",
-    params(("user" = String, Path, description = "user id"), PageQuery),
+    params(UserPath, PageQuery),
     responses(
         (status = 200, description = "the user and a page of liked posts", body = UserLikes),
-        (status = "4XX", description = "bad request or no such user", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "retry later", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     )
 )]
 pub async fn get(

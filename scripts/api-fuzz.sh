@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Schemathesis against a running writer: every operation of the OpenAPI document the server
+# serves, with positive and negative data and stateful sequences, checked by every
+# applicable Schemathesis check (no 5xx, status codes, content types, headers and bodies as
+# documented). Needs DYNAMODB_LOCAL_ENDPOINT and a built writer (target/debug/writer).
+#
+# FUZZ_EXAMPLES: test cases per operation and phase (default 1200). The count of requests the
+# writer answered is read from its own request log, so the figure printed is what it served.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+: "${DYNAMODB_LOCAL_ENDPOINT:?start DynamoDB Local first (scripts/dynamodb-local.sh start NAME)}"
+examples=${FUZZ_EXAMPLES:-1200}
+minimum=${FUZZ_MIN_REQUESTS:-10000}
+bin=$(bash scripts/python-tools.sh)
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+RUST_LOG=info NO_COLOR=1 target/debug/writer serve --listen "127.0.0.1:$port" \
+  --table "fuzz-$$-$RANDOM" --endpoint-url "$DYNAMODB_LOCAL_ENDPOINT" \
+  --dev-identity --create-table >"$work/writer.log" 2>&1 &
+writer=$!
+trap 'kill $writer 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# ignored_auth: the dev identity has no secret, so any well-formed user id is that user and
+#   "invalid credentials" cannot exist locally (missing or malformed ids are still checked).
+# use_after_free: DELETE .../like removes the caller's like, while GET .../likes lists the
+#   post's likers and rightly still answers afterwards; the inferred link pairs the two.
+# The coverage phase is left out: it crashes inside Schemathesis on Python 3.11.
+"$bin/schemathesis" --config-file scripts/schemathesis.toml run \
+  "http://127.0.0.1:$port/openapi.json" --wait-for-schema 30 \
+  --header "x-user-id: fuzzer" --checks all --exclude-checks ignored_auth,use_after_free \
+  --phases examples,fuzzing,stateful --max-examples "$examples" --workers 4 \
+  --seed 20261124 --generation-database none --no-color --output-truncate true \
+  --max-failures 20
+
+served=$(grep -c '"response"\| response' "$work/writer.log" || true)
+server_errors=$(grep -cE 'status=5[0-9]{2}' "$work/writer.log" || true)
+echo "schemathesis: the writer answered $served requests, $server_errors with 5xx"
+if [ "$server_errors" -ne 0 ] || [ "$served" -lt "$minimum" ]; then
+  echo "expected at least $minimum requests and no 5xx" >&2
+  exit 1
+fi
