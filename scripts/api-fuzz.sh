@@ -2,16 +2,17 @@
 # Schemathesis against a running writer: every operation of the OpenAPI document the server
 # serves, with positive and negative data and stateful sequences, checked by every
 # applicable Schemathesis check (no 5xx, status codes, content types, headers and bodies as
-# documented). Needs DYNAMODB_LOCAL_ENDPOINT and a built writer (target/debug/writer).
+# documented). Needs DYNAMODB_LOCAL_ENDPOINT; builds the writer (debug) if needed.
 #
-# FUZZ_EXAMPLES: test cases per operation and phase (default 1200). The count of requests the
+# FUZZ_EXAMPLES: test cases per operation and phase (default 1300). The count of requests the
 # writer answered is read from its own request log, so the figure printed is what it served.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 : "${DYNAMODB_LOCAL_ENDPOINT:?start DynamoDB Local first (scripts/dynamodb-local.sh start NAME)}"
-examples=${FUZZ_EXAMPLES:-1200}
+examples=${FUZZ_EXAMPLES:-1300}
 minimum=${FUZZ_MIN_REQUESTS:-10000}
+cargo build --quiet --locked -p writer --bin writer
 bin=$(bash scripts/python-tools.sh)
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

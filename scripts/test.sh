@@ -28,3 +28,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+echo "== API fuzzing (Schemathesis against a running writer)"
+bash scripts/api-fuzz.sh

@@ -251,8 +251,21 @@ export class PublishingStack extends Stack {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     new cloudwatch.Alarm(this, 'ProjectorDeadLetters', {
-      alarmDescription: 'Stream batches gave up after retries: replay their sequence range (docs).',
+      alarmDescription: 'Stream batches gave up after retries: replay their time range (docs/operations.md).',
       metric: this.deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    new cloudwatch.Alarm(this, 'ProjectorQuarantined', {
+      alarmDescription:
+        'Stream records could not be decoded and were quarantined in the table: inspect, fix, replay (docs/operations.md).',
+      metric: new cloudwatch.Metric({
+        namespace: 'Publishing/Projector',
+        metricName: 'Isolated',
+        statistic: 'Sum',
+        period: Duration.minutes(5),
+      }),
       threshold: 1,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,

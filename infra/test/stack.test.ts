@@ -126,12 +126,14 @@ test('the projector reads the stream with partial batch responses, filters and a
   dev.template.hasResourceProperties('AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600 });
 });
 
-test('alarms watch iterator age, errors and the failure queue', () => {
+test('alarms watch iterator age, errors, the failure queue and quarantined records', () => {
   const alarms = Object.values(dev.template.findResources('AWS::CloudWatch::Alarm')).map((a: any) => a.Properties);
   const metrics = alarms.map((a: any) => a.MetricName);
   assert.ok(metrics.includes('IteratorAge'));
   assert.ok(metrics.includes('Errors'));
   assert.ok(metrics.includes('ApproximateNumberOfMessagesVisible'));
+  const quarantined = alarms.find((a: any) => a.MetricName === 'Isolated');
+  assert.equal(quarantined?.Namespace, 'Publishing/Projector', 'the projector\'s own metric');
 });
 
 /** Every action a role's inline policies allow, with its resources. */
