@@ -8,6 +8,7 @@
 //! - [`table`]: the table definition used by tests, the local stack and the CDK app.
 //! - [`change`]: stream records (Lambda or SDK) decoded into typed changes.
 //! - [`config`]: AWS SDK configuration with bounded timeouts, local or deployed.
+//! - [`capacity`]: the benchmarks' log of DynamoDB writes and the capacity they consumed.
 //! - `telemetry` (feature `telemetry`): log setup shared by the binaries.
 //! - `testkit` (feature `testkit`): DynamoDB Local and a table per test.
 //!
@@ -15,6 +16,7 @@
 //! and the projector never talk to each other; they only share these definitions.
 
 pub mod api;
+pub mod capacity;
 pub mod change;
 pub mod config;
 pub mod items;

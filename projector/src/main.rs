@@ -2,6 +2,7 @@
 //! `AWS_LAMBDA_RUNTIME_API` is set, otherwise the operator CLI (`poll`, the local event source).
 
 use clap::{Parser, Subcommand};
+use contracts::capacity::dynamodb_client;
 use contracts::config::{Endpoint, sdk_config};
 use contracts::telemetry;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -113,7 +114,7 @@ async fn main() -> Result<(), BoxError> {
         url: cli.endpoint_url,
     })
     .await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let dynamo = dynamodb_client(&config, "projector");
     let projector = Projector::new(Applier::new(dynamo.clone(), &table));
     match cli.command {
         Command::Replay { since, batch_size } => {
@@ -251,7 +252,7 @@ async fn run_lambda() -> Result<(), BoxError> {
     telemetry::init(true);
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
     let config = sdk_config(&Endpoint::default()).await;
-    let projector = Projector::new(Applier::new(aws_sdk_dynamodb::Client::new(&config), table));
+    let projector = Projector::new(Applier::new(dynamodb_client(&config, "projector"), table));
     let projector = &projector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handle_event(projector, &event.payload)

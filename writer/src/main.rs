@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
+use contracts::capacity::dynamodb_client;
 use contracts::config::{Endpoint, sdk_config};
 use contracts::telemetry;
 use writer::cache::DEFAULT_CAPACITY;
@@ -95,7 +96,7 @@ async fn run_lambda() -> Result<(), BoxError> {
     };
     let config = sdk_config(&Endpoint::default()).await;
     let state = AppState::new(
-        Store::new(aws_sdk_dynamodb::Client::new(&config), table),
+        Store::new(dynamodb_client(&config, "writer"), table),
         mode,
         IdentitySource::Authorizer,
         cursor_codec(std::env::var("CURSOR_SECRET").ok()),
@@ -109,7 +110,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         url: args.endpoint_url.clone(),
     })
     .await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
+    let client = dynamodb_client(&config, "writer");
     if args.create_table {
         contracts::table::ensure_table(&client, &args.table).await?;
     }

@@ -1,0 +1,297 @@
+//! Write accounting for the benchmarks: a log of every DynamoDB write a process makes, with
+//! the capacity DynamoDB reported for it.
+//!
+//! With `WRITE_LOG=<file>` set, [`dynamodb_client`] attaches an SDK interceptor that asks each
+//! write for `ReturnConsumedCapacity=INDEXES` and appends one JSON line per write: the keys it
+//! wrote, whether it was a transaction, and the table and GSI units reported. The code that
+//! writes does not know: the interceptor reads and amends the request on the wire. Without
+//! `WRITE_LOG` the client is the plain one. The benchmark's capacity model (`projector`'s
+//! `load` bench) replays these logs.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::types::ConsumedCapacity;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::keys;
+
+/// The environment variable naming the log file.
+pub const WRITE_LOG_VAR: &str = "WRITE_LOG";
+
+/// One write request as logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteEntry {
+    /// Unix time in milliseconds when the answer arrived.
+    pub at_ms: i64,
+    /// Which process wrote (`writer`, `projector`).
+    pub source: String,
+    /// `PutItem`, `UpdateItem`, `DeleteItem`, `TransactWriteItems`, `BatchWriteItem`.
+    pub operation: String,
+    /// (PK, SK) of every item written, in request order.
+    pub items: Vec<(String, String)>,
+    /// Table units as DynamoDB reported them (DynamoDB Local does not double transactions).
+    pub table_units: f64,
+    /// GSI1 units as reported.
+    pub index_units: f64,
+    /// The write was refused (a failed condition, a cancelled transaction, throttling).
+    pub failed: bool,
+}
+
+impl WriteEntry {
+    pub fn transactional(&self) -> bool {
+        self.operation == "TransactWriteItems"
+    }
+}
+
+/// The write operations the log follows.
+const WRITES: [&str; 5] = [
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "TransactWriteItems",
+    "BatchWriteItem",
+];
+
+/// What the interceptor learned from a request, kept until its answer.
+#[derive(Debug, Clone)]
+struct PendingWrite {
+    operation: String,
+    items: Vec<(String, String)>,
+}
+
+impl Storable for PendingWrite {
+    type Storer = StoreReplace<Self>;
+}
+
+/// The interceptor; cheap to clone (the file is shared).
+#[derive(Debug, Clone)]
+pub struct WriteLog {
+    source: String,
+    file: Arc<Mutex<File>>,
+}
+
+impl WriteLog {
+    /// Append to `path` (created if missing) as `source`.
+    pub fn open(path: &str, source: &str) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            source: source.into(),
+            file: Arc::new(Mutex::new(file)),
+        })
+    }
+
+    fn append(&self, entry: &WriteEntry) {
+        let mut line = serde_json::to_vec(entry).expect("entries serialize");
+        line.push(b'\n');
+        if let Ok(mut file) = self.file.lock() {
+            let _ = file.write_all(&line);
+        }
+    }
+}
+
+/// A DynamoDB client for `config`, logging its writes when `WRITE_LOG` is set.
+pub fn dynamodb_client(config: &aws_config::SdkConfig, source: &str) -> aws_sdk_dynamodb::Client {
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
+    if let Ok(path) = std::env::var(WRITE_LOG_VAR) {
+        match WriteLog::open(&path, source) {
+            Ok(log) => builder = builder.interceptor(log),
+            Err(e) => tracing::warn!(%path, error = %e, "cannot open the write log"),
+        }
+    }
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
+/// The operation a request calls, from its `X-Amz-Target` header.
+fn operation(target: &str) -> Option<&'static str> {
+    let name = target.rsplit('.').next()?;
+    WRITES.iter().copied().find(|w| *w == name)
+}
+
+fn key_of(item: &Value) -> Option<(String, String)> {
+    let pk = item.get(keys::PK)?.get("S")?.as_str()?;
+    let sk = item.get(keys::SK)?.get("S")?.as_str()?;
+    Some((pk.to_owned(), sk.to_owned()))
+}
+
+/// (PK, SK) of every item a write request body writes.
+pub fn written_keys(operation: &str, body: &Value) -> Vec<(String, String)> {
+    match operation {
+        "PutItem" => key_of(&body["Item"]).into_iter().collect(),
+        "UpdateItem" | "DeleteItem" => key_of(&body["Key"]).into_iter().collect(),
+        "TransactWriteItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|action| {
+                let inner = ["Put", "Update", "Delete", "ConditionCheck"]
+                    .iter()
+                    .find_map(|kind| action.get(*kind))?;
+                key_of(inner.get("Item").unwrap_or(&inner["Key"]))
+            })
+            .collect(),
+        "BatchWriteItem" => body["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flat_map(|tables| tables.values())
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(|request| {
+                key_of(&request["PutRequest"]["Item"])
+                    .or_else(|| key_of(&request["DeleteRequest"]["Key"]))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// (table, GSI1) units summed over what DynamoDB reported.
+fn units(consumed: &[ConsumedCapacity]) -> (f64, f64) {
+    consumed.iter().fold((0.0, 0.0), |(table, index), c| {
+        let t = c.table().and_then(|t| t.capacity_units()).unwrap_or(0.0);
+        let i = c
+            .global_secondary_indexes()
+            .and_then(|g| g.get(keys::GSI1))
+            .and_then(|g| g.capacity_units())
+            .unwrap_or(0.0);
+        (table + t, index + i)
+    })
+}
+
+impl Intercept for WriteLog {
+    fn name(&self) -> &'static str {
+        "WriteLog"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let request = context.request_mut();
+        let Some(operation) = request.headers().get("x-amz-target").and_then(operation) else {
+            return Ok(());
+        };
+        let Some(mut body) = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        else {
+            return Ok(());
+        };
+        let items = written_keys(operation, &body);
+        body["ReturnConsumedCapacity"] = Value::from("INDEXES");
+        let bytes = serde_json::to_vec(&body)?;
+        request
+            .headers_mut()
+            .insert("content-length", bytes.len().to_string());
+        *request.body_mut() = SdkBody::from(bytes);
+        cfg.interceptor_state().store_put(PendingWrite {
+            operation: operation.to_owned(),
+            items,
+        });
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let Some(pending) = cfg.load::<PendingWrite>().cloned() else {
+            return Ok(());
+        };
+        let (table_units, index_units, failed) = match context.output_or_error() {
+            Ok(output) => {
+                let consumed: Vec<ConsumedCapacity> = if let Some(o) =
+                    output.downcast_ref::<aws_sdk_dynamodb::operation::put_item::PutItemOutput>()
+                {
+                    o.consumed_capacity().cloned().into_iter().collect()
+                } else if let Some(o) = output
+                    .downcast_ref::<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput>()
+                {
+                    o.consumed_capacity().cloned().into_iter().collect()
+                } else if let Some(o) = output
+                    .downcast_ref::<aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput>()
+                {
+                    o.consumed_capacity().cloned().into_iter().collect()
+                } else if let Some(o) = output.downcast_ref::<
+                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+                >() {
+                    o.consumed_capacity().to_vec()
+                } else if let Some(o) = output.downcast_ref::<
+                    aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput,
+                >() {
+                    o.consumed_capacity().to_vec()
+                } else {
+                    Vec::new()
+                };
+                let (table, index) = units(&consumed);
+                (table, index, false)
+            }
+            Err(_) => (0.0, 0.0, true),
+        };
+        self.append(&WriteEntry {
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            source: self.source.clone(),
+            operation: pending.operation,
+            items: pending.items,
+            table_units,
+            index_units,
+            failed,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_come_from_every_kind_of_write() {
+        let key = |pk: &str, sk: &str| json!({"PK": {"S": pk}, "SK": {"S": sk}, "x": {"N": "1"}});
+        assert_eq!(
+            written_keys("PutItem", &json!({"Item": key("a", "1")})),
+            vec![("a".into(), "1".into())]
+        );
+        let transaction = json!({"TransactItems": [
+            {"Update": {"Key": key("p", "post")}},
+            {"Put": {"Item": key("u", "like")}},
+            {"Delete": {"Key": key("u", "old")}},
+        ]});
+        assert_eq!(
+            written_keys("TransactWriteItems", &transaction),
+            vec![
+                ("p".into(), "post".into()),
+                ("u".into(), "like".into()),
+                ("u".into(), "old".into())
+            ]
+        );
+        let batch = json!({"RequestItems": {"t": [
+            {"PutRequest": {"Item": key("a", "1")}},
+            {"DeleteRequest": {"Key": key("b", "2")}},
+        ]}});
+        assert_eq!(written_keys("BatchWriteItem", &batch).len(), 2);
+        assert_eq!(operation("DynamoDB_20120810.GetItem"), None);
+        assert_eq!(
+            operation("DynamoDB_20120810.UpdateItem"),
+            Some("UpdateItem")
+        );
+    }
+}
