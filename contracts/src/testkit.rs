@@ -192,9 +192,13 @@ impl TestTable {
         let client = aws_sdk_dynamodb::Client::new(&config);
         let streams = aws_sdk_dynamodbstreams::Client::new(&config);
         let name = format!("test-{:016x}", rand::rng().random::<u64>());
-        create_table(&client, &name)
-            .await
-            .unwrap_or_else(|e| panic!("create table {name} on {endpoint}: {e:?}"));
+        match create_table(&client, &name).await {
+            Ok(()) => {}
+            // The name is unique to this test: "in use" means an attempt that timed out on a
+            // busy DynamoDB Local did create it before the SDK retried.
+            Err(aws_sdk_dynamodb::Error::ResourceInUseException(_)) => {}
+            Err(e) => panic!("create table {name} on {endpoint}: {e:?}"),
+        }
         Self {
             name,
             endpoint,

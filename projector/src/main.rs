@@ -99,6 +99,10 @@ enum Command {
         /// Records per batch (1-1000).
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
         batch_size: i32,
+        /// Milliseconds to gather records into a batch once some arrived (Lambda's batching
+        /// window; the deployed mapping uses 1,000).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300_000))]
+        batch_window_ms: u64,
     },
 }
 
@@ -215,10 +219,12 @@ async fn main() -> Result<(), BoxError> {
         Command::Poll {
             start_at,
             batch_size,
+            batch_window_ms,
         } => {
             let mut settings = PollerSettings::new(&table);
             settings.start_at = start_at;
             settings.batch_size = batch_size;
+            settings.batch_window = std::time::Duration::from_millis(batch_window_ms);
             let streams = aws_sdk_dynamodbstreams::Client::new(&config);
             let mut poller = Poller::new(projector, dynamo, streams, settings).await?;
             tracing::info!(stream = poller.stream_arn(), "polling");

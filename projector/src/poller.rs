@@ -41,6 +41,9 @@ pub struct PollerSettings {
     pub idle_delay: Duration,
     /// How often to look for new shards.
     pub discovery_interval: Duration,
+    /// How long to gather records into a batch once some arrived (Lambda's
+    /// `MaximumBatchingWindowInSeconds`); zero hands over whatever one read returns.
+    pub batch_window: Duration,
     /// Read and write checkpoints (off for replay, which always starts from `start_at`).
     pub checkpoints: bool,
     /// Skip records written before this time (replay `--since`).
@@ -55,6 +58,7 @@ impl PollerSettings {
             batch_size: 1000,
             idle_delay: Duration::from_millis(100),
             discovery_interval: Duration::from_secs(10),
+            batch_window: Duration::ZERO,
             checkpoints: true,
             since: None,
         }
@@ -213,40 +217,65 @@ impl Poller {
         Ok(read)
     }
 
-    /// Read and handle one batch of shard `i`: (records read, shard closed).
+    /// Read and handle one batch of shard `i`: (records read, shard closed). Like Lambda's
+    /// batching window, once a read returns records it keeps reading for up to
+    /// `batch_window` until the batch is full or the shard ends.
     async fn read_shard(&mut self, i: usize) -> Result<(usize, bool), PollError> {
-        let iterator = match self.shards[i].iterator.clone() {
-            Some(iterator) => iterator,
-            None => self.iterator_for(i).await?,
-        };
-        let result = self
-            .streams
-            .get_records()
-            .shard_iterator(&iterator)
-            .limit(self.settings.batch_size)
-            .send()
-            .await;
-        let out = match result {
-            Ok(out) => out,
-            Err(e) if e.code() == Some("ExpiredIteratorException") => {
-                self.shards[i].iterator = None;
-                return Ok((0, false));
+        let mut records = Vec::new();
+        let mut window_started: Option<tokio::time::Instant> = None;
+        let closed = loop {
+            let iterator = match self.shards[i].iterator.clone() {
+                Some(iterator) => iterator,
+                None => self.iterator_for(i).await?,
+            };
+            let result = self
+                .streams
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(self.settings.batch_size - records.len() as i32)
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) if e.code() == Some("ExpiredIteratorException") => {
+                    // Re-read after the last record taken: the records in hand go first.
+                    self.shards[i].iterator = None;
+                    if let Some(last) = records.last().and_then(sequence_of) {
+                        self.shards[i].checkpoint.sequence = Some(last);
+                    }
+                    break false;
+                }
+                Err(e) if e.code() == Some("TrimmedDataAccessException") => {
+                    tracing::warn!(shard = %self.shards[i].checkpoint.shard, "records were trimmed before they were read");
+                    self.shards[i].checkpoint.sequence = None;
+                    self.shards[i].iterator = None;
+                    break false;
+                }
+                Err(e) if records.is_empty() => return Err(dynamo_error(e)),
+                Err(e) => {
+                    tracing::warn!(error = ?e.code(), "read failed mid-batch: handling the records in hand");
+                    self.shards[i].iterator = None;
+                    break false;
+                }
+            };
+            records.extend(out.records.unwrap_or_default());
+            self.shards[i].iterator = out.next_shard_iterator.clone();
+            if out.next_shard_iterator.is_none() {
+                break true;
             }
-            Err(e) if e.code() == Some("TrimmedDataAccessException") => {
-                tracing::warn!(shard = %self.shards[i].checkpoint.shard, "records were trimmed before they were read");
-                self.shards[i].checkpoint.sequence = None;
-                self.shards[i].iterator = None;
-                return Ok((0, false));
+            if records.is_empty() || records.len() as i32 >= self.settings.batch_size {
+                break false;
             }
-            Err(e) => return Err(dynamo_error(e)),
+            let started = *window_started.get_or_insert_with(tokio::time::Instant::now);
+            let left = self.settings.batch_window.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break false;
+            }
+            tokio::time::sleep(self.settings.idle_delay.min(left)).await;
         };
-        let records = out.records.unwrap_or_default();
         let count = records.len();
         if !records.is_empty() {
-            let last = records
-                .last()
-                .and_then(|r| r.dynamodb.as_ref())
-                .and_then(|d| d.sequence_number.clone());
+            let last = records.last().and_then(sequence_of);
             let only_checkpoints = records.iter().all(is_checkpoint_record);
             let since = self.settings.since;
             let events: Vec<Value> = records
@@ -265,8 +294,6 @@ impl Poller {
                 self.save(i).await?;
             }
         }
-        self.shards[i].iterator = out.next_shard_iterator.clone();
-        let closed = out.next_shard_iterator.is_none();
         if closed {
             self.shards[i].checkpoint.finished = true;
             if self.settings.checkpoints {
@@ -445,6 +472,10 @@ fn written_since(
         .and_then(|d| d.approximate_creation_date_time)
         .map(|t| t.secs());
     created.is_none_or(|secs| secs >= since.timestamp())
+}
+
+fn sequence_of(record: &aws_sdk_dynamodbstreams::types::Record) -> Option<String> {
+    record.dynamodb.as_ref()?.sequence_number.clone()
 }
 
 fn is_checkpoint_record(record: &aws_sdk_dynamodbstreams::types::Record) -> bool {

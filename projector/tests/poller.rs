@@ -54,3 +54,73 @@ async fn a_restarted_poller_resumes_from_its_checkpoint() {
     assert_eq!(tallies[&post.parse().unwrap()], (5, 5, 5));
     second.abort();
 }
+
+#[tokio::test]
+async fn a_batching_window_gathers_likes_into_one_counter_write() {
+    let table = TestTable::new().await;
+    let client = WriterClient::start(&table, WriteMode::Stream).await;
+    let post = client.create_post("t", "p").await;
+    // The projector's writes, as the write log sees them.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let path = log.path().to_str().unwrap();
+    let logged = contracts::capacity::WriteLog::open(path, "projector").unwrap();
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&table.config)
+            .interceptor(logged)
+            .build(),
+    );
+    let mut settings = projector::poller::PollerSettings::new(&table.name);
+    settings.start_at = projector::poller::StartAt::Latest;
+    settings.batch_window = Duration::from_secs(3);
+    settings.idle_delay = Duration::from_millis(20);
+    let mut poller = projector::poller::Poller::new(
+        projector::handler::Projector::new(projector::apply::Applier::new(
+            dynamo.clone(),
+            &table.name,
+        )),
+        dynamo,
+        table.streams.clone(),
+        settings,
+    )
+    .await
+    .unwrap();
+    let polling = tokio::spawn(async move { poller.run().await });
+
+    for user in ["u1", "u2", "u3", "u4", "u5"] {
+        client.like("t", &post, user).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tallies = until_converged(&table, Duration::from_secs(20)).await;
+    assert_eq!(tallies[&post.parse().unwrap()], (5, 5, 5));
+    let counter_writes = || {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<contracts::capacity::WriteEntry>(line).unwrap())
+            .filter(|entry| !entry.failed)
+            .filter(|entry| {
+                let key = contracts::keys::ItemKey::Post(topic("t"), post.parse().unwrap()).key();
+                entry.items.contains(&(key.pk, key.sk))
+            })
+            .count()
+    };
+    // The answer to the last write may still be on its way to the interceptor.
+    contracts::testkit::eventually(
+        "the counter write is logged",
+        Duration::from_secs(10),
+        || async {
+            if counter_writes() > 0 {
+                Ok(())
+            } else {
+                Err("no counter write logged")
+            }
+        },
+    )
+    .await;
+    polling.abort();
+    assert_eq!(
+        counter_writes(),
+        1,
+        "five likes within the window, one counter write"
+    );
+}
