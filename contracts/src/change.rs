@@ -1,8 +1,8 @@
 //! Stream records as typed changes: the only thing the projector reads.
 //!
-//! One decoder serves the Lambda event (`aws_lambda_events` [`EventRecord`], possibly as raw
-//! JSON so one malformed record cannot fail a whole event) and records read with
-//! `aws-sdk-dynamodbstreams` (converted by [`from_streams_record`]).
+//! One decoder, [`decode_json`], serves the Lambda event as raw JSON (so one malformed record
+//! cannot fail a whole event) and records read with `aws-sdk-dynamodbstreams` (converted by
+//! [`from_streams_record`] to the `aws_lambda_events` shape Lambda delivers).
 //!
 //! What matters to the projection:
 //! - an INSERT of a like not yet counted: [`Change::LikeAdded`];
@@ -14,10 +14,13 @@
 
 use aws_lambda_events::dynamodb::{EventRecord, StreamRecord, UserIdentity};
 use chrono::{DateTime, Utc};
+use std::str::FromStr;
+
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::items::{CountedBy, Entity, ItemType, Like};
-use crate::keys::{self, LikeId, PostId, TopicSlug, UserId};
+use crate::items::{CountedBy, ItemType};
+use crate::keys::{self, KeyError, LikeId, PostId, TopicSlug, UserId};
 
 /// A like as the projection needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -29,8 +32,8 @@ pub struct LikeRef {
     pub like_id: LikeId,
 }
 
-impl From<&Like> for LikeRef {
-    fn from(like: &Like) -> Self {
+impl From<&crate::items::Like> for LikeRef {
+    fn from(like: &crate::items::Like) -> Self {
         Self {
             user: like.user_id.clone(),
             post: like.post_id,
@@ -83,92 +86,157 @@ pub struct Decoded {
     pub change: Change,
 }
 
-/// The sequence number of a raw record, or a placeholder saying it had none.
-fn raw_sequence(raw: &Value) -> String {
-    raw.pointer("/dynamodb/SequenceNumber")
-        .and_then(Value::as_str)
-        .unwrap_or("<no sequence number>")
-        .to_owned()
-}
-
 /// Decode a record given as Lambda JSON.
+///
+/// Reads only what the projection needs straight from the JSON tree (event name, sequence
+/// number, creation time, the image's type and the like's identity fields): no copy of the
+/// record and no parse of attributes the projector never looks at, so decoding stays a small
+/// share of a batch's CPU.
 pub fn decode_json(raw: &Value) -> Result<Decoded, Undecodable> {
-    let record: EventRecord = serde_json::from_value(raw.clone()).map_err(|e| Undecodable {
-        sequence: raw_sequence(raw),
-        reason: format!("not a DynamoDB stream record: {e}"),
-    })?;
-    decode(&record)
-}
-
-fn is_ttl_delete(identity: Option<&UserIdentity>) -> bool {
-    identity.is_some_and(|id| id.type_ == "Service" && id.principal_id == "dynamodb.amazonaws.com")
-}
-
-fn item_type(image: &serde_dynamo::Item) -> Option<&str> {
-    match image.get(keys::TYPE)? {
-        serde_dynamo::AttributeValue::S(t) => Some(t.as_str()),
-        _ => None,
-    }
-}
-
-fn like_of(image: &serde_dynamo::Item) -> Result<Like, String> {
-    let item: crate::items::Item = image.clone().into();
-    Like::from_item(item).map_err(|e| format!("malformed like: {e}"))
-}
-
-/// Decode one record.
-pub fn decode(record: &EventRecord) -> Result<Decoded, Undecodable> {
-    let StreamRecord {
-        sequence_number,
-        approximate_creation_date_time,
-        new_image,
-        old_image,
-        ..
-    } = &record.change;
-    let sequence = sequence_number.clone().ok_or_else(|| Undecodable {
-        sequence: "<no sequence number>".into(),
-        reason: "record has no sequence number".into(),
-    })?;
+    let [event_name, identity, change] = members(raw, ["eventName", "userIdentity", "dynamodb"]);
+    let [sequence, created, new_image, old_image] = change.map_or([None; 4], |change| {
+        members(
+            change,
+            [
+                "SequenceNumber",
+                "ApproximateCreationDateTime",
+                "NewImage",
+                "OldImage",
+            ],
+        )
+    });
+    let sequence = sequence
+        .and_then(Value::as_str)
+        .ok_or_else(|| Undecodable {
+            sequence: "<no sequence number>".into(),
+            reason: "record has no sequence number".into(),
+        })?
+        .to_owned();
     let fail = |reason: String| Undecodable {
         sequence: sequence.clone(),
         reason,
     };
-    let like_type = ItemType::Like.as_str();
-    let change = match record.event_name.as_str() {
-        "MODIFY" => Change::Ignored(IgnoreReason::Modified),
-        "INSERT" => match item_type(new_image) {
-            Some(t) if t == like_type => {
-                let like = like_of(new_image).map_err(fail)?;
-                match like.counted_by {
-                    None => Change::LikeAdded(LikeRef::from(&like)),
-                    Some(_) => Change::Ignored(IgnoreReason::CountedByWriter),
-                }
-            }
-            Some(_) => Change::Ignored(IgnoreReason::OtherItem),
+    let created = creation_time(created)
+        .ok_or_else(|| fail("ApproximateCreationDateTime is not epoch seconds".into()))?;
+    let change = match event_name.and_then(Value::as_str) {
+        Some("MODIFY") => Change::Ignored(IgnoreReason::Modified),
+        Some("INSERT") => match Image::of(new_image) {
+            Some(Image::Like(like)) => match like.map_err(fail)? {
+                (like, None) => Change::LikeAdded(like),
+                (_, Some(_)) => Change::Ignored(IgnoreReason::CountedByWriter),
+            },
+            Some(Image::Other) => Change::Ignored(IgnoreReason::OtherItem),
             None => return Err(fail("INSERT without a NewImage type".into())),
         },
-        "REMOVE" if is_ttl_delete(record.user_identity.as_ref()) => {
-            Change::Ignored(IgnoreReason::Expired)
-        }
-        "REMOVE" => match item_type(old_image) {
-            Some(t) if t == like_type => {
-                let like = like_of(old_image).map_err(fail)?;
-                match like.counted_by {
-                    Some(CountedBy::Projector) => Change::LikeRemoved(LikeRef::from(&like)),
-                    Some(CountedBy::Writer) => Change::Ignored(IgnoreReason::RemovedByWriter),
-                    None => Change::Ignored(IgnoreReason::RemovedUncounted),
-                }
-            }
-            Some(_) => Change::Ignored(IgnoreReason::OtherItem),
+        Some("REMOVE") if is_ttl_delete(identity) => Change::Ignored(IgnoreReason::Expired),
+        Some("REMOVE") => match Image::of(old_image) {
+            Some(Image::Like(like)) => match like.map_err(fail)? {
+                (like, Some(CountedBy::Projector)) => Change::LikeRemoved(like),
+                (_, Some(CountedBy::Writer)) => Change::Ignored(IgnoreReason::RemovedByWriter),
+                (_, None) => Change::Ignored(IgnoreReason::RemovedUncounted),
+            },
+            Some(Image::Other) => Change::Ignored(IgnoreReason::OtherItem),
             None => return Err(fail("REMOVE without an OldImage type".into())),
         },
         other => return Err(fail(format!("unknown event name {other:?}"))),
     };
     Ok(Decoded {
         sequence,
-        created: *approximate_creation_date_time,
+        created,
         change,
     })
+}
+
+/// Named members of a JSON object, picked in one pass over it (cheaper than one lookup per
+/// name in its sorted map); all `None` if it is not an object.
+fn members<'a, const N: usize>(object: &'a Value, names: [&str; N]) -> [Option<&'a Value>; N] {
+    let mut found = [None; N];
+    for (name, value) in object.as_object().into_iter().flatten() {
+        if let Some(i) = names.iter().position(|n| n == name) {
+            found[i] = Some(value);
+        }
+    }
+    found
+}
+
+/// Epoch seconds as Lambda writes them (a number, or a string of one); absent means unknown,
+/// which reads as the epoch, as `aws_lambda_events` does.
+fn creation_time(value: Option<&Value>) -> Option<DateTime<Utc>> {
+    let seconds = match value {
+        None | Some(Value::Null) => 0.0,
+        Some(Value::Number(n)) => n.as_f64()?,
+        Some(Value::String(s)) => s.parse().ok()?,
+        Some(_) => return None,
+    };
+    let millis = (seconds * 1000.0).round();
+    millis
+        .is_finite()
+        .then(|| DateTime::from_timestamp_millis(millis as i64))
+        .flatten()
+}
+
+fn is_ttl_delete(identity: Option<&Value>) -> bool {
+    let [kind, principal] = identity.map_or([None; 2], |id| members(id, ["type", "principalId"]));
+    kind.and_then(Value::as_str) == Some("Service")
+        && principal.and_then(Value::as_str) == Some("dynamodb.amazonaws.com")
+}
+
+/// A like as the projection reads it: its identity, and who counted it.
+type LikeImage = (LikeRef, Option<CountedBy>);
+
+/// An item image with a type.
+enum Image {
+    /// A like, or why its fields are malformed.
+    Like(Result<LikeImage, String>),
+    Other,
+}
+
+impl Image {
+    /// The image's type and, for a like, the fields the projection reads, each validated as
+    /// the key schema requires. `None` if there is no image with a string `type`.
+    fn of(image: Option<&Value>) -> Option<Image> {
+        let [item_type, user, post, topic, like_id, counted_by] = members(
+            image?,
+            [
+                keys::TYPE,
+                "userId",
+                "postId",
+                "topic",
+                "likeId",
+                "countedBy",
+            ],
+        );
+        if string(item_type)? != ItemType::Like.as_str() {
+            return Some(Image::Other);
+        }
+        let like = || -> Result<LikeImage, String> {
+            let like = LikeRef {
+                user: parsed("userId", user)?,
+                post: parsed("postId", post)?,
+                topic: parsed("topic", topic)?,
+                like_id: parsed("likeId", like_id)?,
+            };
+            let counted_by = counted_by
+                .map(|value| CountedBy::deserialize(value.get("S").unwrap_or(value)))
+                .transpose()
+                .map_err(|e| format!("malformed like: countedBy: {e}"))?;
+            Ok((like, counted_by))
+        };
+        Some(Image::Like(like()))
+    }
+}
+
+/// A string attribute's value (`{"S": ...}`).
+fn string(attribute: Option<&Value>) -> Option<&str> {
+    attribute?.get("S")?.as_str()
+}
+
+/// A string attribute parsed as a key part.
+fn parsed<T: FromStr<Err = KeyError>>(name: &str, attribute: Option<&Value>) -> Result<T, String> {
+    string(attribute)
+        .ok_or_else(|| format!("malformed like: no string {name}"))?
+        .parse()
+        .map_err(|e| format!("malformed like: {name}: {e}"))
 }
 
 /// A record read with `aws-sdk-dynamodbstreams`, as Lambda would deliver it.

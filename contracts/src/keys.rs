@@ -111,53 +111,67 @@ impl TryFrom<String> for UserId {
 
 /// A time-sortable id (KSUID with 4 ms resolution), used for posts and like incarnations.
 ///
-/// Its base62 text sorts like its time, so `POST#<id>` sort keys list newest last.
+/// Its base62 text sorts like its time, so `POST#<id>` sort keys list newest last. It is held
+/// as that canonical text: the projector reads two ids per stream record and writes them back
+/// into keys and conditions, so parsing is a check of 27 bytes, never a base conversion.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Ksuid(KsuidMs);
+pub struct Ksuid([u8; KSUID_LEN]);
 
 /// A post's id.
 pub type PostId = Ksuid;
 /// One incarnation of a like: a re-like after an unlike is a new incarnation.
 pub type LikeId = Ksuid;
 
+/// Length of a KSUID's base62 text.
+const KSUID_LEN: usize = 27;
+/// The largest KSUID (20 bytes of 0xFF) in base62: with a fixed length and an alphabet in
+/// ASCII order, text order is numeric order, so a text at most this one is canonical.
+const KSUID_MAX: &[u8; KSUID_LEN] = b"aWgEPTl1tmebfsQzFP4bxwgy80V";
+
 impl Ksuid {
+    fn from_ksuid(id: KsuidMs) -> Self {
+        let text = id.to_string();
+        let mut bytes = [0; KSUID_LEN];
+        bytes.copy_from_slice(text.as_bytes());
+        Self(bytes)
+    }
+
     /// A fresh id for now.
     pub fn generate() -> Self {
-        Self(KsuidMs::now(None))
+        Self::from_ksuid(KsuidMs::now(None))
     }
 
     /// A random id for a given time (milliseconds since the epoch).
     pub fn at_millis(millis: i64) -> Self {
-        Self(KsuidMs::from_millis(Some(millis), None))
+        Self::from_ksuid(KsuidMs::from_millis(Some(millis), None))
     }
 
-    /// When the id was made, in milliseconds since the epoch.
-    pub fn timestamp_millis(&self) -> i64 {
-        self.0.timestamp_millis()
+    /// The base62 text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a KSUID's text is ASCII")
     }
 }
 
 impl fmt::Display for Ksuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Ksuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Ksuid({})", self.0)
+        write!(f, "Ksuid({})", self.as_str())
     }
 }
 
 impl FromStr for Ksuid {
     type Err = KeyError;
+    /// Only the canonical spelling is an id: 27 base62 characters, at most [`KSUID_MAX`].
     fn from_str(s: &str) -> Result<Self, KeyError> {
-        // The KSUID parser accepts a few non-canonical spellings; only the canonical one is an id.
-        let well_formed = s.len() == 27 && s.bytes().all(|b| b.is_ascii_alphanumeric());
-        let parsed = KsuidMs::from_str(s).map_err(|_| KeyError::PostId)?;
-        if well_formed && parsed.to_string() == s {
-            Ok(Self(parsed))
+        let bytes: [u8; KSUID_LEN] = s.as_bytes().try_into().map_err(|_| KeyError::PostId)?;
+        if bytes.iter().all(u8::is_ascii_alphanumeric) && &bytes <= KSUID_MAX {
+            Ok(Self(bytes))
         } else {
             Err(KeyError::PostId)
         }
@@ -392,6 +406,30 @@ mod tests {
             ("TOPIC#a", "POST#not-a-ksuid"),
         ] {
             assert!(ItemKey::parse(pk, sk).is_err(), "{pk} {sk}");
+        }
+    }
+
+    /// The library's own round trip decides what is canonical; the 27-byte check must agree,
+    /// above all around the largest KSUID, where a base62 text can overflow 160 bits.
+    #[test]
+    fn ksuid_text_check_agrees_with_the_library() {
+        let library = |s: &str| KsuidMs::from_str(s).is_ok_and(|id| id.to_string() == s);
+        assert_eq!(
+            KsuidMs::from_bytes([0xFF; 20]).to_string().as_bytes(),
+            KSUID_MAX
+        );
+        let max = std::str::from_utf8(KSUID_MAX).unwrap();
+        let mut cases = vec![max.to_owned(), "0".repeat(27), "z".repeat(27)];
+        for i in 0..KSUID_LEN {
+            for c in ['0', '9', 'A', 'Z', 'a', 'z'] {
+                let mut near_max = max.as_bytes().to_vec();
+                near_max[i] = c as u8;
+                cases.push(String::from_utf8(near_max).unwrap());
+            }
+        }
+        cases.extend((0..200).map(|_| Ksuid::generate().to_string()));
+        for case in cases {
+            assert_eq!(case.parse::<Ksuid>().is_ok(), library(&case), "{case}");
         }
     }
 

@@ -29,10 +29,9 @@
 //! one counter update, and is never throttled by the post's GSI1 partition (~1,000 writes/s).
 //! Its likes are stamped by separate idempotent updates after all counting is done.
 
-use std::collections::{HashMap, HashSet};
-
 use contracts::change::{Change, Decoded, LikeRef, Undecodable};
 use contracts::keys::{LikeId, PostId, TopicSlug, UserId};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// DynamoDB's limit on actions in one transaction.
 pub const MAX_TRANSACTION_ACTIONS: usize = 100;
@@ -108,16 +107,17 @@ pub struct Plan {
 struct PostChanges {
     marks: Vec<Mark>,
     uncounts: Vec<Uncount>,
-    mark_index: HashMap<LikeId, usize>,
-    uncount_index: HashMap<LikeId, usize>,
+    mark_index: FxHashMap<LikeId, usize>,
+    uncount_index: FxHashMap<LikeId, usize>,
 }
 
 /// Plan the writes for a batch. Pure and deterministic.
 pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
     let mut plan = Plan::default();
-    // Posts in order of first appearance keep the plan deterministic.
-    let mut order: Vec<PostRef> = Vec::new();
-    let mut posts: HashMap<PostRef, PostChanges> = HashMap::new();
+    // Posts in order of first appearance keep the plan deterministic; the index borrows its
+    // keys from the batch. (Fx hashing: the keys are ids, and planning is on every record's path.)
+    let mut posts: Vec<(PostRef, PostChanges)> = Vec::new();
+    let mut post_index: FxHashMap<(&TopicSlug, PostId), usize> = FxHashMap::default();
     for (position, record) in batch.iter().enumerate() {
         let change = match record {
             Ok(decoded) => &decoded.change,
@@ -134,14 +134,17 @@ pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
                 continue;
             }
         };
-        let post = PostRef {
-            topic: like.topic.clone(),
-            post: like.post,
-        };
-        let changes = posts.entry(post.clone()).or_insert_with(|| {
-            order.push(post);
-            PostChanges::default()
-        });
+        let index = *post_index
+            .entry((&like.topic, like.post))
+            .or_insert_with(|| {
+                let post = PostRef {
+                    topic: like.topic.clone(),
+                    post: like.post,
+                };
+                posts.push((post, PostChanges::default()));
+                posts.len() - 1
+            });
+        let changes = &mut posts[index].1;
         if added {
             match changes.mark_index.get(&like.like_id) {
                 Some(&i) => changes.marks[i].records.push(position),
@@ -169,8 +172,7 @@ pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
             }
         }
     }
-    for post in order {
-        let mut changes = posts.remove(&post).expect("every ordered post has changes");
+    for (post, mut changes) in posts {
         if changes.marks.len() >= HOT_POST_LIKES {
             for mark in &mut changes.marks {
                 mark.stamp = false;
@@ -189,7 +191,7 @@ pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
 /// Split one post's changes into transactions of at most [`MAX_CHANGES_PER_TRANSACTION`],
 /// never with two marks of one like item (a user's successive incarnations) in one.
 fn chunk(post: PostRef, marks: Vec<Mark>, uncounts: Vec<Uncount>) -> Vec<CountTransaction> {
-    let mut chunks: Vec<(CountTransaction, HashSet<UserId>)> = Vec::new();
+    let mut chunks: Vec<(CountTransaction, FxHashSet<UserId>)> = Vec::new();
     for mark in marks {
         let i = slot(&mut chunks, &post, Some(&mark.like.user));
         chunks[i].1.insert(mark.like.user.clone());
@@ -207,11 +209,11 @@ fn chunk(post: PostRef, marks: Vec<Mark>, uncounts: Vec<Uncount>) -> Vec<CountTr
 
 /// The first transaction with room (and without a mark of `user`'s like item), or a new one.
 fn slot(
-    chunks: &mut Vec<(CountTransaction, HashSet<UserId>)>,
+    chunks: &mut Vec<(CountTransaction, FxHashSet<UserId>)>,
     post: &PostRef,
     user: Option<&UserId>,
 ) -> usize {
-    let fits = |(transaction, users): &(CountTransaction, HashSet<UserId>)| {
+    let fits = |(transaction, users): &(CountTransaction, FxHashSet<UserId>)| {
         transaction.actions() < MAX_TRANSACTION_ACTIONS && user.is_none_or(|u| !users.contains(u))
     };
     chunks.iter().position(fits).unwrap_or_else(|| {
@@ -220,7 +222,7 @@ fn slot(
             marks: Vec::new(),
             uncounts: Vec::new(),
         };
-        chunks.push((empty, HashSet::new()));
+        chunks.push((empty, FxHashSet::default()));
         chunks.len() - 1
     })
 }
@@ -232,7 +234,7 @@ mod tests {
     use contracts::change::IgnoreReason;
     use contracts::keys::Ksuid;
     use proptest::prelude::*;
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     fn like(user: usize, post: PostId) -> LikeRef {
         LikeRef {
