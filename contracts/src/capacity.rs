@@ -24,6 +24,8 @@ use serde_json::Value;
 
 use crate::keys;
 
+pub mod model;
+
 /// The environment variable naming the log file.
 pub const WRITE_LOG_VAR: &str = "WRITE_LOG";
 
