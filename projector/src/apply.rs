@@ -1,8 +1,9 @@
 //! Applying a [`Plan`] to DynamoDB, with an outcome per record.
 //!
-//! Counting transactions run concurrently across posts. When DynamoDB cancels one because a
-//! condition failed, `CancellationReasons` names the actions: those marks and tombstones are
-//! already counted (or their like is gone) and are dropped; the rest is retried at once.
+//! Counting transactions run concurrently. When DynamoDB cancels one because a condition
+//! failed, `CancellationReasons` names the actions: those marks and tombstones are already
+//! counted (or their like is gone) and are dropped, as is a post that does not exist; the rest
+//! is retried at once.
 //! Conflicts and throttling are retried with jittered backoff; what still fails is reported
 //! as failed, so the caller re-delivers it, which is safe because every action is
 //! conditional (see [`crate::plan`]).
@@ -25,7 +26,7 @@ use contracts::keys::{self, ItemKey, Ksuid};
 use futures_util::{StreamExt, stream};
 use rand::Rng;
 
-use crate::plan::{CountTransaction, Plan, Stamp};
+use crate::plan::{CountTransaction, Plan, PostCount, Stamp};
 
 /// What happened to one record of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,12 +91,13 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(base / 2 + Duration::from_millis(jitter)).await;
 }
 
-/// One action of a counting transaction, for reading its cancellation reason.
+/// One action of a counting transaction, for reading its cancellation reason: the post (its
+/// index in the transaction), and which of its writes.
 #[derive(Debug, Clone, Copy)]
 enum Action {
-    Counter,
-    Mark(usize),
-    Uncount(usize),
+    Counter(usize),
+    Mark(usize, usize),
+    Uncount(usize, usize),
 }
 
 /// What a counting transaction did to its marks and tombstones.
@@ -168,7 +170,10 @@ impl Applier {
         let mut result = TransactionResult::default();
         let mut attempt = 0;
         loop {
-            if transaction.marks.is_empty() && transaction.uncounts.is_empty() {
+            transaction
+                .posts
+                .retain(|p| !p.marks.is_empty() || !p.uncounts.is_empty());
+            if transaction.posts.is_empty() {
                 return result;
             }
             let (items, actions) = match self.transaction_items(&transaction) {
@@ -187,11 +192,13 @@ impl Applier {
                 .await;
             let err = match sent {
                 Ok(_) => {
-                    for mark in &transaction.marks {
-                        applied(&mut result, &mark.records);
-                    }
-                    for uncount in &transaction.uncounts {
-                        applied(&mut result, &uncount.records);
+                    for count in &transaction.posts {
+                        for mark in &count.marks {
+                            applied(&mut result, &mark.records);
+                        }
+                        for uncount in &count.uncounts {
+                            applied(&mut result, &uncount.records);
+                        }
                     }
                     return result;
                 }
@@ -210,14 +217,12 @@ impl Applier {
                 .as_ref()
                 .is_some_and(|r| r.iter().any(|r| r.code() == Some("ConditionalCheckFailed")));
             if let (true, Some(reasons)) = (conditional, reasons) {
-                if self.drop_done(&mut transaction, &actions, &reasons, &mut result) {
-                    return result;
-                }
+                drop_done(&mut transaction, &actions, &reasons, &mut result);
                 continue;
             }
             attempt += 1;
             if attempt >= ATTEMPTS {
-                tracing::warn!(error = ?err.code(), post = %transaction.post.post, "counting transaction failed; records will be re-delivered");
+                tracing::warn!(error = ?err.code(), posts = transaction.posts.len(), "counting transaction failed; records will be re-delivered");
                 fail_all(&mut result, &transaction);
                 return result;
             }
@@ -225,81 +230,26 @@ impl Applier {
         }
     }
 
-    /// Remove the actions whose condition failed, recording why. `true` when the post itself
-    /// is missing and nothing can be counted.
-    fn drop_done(
-        &self,
-        transaction: &mut CountTransaction,
-        actions: &[Action],
-        reasons: &[CancellationReason],
-        result: &mut TransactionResult,
-    ) -> bool {
-        let failed = |i: usize| {
-            reasons
-                .get(i)
-                .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
-        };
-        let mut done_marks = Vec::new();
-        let mut done_uncounts = Vec::new();
-        for (i, action) in actions.iter().enumerate() {
-            if !failed(i) {
-                continue;
-            }
-            match *action {
-                Action::Counter => {
-                    tracing::error!(post = %transaction.post.post, "likes of a post that does not exist: not counted");
-                    for mark in &transaction.marks {
-                        result
-                            .outcomes
-                            .push((mark.records.clone(), Outcome::Ignored));
-                    }
-                    for uncount in &transaction.uncounts {
-                        result
-                            .outcomes
-                            .push((uncount.records.clone(), Outcome::Ignored));
-                    }
-                    return true;
-                }
-                Action::Mark(m) => {
-                    let mark = &transaction.marks[m];
-                    let current = reasons[i].item();
-                    if current.is_some_and(|item| needs_stamp(item, &mark.like)) {
-                        result.stamps.push(Stamp {
-                            records: mark.records.clone(),
-                            like: mark.like.clone(),
-                        });
-                    }
-                    result
-                        .outcomes
-                        .push((mark.records.clone(), Outcome::Duplicate));
-                    done_marks.push(m);
-                }
-                Action::Uncount(u) => {
-                    let records = transaction.uncounts[u].records.clone();
-                    result.outcomes.push((records, Outcome::Duplicate));
-                    done_uncounts.push(u);
-                }
-            }
-        }
-        transaction.marks = std::mem::take(&mut transaction.marks)
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, mark)| (!done_marks.contains(&i)).then_some(mark))
-            .collect();
-        transaction.uncounts = std::mem::take(&mut transaction.uncounts)
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, uncount)| (!done_uncounts.contains(&i)).then_some(uncount))
-            .collect();
-        false
-    }
-
     fn transaction_items(
         &self,
-        t: &CountTransaction,
+        transaction: &CountTransaction,
     ) -> Result<(Vec<TransactWriteItem>, Vec<Action>), String> {
-        let mut items = Vec::with_capacity(t.actions());
-        let mut actions = Vec::with_capacity(t.actions());
+        let mut items = Vec::with_capacity(transaction.actions());
+        let mut actions = Vec::with_capacity(transaction.actions());
+        for (p, count) in transaction.posts.iter().enumerate() {
+            self.post_count_items(p, count, &mut items, &mut actions)?;
+        }
+        Ok((items, actions))
+    }
+
+    /// The writes of one post's count: its counter, marks and tombstones.
+    fn post_count_items(
+        &self,
+        p: usize,
+        t: &PostCount,
+        items: &mut Vec<TransactWriteItem>,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), String> {
         // The counter update is there even when the delta is zero: its new version tells
         // `rebuild` that the post's counted likes changed.
         {
@@ -319,7 +269,7 @@ impl Applier {
                 .build()
                 .map_err(|e| e.to_string())?;
             items.push(TransactWriteItem::builder().update(counter).build());
-            actions.push(Action::Counter);
+            actions.push(Action::Counter(p));
         }
         for (i, mark) in t.marks.iter().enumerate() {
             let like = &mark.like;
@@ -351,7 +301,7 @@ impl Applier {
             };
             let update = update.build().map_err(|e| e.to_string())?;
             items.push(TransactWriteItem::builder().update(update).build());
-            actions.push(Action::Mark(i));
+            actions.push(Action::Mark(p, i));
         }
         let expires_at = Utc::now().timestamp() + TOMBSTONE_TTL_SECS;
         for (i, uncount) in t.uncounts.iter().enumerate() {
@@ -369,9 +319,9 @@ impl Applier {
                 .build()
                 .map_err(|e| e.to_string())?;
             items.push(TransactWriteItem::builder().put(put).build());
-            actions.push(Action::Uncount(i));
+            actions.push(Action::Uncount(p, i));
         }
-        Ok((items, actions))
+        Ok(())
     }
 
     /// Set a like's GSI1 keys if this incarnation still exists. `false` if it could not be
@@ -461,17 +411,92 @@ fn applied(result: &mut TransactionResult, records: &[usize]) {
     }
 }
 
+/// Every record of a post's count, with one outcome.
+fn settle_all(result: &mut TransactionResult, count: &PostCount, outcome: Outcome) {
+    let records = count
+        .marks
+        .iter()
+        .map(|m| &m.records)
+        .chain(count.uncounts.iter().map(|u| &u.records));
+    for records in records {
+        result.outcomes.push((records.clone(), outcome));
+    }
+}
+
 fn fail_all(result: &mut TransactionResult, transaction: &CountTransaction) {
-    for mark in &transaction.marks {
-        result
-            .outcomes
-            .push((mark.records.clone(), Outcome::Failed));
+    for count in &transaction.posts {
+        settle_all(result, count, Outcome::Failed);
     }
-    for uncount in &transaction.uncounts {
-        result
-            .outcomes
-            .push((uncount.records.clone(), Outcome::Failed));
+}
+
+/// Remove the actions whose condition failed, recording why: a mark or tombstone already
+/// there (its like counted or gone), or a post that does not exist (nothing of it counts).
+fn drop_done(
+    transaction: &mut CountTransaction,
+    actions: &[Action],
+    reasons: &[CancellationReason],
+    result: &mut TransactionResult,
+) {
+    let failed = |i: usize| {
+        reasons
+            .get(i)
+            .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
+    };
+    let mut missing_posts = Vec::new();
+    let mut done_marks = Vec::new();
+    let mut done_uncounts = Vec::new();
+    for (i, action) in actions.iter().enumerate() {
+        if !failed(i) {
+            continue;
+        }
+        match *action {
+            Action::Counter(p) => {
+                let count = &transaction.posts[p];
+                tracing::error!(post = %count.post.post, "likes of a post that does not exist: not counted");
+                settle_all(result, count, Outcome::Ignored);
+                missing_posts.push(p);
+            }
+            Action::Mark(p, m) => {
+                let mark = &transaction.posts[p].marks[m];
+                if reasons[i]
+                    .item()
+                    .is_some_and(|item| needs_stamp(item, &mark.like))
+                {
+                    result.stamps.push(Stamp {
+                        records: mark.records.clone(),
+                        like: mark.like.clone(),
+                    });
+                }
+                result
+                    .outcomes
+                    .push((mark.records.clone(), Outcome::Duplicate));
+                done_marks.push((p, m));
+            }
+            Action::Uncount(p, u) => {
+                let records = transaction.posts[p].uncounts[u].records.clone();
+                result.outcomes.push((records, Outcome::Duplicate));
+                done_uncounts.push((p, u));
+            }
+        }
     }
+    let posts = std::mem::take(&mut transaction.posts);
+    for (p, mut count) in posts.into_iter().enumerate() {
+        if missing_posts.contains(&p) {
+            continue;
+        }
+        count.marks = keep(count.marks, |m| !done_marks.contains(&(p, m)));
+        count.uncounts = keep(count.uncounts, |u| !done_uncounts.contains(&(p, u)));
+        transaction.posts.push(count);
+    }
+}
+
+/// The elements whose index passes `wanted`.
+fn keep<T>(items: Vec<T>, wanted: impl Fn(usize) -> bool) -> Vec<T> {
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, item)| wanted(i).then_some(item))
+        .collect()
 }
 
 fn set(outcomes: &mut [Outcome], records: &[usize], outcome: Outcome) {

@@ -2,12 +2,16 @@
 //!
 //! # What the writes are
 //!
-//! Per post, one **counting transaction** per up to 99 changes:
+//! **Counting transactions** of up to 100 actions. Each post in one holds:
 //! - `ADD likeCount :delta` on the post item (delta = marks − uncounts), and
 //! - a **mark** per like added: `SET countedBy = projector` on the like item, conditioned on
 //!   the item existing *with the record's `likeId`* and not yet counted; and
 //! - an **uncount** per counted like removed: a put of the tombstone `TOMB#<likeId>`,
 //!   conditioned on it not existing (TTL removes it after three days).
+//!
+//! Cold posts share transactions (most have a like or two per batch, and one request per post
+//! would make a batch's latency grow with the posts it touches); a hot post's changes fill
+//! transactions of their own.
 //!
 //! # Why every like counts exactly once
 //!
@@ -71,23 +75,37 @@ pub struct Stamp {
     pub like: LikeRef,
 }
 
-/// One transaction: the counter of one post and the marks and tombstones that justify it.
+/// One post's part of a counting transaction: its counter and the marks and tombstones that
+/// justify it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CountTransaction {
+pub struct PostCount {
     pub post: PostRef,
     pub marks: Vec<Mark>,
     pub uncounts: Vec<Uncount>,
 }
 
-impl CountTransaction {
+impl PostCount {
     /// What the counter moves by if every condition holds.
     pub fn delta(&self) -> i64 {
         self.marks.len() as i64 - self.uncounts.len() as i64
     }
 
-    /// Actions in the transaction, counter included.
+    /// Actions it takes, counter included.
     pub fn actions(&self) -> usize {
         1 + self.marks.len() + self.uncounts.len()
+    }
+}
+
+/// One transaction: the counts of one or more posts (each post at most once).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CountTransaction {
+    pub posts: Vec<PostCount>,
+}
+
+impl CountTransaction {
+    /// Actions in the transaction.
+    pub fn actions(&self) -> usize {
+        self.posts.iter().map(PostCount::actions).sum()
     }
 }
 
@@ -172,8 +190,10 @@ pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
             }
         }
     }
+    let mut cold: Vec<PostCount> = Vec::new();
     for (post, mut changes) in posts {
-        if changes.marks.len() >= HOT_POST_LIKES {
+        let hot = changes.marks.len() >= HOT_POST_LIKES;
+        if hot {
             for mark in &mut changes.marks {
                 mark.stamp = false;
                 plan.stamps.push(Stamp {
@@ -182,16 +202,42 @@ pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
                 });
             }
         }
-        plan.transactions
-            .extend(chunk(post, changes.marks, changes.uncounts));
+        let counts = chunk(post, changes.marks, changes.uncounts);
+        if hot {
+            plan.transactions.extend(
+                counts
+                    .into_iter()
+                    .map(|count| CountTransaction { posts: vec![count] }),
+            );
+        } else {
+            cold.extend(counts);
+        }
     }
+    plan.transactions.extend(pack(cold));
     plan
 }
 
-/// Split one post's changes into transactions of at most [`MAX_CHANGES_PER_TRANSACTION`],
+/// Pack posts' counts into as few transactions as fit (first fit, in order), never one post
+/// twice in a transaction: it would update its counter item twice.
+fn pack(counts: Vec<PostCount>) -> Vec<CountTransaction> {
+    let mut transactions: Vec<CountTransaction> = Vec::new();
+    for count in counts {
+        let fits = |t: &CountTransaction| {
+            t.actions() + count.actions() <= MAX_TRANSACTION_ACTIONS
+                && t.posts.iter().all(|p| p.post != count.post)
+        };
+        match transactions.iter_mut().find(|t| fits(t)) {
+            Some(transaction) => transaction.posts.push(count),
+            None => transactions.push(CountTransaction { posts: vec![count] }),
+        }
+    }
+    transactions
+}
+
+/// Split one post's changes into counts of at most [`MAX_CHANGES_PER_TRANSACTION`] changes,
 /// never with two marks of one like item (a user's successive incarnations) in one.
-fn chunk(post: PostRef, marks: Vec<Mark>, uncounts: Vec<Uncount>) -> Vec<CountTransaction> {
-    let mut chunks: Vec<(CountTransaction, FxHashSet<UserId>)> = Vec::new();
+fn chunk(post: PostRef, marks: Vec<Mark>, uncounts: Vec<Uncount>) -> Vec<PostCount> {
+    let mut chunks: Vec<(PostCount, FxHashSet<UserId>)> = Vec::new();
     for mark in marks {
         let i = slot(&mut chunks, &post, Some(&mark.like.user));
         chunks[i].1.insert(mark.like.user.clone());
@@ -201,23 +247,20 @@ fn chunk(post: PostRef, marks: Vec<Mark>, uncounts: Vec<Uncount>) -> Vec<CountTr
         let i = slot(&mut chunks, &post, None);
         chunks[i].0.uncounts.push(uncount);
     }
-    chunks
-        .into_iter()
-        .map(|(transaction, _)| transaction)
-        .collect()
+    chunks.into_iter().map(|(count, _)| count).collect()
 }
 
-/// The first transaction with room (and without a mark of `user`'s like item), or a new one.
+/// The first count with room (and without a mark of `user`'s like item), or a new one.
 fn slot(
-    chunks: &mut Vec<(CountTransaction, FxHashSet<UserId>)>,
+    chunks: &mut Vec<(PostCount, FxHashSet<UserId>)>,
     post: &PostRef,
     user: Option<&UserId>,
 ) -> usize {
-    let fits = |(transaction, users): &(CountTransaction, FxHashSet<UserId>)| {
-        transaction.actions() < MAX_TRANSACTION_ACTIONS && user.is_none_or(|u| !users.contains(u))
+    let fits = |(count, users): &(PostCount, FxHashSet<UserId>)| {
+        count.actions() < MAX_TRANSACTION_ACTIONS && user.is_none_or(|u| !users.contains(u))
     };
     chunks.iter().position(fits).unwrap_or_else(|| {
-        let empty = CountTransaction {
+        let empty = PostCount {
             post: post.clone(),
             marks: Vec::new(),
             uncounts: Vec::new(),
@@ -259,10 +302,14 @@ mod tests {
         seen.extend(plan.undecodable.iter().map(|(i, _)| *i));
         for t in &plan.transactions {
             assert!(t.actions() <= MAX_TRANSACTION_ACTIONS);
-            let users: HashSet<_> = t.marks.iter().map(|m| &m.like.user).collect();
-            assert_eq!(users.len(), t.marks.len(), "one mark per like item");
-            seen.extend(t.marks.iter().flat_map(|m| m.records.iter().copied()));
-            seen.extend(t.uncounts.iter().flat_map(|u| u.records.iter().copied()));
+            let posts: HashSet<_> = t.posts.iter().map(|p| &p.post).collect();
+            assert_eq!(posts.len(), t.posts.len(), "one counter update per post");
+            for p in &t.posts {
+                let users: HashSet<_> = p.marks.iter().map(|m| &m.like.user).collect();
+                assert_eq!(users.len(), p.marks.len(), "one mark per like item");
+                seen.extend(p.marks.iter().flat_map(|m| m.records.iter().copied()));
+                seen.extend(p.uncounts.iter().flat_map(|u| u.records.iter().copied()));
+            }
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..batch_len).collect::<Vec<_>>());
@@ -279,8 +326,13 @@ mod tests {
         let touching: Vec<_> = plan
             .transactions
             .iter()
-            .filter(|t| t.post.post == hot)
+            .flat_map(|t| &t.posts)
+            .filter(|p| p.post.post == hot)
             .collect();
+        assert!(
+            plan.transactions.iter().all(|t| t.posts.len() == 1),
+            "a hot post's transactions are its own"
+        );
         assert!(touching.len() <= 11, "{} transactions", touching.len());
         assert_eq!(touching.iter().map(|t| t.delta()).sum::<i64>(), 1000);
         assert!(
@@ -312,23 +364,12 @@ mod tests {
         ];
         let plan = plan(&batch);
         check_shape(batch.len(), &plan);
-        assert_eq!(plan.transactions.len(), 2, "one transaction per post");
-        assert_eq!(
-            plan.transactions[0].delta(),
-            1,
-            "two likes, one unlike of post a"
-        );
-        assert_eq!(
-            plan.transactions[0].uncounts[0].records,
-            [4, 6],
-            "duplicates merge"
-        );
-        assert!(
-            plan.transactions
-                .iter()
-                .flat_map(|t| &t.marks)
-                .all(|m| m.stamp)
-        );
+        assert_eq!(plan.transactions.len(), 1, "cold posts share a transaction");
+        let posts = &plan.transactions[0].posts;
+        assert_eq!(posts.len(), 2, "one count per post");
+        assert_eq!(posts[0].delta(), 1, "two likes, one unlike of post a");
+        assert_eq!(posts[0].uncounts[0].records, [4, 6], "duplicates merge");
+        assert!(posts.iter().flat_map(|p| &p.marks).all(|m| m.stamp));
         assert!(plan.stamps.is_empty());
         assert_eq!(plan.ignored, [2]);
         assert_eq!(plan.undecodable[0].0, 5);
@@ -349,6 +390,25 @@ mod tests {
         let plan = plan(&batch);
         check_shape(2, &plan);
         assert_eq!(plan.transactions.len(), 2);
+    }
+
+    #[test]
+    fn cold_posts_fill_transactions_up_to_the_action_limit() {
+        let posts: Vec<_> = (0..120).map(|_| Ksuid::generate()).collect();
+        let batch: Vec<_> = (0..360)
+            .map(|i| record(Change::LikeAdded(like(i, posts[i % 120]))))
+            .collect();
+        let plan = plan(&batch);
+        check_shape(batch.len(), &plan);
+        // 120 posts × (counter + 3 marks) = 480 actions: 5 transactions of at most 100.
+        assert_eq!(plan.transactions.len(), 5);
+        let counted: i64 = plan
+            .transactions
+            .iter()
+            .flat_map(|t| &t.posts)
+            .map(|p| p.delta())
+            .sum();
+        assert_eq!(counted, 360);
     }
 
     #[test]
@@ -418,9 +478,9 @@ mod tests {
         /// the actions that held. `crash_after` stops after that many transactions.
         fn apply(&mut self, plan: &Plan, crash_after: Option<usize>) {
             let limit = crash_after.unwrap_or(usize::MAX);
-            for transaction in plan.transactions.iter().take(limit) {
+            for count in plan.transactions.iter().take(limit).flat_map(|t| &t.posts) {
                 let mut delta = 0;
-                for mark in &transaction.marks {
+                for mark in &count.marks {
                     let key = (mark.like.user.clone(), mark.like.post);
                     if let Some(item) = self.likes.get_mut(&key) {
                         if item.like.like_id == mark.like.like_id && item.counted == Counted::No {
@@ -433,12 +493,12 @@ mod tests {
                         }
                     }
                 }
-                for uncount in &transaction.uncounts {
+                for uncount in &count.uncounts {
                     if self.tombstones.insert(uncount.like.like_id) {
                         delta -= 1;
                     }
                 }
-                *self.counts.entry(transaction.post.post).or_default() += delta;
+                *self.counts.entry(count.post.post).or_default() += delta;
             }
             if crash_after.is_none() {
                 for stamp in &plan.stamps {

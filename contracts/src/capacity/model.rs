@@ -17,8 +17,9 @@
 //!   ranges), so only partitions whose key is the hot post's can limit it: the post item's own
 //!   (`TOPIC#<slug>`, a single item cannot be split) and its GSI1 collection (`POST#<id>`,
 //!   shared by the post and its likers).
-//! - When no hot partition lies on the request path, the request path is bounded by the
-//!   table's default throughput quota ([`TABLE_WCU_QUOTA`]) shared by all writes of a like.
+//! - When no hot partition lies on the request path, the post's partitions never throttle the
+//!   writer; what remains is the table's throughput quota ([`TABLE_WCU_QUOTA`] by default, a
+//!   soft limit AWS raises on request), shared by every write of every like.
 //! - The projection keeps a counter exact while its partitions absorb the rate; beyond, a
 //!   backlog grows by the excess, and the counter falls behind by that backlog.
 
@@ -157,19 +158,15 @@ pub fn hot_post_load(entries: &[WriteEntry], post: &ItemKey, likes: u64) -> HotP
     load
 }
 
-/// What limits a rate.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Bound {
-    Partition(HotPartition),
-    TableQuota,
-}
-
 /// The model's verdict for one design.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HotPostLimits {
-    /// The highest like rate of one post the request path sustains without throttling.
-    pub request_rate: f64,
-    pub request_bound: Bound,
+    /// The highest like rate of one post the request path sustains without throttling, and
+    /// the partition that sets it; `None` when the request path writes none of the post's
+    /// partitions.
+    pub request: Option<(f64, HotPartition)>,
+    /// The like rate (all posts together) at which the table's default quota is reached.
+    pub table_quota_rate: f64,
     /// The highest like rate the projection keeps up with (`None`: nothing is projected).
     pub projection_rate: Option<f64>,
 }
@@ -186,18 +183,10 @@ fn partition_limit(load: &HotPostLoad, path: Path) -> Option<(f64, HotPartition)
 
 /// The limits a design's load puts on one hot post.
 pub fn hot_post_limits(load: &HotPostLoad) -> HotPostLimits {
-    let (request_rate, request_bound) = match partition_limit(load, Path::Request) {
-        Some((rate, partition)) => (rate, Bound::Partition(partition)),
-        None => (
-            TABLE_WCU_QUOTA / load.total_per_like.max(f64::MIN_POSITIVE),
-            Bound::TableQuota,
-        ),
-    };
-    let projection_rate = partition_limit(load, Path::Projection).map(|(rate, _)| rate);
     HotPostLimits {
-        request_rate,
-        request_bound,
-        projection_rate,
+        request: partition_limit(load, Path::Request),
+        table_quota_rate: TABLE_WCU_QUOTA / load.total_per_like.max(f64::MIN_POSITIVE),
+        projection_rate: partition_limit(load, Path::Projection).map(|(rate, _)| rate),
     }
 }
 
@@ -285,7 +274,9 @@ mod tests {
         assert_close(load.on(HotPartition::View), 2.0);
         assert_close(load.total_per_like, 6.0);
         let limits = hot_post_limits(&load);
-        assert_close(limits.request_rate, 500.0);
+        let (rate, partition) = limits.request.unwrap();
+        assert_close(rate, 500.0);
+        assert_eq!(partition, HotPartition::PostItem);
         assert_eq!(limits.projection_rate, None);
         assert_eq!(
             counter_lag_after(10_000.0, limits.projection_rate, 60.0),
@@ -296,7 +287,7 @@ mod tests {
     /// Append-only writes on users' partitions; the projection counts 100 likes per counter
     /// write and stamps each like into the view.
     #[test]
-    fn the_stream_design_leaves_the_request_path_to_the_table_quota() {
+    fn the_stream_design_keeps_the_request_path_off_the_posts_partitions() {
         let post = Ksuid::generate();
         let post_key = ItemKey::Post("t".parse().unwrap(), post);
         let key = post_key.key();
@@ -328,8 +319,8 @@ mod tests {
         assert_close(load.total_per_like, 3.02);
         assert_close(load.on(HotPartition::View), 1.01);
         let limits = hot_post_limits(&load);
-        assert_eq!(limits.request_bound, Bound::TableQuota);
-        assert_close(limits.request_rate, 40_000.0 / 3.02);
+        assert_eq!(limits.request, None);
+        assert_close(limits.table_quota_rate, 40_000.0 / 3.02);
         let projection = limits.projection_rate.unwrap();
         assert_close(projection, 1_000.0 / 1.01);
         let lag = counter_lag_after(2.0 * projection, Some(projection), 60.0);

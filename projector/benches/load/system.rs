@@ -1,0 +1,152 @@
+//! The system under load: per design, a table on one DynamoDB Local, a release writer process,
+//! and (stream design) a release poller process, each logging its writes.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use contracts::capacity::{WRITE_LOG_VAR, WriteEntry};
+use contracts::testkit::{TestTable, eventually};
+use tokio::process::{Child, Command};
+
+/// The two designs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Design {
+    /// Append-only writer; the projector counts from the stream.
+    Stream,
+    /// Like and counter in one transaction.
+    Transactional,
+}
+
+impl Design {
+    pub const ALL: [Design; 2] = [Design::Stream, Design::Transactional];
+
+    /// The writer's `--mode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Design::Stream => "stream",
+            Design::Transactional => "transactional",
+        }
+    }
+}
+
+/// A child process, killed when dropped.
+pub struct Process {
+    child: Child,
+}
+
+impl Process {
+    fn spawn(command: &mut Command) -> Self {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        Self { child }
+    }
+
+    /// Peak resident set (VmHWM) so far, in bytes.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+}
+
+/// One design, running.
+pub struct Deployment {
+    pub design: Design,
+    pub table: TestTable,
+    /// The writer's base URL.
+    pub base: String,
+    pub writer: Process,
+    pub poller: Option<Process>,
+    logs: Vec<PathBuf>,
+}
+
+/// Where the release binaries are: next to this benchmark's `projector`.
+fn binary(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_projector"))
+        .parent()
+        .expect("a target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build --release -p writer`; scripts/bench.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Deployment {
+    /// A fresh table on `endpoint`, its writer and (stream design) its poller, with write logs
+    /// in `out`.
+    pub async fn start(design: Design, endpoint: &str, out: &Path, batch_window_ms: u64) -> Self {
+        let table = TestTable::on(endpoint).await;
+        let writer_log = out.join(format!("writes-{}-writer.jsonl", design.name()));
+        let port = free_port();
+        let writer = Process::spawn(
+            Command::new(binary("writer"))
+                .args(["serve", "--dev-identity", "--mode", design.name()])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--table", &table.name, "--endpoint-url", endpoint])
+                .env("RUST_LOG", "warn")
+                .env(WRITE_LOG_VAR, &writer_log),
+        );
+        let mut logs = vec![writer_log];
+        let poller = (design == Design::Stream).then(|| {
+            let log = out.join(format!("writes-{}-projector.jsonl", design.name()));
+            let process = Process::spawn(
+                Command::new(binary("projector"))
+                    .args(["--table", &table.name, "--endpoint-url", endpoint, "poll"])
+                    .args(["--batch-window-ms", &batch_window_ms.to_string()])
+                    .env("RUST_LOG", "warn")
+                    .env(WRITE_LOG_VAR, &log),
+            );
+            logs.push(log);
+            process
+        });
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        eventually("the writer answers", Duration::from_secs(30), || async {
+            http.get(format!("{base}/openapi.json"))
+                .send()
+                .await?
+                .error_for_status()
+        })
+        .await;
+        Self {
+            design,
+            table,
+            base,
+            writer,
+            poller,
+            logs,
+        }
+    }
+
+    /// Every write logged by this design's processes from `since_ms` on.
+    pub fn writes_since(&self, since_ms: i64) -> Vec<WriteEntry> {
+        let mut entries = Vec::new();
+        for log in &self.logs {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            for line in text.lines() {
+                let entry: WriteEntry = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{}: bad line {line}: {e}", log.display()));
+                if entry.at_ms >= since_ms {
+                    entries.push(entry);
+                }
+            }
+        }
+        entries
+    }
+}

@@ -1,0 +1,601 @@
+//! The workload: clients that like and unlike over HTTP, each owning a share of the users so
+//! that every request changes something and the expected counters are known exactly.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use contracts::items::attr;
+use contracts::keys::{self, ItemKey, PostId, TopicSlug};
+use contracts::testkit::eventually;
+use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::system::Deployment;
+
+/// The shape of the load.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub users: usize,
+    pub posts: usize,
+    /// Share of likes that go to the hot post (the rest: Zipf over the other posts).
+    pub hot_share: f64,
+    /// Share of operations that are unlikes (under saturation).
+    pub unlike_share: f64,
+    pub zipf_exponent: f64,
+    pub clients: usize,
+}
+
+/// A like or an unlike by one user of one post (indexes into the run's users and posts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Op {
+    like: bool,
+    user: usize,
+    post: usize,
+}
+
+/// What one client knows: its users and which posts they like now.
+struct Client {
+    users: Vec<usize>,
+    liked: Vec<(usize, usize)>,
+    liked_set: HashSet<(usize, usize)>,
+    rng: SmallRng,
+}
+
+impl Client {
+    fn next(&mut self, shape: &Shape, zipf: &Zipf<f64>, unlike_share: f64) -> Option<Op> {
+        if !self.liked.is_empty() && self.rng.random_bool(unlike_share) {
+            let i = self.rng.random_range(0..self.liked.len());
+            let (user, post) = self.liked[i];
+            return Some(Op {
+                like: false,
+                user,
+                post,
+            });
+        }
+        let post = if self.rng.random_bool(shape.hot_share) {
+            0
+        } else {
+            // Zipf ranks 1..=posts-1 over the cold posts 1..posts.
+            (zipf.sample(&mut self.rng) as usize).clamp(1, shape.posts - 1)
+        };
+        (0..8).find_map(|_| {
+            let user = self.users[self.rng.random_range(0..self.users.len())];
+            (!self.liked_set.contains(&(user, post))).then_some(Op {
+                like: true,
+                user,
+                post,
+            })
+        })
+    }
+
+    fn record(&mut self, op: Op) {
+        if op.like {
+            self.liked.push((op.user, op.post));
+            self.liked_set.insert((op.user, op.post));
+        } else if let Some(i) = self.liked.iter().position(|p| *p == (op.user, op.post)) {
+            self.liked.swap_remove(i);
+            self.liked_set.remove(&(op.user, op.post));
+        }
+    }
+}
+
+/// Figures of one phase (or several, merged).
+#[derive(Clone)]
+pub struct PhaseStats {
+    pub elapsed: Duration,
+    /// Acknowledged likes and unlikes (each changed something).
+    pub ops: u64,
+    pub likes: u64,
+    pub hot_ops: u64,
+    /// Writer latency of every answered request, in microseconds.
+    pub latency: Histogram<u64>,
+    /// The same for requests on the hot post.
+    pub hot_latency: Histogram<u64>,
+    /// Refused requests (retried until acknowledged), by status and problem type.
+    pub errors: BTreeMap<String, u64>,
+    /// Acknowledgement to counted, in milliseconds (paced phases).
+    pub lag: Histogram<u64>,
+    /// Lag probes never seen counted before the deadline.
+    pub lost_probes: u64,
+}
+
+impl PhaseStats {
+    fn new() -> Self {
+        let histogram = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("a histogram");
+        Self {
+            elapsed: Duration::ZERO,
+            ops: 0,
+            likes: 0,
+            hot_ops: 0,
+            latency: histogram(),
+            hot_latency: histogram(),
+            errors: BTreeMap::new(),
+            lag: histogram(),
+            lost_probes: 0,
+        }
+    }
+
+    pub fn merge(&mut self, other: &PhaseStats) {
+        self.elapsed += other.elapsed;
+        self.ops += other.ops;
+        self.likes += other.likes;
+        self.hot_ops += other.hot_ops;
+        self.latency.add(&other.latency).expect("same bounds");
+        self.hot_latency
+            .add(&other.hot_latency)
+            .expect("same bounds");
+        self.lag.add(&other.lag).expect("same bounds");
+        self.lost_probes += other.lost_probes;
+        for (kind, n) in &other.errors {
+            *self.errors.entry(kind.clone()).or_default() += n;
+        }
+    }
+
+    pub fn ops_per_second(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn likes_per_second(&self) -> f64 {
+        self.likes as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl Default for PhaseStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One design's workload: its posts, its clients' state, and an HTTP client.
+pub struct Workload {
+    shape: Shape,
+    zipf: Zipf<f64>,
+    topic: TopicSlug,
+    pub posts: Vec<PostId>,
+    users: Vec<String>,
+    clients: Vec<Arc<Mutex<Client>>>,
+    http: reqwest::Client,
+}
+
+/// How to run a phase.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// Every client sends its next request as soon as the last is answered.
+    Saturate,
+    /// Likes only, at this many per second overall, with lag probes.
+    Rate(f64),
+}
+
+impl Workload {
+    /// Create the topic and posts (post 0 is the hot one) through the writer.
+    pub async fn prepare(deployment: &Deployment, shape: &Shape, seed: u64) -> Self {
+        let http = reqwest::Client::new();
+        let topic: TopicSlug = "bench".parse().expect("a slug");
+        let base = &deployment.base;
+        http.put(format!("{base}/topics/{topic}"))
+            .header("x-user-id", "author")
+            .json(&serde_json::json!({"title": "Benchmark"}))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("create the topic");
+        let mut posts = Vec::with_capacity(shape.posts);
+        for i in 0..shape.posts {
+            let post: serde_json::Value = http
+                .post(format!("{base}/topics/{topic}/posts"))
+                .header("x-user-id", "author")
+                .json(&serde_json::json!({"title": format!("Post {i}"), "body": "..."}))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .expect("create a post")
+                .json()
+                .await
+                .expect("a post");
+            posts.push(
+                post["postId"]
+                    .as_str()
+                    .expect("postId")
+                    .parse()
+                    .expect("an id"),
+            );
+        }
+        let users: Vec<String> = (0..shape.users).map(|u| format!("user-{u}")).collect();
+        let clients = (0..shape.clients)
+            .map(|c| {
+                Arc::new(Mutex::new(Client {
+                    users: (c..shape.users).step_by(shape.clients).collect(),
+                    liked: Vec::new(),
+                    liked_set: HashSet::new(),
+                    rng: SmallRng::seed_from_u64(seed ^ c as u64),
+                }))
+            })
+            .collect();
+        Self {
+            zipf: Zipf::new((shape.posts - 1).max(1) as f64, shape.zipf_exponent).expect("zipf"),
+            shape: shape.clone(),
+            topic,
+            posts,
+            users,
+            clients,
+            http,
+        }
+    }
+
+    pub fn hot_post(&self) -> ItemKey {
+        ItemKey::Post(self.topic.clone(), self.posts[0])
+    }
+
+    /// Send one op until the writer acknowledges it; latencies and refusals go to `stats`.
+    async fn send(&self, base: &str, op: Op, stats: &mut PhaseStats) {
+        let url = format!(
+            "{base}/topics/{}/posts/{}/like",
+            self.topic, self.posts[op.post]
+        );
+        let method = if op.like {
+            reqwest::Method::PUT
+        } else {
+            reqwest::Method::DELETE
+        };
+        for attempt in 0.. {
+            let started = Instant::now();
+            let answer = self
+                .http
+                .request(method.clone(), &url)
+                .header("x-user-id", &self.users[op.user])
+                .send()
+                .await;
+            let micros = started.elapsed().as_micros() as u64;
+            stats.latency.saturating_record(micros);
+            if op.post == 0 {
+                stats.hot_latency.saturating_record(micros);
+            }
+            let kind = match answer {
+                Ok(response) if response.status().is_success() => {
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    assert_eq!(
+                        body["changed"].as_bool(),
+                        Some(true),
+                        "{method} {url} as {} changed nothing: the client's model is wrong",
+                        self.users[op.user]
+                    );
+                    return;
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    format!("{status} {}", body["type"].as_str().unwrap_or("-"))
+                }
+                Err(e) => format!(
+                    "no answer ({})",
+                    if e.is_timeout() {
+                        "timeout"
+                    } else {
+                        "connection"
+                    }
+                ),
+            };
+            *stats.errors.entry(kind).or_default() += 1;
+            assert!(attempt < 50, "{method} {url}: refused 50 times");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Run one phase for `duration` against `deployment`.
+    pub async fn run(
+        self: &Arc<Self>,
+        deployment: &Deployment,
+        pace: Pace,
+        duration: Duration,
+    ) -> PhaseStats {
+        let probes = match pace {
+            Pace::Rate(_) => Some(Prober::start(deployment)),
+            Pace::Saturate => None,
+        };
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + duration;
+        let tasks: Vec<_> = (0..self.shape.clients)
+            .map(|c| {
+                let workload = Arc::clone(self);
+                let base = deployment.base.clone();
+                let probe = probes.as_ref().map(|p| p.sender.clone());
+                tokio::spawn(
+                    async move { workload.client_loop(c, &base, pace, deadline, probe).await },
+                )
+            })
+            .collect();
+        let mut stats = PhaseStats::new();
+        for task in tasks {
+            stats.merge(&task.await.expect("a client task"));
+        }
+        stats.elapsed = started.elapsed();
+        if let Some(probes) = probes {
+            let (lag, lost) = probes.finish().await;
+            stats.lag = lag;
+            stats.lost_probes = lost;
+        }
+        stats
+    }
+
+    async fn client_loop(
+        &self,
+        index: usize,
+        base: &str,
+        pace: Pace,
+        deadline: tokio::time::Instant,
+        probe: Option<mpsc::UnboundedSender<Probe>>,
+    ) -> PhaseStats {
+        let mut stats = PhaseStats::new();
+        let (unlike_share, mut ticks) = match pace {
+            Pace::Saturate => (self.shape.unlike_share, None),
+            Pace::Rate(rate) => {
+                let period = Duration::from_secs_f64(self.shape.clients as f64 / rate);
+                // Clients start spread over one period, so the rate is smooth.
+                let offset = period.mul_f64(index as f64 / self.shape.clients as f64);
+                let mut interval =
+                    tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                (0.0, Some(interval))
+            }
+        };
+        let mut sent = 0u64;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(ticks) = ticks.as_mut() {
+                ticks.tick().await;
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+            }
+            let op = {
+                let mut client = self.clients[index].lock().await;
+                client.next(&self.shape, &self.zipf, unlike_share)
+            };
+            let Some(op) = op else { continue };
+            self.send(base, op, &mut stats).await;
+            let acknowledged = Instant::now();
+            self.clients[index].lock().await.record(op);
+            stats.ops += 1;
+            stats.likes += u64::from(op.like);
+            stats.hot_ops += u64::from(op.post == 0);
+            sent += 1;
+            if let Some(probe) = probe.as_ref().filter(|_| sent.is_multiple_of(PROBE_EVERY)) {
+                let key = ItemKey::Like(
+                    self.users[op.user].parse().expect("a user id"),
+                    self.posts[op.post],
+                );
+                let _ = probe.send(Probe { key, acknowledged });
+            }
+        }
+        stats
+    }
+
+    /// Live likes per post, as the clients know them.
+    fn expected_counts(&self, clients: &[tokio::sync::MutexGuard<'_, Client>]) -> Vec<i64> {
+        let mut counts = vec![0i64; self.posts.len()];
+        for client in clients {
+            for (_, post) in &client.liked {
+                counts[*post] += 1;
+            }
+        }
+        counts
+    }
+
+    /// Wait until every post's `likeCount` equals its live likes; how long that took.
+    pub async fn converge(&self, deployment: &Deployment, within: Duration) -> Duration {
+        let mut guards = Vec::new();
+        for client in &self.clients {
+            guards.push(client.lock().await);
+        }
+        let expected = self.expected_counts(&guards);
+        let started = Instant::now();
+        let what = format!(
+            "{} design: every likeCount equals the likes acknowledged",
+            deployment.design.name()
+        );
+        eventually(&what, within, || async {
+            let stored = self.stored_counts(deployment).await;
+            let drift: Vec<_> = (0..self.posts.len())
+                .filter(|i| stored.get(&self.posts[*i]).copied().unwrap_or(0) != expected[*i])
+                .map(|i| {
+                    (
+                        self.posts[i],
+                        stored.get(&self.posts[i]).copied(),
+                        expected[i],
+                    )
+                })
+                .collect();
+            if drift.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} posts drift, e.g. {:?}",
+                    drift.len(),
+                    &drift[..drift.len().min(3)]
+                ))
+            }
+        })
+        .await;
+        started.elapsed()
+    }
+
+    async fn stored_counts(&self, deployment: &Deployment) -> HashMap<PostId, i64> {
+        let mut counts = HashMap::new();
+        for chunk in self.posts.chunks(100) {
+            let keys: Vec<_> = chunk
+                .iter()
+                .map(|p| key_attributes(&ItemKey::Post(self.topic.clone(), *p)))
+                .collect();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .expect("keys");
+            loop {
+                let answer = deployment
+                    .table
+                    .client
+                    .batch_get_item()
+                    .request_items(&deployment.table.name, request.clone())
+                    .send()
+                    .await
+                    .expect("read the counters");
+                for item in answer
+                    .responses()
+                    .and_then(|r| r.get(&deployment.table.name))
+                    .into_iter()
+                    .flatten()
+                {
+                    let post = item
+                        .get(attr::POST_ID)
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|s| s.parse().ok());
+                    let count = item
+                        .get(attr::LIKE_COUNT)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok());
+                    if let (Some(post), Some(count)) = (post, count) {
+                        counts.insert(post, count);
+                    }
+                }
+                match answer
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&deployment.table.name))
+                {
+                    Some(rest) if !rest.keys().is_empty() => request = rest.clone(),
+                    _ => break,
+                }
+            }
+        }
+        counts
+    }
+}
+
+fn key_attributes(key: &ItemKey) -> HashMap<String, AttributeValue> {
+    let pair = key.key();
+    key_map(pair.pk, pair.sk)
+}
+
+fn key_map(pk: String, sk: String) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (keys::PK.to_owned(), AttributeValue::S(pk)),
+        (keys::SK.to_owned(), AttributeValue::S(sk)),
+    ])
+}
+
+/// A like to follow until it is counted.
+struct Probe {
+    key: ItemKey,
+    acknowledged: Instant,
+}
+
+/// Follows probed likes with consistent batch reads every 50 ms; a like is counted when its
+/// `countedBy` mark is there, which the same transaction as its counter increment sets.
+struct Prober {
+    sender: mpsc::UnboundedSender<Probe>,
+    task: tokio::task::JoinHandle<(Histogram<u64>, u64)>,
+}
+
+const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// One like in this many of a paced phase is probed.
+const PROBE_EVERY: u64 = 8;
+const PROBE_DEADLINE: Duration = Duration::from_secs(60);
+
+impl Prober {
+    fn start(deployment: &Deployment) -> Self {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Probe>();
+        let client = deployment.table.client.clone();
+        let table = deployment.table.name.clone();
+        let task = tokio::spawn(async move {
+            let mut lag =
+                Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("a histogram");
+            let mut pending: HashMap<(String, String), Instant> = HashMap::new();
+            let mut open = true;
+            let mut last_arrival = Instant::now();
+            let mut lost = 0;
+            while open || !pending.is_empty() {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                loop {
+                    match receiver.try_recv() {
+                        Ok(probe) => {
+                            let pair = probe.key.key();
+                            pending.insert((pair.pk, pair.sk), probe.acknowledged);
+                            last_arrival = Instant::now();
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
+                    }
+                }
+                if !open && last_arrival.elapsed() > PROBE_DEADLINE {
+                    lost = pending.len() as u64;
+                    break;
+                }
+                let keys: Vec<(String, String)> = pending.keys().cloned().collect();
+                for chunk in keys.chunks(100) {
+                    let Some(items) = read_marks(&client, &table, chunk).await else {
+                        continue;
+                    };
+                    let seen = Instant::now();
+                    for key in items {
+                        if let Some(acknowledged) = pending.remove(&key) {
+                            lag.saturating_record(
+                                seen.duration_since(acknowledged).as_millis() as u64
+                            );
+                        }
+                    }
+                }
+            }
+            (lag, lost)
+        });
+        Self { sender, task }
+    }
+
+    /// Stop taking probes; wait for the pending ones; the lag histogram and the probes lost.
+    async fn finish(self) -> (Histogram<u64>, u64) {
+        drop(self.sender);
+        self.task.await.expect("the prober")
+    }
+}
+
+/// Of `keys`, those whose like carries its `countedBy` mark now (`None`: the read failed).
+async fn read_marks(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: &[(String, String)],
+) -> Option<Vec<(String, String)>> {
+    let attributes = |(pk, sk): &(String, String)| key_map(pk.clone(), sk.clone());
+    let request = KeysAndAttributes::builder()
+        .set_keys(Some(keys.iter().map(attributes).collect()))
+        .consistent_read(true)
+        .build()
+        .ok()?;
+    let answer = client
+        .batch_get_item()
+        .request_items(table, request)
+        .send()
+        .await
+        .ok()?;
+    let text = |item: &HashMap<String, AttributeValue>, name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    Some(
+        answer
+            .responses()
+            .and_then(|r| r.get(table))
+            .into_iter()
+            .flatten()
+            .filter(|item| item.contains_key(attr::COUNTED_BY))
+            .map(|item| (text(item, keys::PK), text(item, keys::SK)))
+            .collect(),
+    )
+}
