@@ -47,6 +47,10 @@ pub struct WriteEntry {
     pub index_units: f64,
     /// The write was refused (a failed condition, a cancelled transaction, throttling).
     pub failed: bool,
+    /// The units are DynamoDB's published rules applied to the request, not a report:
+    /// DynamoDB Local reports multi-item transactions short (see [`transaction_units`]).
+    #[serde(default)]
+    pub by_rule: bool,
 }
 
 impl WriteEntry {
@@ -69,6 +73,8 @@ const WRITES: [&str; 5] = [
 struct PendingWrite {
     operation: String,
     items: Vec<(String, String)>,
+    /// (table, GSI1) units by rule, for transactions.
+    rule_units: Option<(f64, f64)>,
 }
 
 impl Storable for PendingWrite {
@@ -159,6 +165,45 @@ pub fn written_keys(operation: &str, body: &Value) -> Vec<(String, String)> {
     }
 }
 
+/// (table, GSI1) units of a `TransactWriteItems` body by DynamoDB's published rules: 2 per
+/// item written (items here are under 1 KB), and 1 on GSI1 per item that is or becomes part
+/// of it: a post (always in the view), a put or update that sets `GSI1PK`, a delete of a like
+/// (only the transactional writer deletes in a transaction, and its likes are in the view).
+///
+/// DynamoDB Local reports two-item transactions like this (before the 2× factor) but a
+/// transaction of a hundred items as a few units, so transactions are costed by rule.
+pub fn transaction_units(body: &Value) -> (f64, f64) {
+    let mut units = (0.0, 0.0);
+    for action in body["TransactItems"].as_array().into_iter().flatten() {
+        let (kind, inner) = match ["Put", "Update", "Delete"]
+            .iter()
+            .find_map(|kind| Some((*kind, action.get(*kind)?)))
+        {
+            Some(found) => found,
+            None => continue, // a ConditionCheck writes nothing
+        };
+        let Some((pk, sk)) = key_of(inner.get("Item").unwrap_or(&inner["Key"])) else {
+            continue;
+        };
+        let item = keys::ItemKey::parse(&pk, &sk).ok();
+        let sets_view = match kind {
+            "Put" => inner["Item"].get(keys::GSI1PK).is_some(),
+            "Update" => inner["ExpressionAttributeNames"]
+                .as_object()
+                .is_some_and(|names| names.values().any(|n| n == keys::GSI1PK)),
+            _ => false,
+        };
+        let in_view = match item {
+            Some(keys::ItemKey::Post(..)) => true,
+            Some(keys::ItemKey::Like(..)) => sets_view || kind == "Delete",
+            _ => sets_view,
+        };
+        units.0 += 2.0;
+        units.1 += if in_view { 1.0 } else { 0.0 };
+    }
+    units
+}
+
 /// (table, GSI1) units summed over what DynamoDB reported.
 fn units(consumed: &[ConsumedCapacity]) -> (f64, f64) {
     consumed.iter().fold((0.0, 0.0), |(table, index), c| {
@@ -195,6 +240,7 @@ impl Intercept for WriteLog {
             return Ok(());
         };
         let items = written_keys(operation, &body);
+        let rule_units = (operation == "TransactWriteItems").then(|| transaction_units(&body));
         body["ReturnConsumedCapacity"] = Value::from("INDEXES");
         let bytes = serde_json::to_vec(&body)?;
         request
@@ -204,6 +250,7 @@ impl Intercept for WriteLog {
         cfg.interceptor_state().store_put(PendingWrite {
             operation: operation.to_owned(),
             items,
+            rule_units,
         });
         Ok(())
     }
@@ -247,6 +294,7 @@ impl Intercept for WriteLog {
             }
             Err(_) => (0.0, 0.0, true),
         };
+        let (table_units, index_units) = pending.rule_units.unwrap_or((table_units, index_units));
         self.append(&WriteEntry {
             at_ms: chrono::Utc::now().timestamp_millis(),
             source: self.source.clone(),
@@ -255,6 +303,7 @@ impl Intercept for WriteLog {
             table_units,
             index_units,
             failed,
+            by_rule: pending.rule_units.is_some(),
         });
         Ok(())
     }
@@ -285,6 +334,17 @@ mod tests {
                 ("u".into(), "old".into())
             ]
         );
+        let post = "2lPNkfHnGyd3WnfyeBX4bRb3X2b";
+        let counting = json!({"TransactItems": [
+            {"Update": {"Key": key("TOPIC#t", &format!("POST#{post}"))}},
+            {"Update": {"Key": key("USER#a", &format!("LIKE#{post}")),
+                        "ExpressionAttributeNames": {"#gpk": "GSI1PK"}}},
+            {"Update": {"Key": key("USER#b", &format!("LIKE#{post}"))}},
+            {"Put": {"Item": key("TOMB#2lPNkfHnGyd3WnfyeBX4bRb3X2c", "TOMB#2lPNkfHnGyd3WnfyeBX4bRb3X2c")}},
+            {"ConditionCheck": {"Key": key("USER#c", "USER#c")}},
+        ]});
+        // Counter and stamping mark in the view; unstamped mark and tombstone not.
+        assert_eq!(transaction_units(&counting), (8.0, 2.0));
         let batch = json!({"RequestItems": {"t": [
             {"PutRequest": {"Item": key("a", "1")}},
             {"DeleteRequest": {"Key": key("b", "2")}},

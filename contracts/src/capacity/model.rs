@@ -9,8 +9,9 @@
 //! - Costs follow DynamoDB's published rules: a write of an item up to 1 KB is 1 unit, 2 inside
 //!   a transaction; each GSI entry an item write adds, changes or removes is 1 unit on the
 //!   GSI's partition; a refused write (failed condition, cancelled transaction) still costs its
-//!   items. DynamoDB Local reports table and GSI units faithfully for single writes, but does
-//!   not double transactions, so [`billed`] applies the factor itself.
+//!   items. DynamoDB Local reports table and GSI units faithfully for single-item writes, but
+//!   not for transactions, which the write log costs by rule
+//!   ([`super::transaction_units`]).
 //! - A GSI write that throttles throttles the base write that feeds it, so GSI units count
 //!   against the path (request or projection) that wrote the base item.
 //! - Items with distinct partition keys are spread over partitions (DynamoDB splits hot
@@ -48,9 +49,16 @@ impl Billed {
     }
 }
 
-/// Billed units of one write: reported table units (one per item when refused, as DynamoDB
-/// Local reports nothing then) doubled for transactions, plus reported GSI units.
+/// Billed units of one write: for transactions, the units the log computed by rule; otherwise
+/// reported table units (one per item when refused, as DynamoDB Local reports nothing then)
+/// plus reported GSI units.
 pub fn billed(entry: &WriteEntry) -> Billed {
+    if entry.by_rule {
+        return Billed {
+            table: entry.table_units,
+            index: entry.index_units,
+        };
+    }
     let factor = if entry.transactional() { 2.0 } else { 1.0 };
     let table = if entry.failed {
         entry.items.len() as f64
@@ -226,6 +234,7 @@ mod tests {
             table_units: units.0,
             index_units: units.1,
             failed: false,
+            by_rule: false,
         }
     }
 
@@ -237,13 +246,18 @@ mod tests {
             &[("a", "1"), ("b", "2")],
             (2.0, 2.0),
         );
-        assert_eq!(
-            billed(&write),
-            Billed {
-                table: 4.0,
-                index: 2.0
-            }
-        );
+        let reported = Billed {
+            table: 4.0,
+            index: 2.0,
+        };
+        assert_eq!(billed(&write), reported);
+        // Costed by rule when logged: taken as is.
+        let by_rule = WriteEntry {
+            by_rule: true,
+            table_units: 4.0,
+            ..write.clone()
+        };
+        assert_eq!(billed(&by_rule), reported);
         write.failed = true;
         write.table_units = 0.0;
         write.index_units = 0.0;

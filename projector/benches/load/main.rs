@@ -3,10 +3,14 @@
 //!
 //! Each design gets its own table, its own release `writer` process (and for the stream design
 //! a release `projector poll` process), all logging their writes with the capacity DynamoDB
-//! reports (`WRITE_LOG`). Rounds alternate the designs (stream, transactional, stream, ...) so
-//! that machine noise hits both alike. A round runs, per design:
+//! reports (`WRITE_LOG`). The stream design runs once per poller batching window
+//! (`--windows`). Rounds alternate the designs (stream, transactional, stream, ...) so that
+//! machine noise hits all alike.
 //!
-//! 1. a **paced** phase: likes at `--rate` per second, every eighth followed until it is
+//! After a warm-up (a short saturated phase per design, not measured: DynamoDB Local's JVM
+//! compiles its hot paths), a round runs, per design:
+//!
+//! 1. a **paced** phase: likes at `--rate` per second, every sixteenth followed until it is
 //!    counted: projection lag; its writes (likes only, a sustained rate) feed the capacity
 //!    model (`contracts::capacity::model`);
 //! 2. a **saturated** phase: `--clients` clients like and unlike as fast as the writer answers
@@ -56,7 +60,7 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 32)]
     clients: usize,
-    /// Rounds; each runs both designs.
+    /// Rounds; each runs every design.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Seconds of each phase.
@@ -65,9 +69,10 @@ struct Args {
     /// Likes per second in the paced phases.
     #[arg(long, default_value_t = 300.0)]
     rate: f64,
-    /// The poller's batching window (milliseconds), as Lambda's.
-    #[arg(long, default_value_t = 250)]
-    batch_window_ms: u64,
+    /// The stream design's poller batching windows (milliseconds, as Lambda's): one stream
+    /// deployment per window.
+    #[arg(long, value_delimiter = ',', default_value = "0,1000")]
+    windows: Vec<u64>,
     /// Write benchmarks.md and benchmarks.svg into this directory.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -104,14 +109,24 @@ async fn main() {
     eprintln!("DynamoDB Local at {endpoint}");
 
     let mut deployments = Vec::new();
-    for design in Design::ALL {
-        let deployment =
-            Deployment::start(design, &endpoint, &args.out, args.batch_window_ms).await;
+    let designs = args
+        .windows
+        .iter()
+        .map(|&batch_window_ms| Design::Stream { batch_window_ms })
+        .chain([Design::Transactional]);
+    for design in designs {
+        let deployment = Deployment::start(design, &endpoint, &args.out).await;
         let workload = Arc::new(Workload::prepare(&deployment, &shape, 7).await);
         deployments.push((deployment, workload));
     }
-    let started_ms = chrono::Utc::now().timestamp_millis();
     let phase = Duration::from_secs(args.phase_secs);
+    for (deployment, workload) in &deployments {
+        workload.run(deployment, Pace::Saturate, phase / 2).await;
+        workload.converge(deployment, CONVERGENCE).await;
+        deployment.until_projection_idle().await;
+    }
+    eprintln!("warmed up");
+    let started_ms = chrono::Utc::now().timestamp_millis();
     let mut saturated: Vec<PhaseStats> = vec![PhaseStats::default(); deployments.len()];
     let mut paced: Vec<PhaseStats> = vec![PhaseStats::default(); deployments.len()];
     let mut convergence: Vec<Vec<Duration>> = vec![Vec::new(); deployments.len()];
@@ -129,6 +144,7 @@ async fn main() {
             );
             paced[i].merge(&stats);
             convergence[i].push(workload.converge(deployment, CONVERGENCE).await);
+            deployment.until_projection_idle().await;
             paced_windows[i].push(paced_from..=chrono::Utc::now().timestamp_millis());
 
             let stats = workload.run(deployment, Pace::Saturate, phase).await;
@@ -142,6 +158,7 @@ async fn main() {
             let took = workload.converge(deployment, CONVERGENCE).await;
             eprintln!("round {round} {name:>13}: counters exact {took:?} after the load");
             convergence[i].push(took);
+            deployment.until_projection_idle().await;
         }
     }
 
@@ -172,7 +189,6 @@ async fn main() {
         rate: args.rate,
         phase_secs: args.phase_secs,
         rounds: args.rounds,
-        batch_window_ms: args.batch_window_ms,
     };
     println!("{}", run.markdown());
     if let Some(dir) = &args.report {

@@ -9,23 +9,38 @@ use contracts::capacity::{WRITE_LOG_VAR, WriteEntry};
 use contracts::testkit::{TestTable, eventually};
 use tokio::process::{Child, Command};
 
-/// The two designs.
+/// A design as deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Design {
-    /// Append-only writer; the projector counts from the stream.
-    Stream,
+    /// Append-only writer; the projector counts from the stream, gathering records for up to
+    /// this batching window.
+    Stream { batch_window_ms: u64 },
     /// Like and counter in one transaction.
     Transactional,
 }
 
 impl Design {
-    pub const ALL: [Design; 2] = [Design::Stream, Design::Transactional];
-
     /// The writer's `--mode`.
-    pub fn name(self) -> &'static str {
+    pub fn mode(self) -> &'static str {
         match self {
-            Design::Stream => "stream",
+            Design::Stream { .. } => "stream",
             Design::Transactional => "transactional",
+        }
+    }
+
+    /// How the report names it.
+    pub fn name(self) -> String {
+        match self {
+            Design::Stream { batch_window_ms } => format!("stream, {batch_window_ms} ms window"),
+            Design::Transactional => "transactional".into(),
+        }
+    }
+
+    /// How files name it.
+    fn slug(self) -> String {
+        match self {
+            Design::Stream { batch_window_ms } => format!("stream-{batch_window_ms}ms"),
+            Design::Transactional => "transactional".into(),
         }
     }
 }
@@ -90,21 +105,25 @@ fn free_port() -> u16 {
 impl Deployment {
     /// A fresh table on `endpoint`, its writer and (stream design) its poller, with write logs
     /// in `out`.
-    pub async fn start(design: Design, endpoint: &str, out: &Path, batch_window_ms: u64) -> Self {
+    pub async fn start(design: Design, endpoint: &str, out: &Path) -> Self {
         let table = TestTable::on(endpoint).await;
-        let writer_log = out.join(format!("writes-{}-writer.jsonl", design.name()));
+        let writer_log = out.join(format!("writes-{}-writer.jsonl", design.slug()));
         let port = free_port();
         let writer = Process::spawn(
             Command::new(binary("writer"))
-                .args(["serve", "--dev-identity", "--mode", design.name()])
+                .args(["serve", "--dev-identity", "--mode", design.mode()])
                 .args(["--listen", &format!("127.0.0.1:{port}")])
                 .args(["--table", &table.name, "--endpoint-url", endpoint])
                 .env("RUST_LOG", "warn")
                 .env(WRITE_LOG_VAR, &writer_log),
         );
         let mut logs = vec![writer_log];
-        let poller = (design == Design::Stream).then(|| {
-            let log = out.join(format!("writes-{}-projector.jsonl", design.name()));
+        let poller = match design {
+            Design::Stream { batch_window_ms } => Some(batch_window_ms),
+            Design::Transactional => None,
+        }
+        .map(|batch_window_ms| {
+            let log = out.join(format!("writes-{}-projector.jsonl", design.slug()));
             let process = Process::spawn(
                 Command::new(binary("projector"))
                     .args(["--table", &table.name, "--endpoint-url", endpoint, "poll"])
@@ -132,6 +151,29 @@ impl Deployment {
             poller,
             logs,
         }
+    }
+
+    /// Wait until the projection has written nothing for a second (stamps may follow counters),
+    /// so that the next phase, of either design, starts on an idle DynamoDB Local.
+    pub async fn until_projection_idle(&self) {
+        let Some(log) = self.logs.get(1) else { return };
+        let size = || std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+        let last = std::cell::Cell::new((size(), std::time::Instant::now()));
+        eventually("the projection goes idle", Duration::from_secs(300), || {
+            let (last, size) = (&last, &size);
+            async move {
+                let now = size();
+                if now != last.get().0 {
+                    last.set((now, std::time::Instant::now()));
+                }
+                if last.get().1.elapsed() >= Duration::from_secs(1) {
+                    Ok(())
+                } else {
+                    Err(format!("{now} bytes of writes logged"))
+                }
+            }
+        })
+        .await;
     }
 
     /// Every write logged by this design's processes from `since_ms` on.

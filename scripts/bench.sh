@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Regenerate docs/benchmarks.md and docs/benchmarks.svg: Lambda package sizes, projector CPU
+# (criterion), then the load benchmark of both designs on a DynamoDB Local of its own.
+#
+#   ROUNDS=2  PHASE_SECS=10  RATE=300  WINDOWS=0,1000  PACKAGE=1 (0 skips the Lambda build)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+mkdir -p target/load
+
+if [ "${PACKAGE:-1}" = 1 ]; then
+  echo "== Lambda packages"
+  bash scripts/package-lambdas.sh | tee target/load/lambda-sizes.txt
+else
+  rm -f target/load/lambda-sizes.txt
+fi
+
+echo "== projector CPU: decode + plan"
+cargo bench --locked -p projector --bench decode_plan
+
+echo "== load: stream projection against the transactional design"
+cargo build --locked --release -p writer -p projector
+cargo bench --locked -p projector --bench load -- \
+  --rounds "${ROUNDS:-2}" --phase-secs "${PHASE_SECS:-10}" --rate "${RATE:-300}" \
+  --windows "${WINDOWS:-0,1000}" --out "$root/target/load" --report "$root/docs"
