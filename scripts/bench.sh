@@ -2,7 +2,8 @@
 # Regenerate docs/benchmarks.md and docs/benchmarks.svg: Lambda package sizes, projector CPU
 # (criterion), then the load benchmark of both designs on a DynamoDB Local of its own.
 #
-#   ROUNDS=2  PHASE_SECS=10  RATE=300  WINDOWS=0,1000  PACKAGE=1 (0 skips the Lambda build)
+#   ROUNDS=2  PHASE_SECS=10  RATE=300  WINDOWS=0,1000
+#   PACKAGE=1 (0 skips the Lambda build; the report then shows the sizes last measured, if any)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -11,8 +12,6 @@ mkdir -p target/load
 if [ "${PACKAGE:-1}" = 1 ]; then
   echo "== Lambda packages"
   bash scripts/package-lambdas.sh | tee target/load/lambda-sizes.txt
-else
-  rm -f target/load/lambda-sizes.txt
 fi
 
 echo "== projector CPU: decode + plan"

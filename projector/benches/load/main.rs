@@ -15,6 +15,8 @@
 //!    model (`contracts::capacity::model`);
 //! 2. a **saturated** phase: `--clients` clients like and unlike as fast as the writer answers
 //!    (Zipf-skewed posts plus one hot post): throughput, latency, refusals;
+//! 3. the same with the poller stopped: the **request path alone**, since on DynamoDB Local
+//!    (one lock for everything) the projection's writes queue with the writer's;
 //!
 //! each followed by **convergence**: every post's `likeCount` must equal the likes the clients
 //! hold. The write logs give WCU per operation and the hot counter's writes. `--report docs` writes `benchmarks.md` and
@@ -129,6 +131,7 @@ async fn main() {
     let started_ms = chrono::Utc::now().timestamp_millis();
     let mut saturated: Vec<PhaseStats> = vec![PhaseStats::default(); deployments.len()];
     let mut paced: Vec<PhaseStats> = vec![PhaseStats::default(); deployments.len()];
+    let mut alone: Vec<PhaseStats> = vec![PhaseStats::default(); deployments.len()];
     let mut convergence: Vec<Vec<Duration>> = vec![Vec::new(); deployments.len()];
     let mut paced_windows: Vec<Vec<RangeInclusive<i64>>> = vec![Vec::new(); deployments.len()];
     for round in 1..=args.rounds {
@@ -159,6 +162,20 @@ async fn main() {
             eprintln!("round {round} {name:>13}: counters exact {took:?} after the load");
             convergence[i].push(took);
             deployment.until_projection_idle().await;
+
+            // The request path alone: the poller stopped (on DynamoDB, projection writes do not
+            // queue behind one server's lock with the writer's as on DynamoDB Local).
+            deployment.pause_projection(true);
+            let stats = workload.run(deployment, Pace::Saturate, phase).await;
+            deployment.pause_projection(false);
+            eprintln!(
+                "round {round} {name:>13}: request path alone {:>7.1} ops/s, p99 {:>6.1} ms",
+                stats.ops_per_second(),
+                stats.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            );
+            alone[i].merge(&stats);
+            convergence[i].push(workload.converge(deployment, CONVERGENCE).await);
+            deployment.until_projection_idle().await;
         }
     }
 
@@ -175,6 +192,7 @@ async fn main() {
             &workload.hot_post(),
             Phases {
                 saturated: saturated[i].clone(),
+                alone: alone[i].clone(),
                 paced: paced[i].clone(),
                 convergence: convergence[i].clone(),
             },

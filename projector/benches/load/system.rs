@@ -61,6 +61,16 @@ impl Process {
         Self { child }
     }
 
+    /// Stop (SIGSTOP) or continue (SIGCONT) the process.
+    pub fn signal(&self, pause: bool) {
+        let Some(pid) = self.child.id() else { return };
+        let signal = if pause { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: kill(2) on the pid of our own child, which is still running (not reaped).
+        unsafe {
+            libc::kill(pid as libc::pid_t, signal);
+        }
+    }
+
     /// Peak resident set (VmHWM) so far, in bytes.
     pub fn peak_rss(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
@@ -150,6 +160,13 @@ impl Deployment {
             writer,
             poller,
             logs,
+        }
+    }
+
+    /// Stop or continue the poller (if any).
+    pub fn pause_projection(&self, pause: bool) {
+        if let Some(poller) = &self.poller {
+            poller.signal(pause);
         }
     }
 
