@@ -52,8 +52,9 @@ pub enum IgnoreReason {
     Expired,
     /// A like inserted already counted (transactional mode).
     CountedByWriter,
-    /// The REMOVE of a like the projector had not counted: nothing to take back.
-    RemovedUncounted,
+    /// The REMOVE of a like the projector had not counted: nothing to take back. The
+    /// incarnation is gone, so a mark of it in the same batch can only fail.
+    RemovedUncounted(LikeId),
     /// The REMOVE of a like the transactional writer counted: it decremented in the same
     /// transaction.
     RemovedByWriter,
@@ -133,7 +134,7 @@ pub fn decode_json(raw: &Value) -> Result<Decoded, Undecodable> {
             Some(Image::Like(like)) => match like.map_err(fail)? {
                 (like, Some(CountedBy::Projector)) => Change::LikeRemoved(like),
                 (_, Some(CountedBy::Writer)) => Change::Ignored(IgnoreReason::RemovedByWriter),
-                (_, None) => Change::Ignored(IgnoreReason::RemovedUncounted),
+                (like, None) => Change::Ignored(IgnoreReason::RemovedUncounted(like.like_id)),
             },
             Some(Image::Other) => Change::Ignored(IgnoreReason::OtherItem),
             None => return Err(fail("REMOVE without an OldImage type".into())),
@@ -357,7 +358,7 @@ mod tests {
         );
         assert_eq!(
             ignored(record("REMOVE", None, Some(like(None)))),
-            RemovedUncounted
+            RemovedUncounted("2lPNkfHnGyd3WnfyeBX4bRb3X2c".parse().unwrap())
         );
         assert_eq!(
             ignored(record("REMOVE", None, Some(like(Some("writer"))))),

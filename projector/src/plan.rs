@@ -11,7 +11,8 @@
 //!
 //! Cold posts share transactions (most have a like or two per batch, and one request per post
 //! would make a batch's latency grow with the posts it touches); a hot post's changes fill
-//! transactions of their own.
+//! transactions of their own. A like whose removal is in the same batch gets no mark: its item
+//! is gone, and the failed condition would cancel the whole transaction.
 //!
 //! # Why every like counts exactly once
 //!
@@ -33,7 +34,7 @@
 //! one counter update, and is never throttled by the post's GSI1 partition (~1,000 writes/s).
 //! Its likes are stamped by separate idempotent updates after all counting is done.
 
-use contracts::change::{Change, Decoded, LikeRef, Undecodable};
+use contracts::change::{Change, Decoded, IgnoreReason, LikeRef, Undecodable};
 use contracts::keys::{LikeId, PostId, TopicSlug, UserId};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -136,6 +137,17 @@ pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
     // keys from the batch. (Fx hashing: the keys are ids, and planning is on every record's path.)
     let mut posts: Vec<(PostRef, PostChanges)> = Vec::new();
     let mut post_index: FxHashMap<(&TopicSlug, PostId), usize> = FxHashMap::default();
+    // Incarnations deleted by a record of this batch: their item is gone, so a mark of one
+    // could only fail (and cancel the transaction it is in, billed and retried for nothing).
+    let gone: FxHashSet<LikeId> = batch
+        .iter()
+        .flatten()
+        .filter_map(|d| match &d.change {
+            Change::LikeRemoved(like) => Some(like.like_id),
+            Change::Ignored(IgnoreReason::RemovedUncounted(id)) => Some(*id),
+            _ => None,
+        })
+        .collect();
     for (position, record) in batch.iter().enumerate() {
         let change = match record {
             Ok(decoded) => &decoded.change,
@@ -145,6 +157,10 @@ pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
             }
         };
         let (like, added) = match change {
+            Change::LikeAdded(like) if gone.contains(&like.like_id) => {
+                plan.ignored.push(position);
+                continue;
+            }
             Change::LikeAdded(like) => (like, true),
             Change::LikeRemoved(like) => (like, false),
             Change::Ignored(_) => {
@@ -274,7 +290,6 @@ fn slot(
 mod tests {
     use super::*;
     use chrono::Utc;
-    use contracts::change::IgnoreReason;
     use contracts::keys::Ksuid;
     use proptest::prelude::*;
     use std::collections::{HashMap, HashSet};
@@ -393,6 +408,27 @@ mod tests {
     }
 
     #[test]
+    fn a_like_removed_in_the_same_batch_is_not_marked() {
+        let post = Ksuid::generate();
+        let (uncounted, counted) = (like(1, post), like(2, post));
+        let batch = vec![
+            record(Change::LikeAdded(uncounted.clone())),
+            record(Change::LikeAdded(counted.clone())),
+            record(Change::LikeAdded(like(3, post))),
+            record(Change::Ignored(IgnoreReason::RemovedUncounted(
+                uncounted.like_id,
+            ))),
+            record(Change::LikeRemoved(counted)),
+        ];
+        let plan = plan(&batch);
+        check_shape(batch.len(), &plan);
+        let count = &plan.transactions[0].posts[0];
+        assert_eq!(count.marks.len(), 1, "only the like still there is marked");
+        assert_eq!(count.uncounts.len(), 1);
+        assert_eq!(plan.ignored, [0, 1, 3]);
+    }
+
+    #[test]
     fn cold_posts_fill_transactions_up_to_the_action_limit() {
         let posts: Vec<_> = (0..120).map(|_| Ksuid::generate()).collect();
         let batch: Vec<_> = (0..360)
@@ -467,7 +503,9 @@ mod tests {
             if let Some(old) = self.likes.remove(&key) {
                 let change = match old.counted {
                     Counted::Projector => Change::LikeRemoved(old.like),
-                    Counted::No => Change::Ignored(IgnoreReason::RemovedUncounted),
+                    Counted::No => {
+                        Change::Ignored(IgnoreReason::RemovedUncounted(old.like.like_id))
+                    }
                 };
                 self.stream.push(record(change));
             }
