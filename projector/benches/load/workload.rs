@@ -84,6 +84,15 @@ impl Client {
     }
 }
 
+/// The attempts of one operation until it was acknowledged.
+#[derive(Debug, Default)]
+struct Answered {
+    /// Microseconds each attempt took.
+    latencies: Vec<u64>,
+    /// Why the refused attempts were refused.
+    refusals: Vec<String>,
+}
+
 /// Figures of one phase (or several, merged).
 #[derive(Clone)]
 pub struct PhaseStats {
@@ -136,8 +145,17 @@ impl PhaseStats {
         }
     }
 
-    /// One acknowledged operation.
-    fn count(&mut self, op: Op) {
+    /// One acknowledged operation and its attempts.
+    fn record(&mut self, op: Op, answered: &Answered) {
+        for &micros in &answered.latencies {
+            self.latency.saturating_record(micros);
+            if op.post == 0 {
+                self.hot_latency.saturating_record(micros);
+            }
+        }
+        for kind in &answered.refusals {
+            *self.errors.entry(kind.clone()).or_default() += 1;
+        }
         self.ops += 1;
         self.likes += u64::from(op.like);
         self.hot_ops += u64::from(op.post == 0);
@@ -238,8 +256,9 @@ impl Workload {
         ItemKey::Post(self.topic.clone(), self.posts[0])
     }
 
-    /// Send one op until the writer acknowledges it; latencies and refusals go to `stats`.
-    async fn send(&self, base: &str, op: Op, stats: &mut PhaseStats) {
+    /// Send one op until the writer acknowledges it.
+    async fn send(&self, base: &str, op: Op) -> Answered {
+        let mut answered = Answered::default();
         let url = format!(
             "{base}/topics/{}/posts/{}/like",
             self.topic, self.posts[op.post]
@@ -257,11 +276,9 @@ impl Workload {
                 .header("x-user-id", &self.users[op.user])
                 .send()
                 .await;
-            let micros = started.elapsed().as_micros() as u64;
-            stats.latency.saturating_record(micros);
-            if op.post == 0 {
-                stats.hot_latency.saturating_record(micros);
-            }
+            answered
+                .latencies
+                .push(started.elapsed().as_micros() as u64);
             let kind = match answer {
                 Ok(response) if response.status().is_success() => {
                     let body: serde_json::Value = response.json().await.unwrap_or_default();
@@ -272,7 +289,7 @@ impl Workload {
                         "{method} {url} as {} changed nothing: the client's model is wrong",
                         self.users[op.user]
                     );
-                    return;
+                    return answered;
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -288,10 +305,11 @@ impl Workload {
                     }
                 ),
             };
-            *stats.errors.entry(kind).or_default() += 1;
+            answered.refusals.push(kind);
             assert!(attempt < 50, "{method} {url}: refused 50 times");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        unreachable!("the loop returns or panics")
     }
 
     /// Run one phase for `duration` against `deployment`.
@@ -349,9 +367,9 @@ impl Workload {
                 client.next(&self.shape, &self.zipf, self.shape.unlike_share)
             };
             let Some(op) = op else { continue };
-            self.send(base, op, &mut stats).await;
+            let answered = self.send(base, op).await;
             self.clients[index].lock().await.record(op);
-            stats.count(op);
+            stats.record(op, &answered);
         }
         stats
     }
@@ -389,22 +407,21 @@ impl Workload {
             let permit = Arc::clone(&in_flight).acquire_owned().await.expect("open");
             let (workload, base, probes) = (Arc::clone(self), base.to_owned(), probes.clone());
             requests.spawn(async move {
-                let mut stats = PhaseStats::new();
-                workload.send(&base, op, &mut stats).await;
+                let answered = workload.send(&base, op).await;
                 let acknowledged = Instant::now();
                 drop(permit);
-                stats.count(op);
                 if sent.is_multiple_of(PROBE_EVERY) {
                     let user = workload.users[op.user].parse().expect("a user id");
                     let key = ItemKey::Like(user, workload.posts[op.post]);
                     let _ = probes.send(Probe { key, acknowledged });
                 }
-                stats
+                (op, answered)
             });
         }
         let mut stats = PhaseStats::new();
         while let Some(done) = requests.join_next().await {
-            stats.merge(&done.expect("a request task"));
+            let (op, answered) = done.expect("a request task");
+            stats.record(op, &answered);
         }
         stats
     }
