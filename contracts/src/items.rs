@@ -15,6 +15,41 @@ use crate::keys::{self, ItemKey, LikeId, PostId, TopicSlug, UserId};
 /// A DynamoDB item as the SDK holds it.
 pub type Item = HashMap<String, AttributeValue>;
 
+/// The key attributes (PK, SK) of an item, as requests name it.
+pub fn key_item(key: &ItemKey) -> Item {
+    let keys::KeyPair { pk, sk } = key.key();
+    HashMap::from([
+        (keys::PK.to_owned(), AttributeValue::S(pk)),
+        (keys::SK.to_owned(), AttributeValue::S(sk)),
+    ])
+}
+
+/// The counting update of a post, as the transactional writer and the projector both write
+/// it: `likeCount` moves by `delta` (zero too: the write still says the counted likes
+/// changed), only if the post exists, and `countVersion` is renewed so that `rebuild` sees
+/// the counter moved.
+pub fn counter_update(
+    table: &str,
+    topic: &TopicSlug,
+    post: PostId,
+    delta: i64,
+) -> Result<aws_sdk_dynamodb::types::Update, aws_sdk_dynamodb::error::BuildError> {
+    aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .set_key(Some(key_item(&ItemKey::Post(topic.clone(), post))))
+        .update_expression("ADD #count :delta SET #version = :version")
+        .condition_expression("attribute_exists(#pk)")
+        .expression_attribute_names("#count", attr::LIKE_COUNT)
+        .expression_attribute_names("#version", attr::COUNT_VERSION)
+        .expression_attribute_names("#pk", keys::PK)
+        .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+        .expression_attribute_values(
+            ":version",
+            AttributeValue::S(crate::keys::Ksuid::generate().to_string()),
+        )
+        .build()
+}
+
 /// Attribute names that writers outside this module put into conditions and updates.
 pub mod attr {
     pub const TOPIC: &str = "topic";

@@ -21,8 +21,10 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::Utc;
 use contracts::change::LikeRef;
-use contracts::items::{CountedBy, Entity, Item, Quarantined, TOMBSTONE_TTL_SECS, Tombstone, attr};
-use contracts::keys::{self, ItemKey, Ksuid};
+use contracts::items::{
+    CountedBy, Entity, Quarantined, TOMBSTONE_TTL_SECS, Tombstone, attr, counter_update, key_item,
+};
+use contracts::keys::{self, ItemKey};
 use futures_util::{StreamExt, stream};
 use rand::Rng;
 
@@ -59,14 +61,6 @@ pub struct Applier {
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
-}
-
-fn key_item(key: &ItemKey) -> Item {
-    let pair = key.key();
-    HashMap::from([
-        (keys::PK.to_owned(), s(pair.pk)),
-        (keys::SK.to_owned(), s(pair.sk)),
-    ])
 }
 
 fn retryable_code(code: Option<&str>) -> bool {
@@ -253,20 +247,7 @@ impl Applier {
         // The counter update is there even when the delta is zero: its new version tells
         // `rebuild` that the post's counted likes changed.
         {
-            let counter = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key_item(&ItemKey::Post(
-                    t.post.topic.clone(),
-                    t.post.post,
-                ))))
-                .update_expression("ADD #count :delta SET #version = :version")
-                .condition_expression("attribute_exists(#pk)")
-                .expression_attribute_names("#count", attr::LIKE_COUNT)
-                .expression_attribute_names("#version", attr::COUNT_VERSION)
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_values(":delta", AttributeValue::N(t.delta().to_string()))
-                .expression_attribute_values(":version", s(Ksuid::generate().to_string()))
-                .build()
+            let counter = counter_update(&self.table, &t.post.topic, t.post.post, t.delta())
                 .map_err(|e| e.to_string())?;
             items.push(TransactWriteItem::builder().update(counter).build());
             actions.push(Action::Counter(p));

@@ -22,8 +22,8 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
-use contracts::items::{CountedBy, Entity, Item, Like, attr};
-use contracts::keys::{self, ItemKey, KeyPair, Ksuid, PostId, TopicSlug, UserId, prefix};
+use contracts::items::{CountedBy, Entity, Item, Like, attr, key_item};
+use contracts::keys::{self, ItemKey, PostId, TopicSlug, UserId, prefix};
 use rand::Rng;
 
 /// A failed database call, classified for the HTTP answer.
@@ -71,14 +71,6 @@ where
 
 fn is_conditional_check_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
-}
-
-fn key_item(key: &ItemKey) -> Item {
-    let KeyPair { pk, sk } = key.key();
-    HashMap::from([
-        (keys::PK.to_owned(), AttributeValue::S(pk)),
-        (keys::SK.to_owned(), AttributeValue::S(sk)),
-    ])
 }
 
 fn decode<E: Entity>(item: Item) -> Result<E, StoreError> {
@@ -410,21 +402,7 @@ impl Store {
         post: PostId,
         delta: i64,
     ) -> Result<Update, StoreError> {
-        Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&ItemKey::Post(topic.clone(), post))))
-            .update_expression("ADD #count :delta SET #version = :version")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#count", attr::LIKE_COUNT)
-            .expression_attribute_names("#version", attr::COUNT_VERSION)
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
-            .expression_attribute_values(
-                ":version",
-                AttributeValue::S(Ksuid::generate().to_string()),
-            )
-            .build()
-            .map_err(internal)
+        contracts::items::counter_update(&self.table, topic, post, delta).map_err(internal)
     }
 
     /// Run a transaction, retrying conflicts with jittered backoff. `Ok(None)` when it

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use contracts::items::attr;
+use contracts::items::{attr, key_item};
 use contracts::keys::{self, ItemKey, PostId, TopicSlug};
 use contracts::testkit::eventually;
 use hdrhistogram::Histogram;
@@ -480,7 +480,7 @@ impl Workload {
         for chunk in self.posts.chunks(100) {
             let keys: Vec<_> = chunk
                 .iter()
-                .map(|p| key_attributes(&ItemKey::Post(self.topic.clone(), *p)))
+                .map(|p| key_item(&ItemKey::Post(self.topic.clone(), *p)))
                 .collect();
             let mut request = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
@@ -525,11 +525,6 @@ impl Workload {
         }
         counts
     }
-}
-
-fn key_attributes(key: &ItemKey) -> HashMap<String, AttributeValue> {
-    let pair = key.key();
-    key_map(pair.pk, pair.sk)
 }
 
 fn key_map(pk: String, sk: String) -> HashMap<String, AttributeValue> {
