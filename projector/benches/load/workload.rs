@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use contracts::items::{attr, key_item};
-use contracts::keys::{self, ItemKey, PostId, TopicSlug};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+use contracts::items::{Entity, Item, Like, Post, key_item};
+use contracts::keys::{ItemKey, PostId, TopicSlug};
 use contracts::testkit::eventually;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
@@ -476,62 +476,60 @@ impl Workload {
     }
 
     async fn stored_counts(&self, deployment: &Deployment) -> HashMap<PostId, i64> {
-        let mut counts = HashMap::new();
-        for chunk in self.posts.chunks(100) {
-            let keys: Vec<_> = chunk
-                .iter()
-                .map(|p| key_item(&ItemKey::Post(self.topic.clone(), *p)))
-                .collect();
-            let mut request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .expect("keys");
-            loop {
-                let answer = deployment
-                    .table
-                    .client
-                    .batch_get_item()
-                    .request_items(&deployment.table.name, request.clone())
-                    .send()
-                    .await
-                    .expect("read the counters");
-                for item in answer
-                    .responses()
-                    .and_then(|r| r.get(&deployment.table.name))
-                    .into_iter()
-                    .flatten()
-                {
-                    let post = item
-                        .get(attr::POST_ID)
-                        .and_then(|v| v.as_s().ok())
-                        .and_then(|s| s.parse().ok());
-                    let count = item
-                        .get(attr::LIKE_COUNT)
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse().ok());
-                    if let (Some(post), Some(count)) = (post, count) {
-                        counts.insert(post, count);
-                    }
-                }
-                match answer
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&deployment.table.name))
-                {
-                    Some(rest) if !rest.keys().is_empty() => request = rest.clone(),
-                    _ => break,
-                }
-            }
-        }
-        counts
+        let keys: Vec<ItemKey> = self
+            .posts
+            .iter()
+            .map(|p| ItemKey::Post(self.topic.clone(), *p))
+            .collect();
+        let table = &deployment.table;
+        batch_get(&table.client, &table.name, &keys)
+            .await
+            .expect("read the counters")
+            .into_iter()
+            .map(|item| Post::from_item(item).expect("a post item"))
+            .map(|post| (post.post_id, post.like_count))
+            .collect()
     }
 }
 
-fn key_map(pk: String, sk: String) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (keys::PK.to_owned(), AttributeValue::S(pk)),
-        (keys::SK.to_owned(), AttributeValue::S(sk)),
-    ])
+/// The items of `keys` that exist, read consistently 100 keys a request (keys DynamoDB left
+/// unprocessed are asked again).
+async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: &[ItemKey],
+) -> Result<Vec<Item>, aws_sdk_dynamodb::Error> {
+    let mut items = Vec::new();
+    for chunk in keys.chunks(100) {
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(chunk.iter().map(key_item).collect()))
+            .consistent_read(true)
+            .build()
+            .expect("keys are set");
+        loop {
+            let mut answer = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await?;
+            items.extend(
+                answer
+                    .responses
+                    .as_mut()
+                    .and_then(|r| r.remove(table))
+                    .unwrap_or_default(),
+            );
+            match answer
+                .unprocessed_keys
+                .as_mut()
+                .and_then(|u| u.remove(table))
+            {
+                Some(rest) if !rest.keys().is_empty() => request = rest,
+                _ => break,
+            }
+        }
+    }
+    Ok(items)
 }
 
 /// A like to follow until it is counted.
@@ -563,7 +561,7 @@ impl Prober {
         let task = tokio::spawn(async move {
             let mut lag =
                 Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("a histogram");
-            let mut pending: HashMap<(String, String), Instant> = HashMap::new();
+            let mut pending: HashMap<ItemKey, Instant> = HashMap::new();
             let mut open = true;
             let mut last_arrival = Instant::now();
             let mut lost = 0;
@@ -572,8 +570,7 @@ impl Prober {
                 loop {
                     match receiver.try_recv() {
                         Ok(probe) => {
-                            let pair = probe.key.key();
-                            pending.insert((pair.pk, pair.sk), probe.acknowledged);
+                            pending.insert(probe.key, probe.acknowledged);
                             last_arrival = Instant::now();
                         }
                         Err(mpsc::error::TryRecvError::Empty) => break,
@@ -587,18 +584,18 @@ impl Prober {
                     lost = pending.len() as u64;
                     break;
                 }
-                let keys: Vec<(String, String)> = pending.keys().cloned().collect();
-                for chunk in keys.chunks(100) {
-                    let Some(items) = read_marks(&client, &table, chunk).await else {
-                        continue;
-                    };
-                    let seen = Instant::now();
-                    for key in items {
-                        if let Some(acknowledged) = pending.remove(&key) {
-                            lag.saturating_record(
-                                seen.duration_since(acknowledged).as_millis() as u64
-                            );
-                        }
+                let keys: Vec<ItemKey> = pending.keys().cloned().collect();
+                let Ok(items) = batch_get(&client, &table, &keys).await else {
+                    continue;
+                };
+                let seen = Instant::now();
+                let counted = items
+                    .into_iter()
+                    .filter_map(|item| Like::from_item(item).ok())
+                    .filter(|like| like.counted_by.is_some());
+                for like in counted {
+                    if let Some(acknowledged) = pending.remove(&like.item_key()) {
+                        lag.saturating_record(seen.duration_since(acknowledged).as_millis() as u64);
                     }
                 }
             }
@@ -612,40 +609,4 @@ impl Prober {
         drop(self.sender);
         self.task.await.expect("the prober")
     }
-}
-
-/// Of `keys`, those whose like carries its `countedBy` mark now (`None`: the read failed).
-async fn read_marks(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    keys: &[(String, String)],
-) -> Option<Vec<(String, String)>> {
-    let attributes = |(pk, sk): &(String, String)| key_map(pk.clone(), sk.clone());
-    let request = KeysAndAttributes::builder()
-        .set_keys(Some(keys.iter().map(attributes).collect()))
-        .consistent_read(true)
-        .build()
-        .ok()?;
-    let answer = client
-        .batch_get_item()
-        .request_items(table, request)
-        .send()
-        .await
-        .ok()?;
-    let text = |item: &HashMap<String, AttributeValue>, name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default()
-    };
-    Some(
-        answer
-            .responses()
-            .and_then(|r| r.get(table))
-            .into_iter()
-            .flatten()
-            .filter(|item| item.contains_key(attr::COUNTED_BY))
-            .map(|item| (text(item, keys::PK), text(item, keys::SK)))
-            .collect(),
-    )
 }
