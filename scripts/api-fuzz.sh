@@ -4,13 +4,13 @@
 # applicable Schemathesis check (no 5xx, status codes, content types, headers and bodies as
 # documented). Needs DYNAMODB_LOCAL_ENDPOINT; builds the writer (debug) if needed.
 #
-# FUZZ_EXAMPLES: test cases per operation and phase (default 1300). The count of requests the
+# FUZZ_EXAMPLES: test cases per operation and phase (default 1700). The count of requests the
 # writer answered is read from its own request log, so the figure printed is what it served.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 : "${DYNAMODB_LOCAL_ENDPOINT:?start DynamoDB Local first (scripts/dynamodb-local.sh start NAME)}"
-examples=${FUZZ_EXAMPLES:-1300}
+examples=${FUZZ_EXAMPLES:-1700}
 minimum=${FUZZ_MIN_REQUESTS:-10000}
 cargo build --quiet --locked -p writer --bin writer
 bin=$(bash scripts/python-tools.sh)
