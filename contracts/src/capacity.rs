@@ -1,9 +1,10 @@
-//! Write accounting for the benchmarks: a log of every DynamoDB write a process makes, with
-//! the capacity DynamoDB reported for it.
+//! Write accounting for the benchmarks: a log of every DynamoDB write a process makes (and of
+//! the item reads that decide writes), with the capacity DynamoDB reported for it.
 //!
 //! With `WRITE_LOG=<file>` set, [`dynamodb_client`] attaches an SDK interceptor that asks each
-//! write for `ReturnConsumedCapacity=INDEXES` and appends one JSON line per write: the keys it
-//! wrote, whether it was a transaction, and the table and GSI units reported. The code that
+//! write or item read for `ReturnConsumedCapacity=INDEXES` and appends one JSON line per
+//! request: the keys it touched, whether it was a transaction, the table and GSI units
+//! reported, and why DynamoDB refused it. The code that
 //! writes does not know: the interceptor reads and amends the request on the wire. Without
 //! `WRITE_LOG` the client is the plain one. The benchmark's capacity model (`projector`'s
 //! `load` bench) replays these logs.
@@ -29,7 +30,7 @@ pub mod model;
 /// The environment variable naming the log file.
 pub const WRITE_LOG_VAR: &str = "WRITE_LOG";
 
-/// One write request as logged.
+/// One request as logged: a write, or an item read ([`WriteEntry::is_read`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WriteEntry {
@@ -39,9 +40,10 @@ pub struct WriteEntry {
     pub source: String,
     /// `PutItem`, `UpdateItem`, `DeleteItem`, `TransactWriteItems`, `BatchWriteItem`.
     pub operation: String,
-    /// (PK, SK) of every item written, in request order.
+    /// (PK, SK) of every item written (or read), in request order.
     pub items: Vec<(String, String)>,
-    /// Table units as DynamoDB reported them (DynamoDB Local does not double transactions).
+    /// Table units as DynamoDB reported them (DynamoDB Local does not double transactions);
+    /// read units for a read.
     pub table_units: f64,
     /// GSI1 units as reported.
     pub index_units: f64,
@@ -51,11 +53,20 @@ pub struct WriteEntry {
     /// DynamoDB Local reports multi-item transactions short (see [`transaction_units`]).
     #[serde(default)]
     pub by_rule: bool,
+    /// Why a refused request was refused: the error code, and for a cancelled transaction the
+    /// reasons DynamoDB gave, e.g. `TransactionCanceledException: ConditionalCheckFailed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
 }
 
 impl WriteEntry {
     pub fn transactional(&self) -> bool {
         self.operation == "TransactWriteItems"
+    }
+
+    /// A read (its units are read units, not write units).
+    pub fn is_read(&self) -> bool {
+        READS.contains(&self.operation.as_str())
     }
 }
 
@@ -67,6 +78,9 @@ const WRITES: [&str; 5] = [
     "TransactWriteItems",
     "BatchWriteItem",
 ];
+
+/// The item reads the log follows.
+const READS: [&str; 2] = ["GetItem", "BatchGetItem"];
 
 /// What the interceptor learned from a request, kept until its answer.
 #[derive(Debug, Clone)]
@@ -125,7 +139,7 @@ pub fn dynamodb_client(config: &aws_config::SdkConfig, source: &str) -> aws_sdk_
 /// The operation a request calls, from its `X-Amz-Target` header.
 fn operation(target: &str) -> Option<&'static str> {
     let name = target.rsplit('.').next()?;
-    WRITES.iter().copied().find(|w| *w == name)
+    WRITES.iter().chain(&READS).copied().find(|w| *w == name)
 }
 
 fn key_of(item: &Value) -> Option<(String, String)> {
@@ -134,11 +148,19 @@ fn key_of(item: &Value) -> Option<(String, String)> {
     Some((pk.to_owned(), sk.to_owned()))
 }
 
-/// (PK, SK) of every item a write request body writes.
+/// (PK, SK) of every item a request body writes (or reads).
 pub fn written_keys(operation: &str, body: &Value) -> Vec<(String, String)> {
     match operation {
         "PutItem" => key_of(&body["Item"]).into_iter().collect(),
-        "UpdateItem" | "DeleteItem" => key_of(&body["Key"]).into_iter().collect(),
+        "UpdateItem" | "DeleteItem" | "GetItem" => key_of(&body["Key"]).into_iter().collect(),
+        "BatchGetItem" => body["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flat_map(|tables| tables.values())
+            .filter_map(|table| table["Keys"].as_array())
+            .flatten()
+            .filter_map(key_of)
+            .collect(),
         "TransactWriteItems" => body["TransactItems"]
             .as_array()
             .into_iter()
@@ -204,6 +226,30 @@ pub fn transaction_units(body: &Value) -> (f64, f64) {
     units
 }
 
+/// Why DynamoDB refused a request, from its error body: the error type, and for a cancelled
+/// transaction its distinct cancellation reasons (in order of first appearance).
+pub fn refusal_reason(body: &Value) -> Option<String> {
+    let kind = body["__type"].as_str()?;
+    let kind = kind.rsplit('#').next().unwrap_or(kind);
+    let mut reasons: Vec<&str> = Vec::new();
+    for code in body["CancellationReasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["Code"].as_str())
+        .filter(|code| *code != "None")
+    {
+        if !reasons.contains(&code) {
+            reasons.push(code);
+        }
+    }
+    Some(if reasons.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {}", reasons.join(", "))
+    })
+}
+
 /// (table, GSI1) units summed over what DynamoDB reported.
 fn units(consumed: &[ConsumedCapacity]) -> (f64, f64) {
     consumed.iter().fold((0.0, 0.0), |(table, index), c| {
@@ -264,7 +310,7 @@ impl Intercept for WriteLog {
         let Some(pending) = cfg.load::<PendingWrite>().cloned() else {
             return Ok(());
         };
-        let (table_units, index_units, failed) = match context.output_or_error() {
+        let (table_units, index_units, refusal) = match context.output_or_error() {
             Ok(output) => {
                 let consumed: Vec<ConsumedCapacity> = if let Some(o) =
                     output.downcast_ref::<aws_sdk_dynamodb::operation::put_item::PutItemOutput>()
@@ -286,14 +332,35 @@ impl Intercept for WriteLog {
                     aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput,
                 >() {
                     o.consumed_capacity().to_vec()
+                } else if let Some(o) =
+                    output.downcast_ref::<aws_sdk_dynamodb::operation::get_item::GetItemOutput>()
+                {
+                    o.consumed_capacity().cloned().into_iter().collect()
+                } else if let Some(o) = output.downcast_ref::<
+                    aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput,
+                >() {
+                    o.consumed_capacity().to_vec()
                 } else {
                     Vec::new()
                 };
                 let (table, index) = units(&consumed);
-                (table, index, false)
+                (table, index, None)
             }
-            Err(_) => (0.0, 0.0, true),
+            Err(_) => {
+                let body = context
+                    .response()
+                    .body()
+                    .bytes()
+                    .and_then(|b| serde_json::from_slice::<Value>(b).ok());
+                let why = body.as_ref().and_then(refusal_reason);
+                (
+                    0.0,
+                    0.0,
+                    Some(why.unwrap_or_else(|| "no answer".to_owned())),
+                )
+            }
         };
+        let failed = refusal.is_some();
         let (table_units, index_units) = pending.rule_units.unwrap_or((table_units, index_units));
         self.append(&WriteEntry {
             at_ms: chrono::Utc::now().timestamp_millis(),
@@ -304,6 +371,7 @@ impl Intercept for WriteLog {
             index_units,
             failed,
             by_rule: pending.rule_units.is_some(),
+            refusal,
         });
         Ok(())
     }
@@ -350,10 +418,40 @@ mod tests {
             {"DeleteRequest": {"Key": key("b", "2")}},
         ]}});
         assert_eq!(written_keys("BatchWriteItem", &batch).len(), 2);
-        assert_eq!(operation("DynamoDB_20120810.GetItem"), None);
+        assert_eq!(
+            operation("DynamoDB_20120810.GetItem"),
+            Some("GetItem"),
+            "reads that decide writes are logged"
+        );
+        assert_eq!(operation("DynamoDB_20120810.Query"), None);
+        let read = json!({"RequestItems": {"t": {"Keys": [key("a", "1"), key("b", "2")]}}});
+        assert_eq!(written_keys("BatchGetItem", &read).len(), 2);
         assert_eq!(
             operation("DynamoDB_20120810.UpdateItem"),
             Some("UpdateItem")
         );
+    }
+
+    #[test]
+    fn refusals_name_the_error_and_each_cancellation_reason_once() {
+        let cancelled = json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": "Transaction cancelled",
+            "CancellationReasons": [
+                {"Code": "None"}, {"Code": "ConditionalCheckFailed"},
+                {"Code": "TransactionConflict"}, {"Code": "ConditionalCheckFailed"}
+            ]
+        });
+        assert_eq!(
+            refusal_reason(&cancelled).as_deref(),
+            Some("TransactionCanceledException: ConditionalCheckFailed, TransactionConflict")
+        );
+        let failed =
+            json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"});
+        assert_eq!(
+            refusal_reason(&failed).as_deref(),
+            Some("ConditionalCheckFailedException")
+        );
+        assert_eq!(refusal_reason(&json!({"unexpected": true})), None);
     }
 }

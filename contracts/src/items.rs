@@ -24,6 +24,48 @@ pub fn key_item(key: &ItemKey) -> Item {
     ])
 }
 
+/// The items of `keys` that exist, read consistently 100 keys a request (keys DynamoDB leaves
+/// unprocessed, when it is short of capacity, are asked again after a pause). Order is
+/// DynamoDB's, not the keys'.
+pub async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: &[ItemKey],
+) -> Result<Vec<Item>, aws_sdk_dynamodb::Error> {
+    let mut items = Vec::new();
+    for chunk in keys.chunks(100) {
+        let mut request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(chunk.iter().map(key_item).collect()))
+            .consistent_read(true)
+            .build()
+            .expect("keys are set");
+        for pause_ms in (0..).map(|n: u32| 10u64 << n.min(6)) {
+            let mut answer = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await?;
+            items.extend(
+                answer
+                    .responses
+                    .as_mut()
+                    .and_then(|r| r.remove(table))
+                    .unwrap_or_default(),
+            );
+            match answer
+                .unprocessed_keys
+                .as_mut()
+                .and_then(|u| u.remove(table))
+            {
+                Some(rest) if !rest.keys().is_empty() => request = rest,
+                _ => break,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+        }
+    }
+    Ok(items)
+}
+
 /// The counting update of a post, as the transactional writer and the projector both write
 /// it: `likeCount` moves by `delta` (zero too: the write still says the counted likes
 /// changed), only if the post exists, and `countVersion` is renewed so that `rebuild` sees

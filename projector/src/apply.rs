@@ -1,6 +1,12 @@
 //! Applying a [`Plan`] to DynamoDB, with an outcome per record.
 //!
-//! Counting transactions run concurrently. When DynamoDB cancels one because a condition
+//! First the like items the marks name are read (consistently, in batches): a mark whose like
+//! is gone, re-liked or already counted would only fail, and a failed condition cancels its
+//! whole transaction, billed in full. Those marks are dropped before anything is sent. (The
+//! read only saves work: whatever it misses, the transaction's conditions still catch.)
+//!
+//! Counting transactions run concurrently, except that those sharing a post run one after
+//! another (see [`crate::plan::lanes`]). When DynamoDB cancels one because a condition
 //! failed, `CancellationReasons` names the actions: those marks and tombstones are already
 //! counted (or their like is gone) and are dropped, as is a post that does not exist; the rest
 //! is retried at once.
@@ -22,13 +28,14 @@ use aws_sdk_dynamodb::types::{
 use chrono::Utc;
 use contracts::change::LikeRef;
 use contracts::items::{
-    CountedBy, Entity, Quarantined, TOMBSTONE_TTL_SECS, Tombstone, attr, counter_update, key_item,
+    CountedBy, Entity, Item, Quarantined, TOMBSTONE_TTL_SECS, Tombstone, attr, batch_get,
+    counter_update, key_item,
 };
 use contracts::keys::{self, ItemKey};
 use futures_util::{StreamExt, stream};
 use rand::Rng;
 
-use crate::plan::{CountTransaction, Plan, PostCount, Stamp};
+use crate::plan::{CountTransaction, Mark, Plan, PostCount, Stamp, lanes};
 
 /// What happened to one record of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,13 +137,23 @@ impl Applier {
             };
         }
 
-        let results: Vec<TransactionResult> = stream::iter(plan.transactions.iter().cloned())
-            .map(|t| async move { self.count(t).await })
+        let mut transactions = plan.transactions.clone();
+        let screened = self.screen(&mut transactions).await;
+        let transactions = &transactions;
+        let results: Vec<TransactionResult> = stream::iter(lanes(transactions))
+            .map(|lane| async move {
+                let mut results = Vec::with_capacity(lane.len());
+                for i in lane {
+                    results.push(self.count(transactions[i].clone()).await);
+                }
+                results
+            })
             .buffer_unordered(CONCURRENCY)
+            .flat_map(stream::iter)
             .collect()
             .await;
         let mut stamps: Vec<Stamp> = plan.stamps.clone();
-        for result in results {
+        for result in std::iter::once(screened).chain(results) {
             for (records, outcome) in result.outcomes {
                 set(&mut outcomes, &records, outcome);
             }
@@ -157,6 +174,66 @@ impl Applier {
             }
         }
         outcomes
+    }
+
+    /// Drop the marks that a consistent read of their like items shows cannot succeed. A read
+    /// that fails screens nothing: the transactions' conditions then sort it out.
+    async fn screen(&self, transactions: &mut [CountTransaction]) -> TransactionResult {
+        let mut result = TransactionResult::default();
+        let keys: Vec<ItemKey> = transactions
+            .iter()
+            .flat_map(|t| &t.posts)
+            .flat_map(|p| &p.marks)
+            .map(|m| like_key(&m.like))
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .collect();
+        if keys.is_empty() {
+            return result;
+        }
+        let chunks: Vec<Vec<ItemKey>> = keys.chunks(100).map(<[_]>::to_vec).collect();
+        let reads: Vec<_> = stream::iter(chunks)
+            .map(|chunk| async move { batch_get(&self.client, &self.table, &chunk).await })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut found: HashMap<ItemKey, Item> = HashMap::with_capacity(keys.len());
+        for read in reads {
+            match read {
+                Ok(items) => found.extend(items.into_iter().filter_map(|item| {
+                    let key = ItemKey::parse(
+                        item.get(keys::PK)?.as_s().ok()?,
+                        item.get(keys::SK)?.as_s().ok()?,
+                    )
+                    .ok()?;
+                    Some((key, item))
+                })),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read like items; counting unscreened");
+                    return result;
+                }
+            }
+        }
+        for count in transactions.iter_mut().flat_map(|t| &mut t.posts) {
+            count.marks.retain(
+                |mark| match screen_mark(found.get(&like_key(&mark.like)), mark) {
+                    Screen::Send => true,
+                    Screen::Drop { stamp } => {
+                        result
+                            .outcomes
+                            .push((mark.records.clone(), Outcome::Duplicate));
+                        if stamp {
+                            result.stamps.push(Stamp {
+                                records: mark.records.clone(),
+                                like: mark.like.clone(),
+                            });
+                        }
+                        false
+                    }
+                },
+            );
+        }
+        result
     }
 
     /// Run one counting transaction to completion: drop what is already done, retry the rest.
@@ -376,10 +453,42 @@ impl Applier {
     }
 }
 
+fn like_key(like: &LikeRef) -> ItemKey {
+    ItemKey::Like(like.user.clone(), like.post)
+}
+
+/// Whether a like item (as DynamoDB returned it) is this incarnation.
+fn same_incarnation(item: &Item, like: &LikeRef) -> bool {
+    matches!(item.get(attr::LIKE_ID), Some(AttributeValue::S(id)) if id == like.like_id.as_str())
+}
+
 /// Whether a like item (as DynamoDB returned it) is this incarnation, counted, but not in GSI1.
-fn needs_stamp(item: &HashMap<String, AttributeValue>, like: &LikeRef) -> bool {
-    let same = matches!(item.get(attr::LIKE_ID), Some(AttributeValue::S(id)) if *id == like.like_id.to_string());
-    same && item.contains_key(attr::COUNTED_BY) && !item.contains_key(keys::GSI1PK)
+fn needs_stamp(item: &Item, like: &LikeRef) -> bool {
+    same_incarnation(item, like)
+        && item.contains_key(attr::COUNTED_BY)
+        && !item.contains_key(keys::GSI1PK)
+}
+
+/// What to do with a mark, given its like item as a consistent read found it.
+#[derive(Debug, PartialEq, Eq)]
+enum Screen {
+    /// It may succeed: send it.
+    Send,
+    /// It would fail: the like is gone, re-liked, or already counted. `stamp`: counted but
+    /// not in GSI1 while its stamp was to ride with the mark (a run that crashed between
+    /// counting and stamping a hot post), so stamp it now.
+    Drop { stamp: bool },
+}
+
+fn screen_mark(item: Option<&Item>, mark: &Mark) -> Screen {
+    match item {
+        None => Screen::Drop { stamp: false },
+        Some(item) if !same_incarnation(item, &mark.like) => Screen::Drop { stamp: false },
+        Some(item) if item.contains_key(attr::COUNTED_BY) => Screen::Drop {
+            stamp: mark.stamp && needs_stamp(item, &mark.like),
+        },
+        Some(_) => Screen::Send,
+    }
 }
 
 fn applied(result: &mut TransactionResult, records: &[usize]) {
@@ -439,9 +548,10 @@ fn drop_done(
             }
             Action::Mark(p, m) => {
                 let mark = &transaction.posts[p].marks[m];
-                if reasons[i]
-                    .item()
-                    .is_some_and(|item| needs_stamp(item, &mark.like))
+                if mark.stamp
+                    && reasons[i]
+                        .item()
+                        .is_some_and(|item| needs_stamp(item, &mark.like))
                 {
                     result.stamps.push(Stamp {
                         records: mark.records.clone(),
@@ -485,5 +595,65 @@ fn set(outcomes: &mut [Outcome], records: &[usize], outcome: Outcome) {
         if outcomes[position] != Outcome::Failed {
             outcomes[position] = outcome;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::keys::Ksuid;
+
+    fn mark(stamp: bool) -> Mark {
+        Mark {
+            records: vec![0],
+            like: LikeRef {
+                user: "ada".parse().unwrap(),
+                post: Ksuid::generate(),
+                topic: "rust".parse().unwrap(),
+                like_id: Ksuid::generate(),
+            },
+            stamp,
+        }
+    }
+
+    fn like_item(mark: &Mark, counted: bool, stamped: bool) -> Item {
+        let mut item = Item::from([(attr::LIKE_ID.to_owned(), s(mark.like.like_id.to_string()))]);
+        if counted {
+            item.insert(attr::COUNTED_BY.into(), s("projector"));
+        }
+        if stamped {
+            item.insert(keys::GSI1PK.into(), s("POST#x"));
+        }
+        item
+    }
+
+    #[test]
+    fn only_marks_that_can_succeed_are_sent() {
+        let cold = mark(true);
+        assert_eq!(
+            screen_mark(Some(&like_item(&cold, false, false)), &cold),
+            Screen::Send
+        );
+        // Gone (unliked), or re-liked since: its own record counts the new incarnation.
+        assert_eq!(screen_mark(None, &cold), Screen::Drop { stamp: false });
+        let other = mark(true);
+        assert_eq!(
+            screen_mark(Some(&like_item(&other, false, false)), &cold),
+            Screen::Drop { stamp: false }
+        );
+        // Counted already: stamped, or not (then stamped now, unless a separate stamp is planned).
+        assert_eq!(
+            screen_mark(Some(&like_item(&cold, true, true)), &cold),
+            Screen::Drop { stamp: false }
+        );
+        assert_eq!(
+            screen_mark(Some(&like_item(&cold, true, false)), &cold),
+            Screen::Drop { stamp: true }
+        );
+        let hot = mark(false);
+        assert_eq!(
+            screen_mark(Some(&like_item(&hot, true, false)), &hot),
+            Screen::Drop { stamp: false }
+        );
     }
 }

@@ -233,6 +233,52 @@ pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
     plan
 }
 
+/// Transactions in lanes (indexes into `transactions`): transactions that share a post run one
+/// after another in one lane, since two at once would both update its counter item and
+/// DynamoDB would cancel one as a conflict; lanes run side by side.
+pub fn lanes(transactions: &[CountTransaction]) -> Vec<Vec<usize>> {
+    let mut lanes: Vec<Vec<usize>> = Vec::new();
+    let mut lane_of: FxHashMap<&PostRef, usize> = FxHashMap::default();
+    for (i, transaction) in transactions.iter().enumerate() {
+        let mut joined: Vec<usize> = transaction
+            .posts
+            .iter()
+            .filter_map(|p| lane_of.get(&p.post).copied())
+            .collect();
+        joined.sort_unstable();
+        joined.dedup();
+        let lane = match joined.split_first() {
+            None => {
+                lanes.push(Vec::new());
+                lanes.len() - 1
+            }
+            Some((&first, others)) => {
+                // A transaction bridging lanes merges them (rare: only a post with more
+                // changes than one transaction holds is in several).
+                for &other in others {
+                    let moved = std::mem::take(&mut lanes[other]);
+                    lanes[first].extend(moved);
+                    for lane in lane_of.values_mut() {
+                        if *lane == other {
+                            *lane = first;
+                        }
+                    }
+                }
+                first
+            }
+        };
+        lanes[lane].push(i);
+        for p in &transaction.posts {
+            lane_of.insert(&p.post, lane);
+        }
+    }
+    lanes.retain(|lane| !lane.is_empty());
+    for lane in &mut lanes {
+        lane.sort_unstable();
+    }
+    lanes
+}
+
 /// Pack posts' counts into as few transactions as fit (first fit, in order), never one post
 /// twice in a transaction: it would update its counter item twice.
 fn pack(counts: Vec<PostCount>) -> Vec<CountTransaction> {
@@ -309,6 +355,35 @@ mod tests {
             created: Utc::now(),
             change,
         })
+    }
+
+    #[test]
+    fn transactions_sharing_a_post_share_a_lane() {
+        let post = |n: u64| PostRef {
+            topic: "t".parse().unwrap(),
+            post: Ksuid::at_millis(1_700_000_000_000 + n as i64),
+        };
+        let (a, b, c, d) = (post(1), post(2), post(3), post(4));
+        let count = |p: &PostRef| PostCount {
+            post: p.clone(),
+            marks: Vec::new(),
+            uncounts: Vec::new(),
+        };
+        let transaction = |posts: &[&PostRef]| CountTransaction {
+            posts: posts.iter().map(|p| count(p)).collect(),
+        };
+        let transactions = vec![
+            transaction(&[&a]),
+            transaction(&[&b]),
+            transaction(&[&a]),
+            transaction(&[&c]),
+            transaction(&[&b, &c]),
+            transaction(&[&d]),
+        ];
+        assert_eq!(
+            lanes(&transactions),
+            vec![vec![0, 2], vec![1, 3, 4], vec![5]]
+        );
     }
 
     /// Every position is accounted for once, and every transaction is one DynamoDB accepts.

@@ -71,13 +71,14 @@ pub fn billed(entry: &WriteEntry) -> Billed {
     }
 }
 
-/// Whether a write is part of what a like costs. Poller checkpoints are not: deployed, Lambda
-/// keeps the stream position itself.
+/// Whether a write is part of what a like costs in write units. Reads are not, nor are poller
+/// checkpoints: deployed, Lambda keeps the stream position itself.
 pub fn is_like_cost(entry: &WriteEntry) -> bool {
-    !entry
-        .items
-        .iter()
-        .all(|(pk, sk)| matches!(ItemKey::parse(pk, sk), Ok(ItemKey::Checkpoint { .. })))
+    !entry.is_read()
+        && !entry
+            .items
+            .iter()
+            .all(|(pk, sk)| matches!(ItemKey::parse(pk, sk), Ok(ItemKey::Checkpoint { .. })))
 }
 
 /// Who wrote: the request path (throttling it fails or slows the caller) or the projection.
@@ -235,6 +236,7 @@ mod tests {
             index_units: units.1,
             failed: false,
             by_rule: false,
+            refusal: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Figures from a run, and the report: `benchmarks.md` (tables) and `benchmarks.svg` (chart).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +22,10 @@ pub struct Units {
     pub writer_index: f64,
     pub projector_table: f64,
     pub projector_index: f64,
+    /// Write units of refused writes (included above).
+    pub refused: f64,
+    /// Read units of the item reads that decide writes (not included above).
+    pub reads: f64,
 }
 
 impl Units {
@@ -51,6 +56,8 @@ pub struct DesignFigures {
     pub units: Units,
     /// Writes that touched the hot post's item (its counter), not refused.
     pub hot_counter_writes: u64,
+    /// Refused writes by (source, reason): how many, and the write units billed for them.
+    pub refusals: BTreeMap<(String, String), (u64, f64)>,
     pub writer_rss: Option<u64>,
     pub poller_rss: Option<u64>,
     pub load: HotPostLoad,
@@ -74,10 +81,25 @@ impl DesignFigures {
             paced,
             convergence,
         } = phases;
-        let writes: Vec<WriteEntry> = writes.into_iter().filter(model::is_like_cost).collect();
         let mut units = Units::default();
+        units.reads = writes
+            .iter()
+            .filter(|e| e.is_read())
+            .map(|e| e.table_units)
+            .sum();
+        let writes: Vec<WriteEntry> = writes.into_iter().filter(model::is_like_cost).collect();
+        let mut refusals: BTreeMap<(String, String), (u64, f64)> = BTreeMap::new();
         for entry in &writes {
             let billed = model::billed(entry);
+            if entry.failed {
+                units.refused += billed.total();
+                let why = entry.refusal.clone().unwrap_or_else(|| "unknown".into());
+                let refused = refusals
+                    .entry((entry.source.clone(), format!("{}: {why}", entry.operation)))
+                    .or_default();
+                refused.0 += 1;
+                refused.1 += billed.total();
+            }
             match WritePath::of_source(&entry.source) {
                 WritePath::Request => {
                     units.writer_table += billed.table;
@@ -116,6 +138,7 @@ impl DesignFigures {
             hot_ops,
             units,
             hot_counter_writes,
+            refusals,
             writer_rss: deployment.writer.peak_rss(),
             poller_rss: deployment.poller.as_ref().and_then(|p| p.peak_rss()),
             load,
@@ -267,6 +290,10 @@ impl Run {
             |d| Some(d.wcu_per_op()),
         ));
         figures.push(figure(
+            "RCU per like or unlike (reads that decide writes)",
+            |d| Some(d.units.reads / d.ops.max(1) as f64),
+        ));
+        figures.push(figure(
             "writes of the hot post's counter per 1,000 of its likes and unlikes",
             |d| Some(d.hot_counter_writes_per_1000()),
         ));
@@ -392,21 +419,46 @@ impl Run {
         );
         let _ = writeln!(
             w,
-            "| design | writer, table | writer, GSI1 | projector, table | projector, GSI1 | total |\n|---|---:|---:|---:|---:|---:|"
+            "| design | writer, table | writer, GSI1 | projector, table | projector, GSI1 | total | of which refused writes | read units |\n|---|---:|---:|---:|---:|---:|---:|---:|"
         );
         for d in &self.designs {
             let n = d.ops.max(1) as f64;
             let u = d.units;
             let _ = writeln!(
                 w,
-                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 d.design.name(),
                 u.writer_table / n,
                 u.writer_index / n,
                 u.projector_table / n,
                 u.projector_index / n,
-                u.total() / n
+                u.total() / n,
+                u.refused / n,
+                u.reads / n
             );
+        }
+        let _ = writeln!(w);
+        let _ = writeln!(
+            w,
+            "Refused writes, by who wrote and why DynamoDB refused (every refusal is retried or \
+             dropped as already done; its units are billed all the same):\n"
+        );
+        let _ = writeln!(
+            w,
+            "| design | source | refusal | count | write units per 1,000 likes or unlikes |\n|---|---|---|---:|---:|"
+        );
+        for d in &self.designs {
+            if d.refusals.is_empty() {
+                let _ = writeln!(w, "| {} | | none | 0 | 0 |", d.design.name());
+            }
+            for ((source, why), (count, billed)) in &d.refusals {
+                let _ = writeln!(
+                    w,
+                    "| {} | {source} | {why} | {count} | {:.1} |",
+                    d.design.name(),
+                    billed * 1000.0 / d.ops.max(1) as f64
+                );
+            }
         }
         let _ = writeln!(w);
 

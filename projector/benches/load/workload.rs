@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::KeysAndAttributes;
-use contracts::items::{Entity, Item, Like, Post, key_item};
+use contracts::items::{Entity, Like, Post, batch_get};
 use contracts::keys::{ItemKey, PostId, TopicSlug};
 use contracts::testkit::eventually;
 use hdrhistogram::Histogram;
@@ -490,46 +489,6 @@ impl Workload {
             .map(|post| (post.post_id, post.like_count))
             .collect()
     }
-}
-
-/// The items of `keys` that exist, read consistently 100 keys a request (keys DynamoDB left
-/// unprocessed are asked again).
-async fn batch_get(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    keys: &[ItemKey],
-) -> Result<Vec<Item>, aws_sdk_dynamodb::Error> {
-    let mut items = Vec::new();
-    for chunk in keys.chunks(100) {
-        let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(chunk.iter().map(key_item).collect()))
-            .consistent_read(true)
-            .build()
-            .expect("keys are set");
-        loop {
-            let mut answer = client
-                .batch_get_item()
-                .request_items(table, request)
-                .send()
-                .await?;
-            items.extend(
-                answer
-                    .responses
-                    .as_mut()
-                    .and_then(|r| r.remove(table))
-                    .unwrap_or_default(),
-            );
-            match answer
-                .unprocessed_keys
-                .as_mut()
-                .and_then(|u| u.remove(table))
-            {
-                Some(rest) if !rest.keys().is_empty() => request = rest,
-                _ => break,
-            }
-        }
-    }
-    Ok(items)
 }
 
 /// A like to follow until it is counted.
