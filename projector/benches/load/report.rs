@@ -81,12 +81,14 @@ impl DesignFigures {
             paced,
             convergence,
         } = phases;
-        let mut units = Units::default();
-        units.reads = writes
-            .iter()
-            .filter(|e| e.is_read())
-            .map(|e| e.table_units)
-            .sum();
+        let mut units = Units {
+            reads: writes
+                .iter()
+                .filter(|e| e.is_read())
+                .map(|e| e.table_units)
+                .sum(),
+            ..Units::default()
+        };
         let writes: Vec<WriteEntry> = writes.into_iter().filter(model::is_like_cost).collect();
         let mut refusals: BTreeMap<(String, String), (u64, f64)> = BTreeMap::new();
         for entry in &writes {
