@@ -12,10 +12,14 @@
 //! is retried at once.
 //! Conflicts and throttling are retried with jittered backoff; what still fails is reported
 //! as failed, so the caller re-delivers it, which is safe because every action is
-//! conditional (see [`crate::plan`]).
+//! conditional (see [`crate::plan`]). When DynamoDB names a mark as throttled, its stamp may
+//! be what its post's GSI1 partition cannot take: the post's stamps leave the transaction
+//! before the retry, and the post is planned hot for [`HOT_MEMORY`] (see "Hot posts" in
+//! [`crate::plan`]).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -31,9 +35,10 @@ use contracts::items::{
     CountedBy, Entity, Item, Quarantined, TOMBSTONE_TTL_SECS, Tombstone, attr, batch_get,
     counter_update, key_item,
 };
-use contracts::keys::{self, ItemKey};
+use contracts::keys::{self, ItemKey, PostId};
 use futures_util::{StreamExt, stream};
 use rand::Rng;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::plan::{CountTransaction, Mark, Plan, PostCount, Stamp, lanes};
 
@@ -59,11 +64,17 @@ const ATTEMPTS: u32 = 8;
 /// A quarantined record is cut to this many bytes (items hold 400 KB).
 const MAX_QUARANTINED_BYTES: usize = 300_000;
 
+/// How long a post stays hot after its view throttled a counting transaction.
+pub const HOT_MEMORY: Duration = Duration::from_secs(300);
+
 /// The projector's writes to one table.
 #[derive(Clone, Debug)]
 pub struct Applier {
     client: Client,
     table: String,
+    /// Posts whose view throttled a counting transaction, and when (this process's memory:
+    /// a Lambda instance keeps it while warm).
+    throttled_views: Arc<Mutex<FxHashMap<PostId, Instant>>>,
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -114,7 +125,27 @@ impl Applier {
         Self {
             client,
             table: table.into(),
+            throttled_views: Arc::default(),
         }
+    }
+
+    /// Posts whose view throttled a counting transaction in the last [`HOT_MEMORY`]: plan
+    /// them hot.
+    pub fn hot_posts(&self) -> FxHashSet<PostId> {
+        let mut views = self
+            .throttled_views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        views.retain(|_, at| at.elapsed() < HOT_MEMORY);
+        views.keys().copied().collect()
+    }
+
+    fn view_throttled(&self, post: PostId) {
+        let mut views = self
+            .throttled_views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        views.insert(post, Instant::now());
     }
 
     /// Apply a plan for a batch of `batch_len` records; `raw` gives a record's text for
@@ -287,9 +318,18 @@ impl Applier {
             let conditional = reasons
                 .as_ref()
                 .is_some_and(|r| r.iter().any(|r| r.code() == Some("ConditionalCheckFailed")));
-            if let (true, Some(reasons)) = (conditional, reasons) {
-                drop_done(&mut transaction, &actions, &reasons, &mut result);
+            if let (true, Some(reasons)) = (conditional, &reasons) {
+                drop_done(&mut transaction, &actions, reasons, &mut result);
                 continue;
+            }
+            for p in throttled_marks(&actions, reasons.as_deref().unwrap_or_default()) {
+                let count = &mut transaction.posts[p];
+                let stamps = count.split_stamps();
+                if !stamps.is_empty() {
+                    tracing::warn!(post = %count.post.post, "a post's view throttled counting: planned hot for a while");
+                    self.view_throttled(count.post.post);
+                    result.stamps.extend(stamps);
+                }
             }
             attempt += 1;
             if attempt >= ATTEMPTS {
@@ -519,6 +559,26 @@ fn fail_all(result: &mut TransactionResult, transaction: &CountTransaction) {
     }
 }
 
+/// The posts (indexes in the transaction) of marks that DynamoDB cancelled as throttled.
+fn throttled_marks(actions: &[Action], reasons: &[CancellationReason]) -> Vec<usize> {
+    let mut posts: Vec<usize> = actions
+        .iter()
+        .zip(reasons)
+        .filter(|(_, reason)| {
+            matches!(
+                reason.code(),
+                Some("ThrottlingError" | "ProvisionedThroughputExceeded")
+            )
+        })
+        .filter_map(|(action, _)| match action {
+            Action::Mark(p, _) => Some(*p),
+            _ => None,
+        })
+        .collect();
+    posts.dedup();
+    posts
+}
+
 /// Remove the actions whose condition failed, recording why: a mark or tombstone already
 /// there (its like counted or gone), or a post that does not exist (nothing of it counts).
 fn drop_done(
@@ -625,6 +685,32 @@ mod tests {
             item.insert(keys::GSI1PK.into(), s("POST#x"));
         }
         item
+    }
+
+    #[test]
+    fn throttled_marks_name_their_posts_once() {
+        let reason = |code: &str| CancellationReason::builder().code(code).build();
+        let actions = [
+            Action::Counter(0),
+            Action::Mark(0, 0),
+            Action::Mark(0, 1),
+            Action::Counter(1),
+            Action::Mark(1, 0),
+            Action::Counter(2),
+            Action::Mark(2, 0),
+        ];
+        let reasons = [
+            reason("None"),
+            reason("ThrottlingError"),
+            reason("ThrottlingError"),
+            reason("ThrottlingError"),
+            reason("None"),
+            reason("None"),
+            reason("ProvisionedThroughputExceeded"),
+        ];
+        // Post 1's counter was throttled, not a mark of it: that is the post item, not its view.
+        assert_eq!(throttled_marks(&actions, &reasons), vec![0, 2]);
+        assert!(throttled_marks(&actions, &[]).is_empty());
     }
 
     #[test]

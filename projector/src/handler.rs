@@ -12,7 +12,7 @@ use contracts::change::{Decoded, Undecodable, decode_json};
 use serde_json::Value;
 
 use crate::apply::{Applier, Outcome};
-use crate::plan::plan;
+use crate::plan::plan_with_hot;
 
 /// Counts for one batch, logged as structured fields and, in Lambda, as CloudWatch metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,7 +88,7 @@ impl Projector {
     /// Decode, plan and apply one batch.
     pub async fn handle(&self, records: &[Value]) -> Result<BatchReport, UnreportableFailure> {
         let decoded: Vec<Result<Decoded, Undecodable>> = records.iter().map(decode_json).collect();
-        let plan = plan(&decoded);
+        let plan = plan_with_hot(&decoded, &self.applier.hot_posts());
         let raw = |i: usize| records[i].to_string();
         let outcomes = self.applier.apply(&plan, records.len(), &raw).await;
         let first_failure = outcomes.iter().position(|o| *o == Outcome::Failed);

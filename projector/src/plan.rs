@@ -28,11 +28,15 @@
 //!
 //! # Hot posts
 //!
-//! A mark of a cold post also stamps the like's GSI1 keys in the same write (one write per
-//! like). A post with [`HOT_POST_LIKES`] or more likes in a batch is hot: its marks leave GSI1
-//! alone, so the counting transaction writes only base-table items on distinct partitions plus
-//! one counter update, and is never throttled by the post's GSI1 partition (~1,000 writes/s).
-//! Its likes are stamped by separate idempotent updates after all counting is done.
+//! A mark also stamps the like's GSI1 keys in the same write: one write per like, the cheapest
+//! way. But every stamp of a post lands on that post's GSI1 partition (about 1,000 writes/s),
+//! and a GSI write that throttles throttles the base write feeding it, here the whole counting
+//! transaction. So a post whose view cannot keep up is *hot*: its marks leave GSI1 alone, its
+//! counting transactions write only base-table items on distinct partitions plus the counter,
+//! and its likes are stamped by separate idempotent updates after counting (one more write
+//! per like). A post is hot when its view throttled a counting transaction recently (apply
+//! notices; only DynamoDB sees a post's total rate over all shards) or when one batch holds
+//! [`HOT_POST_LIKES`] of its likes (a burst its view could not take at once).
 
 use contracts::change::{Change, Decoded, IgnoreReason, LikeRef, Undecodable};
 use contracts::keys::{LikeId, PostId, TopicSlug, UserId};
@@ -42,8 +46,10 @@ use rustc_hash::{FxHashMap, FxHashSet};
 pub const MAX_TRANSACTION_ACTIONS: usize = 100;
 /// Likes and unlikes per counting transaction (one action is the counter).
 pub const MAX_CHANGES_PER_TRANSACTION: usize = MAX_TRANSACTION_ACTIONS - 1;
-/// Likes of one post in one batch from which it is hot (marks and stamps split).
-pub const HOT_POST_LIKES: usize = 25;
+/// Likes of one post in one batch from which it is hot (marks and stamps split): a batch's
+/// writes land within a fraction of a second, so this many would exceed what one GSI1
+/// partition takes in that time.
+pub const HOT_POST_LIKES: usize = 500;
 
 /// A post's key parts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -95,6 +101,22 @@ impl PostCount {
     pub fn actions(&self) -> usize {
         1 + self.marks.len() + self.uncounts.len()
     }
+
+    /// Take the stamps out of the marks: they become separate writes, after counting (see
+    /// "Hot posts" above).
+    pub fn split_stamps(&mut self) -> Vec<Stamp> {
+        self.marks
+            .iter_mut()
+            .filter(|m| m.stamp)
+            .map(|mark| {
+                mark.stamp = false;
+                Stamp {
+                    records: mark.records.clone(),
+                    like: mark.like.clone(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// One transaction: the counts of one or more posts (each post at most once).
@@ -132,6 +154,15 @@ struct PostChanges {
 
 /// Plan the writes for a batch. Pure and deterministic.
 pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
+    plan_with_hot(batch, &FxHashSet::default())
+}
+
+/// [`plan`], knowing `hot_posts`: posts whose view throttled a counting transaction recently,
+/// hot whatever their number of likes in this batch.
+pub fn plan_with_hot(
+    batch: &[Result<Decoded, Undecodable>],
+    hot_posts: &FxHashSet<PostId>,
+) -> Plan {
     let mut plan = Plan::default();
     // Posts in order of first appearance keep the plan deterministic; the index borrows its
     // keys from the batch. (Fx hashing: the keys are ids, and planning is on every record's path.)
@@ -207,19 +238,13 @@ pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
         }
     }
     let mut cold: Vec<PostCount> = Vec::new();
-    for (post, mut changes) in posts {
-        let hot = changes.marks.len() >= HOT_POST_LIKES;
+    for (post, changes) in posts {
+        let hot = changes.marks.len() >= HOT_POST_LIKES || hot_posts.contains(&post.post);
+        let mut counts = chunk(post, changes.marks, changes.uncounts);
         if hot {
-            for mark in &mut changes.marks {
-                mark.stamp = false;
-                plan.stamps.push(Stamp {
-                    records: mark.records.clone(),
-                    like: mark.like.clone(),
-                });
+            for count in &mut counts {
+                plan.stamps.extend(count.split_stamps());
             }
-        }
-        let counts = chunk(post, changes.marks, changes.uncounts);
-        if hot {
             plan.transactions.extend(
                 counts
                     .into_iter()
@@ -437,6 +462,32 @@ mod tests {
     }
 
     #[test]
+    fn a_post_whose_view_throttled_is_hot_with_few_likes() {
+        let (hot, cold) = (Ksuid::generate(), Ksuid::generate());
+        let batch = vec![
+            record(Change::LikeAdded(like(1, hot))),
+            record(Change::LikeAdded(like(2, cold))),
+        ];
+        let plan = plan_with_hot(&batch, &FxHashSet::from_iter([hot]));
+        check_shape(batch.len(), &plan);
+        let marks = |post: PostId| -> Vec<&Mark> {
+            plan.transactions
+                .iter()
+                .flat_map(|t| &t.posts)
+                .filter(|p| p.post.post == post)
+                .flat_map(|p| &p.marks)
+                .collect()
+        };
+        assert!(
+            marks(hot).iter().all(|m| !m.stamp),
+            "counting leaves its view alone"
+        );
+        assert!(marks(cold).iter().all(|m| m.stamp));
+        assert_eq!(plan.stamps.len(), 1);
+        assert_eq!(plan.stamps[0].like.post, hot, "stamped after counting");
+    }
+
+    #[test]
     fn cold_posts_mark_and_stamp_in_one_write_and_coalesce_per_post() {
         let (a, b) = (Ksuid::generate(), Ksuid::generate());
         let removed = like(9, a);
@@ -601,8 +652,9 @@ mod tests {
                             item.stamped |= mark.stamp;
                             delta += 1;
                         } else if item.like.like_id == mark.like.like_id {
-                            // Already counted: apply stamps it if an earlier run did not.
-                            item.stamped = true;
+                            // Already counted: apply stamps it if an earlier run did not (a
+                            // mark without its stamp has a separate stamp in the plan).
+                            item.stamped |= mark.stamp;
                         }
                     }
                 }
@@ -627,14 +679,20 @@ mod tests {
 
         /// Deliver `[position - back, position - back + len)`, as Lambda re-delivers from the
         /// lowest failure. A crashed delivery does not advance.
-        fn deliver(&mut self, back: usize, len: usize, crash_after: Option<usize>) {
+        fn deliver(
+            &mut self,
+            back: usize,
+            len: usize,
+            crash_after: Option<usize>,
+            hot: &FxHashSet<PostId>,
+        ) {
             let start = self.position.saturating_sub(back);
             let end = (start + len.max(1)).min(self.stream.len());
             if start >= end {
                 return;
             }
             let batch = self.stream[start..end].to_vec();
-            let plan = plan(&batch);
+            let plan = plan_with_hot(&batch, hot);
             check_shape(batch.len(), &plan);
             self.apply(&plan, crash_after);
             if crash_after.is_none() {
@@ -651,6 +709,8 @@ mod tests {
             back: usize,
             len: usize,
             crash_after: Option<usize>,
+            /// The first post's view throttled recently: its stamps are split from counting.
+            first_hot: bool,
         },
     }
 
@@ -658,8 +718,8 @@ mod tests {
         prop_oneof![
             4 => (0..6usize, 0..3usize).prop_map(|(u, p)| Op::Like(u, p)),
             2 => (0..6usize, 0..3usize).prop_map(|(u, p)| Op::Unlike(u, p)),
-            3 => (0..8usize, 1..12usize, proptest::option::weighted(0.3, 0..3usize))
-                .prop_map(|(back, len, crash_after)| Op::Deliver { back, len, crash_after }),
+            3 => (0..8usize, 1..12usize, proptest::option::weighted(0.3, 0..3usize), any::<bool>())
+                .prop_map(|(back, len, crash_after, first_hot)| Op::Deliver { back, len, crash_after, first_hot }),
         ]
     }
 
@@ -674,15 +734,19 @@ mod tests {
                 match op {
                     Op::Like(u, p) => model.like(u, posts[p]),
                     Op::Unlike(u, p) => model.unlike(u, posts[p]),
-                    Op::Deliver { back, len, crash_after } => model.deliver(back, len, crash_after),
+                    Op::Deliver { back, len, crash_after, first_hot } => {
+                        let hot = if first_hot { FxHashSet::from_iter([posts[0]]) } else { FxHashSet::default() };
+                        model.deliver(back, len, crash_after, &hot)
+                    }
                 }
             }
             // Catch up: deliver the rest, then once more everything (a full replay).
+            let none = FxHashSet::default();
             while model.position < model.stream.len() {
-                model.deliver(0, 7, None);
+                model.deliver(0, 7, None, &none);
             }
             let (position, length) = (model.position, model.stream.len());
-            model.deliver(position, length, None);
+            model.deliver(position, length, None, &none);
             for post in &posts {
                 let live = model.likes.values().filter(|l| l.like.post == *post).count() as i64;
                 prop_assert_eq!(model.counts.get(post).copied().unwrap_or(0), live);
