@@ -73,7 +73,7 @@ struct Args {
     rate: f64,
     /// The stream design's poller batching windows (milliseconds, as Lambda's): one stream
     /// deployment per window.
-    #[arg(long, value_delimiter = ',', default_value = "0,1000")]
+    #[arg(long, value_delimiter = ',', default_value = "0,1000,3000")]
     windows: Vec<u64>,
     /// Write benchmarks.md and benchmarks.svg into this directory.
     #[arg(long)]

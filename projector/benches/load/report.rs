@@ -34,6 +34,9 @@ impl Units {
     }
 }
 
+/// On-demand price of a read unit in write units ($0.125 against $0.625 per million).
+const READ_PRICE: f64 = 0.2;
+
 /// The measured phases of one design, all rounds merged.
 pub struct Phases {
     pub saturated: PhaseStats,
@@ -296,6 +299,10 @@ impl Run {
             |d| Some(d.units.reads / d.ops.max(1) as f64),
         ));
         figures.push(figure(
+            "cost per like or unlike in write units, reads at on-demand price (1 RCU = 0.2 WCU)",
+            |d| Some((d.units.total() + READ_PRICE * d.units.reads) / d.ops.max(1) as f64),
+        ));
+        figures.push(figure(
             "writes of the hot post's counter per 1,000 of its likes and unlikes",
             |d| Some(d.hot_counter_writes_per_1000()),
         ));
@@ -417,7 +424,11 @@ impl Run {
              reports nothing for, is billed per item). Transactions: DynamoDB's published rules \
              applied to the logged request (2 units per item, 1 GSI unit per item in the view), \
              since DynamoDB Local reports a many-item transaction as a few units. Poller \
-             checkpoints are left out: deployed, Lambda keeps the stream position.\n"
+             checkpoints are left out: deployed, Lambda keeps the stream position. Read units \
+             (as reported) are the projector's consistent reads of the like items it is about \
+             to mark (one unit per like: a mark doomed by an unlike would cancel its whole \
+             transaction) and the writers' reads of posts missing from their cache; on demand \
+             a read unit costs a fifth of a write unit.\n"
         );
         let _ = writeln!(
             w,
