@@ -2,7 +2,7 @@
 # Regenerate docs/benchmarks.md and docs/benchmarks.svg: Lambda package sizes, projector CPU
 # (criterion), then the load benchmark of both designs on a DynamoDB Local of its own.
 #
-#   ROUNDS=2  PHASE_SECS=10  RATE=300  WINDOWS=0,1000,3000
+#   ROUNDS=2  PHASE_SECS=10  RATE=300  STREAMS=0:1000,1000:1000,5000:2000 (the stream deployments: poller batching window in ms : batch size)
 #   PACKAGE=1 (0 skips the Lambda build; the report then shows the sizes last measured, if any)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,4 +21,4 @@ echo "== load: stream projection against the transactional design"
 cargo build --locked --release -p writer -p projector
 cargo bench --locked -p projector --bench load -- \
   --rounds "${ROUNDS:-2}" --phase-secs "${PHASE_SECS:-10}" --rate "${RATE:-300}" \
-  --windows "${WINDOWS:-0,1000,3000}" --out "$root/target/load" --report "$root/docs"
+  --streams "${STREAMS:-0:1000,1000:1000,5000:2000}" --out "$root/target/load" --report "$root/docs"

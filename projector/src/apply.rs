@@ -294,13 +294,8 @@ impl Applier {
                 .await;
             let err = match sent {
                 Ok(_) => {
-                    for count in &transaction.posts {
-                        for mark in &count.marks {
-                            applied(&mut result, &mark.records);
-                        }
-                        for uncount in &count.uncounts {
-                            applied(&mut result, &uncount.records);
-                        }
+                    for records in transaction.posts.iter().flat_map(PostCount::records) {
+                        applied(&mut result, records);
                     }
                     return result;
                 }
@@ -543,13 +538,8 @@ fn applied(result: &mut TransactionResult, records: &[usize]) {
 
 /// Every record of a post's count, with one outcome.
 fn settle_all(result: &mut TransactionResult, count: &PostCount, outcome: Outcome) {
-    let records = count
-        .marks
-        .iter()
-        .map(|m| &m.records)
-        .chain(count.uncounts.iter().map(|u| &u.records));
-    for records in records {
-        result.outcomes.push((records.clone(), outcome));
+    for records in count.records() {
+        result.outcomes.push((records.to_vec(), outcome));
     }
 }
 

@@ -96,8 +96,8 @@ enum Command {
         /// Where to start shards without a checkpoint.
         #[arg(long, value_enum, default_value = "trim-horizon")]
         start_at: StartAt,
-        /// Records per batch (1-1000).
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
+        /// Records per batch (1-10000, as Lambda's; records are gathered over several reads).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=10_000))]
         batch_size: i32,
         /// Milliseconds to gather records into a batch once some arrived (Lambda's batching
         /// window; the deployed mapping uses 1,000).

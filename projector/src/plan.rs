@@ -46,10 +46,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 pub const MAX_TRANSACTION_ACTIONS: usize = 100;
 /// Likes and unlikes per counting transaction (one action is the counter).
 pub const MAX_CHANGES_PER_TRANSACTION: usize = MAX_TRANSACTION_ACTIONS - 1;
-/// Likes of one post in one batch from which it is hot (marks and stamps split): a batch's
-/// writes land within a fraction of a second, so this many would exceed what one GSI1
-/// partition takes in that time.
-pub const HOT_POST_LIKES: usize = 500;
+/// Likes of one post in one batch from which it is hot (marks and stamps split): a second's
+/// worth of one GSI1 partition's writes, and a batch's writes land within much less.
+pub const HOT_POST_LIKES: usize = 1000;
 
 /// A post's key parts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,6 +99,12 @@ impl PostCount {
     /// Actions it takes, counter included.
     pub fn actions(&self) -> usize {
         1 + self.marks.len() + self.uncounts.len()
+    }
+
+    /// The batch positions behind each of its changes, marks first.
+    pub fn records(&self) -> impl Iterator<Item = &[usize]> {
+        let marks = self.marks.iter().map(|m| m.records.as_slice());
+        marks.chain(self.uncounts.iter().map(|u| u.records.as_slice()))
     }
 
     /// Take the stamps out of the marks: they become separate writes, after counting (see

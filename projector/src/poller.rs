@@ -32,10 +32,14 @@ pub enum StartAt {
 }
 
 /// How the poller reads.
+/// Records one `GetRecords` call returns at most.
+const MAX_READ: i32 = 1000;
+
 #[derive(Debug, Clone)]
 pub struct PollerSettings {
     pub table: String,
     pub start_at: StartAt,
+    /// Records per batch (Lambda allows up to 10,000; a batch may take several reads).
     pub batch_size: i32,
     /// Pause when every shard is idle.
     pub idle_delay: Duration,
@@ -232,7 +236,7 @@ impl Poller {
                 .streams
                 .get_records()
                 .shard_iterator(&iterator)
-                .limit(self.settings.batch_size - records.len() as i32)
+                .limit((self.settings.batch_size - records.len() as i32).min(MAX_READ))
                 .send()
                 .await;
             let out = match result {

@@ -119,6 +119,15 @@ impl AppState {
     }
 }
 
+/// Serve `state` in the background on an ephemeral loopback port (tests and benchmarks that
+/// run the writer in-process); the base URL it answers on.
+pub async fn serve_on_loopback(state: AppState) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    Ok(format!("http://{addr}"))
+}
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     use routes::{likes, posts, topics, users};

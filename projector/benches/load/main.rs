@@ -3,8 +3,8 @@
 //!
 //! Each design gets its own table, its own release `writer` process (and for the stream design
 //! a release `projector poll` process), all logging their writes with the capacity DynamoDB
-//! reports (`WRITE_LOG`). The stream design runs once per poller batching window
-//! (`--windows`). Rounds alternate the designs (stream, transactional, stream, ...) so that
+//! reports (`WRITE_LOG`). The stream design runs once per poller setting (`--streams`:
+//! batching window and batch size, which trade lag for coalescing). Rounds alternate the designs (stream, transactional, stream, ...) so that
 //! machine noise hits all alike.
 //!
 //! After a warm-up (a short saturated phase per design, not measured: DynamoDB Local's JVM
@@ -71,10 +71,10 @@ struct Args {
     /// Likes per second in the paced phases.
     #[arg(long, default_value_t = 300.0)]
     rate: f64,
-    /// The stream design's poller batching windows (milliseconds, as Lambda's): one stream
-    /// deployment per window.
-    #[arg(long, value_delimiter = ',', default_value = "0,1000,3000")]
-    windows: Vec<u64>,
+    /// The stream design's poller settings, `WINDOW_MS:BATCH_SIZE` (Lambda's batching window
+    /// and batch size): one stream deployment each.
+    #[arg(long, value_delimiter = ',', default_value = "0:1000,1000:1000,5000:2000", value_parser = stream_settings)]
+    streams: Vec<(u64, u32)>,
     /// Write benchmarks.md and benchmarks.svg into this directory.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -84,6 +84,16 @@ struct Args {
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+/// `WINDOW_MS:BATCH_SIZE`.
+fn stream_settings(text: &str) -> Result<(u64, u32), String> {
+    let (window, size) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text}: expected WINDOW_MS:BATCH_SIZE"))?;
+    let window = window.parse().map_err(|e| format!("{window}: {e}"))?;
+    let size = size.parse().map_err(|e| format!("{size}: {e}"))?;
+    Ok((window, size))
 }
 
 #[tokio::main]
@@ -112,9 +122,12 @@ async fn main() {
 
     let mut deployments = Vec::new();
     let designs = args
-        .windows
+        .streams
         .iter()
-        .map(|&batch_window_ms| Design::Stream { batch_window_ms })
+        .map(|&(batch_window_ms, batch_size)| Design::Stream {
+            batch_window_ms,
+            batch_size,
+        })
         .chain([Design::Transactional]);
     for design in designs {
         let deployment = Deployment::start(design, &endpoint, &args.out).await;

@@ -12,9 +12,12 @@ use tokio::process::{Child, Command};
 /// A design as deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Design {
-    /// Append-only writer; the projector counts from the stream, gathering records for up to
-    /// this batching window.
-    Stream { batch_window_ms: u64 },
+    /// Append-only writer; the projector counts from the stream, gathering up to `batch_size`
+    /// records for up to `batch_window_ms` (Lambda's batching window).
+    Stream {
+        batch_window_ms: u64,
+        batch_size: u32,
+    },
     /// Like and counter in one transaction.
     Transactional,
 }
@@ -31,7 +34,10 @@ impl Design {
     /// How the report names it.
     pub fn name(self) -> String {
         match self {
-            Design::Stream { batch_window_ms } => format!("stream, {batch_window_ms} ms window"),
+            Design::Stream {
+                batch_window_ms,
+                batch_size,
+            } => format!("stream, {batch_window_ms} ms window, batches ≤ {batch_size}"),
             Design::Transactional => "transactional".into(),
         }
     }
@@ -39,7 +45,10 @@ impl Design {
     /// How files name it.
     fn slug(self) -> String {
         match self {
-            Design::Stream { batch_window_ms } => format!("stream-{batch_window_ms}ms"),
+            Design::Stream {
+                batch_window_ms,
+                batch_size,
+            } => format!("stream-{batch_window_ms}ms-{batch_size}"),
             Design::Transactional => "transactional".into(),
         }
     }
@@ -129,15 +138,19 @@ impl Deployment {
         );
         let mut logs = vec![writer_log];
         let poller = match design {
-            Design::Stream { batch_window_ms } => Some(batch_window_ms),
+            Design::Stream {
+                batch_window_ms,
+                batch_size,
+            } => Some((batch_window_ms, batch_size)),
             Design::Transactional => None,
         }
-        .map(|batch_window_ms| {
+        .map(|(batch_window_ms, batch_size)| {
             let log = out.join(format!("writes-{}-projector.jsonl", design.slug()));
             let process = Process::spawn(
                 Command::new(binary("projector"))
                     .args(["--table", &table.name, "--endpoint-url", endpoint, "poll"])
                     .args(["--batch-window-ms", &batch_window_ms.to_string()])
+                    .args(["--batch-size", &batch_size.to_string()])
                     .env("RUST_LOG", "warn")
                     .env(WRITE_LOG_VAR, &log),
             );

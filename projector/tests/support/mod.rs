@@ -15,7 +15,7 @@ use projector::poller::{Poller, PollerSettings, StartAt};
 use writer::cursor::CursorCodec;
 use writer::identity::IdentitySource;
 use writer::store::Store;
-use writer::{AppState, WriteMode, router};
+use writer::{AppState, WriteMode, serve_on_loopback};
 
 pub fn projector(table: &TestTable) -> Projector {
     Projector::new(Applier::new(table.client.clone(), &table.name))
@@ -31,10 +31,7 @@ pub async fn serve_writer(table: &TestTable, mode: WriteMode) -> String {
         CursorCodec::new("t"),
         1000,
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    format!("http://{addr}")
+    serve_on_loopback(state).await.expect("serve the writer")
 }
 
 /// The poller, running in the background until the handle is dropped.

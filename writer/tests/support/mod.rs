@@ -9,7 +9,7 @@ use serde_json::Value;
 use writer::cursor::CursorCodec;
 use writer::identity::{DEV_USER_HEADER, IdentitySource};
 use writer::store::Store;
-use writer::{AppState, WriteMode, router};
+use writer::{AppState, WriteMode, serve_on_loopback};
 
 pub struct TestWriter {
     pub table: TestTable,
@@ -115,10 +115,7 @@ impl TestWriter {
 /// Serve the router on a free loopback port; the server lives as long as the test's runtime.
 pub async fn serve(store: Store, mode: WriteMode, identity: IdentitySource) -> String {
     let state = AppState::new(store, mode, identity, CursorCodec::new("test-secret"), 1000);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    format!("http://{addr}")
+    serve_on_loopback(state).await.expect("serve the writer")
 }
 
 /// Assert that a response is a problem document with `status`, and return it.
