@@ -106,13 +106,34 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return run_lambda().await;
-    }
+fn main() -> Result<(), BoxError> {
+    let cli = match std::env::var_os("AWS_LAMBDA_RUNTIME_API") {
+        Some(_) => None,
+        None => Some(Cli::parse()),
+    };
+    // Projecting waits on DynamoDB, so one thread does it: a 128 MB Lambda has a fraction of a
+    // core, and one thread keeps one allocator arena (a batch's records, freed, stay with the
+    // arena that held them). Verify and rebuild parse scan pages on every core.
+    let scans = matches!(
+        cli.as_ref().map(|c| &c.command),
+        Some(Command::Verify { .. } | Command::Rebuild { .. })
+    );
+    let mut runtime = if scans {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    runtime.enable_all().build()?.block_on(async move {
+        match cli {
+            None => run_lambda().await,
+            Some(cli) => run_cli(cli).await,
+        }
+    })
+}
+
+/// The operator CLI and the local poller.
+async fn run_cli(cli: Cli) -> Result<(), BoxError> {
     telemetry::init(false);
-    let cli = Cli::parse();
     let table = cli.table.ok_or("--table (or TABLE_NAME) is required")?;
     let config = sdk_config(&Endpoint {
         url: cli.endpoint_url,
