@@ -44,8 +44,8 @@ enum Command {
         /// one-minute resolution on DynamoDB Local.
         #[arg(long)]
         since: Option<chrono::DateTime<chrono::Utc>>,
-        /// Records per batch (1-1000).
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
+        /// Records per batch (1-10000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=10_000))]
         batch_size: i32,
     },
     /// Recompute every post's true like count from the base table and report drift.
