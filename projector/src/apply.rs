@@ -216,7 +216,7 @@ impl Applier {
             .flat_map(|t| &t.posts)
             .flat_map(|p| &p.marks)
             .map(|m| like_key(&m.like))
-            .collect::<std::collections::HashSet<_>>()
+            .collect::<FxHashSet<_>>()
             .into_iter()
             .collect();
         if keys.is_empty() {
