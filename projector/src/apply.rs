@@ -57,6 +57,15 @@ pub enum Outcome {
     Failed,
 }
 
+/// What applying a batch's plan did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Each record's outcome, in batch order.
+    pub outcomes: Vec<Outcome>,
+    /// Counting transactions DynamoDB cancelled (each billed in full, then retried).
+    pub cancelled: usize,
+}
+
 /// Transactions and stamps in flight at once.
 const CONCURRENCY: usize = 8;
 /// Attempts of one transaction or stamp before its records are reported failed.
@@ -116,6 +125,8 @@ enum Action {
 #[derive(Debug, Default)]
 struct TransactionResult {
     outcomes: Vec<(Vec<usize>, Outcome)>,
+    /// Attempts DynamoDB cancelled.
+    cancelled: usize,
     /// Likes found counted but not stamped (a run that crashed between count and stamp).
     stamps: Vec<Stamp>,
 }
@@ -149,13 +160,13 @@ impl Applier {
     }
 
     /// Apply a plan for a batch of `batch_len` records; `raw` gives a record's text for
-    /// quarantine. Returns each record's outcome, in batch order.
+    /// quarantine.
     pub async fn apply(
         &self,
         plan: &Plan,
         batch_len: usize,
         raw: &(dyn Fn(usize) -> String + Sync),
-    ) -> Vec<Outcome> {
+    ) -> Applied {
         let mut outcomes = vec![Outcome::Ignored; batch_len];
         for (position, undecodable) in &plan.undecodable {
             tracing::error!(sequence = %undecodable.sequence, reason = %undecodable.reason, "undecodable stream record: quarantined");
@@ -184,7 +195,9 @@ impl Applier {
             .collect()
             .await;
         let mut stamps: Vec<Stamp> = plan.stamps.clone();
+        let mut cancelled = 0;
         for result in std::iter::once(screened).chain(results) {
+            cancelled += result.cancelled;
             for (records, outcome) in result.outcomes {
                 set(&mut outcomes, &records, outcome);
             }
@@ -204,7 +217,10 @@ impl Applier {
                 set(&mut outcomes, &records, Outcome::Failed);
             }
         }
-        outcomes
+        Applied {
+            outcomes,
+            cancelled,
+        }
     }
 
     /// Drop the marks that a consistent read of their like items shows cannot succeed. A read
@@ -304,6 +320,7 @@ impl Applier {
             let reasons = match &err {
                 SdkError::ServiceError(service) => match service.err() {
                     TransactWriteItemsError::TransactionCanceledException(c) => {
+                        result.cancelled += 1;
                         Some(c.cancellation_reasons().to_vec())
                     }
                     _ => None,

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use contracts::change::{Decoded, Undecodable, decode_json};
 use serde_json::Value;
 
-use crate::apply::{Applier, Outcome};
+use crate::apply::{Applied, Applier, Outcome};
 use crate::plan::plan_with_hot;
 
 /// Counts for one batch, logged as structured fields and, in Lambda, as CloudWatch metrics.
@@ -23,6 +23,8 @@ pub struct BatchMetrics {
     pub ignored: usize,
     pub isolated: usize,
     pub failed: usize,
+    /// Counting transactions DynamoDB cancelled (billed in full, then retried).
+    pub cancelled: usize,
     /// Now minus the oldest record's `ApproximateCreationDateTime`, in milliseconds.
     pub lag_ms: i64,
 }
@@ -64,9 +66,10 @@ pub struct Projector {
 
 fn metrics(
     decoded: &[Result<Decoded, Undecodable>],
-    outcomes: &[Outcome],
+    applied: &Applied,
     now: DateTime<Utc>,
 ) -> BatchMetrics {
+    let outcomes = &applied.outcomes;
     let count = |o: Outcome| outcomes.iter().filter(|x| **x == o).count();
     let oldest = decoded.iter().flatten().map(|d| d.created).min();
     BatchMetrics {
@@ -76,6 +79,7 @@ fn metrics(
         ignored: count(Outcome::Ignored),
         isolated: count(Outcome::Isolated),
         failed: count(Outcome::Failed),
+        cancelled: applied.cancelled,
         lag_ms: oldest.map_or(0, |t| (now - t).num_milliseconds().max(0)),
     }
 }
@@ -90,8 +94,8 @@ impl Projector {
         let decoded: Vec<Result<Decoded, Undecodable>> = records.iter().map(decode_json).collect();
         let plan = plan_with_hot(&decoded, &self.applier.hot_posts());
         let raw = |i: usize| records[i].to_string();
-        let outcomes = self.applier.apply(&plan, records.len(), &raw).await;
-        let first_failure = outcomes.iter().position(|o| *o == Outcome::Failed);
+        let applied = self.applier.apply(&plan, records.len(), &raw).await;
+        let first_failure = applied.outcomes.iter().position(|o| *o == Outcome::Failed);
         let failure_sequence = match first_failure {
             None => None,
             Some(i) => Some(
@@ -102,7 +106,7 @@ impl Projector {
                     .to_owned(),
             ),
         };
-        let metrics = metrics(&decoded, &outcomes, Utc::now());
+        let metrics = metrics(&decoded, &applied, Utc::now());
         tracing::info!(
             records = metrics.records,
             applied = metrics.applied,
@@ -110,11 +114,12 @@ impl Projector {
             ignored = metrics.ignored,
             isolated = metrics.isolated,
             failed = metrics.failed,
+            cancelled = metrics.cancelled,
             lag_ms = metrics.lag_ms,
             "batch projected"
         );
         Ok(BatchReport {
-            outcomes,
+            outcomes: applied.outcomes,
             first_failure,
             failure_sequence,
             metrics,
@@ -131,6 +136,7 @@ pub fn emf_line(metrics: &BatchMetrics, now: DateTime<Utc>) -> String {
         ("Ignored", "Count", metrics.ignored as i64),
         ("Isolated", "Count", metrics.isolated as i64),
         ("Failed", "Count", metrics.failed as i64),
+        ("Cancelled", "Count", metrics.cancelled as i64),
         ("LagMs", "Milliseconds", metrics.lag_ms),
     ];
     let mut line = serde_json::json!({
@@ -162,18 +168,20 @@ mod tests {
             ignored: 1,
             isolated: 1,
             failed: 0,
+            cancelled: 3,
             lag_ms: 1234,
         };
         let line: Value = serde_json::from_str(&emf_line(&metrics, Utc::now())).unwrap();
         let declared = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap();
-        assert_eq!(declared.len(), 7);
+        assert_eq!(declared.len(), 8);
         for metric in declared {
             let name = metric["Name"].as_str().unwrap();
             assert!(line[name].is_i64(), "{name} has a value");
         }
         assert_eq!(line["LagMs"], 1234);
         assert_eq!(line["Applied"], 6);
+        assert_eq!(line["Cancelled"], 3);
     }
 }

@@ -307,7 +307,8 @@ impl Rebuild {
         let outcomes = self
             .applier
             .apply(&repairs, total, &|_| String::new())
-            .await;
+            .await
+            .outcomes;
         let (marks, stamps) = outcomes.split_at(first_stamp);
         let counted = marks.iter().filter(|o| **o == Outcome::Applied).count() as u64;
         let stamped = stamps.iter().filter(|o| **o != Outcome::Failed).count() as u64;

@@ -3,9 +3,10 @@
 mod support;
 
 use chrono::Utc;
-use contracts::items::{Entity, Like, Post};
+use contracts::items::{Entity, Like, Post, key_item};
 use contracts::keys::ItemKey;
 use contracts::testkit::TestTable;
+use projector::apply::Outcome;
 use projector::lambda::handle_event;
 use serde_json::Value;
 
@@ -105,6 +106,36 @@ async fn a_recorded_event_is_projected_and_its_bad_record_isolated() {
     let again = handle_event(&projector, &event).await.unwrap();
     assert!(again.batch_item_failures.is_empty());
     assert_eq!(like_count(&table).await, 2);
+}
+
+#[tokio::test]
+async fn a_like_taken_back_before_it_is_counted_cancels_no_transaction() {
+    let table = TestTable::new().await;
+    let event: Value = serde_json::from_str(EVENT).unwrap();
+    seed(&table, &event).await;
+    // Ben unlikes before the projector reads his like; the REMOVE is in a later batch.
+    let records = event["Records"].as_array().unwrap();
+    let image: serde_dynamo::Item =
+        serde_json::from_value(records[1]["dynamodb"]["NewImage"].clone()).unwrap();
+    let bens = Like::from_item(image.into()).unwrap();
+    table
+        .client
+        .delete_item()
+        .table_name(&table.name)
+        .set_key(Some(key_item(&bens.item_key())))
+        .send()
+        .await
+        .unwrap();
+
+    let report = support::projector(&table).handle(records).await.unwrap();
+    assert_eq!(report.outcomes[0], Outcome::Applied, "ann's like counts");
+    assert_eq!(report.outcomes[1], Outcome::Duplicate, "ben's is gone");
+    assert_eq!(
+        report.metrics.cancelled, 0,
+        "the doomed mark was dropped before it could cancel the transaction it shared with ann's"
+    );
+    assert!(report.first_failure.is_none());
+    assert_eq!(like_count(&table).await, 1);
 }
 
 #[tokio::test]
