@@ -38,7 +38,8 @@ pub struct WriteEntry {
     pub at_ms: i64,
     /// Which process wrote (`writer`, `projector`).
     pub source: String,
-    /// `PutItem`, `UpdateItem`, `DeleteItem`, `TransactWriteItems`, `BatchWriteItem`.
+    /// `PutItem`, `UpdateItem`, `DeleteItem`, `TransactWriteItems`, `BatchWriteItem`; or
+    /// `GetItem`, `BatchGetItem`.
     pub operation: String,
     /// (PK, SK) of every item written (or read), in request order.
     pub items: Vec<(String, String)>,
@@ -47,13 +48,12 @@ pub struct WriteEntry {
     pub table_units: f64,
     /// GSI1 units as reported.
     pub index_units: f64,
-    /// The write was refused (a failed condition, a cancelled transaction, throttling).
-    pub failed: bool,
     /// The units are DynamoDB's published rules applied to the request, not a report:
     /// DynamoDB Local reports multi-item transactions short (see [`transaction_units`]).
     #[serde(default)]
     pub by_rule: bool,
-    /// Why a refused request was refused: the error code, and for a cancelled transaction the
+    /// Why a refused request (a failed condition, a cancelled transaction, throttling) was
+    /// refused, `None` when it succeeded: the error code, and for a cancelled transaction the
     /// reasons DynamoDB gave, e.g. `TransactionCanceledException: ConditionalCheckFailed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
@@ -62,6 +62,11 @@ pub struct WriteEntry {
 impl WriteEntry {
     pub fn transactional(&self) -> bool {
         self.operation == "TransactWriteItems"
+    }
+
+    /// DynamoDB refused it.
+    pub fn failed(&self) -> bool {
+        self.refusal.is_some()
     }
 
     /// A read (its units are read units, not write units).
@@ -360,7 +365,6 @@ impl Intercept for WriteLog {
                 )
             }
         };
-        let failed = refusal.is_some();
         let (table_units, index_units) = pending.rule_units.unwrap_or((table_units, index_units));
         self.append(&WriteEntry {
             at_ms: chrono::Utc::now().timestamp_millis(),
@@ -369,7 +373,6 @@ impl Intercept for WriteLog {
             items: pending.items,
             table_units,
             index_units,
-            failed,
             by_rule: pending.rule_units.is_some(),
             refusal,
         });

@@ -143,20 +143,16 @@ impl Applier {
     /// Posts whose view throttled a counting transaction in the last [`HOT_MEMORY`]: plan
     /// them hot.
     pub fn hot_posts(&self) -> FxHashSet<PostId> {
-        let mut views = self
-            .throttled_views
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut views = self.throttled_views();
         views.retain(|_, at| at.elapsed() < HOT_MEMORY);
         views.keys().copied().collect()
     }
 
-    fn view_throttled(&self, post: PostId) {
-        let mut views = self
-            .throttled_views
+    fn throttled_views(&self) -> std::sync::MutexGuard<'_, FxHashMap<PostId, Instant>> {
+        // A panic elsewhere cannot leave the map half-written: its writes are single inserts.
+        self.throttled_views
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        views.insert(post, Instant::now());
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Apply a plan for a batch of `batch_len` records; `raw` gives a record's text for
@@ -181,12 +177,22 @@ impl Applier {
 
         let mut transactions = plan.transactions.clone();
         let screened = self.screen(&mut transactions).await;
-        let transactions = &transactions;
-        let results: Vec<TransactionResult> = stream::iter(lanes(transactions))
+        let lanes = lanes(&transactions);
+        let mut unassigned: Vec<Option<CountTransaction>> =
+            transactions.into_iter().map(Some).collect();
+        let lanes: Vec<Vec<CountTransaction>> = lanes
+            .into_iter()
+            .map(|lane| {
+                lane.into_iter()
+                    .filter_map(|i| unassigned[i].take())
+                    .collect()
+            })
+            .collect();
+        let results: Vec<TransactionResult> = stream::iter(lanes)
             .map(|lane| async move {
                 let mut results = Vec::with_capacity(lane.len());
-                for i in lane {
-                    results.push(self.count(transactions[i].clone()).await);
+                for transaction in lane {
+                    results.push(self.count(transaction).await);
                 }
                 results
             })
@@ -266,15 +272,7 @@ impl Applier {
                 |mark| match screen_mark(found.get(&like_key(&mark.like)), mark) {
                     Screen::Send => true,
                     Screen::Drop { stamp } => {
-                        result
-                            .outcomes
-                            .push((mark.records.clone(), Outcome::Duplicate));
-                        if stamp {
-                            result.stamps.push(Stamp {
-                                records: mark.records.clone(),
-                                like: mark.like.clone(),
-                            });
-                        }
+                        dropped(&mut result, mark, stamp);
                         false
                     }
                 },
@@ -339,7 +337,8 @@ impl Applier {
                 let stamps = count.split_stamps();
                 if !stamps.is_empty() {
                     tracing::warn!(post = %count.post.post, "a post's view throttled counting: planned hot for a while");
-                    self.view_throttled(count.post.post);
+                    self.throttled_views()
+                        .insert(count.post.post, Instant::now());
                     result.stamps.extend(stamps);
                 }
             }
@@ -543,6 +542,17 @@ fn screen_mark(item: Option<&Item>, mark: &Mark) -> Screen {
     }
 }
 
+/// A mark not sent (again), its like gone, re-liked or counted: its records are duplicates,
+/// and `stamp` stamps the like now (see [`Screen::Drop`]).
+fn dropped(result: &mut TransactionResult, mark: &Mark, stamp: bool) {
+    result
+        .outcomes
+        .push((mark.records.clone(), Outcome::Duplicate));
+    if stamp {
+        result.stamps.push(mark.as_stamp());
+    }
+}
+
 fn applied(result: &mut TransactionResult, records: &[usize]) {
     // The first delivery of a change is applied; copies in the same batch are duplicates.
     if let Some((first, rest)) = records.split_first() {
@@ -614,20 +624,10 @@ fn drop_done(
                 missing_posts.push(p);
             }
             Action::Mark(p, m) => {
+                // The item as it was when the condition failed (`ALL_OLD`).
                 let mark = &transaction.posts[p].marks[m];
-                if mark.stamp
-                    && reasons[i]
-                        .item()
-                        .is_some_and(|item| needs_stamp(item, &mark.like))
-                {
-                    result.stamps.push(Stamp {
-                        records: mark.records.clone(),
-                        like: mark.like.clone(),
-                    });
-                }
-                result
-                    .outcomes
-                    .push((mark.records.clone(), Outcome::Duplicate));
+                let stamp = screen_mark(reasons[i].item(), mark) == Screen::Drop { stamp: true };
+                dropped(result, mark, stamp);
                 done_marks.push((p, m));
             }
             Action::Uncount(p, u) => {

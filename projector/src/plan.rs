@@ -67,6 +67,16 @@ pub struct Mark {
     pub stamp: bool,
 }
 
+impl Mark {
+    /// Its stamp as a write of its own.
+    pub fn as_stamp(&self) -> Stamp {
+        Stamp {
+            records: self.records.clone(),
+            like: self.like.clone(),
+        }
+    }
+}
+
 /// Take back the count of one like incarnation that the projector had counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uncount {
@@ -115,10 +125,7 @@ impl PostCount {
             .filter(|m| m.stamp)
             .map(|mark| {
                 mark.stamp = false;
-                Stamp {
-                    records: mark.records.clone(),
-                    like: mark.like.clone(),
-                }
+                mark.as_stamp()
             })
             .collect()
     }

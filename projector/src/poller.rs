@@ -31,10 +31,10 @@ pub enum StartAt {
     Latest,
 }
 
-/// How the poller reads.
 /// Records one `GetRecords` call returns at most.
 const MAX_READ: i32 = 1000;
 
+/// How the poller reads.
 #[derive(Debug, Clone)]
 pub struct PollerSettings {
     pub table: String,
@@ -232,11 +232,12 @@ impl Poller {
                 Some(iterator) => iterator,
                 None => self.iterator_for(i).await?,
             };
+            let limit = (self.settings.batch_size - records.len() as i32).min(MAX_READ);
             let result = self
                 .streams
                 .get_records()
                 .shard_iterator(&iterator)
-                .limit((self.settings.batch_size - records.len() as i32).min(MAX_READ))
+                .limit(limit)
                 .send()
                 .await;
             let out = match result {
@@ -262,7 +263,10 @@ impl Poller {
                     break false;
                 }
             };
-            records.extend(out.records.unwrap_or_default());
+            let read = out.records.unwrap_or_default();
+            // A full read means more records are waiting: read on without pausing.
+            let drained = (read.len() as i32) < limit;
+            records.extend(read);
             self.shards[i].iterator = out.next_shard_iterator.clone();
             if out.next_shard_iterator.is_none() {
                 break true;
@@ -275,7 +279,9 @@ impl Poller {
             if left.is_zero() {
                 break false;
             }
-            tokio::time::sleep(self.settings.idle_delay.min(left)).await;
+            if drained {
+                tokio::time::sleep(self.settings.idle_delay.min(left)).await;
+            }
         };
         let count = records.len();
         if !records.is_empty() {

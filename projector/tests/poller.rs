@@ -97,7 +97,7 @@ async fn a_batching_window_gathers_likes_into_one_counter_write() {
             .unwrap()
             .lines()
             .map(|line| serde_json::from_str::<contracts::capacity::WriteEntry>(line).unwrap())
-            .filter(|entry| !entry.failed)
+            .filter(|entry| !entry.failed())
             .filter(|entry| {
                 let key = contracts::keys::ItemKey::Post(topic("t"), post.parse().unwrap()).key();
                 entry.items.contains(&(key.pk, key.sk))

@@ -60,7 +60,7 @@ pub fn billed(entry: &WriteEntry) -> Billed {
         };
     }
     let factor = if entry.transactional() { 2.0 } else { 1.0 };
-    let table = if entry.failed {
+    let table = if entry.failed() {
         entry.items.len() as f64
     } else {
         entry.table_units
@@ -234,7 +234,6 @@ mod tests {
                 .collect(),
             table_units: units.0,
             index_units: units.1,
-            failed: false,
             by_rule: false,
             refusal: None,
         }
@@ -260,7 +259,7 @@ mod tests {
             ..write.clone()
         };
         assert_eq!(billed(&by_rule), reported);
-        write.failed = true;
+        write.refusal = Some("TransactionCanceledException: ConditionalCheckFailed".into());
         write.table_units = 0.0;
         write.index_units = 0.0;
         assert_eq!(billed(&write).total(), 4.0);

@@ -4,8 +4,8 @@
 //! Each design gets its own table, its own release `writer` process (and for the stream design
 //! a release `projector poll` process), all logging their writes with the capacity DynamoDB
 //! reports (`WRITE_LOG`). The stream design runs once per poller setting (`--streams`:
-//! batching window and batch size, which trade lag for coalescing). Rounds alternate the designs (stream, transactional, stream, ...) so that
-//! machine noise hits all alike.
+//! batching window and batch size, which trade lag for coalescing). Rounds alternate the
+//! designs (stream, transactional, stream, ...) so that machine noise hits all alike.
 //!
 //! After a warm-up (a short saturated phase per design, not measured: DynamoDB Local's JVM
 //! compiles its hot paths), a round runs, per design:

@@ -96,7 +96,7 @@ impl DesignFigures {
         let mut refusals: BTreeMap<(String, String), (u64, f64)> = BTreeMap::new();
         for entry in &writes {
             let billed = model::billed(entry);
-            if entry.failed {
+            if entry.failed() {
                 units.refused += billed.total();
                 let why = entry.refusal.clone().unwrap_or_else(|| "unknown".into());
                 let refused = refusals
@@ -119,7 +119,7 @@ impl DesignFigures {
         let hot_key = hot_post.key();
         let hot_counter_writes = writes
             .iter()
-            .filter(|e| !e.failed)
+            .filter(|e| !e.failed())
             .filter(|e| {
                 e.items
                     .iter()
