@@ -15,10 +15,10 @@ if [ "${PACKAGE:-1}" = 1 ]; then
 fi
 
 echo "== projector CPU: decode + plan"
-cargo bench --locked -p projector --bench decode_plan
+cargo bench --locked -p bench --bench decode_plan
 
 echo "== load: stream projection against the transactional design"
-cargo build --locked --release -p writer -p projector
-cargo bench --locked -p projector --bench load -- \
+cargo build --locked --release -p bench --bin bench
+target/release/bench load \
   --rounds "${ROUNDS:-2}" --phase-secs "${PHASE_SECS:-10}" --rate "${RATE:-300}" \
   --streams "${STREAMS:-0:1000,1000:1000,5000:2000}" --out "$root/target/load" --report "$root/docs"

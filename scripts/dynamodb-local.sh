@@ -6,6 +6,11 @@
 #                                                       (in memory unless --db-path; DYNAMODB_LOCAL_PORT
 #                                                       picks the port); print its endpoint
 #   scripts/dynamodb-local.sh stop NAME                 stop instance NAME
+#   scripts/dynamodb-local.sh run PORT [--db-path D]    run in the foreground (exec: the caller's
+#                                                       child process is DynamoDB Local itself)
+#
+# Every DynamoDB Local of the project starts here: the test command's, the local stack's, and
+# the ones the test kit starts for tests that kill and restart theirs.
 #
 # Amazon's licence allows this use but not redistribution: the jar is never committed.
 set -euo pipefail
@@ -40,15 +45,23 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-start() {
-  local name=${1:?instance name} db_args=(-inMemory) dir port pid
+run() {
+  local port=${1:?port} db_args=(-inMemory) dir
   shift
   if [ "${1:-}" = "--db-path" ]; then mkdir -p "$2"; db_args=(-dbPath "$(cd "$2" && pwd)"); fi
   dir=$(install)
+  cd "$dir"
+  exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
+    "${db_args[@]}" -disableTelemetry -port "$port"
+}
+
+start() {
+  local name=${1:?instance name} port pid
+  shift
+  install >/dev/null
   port=${DYNAMODB_LOCAL_PORT:-$(free_port)}
   mkdir -p "$state"
-  (cd "$dir" && exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-      "${db_args[@]}" -disableTelemetry -port "$port" >"$state/$name.log" 2>&1) &
+  (run "$port" "$@" >"$state/$name.log" 2>&1) &
   pid=$!
   echo "$pid" >"$state/$name.pid"
   for _ in $(seq 1 600); do
@@ -79,5 +92,6 @@ case "${1:-}" in
   path) install ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+  run) shift; run "$@" ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

@@ -19,29 +19,9 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use crate::items::LikeRef;
 use crate::items::{CountedBy, ItemType};
-use crate::keys::{self, KeyError, LikeId, PostId, TopicSlug, UserId};
-
-/// A like as the projection needs it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LikeRef {
-    pub user: UserId,
-    pub post: PostId,
-    pub topic: TopicSlug,
-    /// The incarnation: conditions on it keep a late record from touching a re-like.
-    pub like_id: LikeId,
-}
-
-impl From<&crate::items::Like> for LikeRef {
-    fn from(like: &crate::items::Like) -> Self {
-        Self {
-            user: like.user_id.clone(),
-            post: like.post_id,
-            topic: like.topic.clone(),
-            like_id: like.like_id,
-        }
-    }
-}
+use crate::keys::{self, KeyError, LikeId};
 
 /// Why a record needs no projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -24,72 +24,41 @@ pub fn key_item(key: &ItemKey) -> Item {
     ])
 }
 
-/// The items of `keys` that exist, read consistently 100 keys a request (keys DynamoDB leaves
-/// unprocessed, when it is short of capacity, are asked again after a pause). Order is
-/// DynamoDB's, not the keys'.
-pub async fn batch_get(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    keys: &[ItemKey],
-) -> Result<Vec<Item>, aws_sdk_dynamodb::Error> {
-    let mut items = Vec::new();
-    for chunk in keys.chunks(100) {
-        let mut request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-            .set_keys(Some(chunk.iter().map(key_item).collect()))
-            .consistent_read(true)
-            .build()
-            .expect("keys are set");
-        for pause_ms in (0..).map(|n: u32| 10u64 << n.min(6)) {
-            let mut answer = client
-                .batch_get_item()
-                .request_items(table, request)
-                .send()
-                .await?;
-            items.extend(
-                answer
-                    .responses
-                    .as_mut()
-                    .and_then(|r| r.remove(table))
-                    .unwrap_or_default(),
-            );
-            match answer
-                .unprocessed_keys
-                .as_mut()
-                .and_then(|u| u.remove(table))
-            {
-                Some(rest) if !rest.keys().is_empty() => request = rest,
-                _ => break,
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
-        }
-    }
-    Ok(items)
+/// The key of an item read from the table, if it is one of ours.
+pub fn key_of(item: &Item) -> Option<ItemKey> {
+    ItemKey::parse(
+        item.get(keys::PK)?.as_s().ok()?,
+        item.get(keys::SK)?.as_s().ok()?,
+    )
+    .ok()
 }
 
-/// The counting update of a post, as the transactional writer and the projector both write
-/// it: `likeCount` moves by `delta` (zero too: the write still says the counted likes
-/// changed), only if the post exists, and `countVersion` is renewed so that `rebuild` sees
-/// the counter moved.
-pub fn counter_update(
-    table: &str,
-    topic: &TopicSlug,
-    post: PostId,
-    delta: i64,
-) -> Result<aws_sdk_dynamodb::types::Update, aws_sdk_dynamodb::error::BuildError> {
-    aws_sdk_dynamodb::types::Update::builder()
-        .table_name(table)
-        .set_key(Some(key_item(&ItemKey::Post(topic.clone(), post))))
-        .update_expression("ADD #count :delta SET #version = :version")
-        .condition_expression("attribute_exists(#pk)")
-        .expression_attribute_names("#count", attr::LIKE_COUNT)
-        .expression_attribute_names("#version", attr::COUNT_VERSION)
-        .expression_attribute_names("#pk", keys::PK)
-        .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
-        .expression_attribute_values(
-            ":version",
-            AttributeValue::S(crate::keys::Ksuid::generate().to_string()),
-        )
-        .build()
+/// A like incarnation, as the projection and the counting protocol name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LikeRef {
+    pub user: UserId,
+    pub post: PostId,
+    pub topic: TopicSlug,
+    /// The incarnation: conditions on it keep a late record from touching a re-like.
+    pub like_id: LikeId,
+}
+
+impl From<&Like> for LikeRef {
+    fn from(like: &Like) -> Self {
+        Self {
+            user: like.user_id.clone(),
+            post: like.post_id,
+            topic: like.topic.clone(),
+            like_id: like.like_id,
+        }
+    }
+}
+
+impl LikeRef {
+    /// The like item's key.
+    pub fn item_key(&self) -> ItemKey {
+        ItemKey::Like(self.user.clone(), self.post)
+    }
 }
 
 /// Attribute names that writers outside this module put into conditions and updates.
@@ -289,7 +258,6 @@ impl Like {
     }
 }
 
-/// Fields, keys and type: what every entity's item holds.
 /// The projector's record that it took back the count of one like incarnation. Its
 /// conditional put makes a re-delivered REMOVE a no-op; TTL removes it after the stream (24 h)
 /// and any replay of it are long past.
@@ -357,6 +325,7 @@ impl Entity for Quarantined {
     }
 }
 
+/// Fields, keys and type: what every entity's item holds.
 fn base_item<E: Entity>(entity: &E) -> Item {
     let mut item: Item = serde_dynamo::to_item(entity).expect("entities serialize to maps");
     let key = entity.item_key().key();
@@ -374,7 +343,7 @@ mod tests {
     use super::*;
     use crate::keys::Ksuid;
 
-    fn s(item: &Item, name: &str) -> String {
+    fn string(item: &Item, name: &str) -> String {
         item[name].as_s().unwrap().clone()
     }
 
@@ -390,10 +359,10 @@ mod tests {
             like_count: 0,
         };
         let item = post.to_item();
-        assert_eq!(s(&item, "PK"), "TOPIC#rust");
-        assert_eq!(s(&item, "SK"), format!("POST#{}", post.post_id));
-        assert_eq!(s(&item, "GSI1PK"), format!("POST#{}", post.post_id));
-        assert_eq!(s(&item, "type"), "Post");
+        assert_eq!(string(&item, "PK"), "TOPIC#rust");
+        assert_eq!(string(&item, "SK"), format!("POST#{}", post.post_id));
+        assert_eq!(string(&item, "GSI1PK"), format!("POST#{}", post.post_id));
+        assert_eq!(string(&item, "type"), "Post");
         assert_eq!(Post::from_item(item).unwrap(), post);
     }
 
@@ -410,10 +379,10 @@ mod tests {
         };
         let item = like.to_item();
         assert!(!item.contains_key("GSI1PK") && !item.contains_key("countedBy"));
-        assert_eq!(s(&item, "SK"), format!("LIKE#{}", like.post_id));
+        assert_eq!(string(&item, "SK"), format!("LIKE#{}", like.post_id));
         assert_eq!(Like::from_item(item).unwrap(), like);
         let in_view = like.to_item_in_view();
-        assert_eq!(s(&in_view, "GSI1SK"), "LIKE#bob");
+        assert_eq!(string(&in_view, "GSI1SK"), "LIKE#bob");
     }
 
     #[test]

@@ -1,28 +1,30 @@
 //! # contracts
 //!
-//! What every part of the service agrees on, in one place:
+//! What the writer and the projector share, and nothing else:
 //!
 //! - [`keys`]: the key schema. Every PK, SK, GSI1PK and GSI1SK is built and parsed here.
-//! - [`items`]: entities (topic, post, user, like) and their DynamoDB items.
-//! - [`api`]: the HTTP API's bodies and validation rules.
+//! - [`items`]: entities (topic, post, user, like, ...) and their DynamoDB items.
+//! - [`counting`]: the counting protocol: every condition and update that decides whether a
+//!   like is counted, and the argument for why each like counts once.
 //! - [`table`]: the table definition used by tests, the local stack and the CDK app.
-//! - [`change`]: stream records (Lambda or SDK) decoded into typed changes.
-//! - [`config`]: AWS SDK configuration with bounded timeouts, local or deployed.
-//! - [`capacity`]: the benchmarks' log of DynamoDB writes and the capacity they consumed.
+//! - [`dynamo`]: DynamoDB plumbing: SDK configuration, the retry policy, bounded batch reads,
+//!   creating the table.
+//! - `api` (feature `api`, the writer's): the HTTP API's bodies and validation rules.
+//! - `change` (feature `stream`, the projector's): stream records decoded into typed changes.
 //! - `telemetry` (feature `telemetry`): log setup shared by the binaries.
-//! - `testkit` (feature `testkit`): DynamoDB Local and a table per test.
 //!
 //! Data flows one way: HTTP request → writer → table → stream → projector → table. The writer
-//! and the projector never talk to each other; they only share these definitions.
+//! and the projector never talk to each other; they only share these definitions. Test support
+//! and benchmarks live in the `bench` workspace member, never in here.
 
+#[cfg(feature = "api")]
 pub mod api;
-pub mod capacity;
+#[cfg(feature = "stream")]
 pub mod change;
-pub mod config;
+pub mod counting;
+pub mod dynamo;
 pub mod items;
 pub mod keys;
 pub mod table;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
-#[cfg(feature = "testkit")]
-pub mod testkit;

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use contracts::change::{Decoded, Undecodable, decode_json};
 use serde_json::Value;
 
-use crate::apply::{Applied, Applier, Outcome};
+use crate::apply::{AppliedBatch, Applier, Outcome};
+use crate::error::Error;
 use crate::plan::plan_with_hot;
 
 /// Counts for one batch, logged as structured fields and, in Lambda, as CloudWatch metrics.
@@ -19,7 +20,8 @@ use crate::plan::plan_with_hot;
 pub struct BatchMetrics {
     pub records: usize,
     pub applied: usize,
-    pub duplicates: usize,
+    /// Already applied by an earlier delivery, or overtaken by a later change.
+    pub redundant: usize,
     pub ignored: usize,
     pub isolated: usize,
     pub failed: usize,
@@ -53,11 +55,6 @@ impl BatchReport {
     }
 }
 
-/// A batch could not be reported: a record that must be retried has no sequence number.
-#[derive(Debug, thiserror::Error)]
-#[error("record {0} failed and has no sequence number to report; the batch is retried whole")]
-pub struct UnreportableFailure(pub usize);
-
 /// The projection, ready to handle batches.
 #[derive(Clone, Debug)]
 pub struct Projector {
@@ -66,7 +63,7 @@ pub struct Projector {
 
 fn metrics(
     decoded: &[Result<Decoded, Undecodable>],
-    applied: &Applied,
+    applied: &AppliedBatch,
     now: DateTime<Utc>,
 ) -> BatchMetrics {
     let outcomes = &applied.outcomes;
@@ -75,7 +72,7 @@ fn metrics(
     BatchMetrics {
         records: outcomes.len(),
         applied: count(Outcome::Applied),
-        duplicates: count(Outcome::Duplicate),
+        redundant: count(Outcome::Redundant),
         ignored: count(Outcome::Ignored),
         isolated: count(Outcome::Isolated),
         failed: count(Outcome::Failed),
@@ -90,7 +87,7 @@ impl Projector {
     }
 
     /// Decode, plan and apply one batch.
-    pub async fn handle(&self, records: &[Value]) -> Result<BatchReport, UnreportableFailure> {
+    pub async fn handle(&self, records: &[Value]) -> Result<BatchReport, Error> {
         let decoded: Vec<Result<Decoded, Undecodable>> = records.iter().map(decode_json).collect();
         let plan = plan_with_hot(&decoded, &self.applier.hot_posts());
         let raw = |i: usize| records[i].to_string();
@@ -102,7 +99,7 @@ impl Projector {
                 records[i]
                     .pointer("/dynamodb/SequenceNumber")
                     .and_then(Value::as_str)
-                    .ok_or(UnreportableFailure(i))?
+                    .ok_or(Error::Unreportable(i))?
                     .to_owned(),
             ),
         };
@@ -110,7 +107,7 @@ impl Projector {
         tracing::info!(
             records = metrics.records,
             applied = metrics.applied,
-            duplicates = metrics.duplicates,
+            redundant = metrics.redundant,
             ignored = metrics.ignored,
             isolated = metrics.isolated,
             failed = metrics.failed,
@@ -132,7 +129,7 @@ pub fn emf_line(metrics: &BatchMetrics, now: DateTime<Utc>) -> String {
     let names = [
         ("Records", "Count", metrics.records as i64),
         ("Applied", "Count", metrics.applied as i64),
-        ("Duplicates", "Count", metrics.duplicates as i64),
+        ("Redundant", "Count", metrics.redundant as i64),
         ("Ignored", "Count", metrics.ignored as i64),
         ("Isolated", "Count", metrics.isolated as i64),
         ("Failed", "Count", metrics.failed as i64),
@@ -164,7 +161,7 @@ mod tests {
         let metrics = BatchMetrics {
             records: 10,
             applied: 6,
-            duplicates: 2,
+            redundant: 2,
             ignored: 1,
             isolated: 1,
             failed: 0,

@@ -4,29 +4,44 @@
 //! isolated on its own instead of failing the event's deserialization as a whole.
 
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
+use crate::error::Error;
 use crate::handler::{Projector, emf_line};
 
-/// Why an invocation failed as a whole (Lambda then retries or bisects the batch).
-#[derive(Debug, thiserror::Error)]
-pub enum InvocationError {
-    #[error("the event has no Records array")]
-    NoRecords,
-    #[error(transparent)]
-    Unreportable(#[from] crate::handler::UnreportableFailure),
+/// The function's configuration, from its environment (parsed like the CLI's arguments: a
+/// missing or invalid value stops it at start).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(about = "The projector as a Lambda function on the table's stream")]
+pub struct LambdaArgs {
+    /// The DynamoDB table.
+    #[arg(long, env = "TABLE_NAME")]
+    pub table: String,
 }
 
 /// Handle one stream event; print the batch's metrics as an EMF line for CloudWatch.
 pub async fn handle_event(
     projector: &Projector,
     event: &Value,
-) -> Result<DynamoDbEventResponse, InvocationError> {
+) -> Result<DynamoDbEventResponse, Error> {
     let records = event
         .get("Records")
         .and_then(Value::as_array)
-        .ok_or(InvocationError::NoRecords)?;
+        .ok_or(Error::NoRecords)?;
     let report = projector.handle(records).await?;
     println!("{}", emf_line(&report.metrics, chrono::Utc::now()));
     Ok(report.response())
+}
+
+/// Serve invocations until the runtime stops.
+pub async fn run(projector: Projector) -> Result<(), Error> {
+    let projector = &projector;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handle_event(projector, &event.payload)
+            .await
+            .map_err(lambda_runtime::Error::from)
+    }))
+    .await
+    .map_err(|e| Error::Runtime(e.to_string()))
 }

@@ -4,21 +4,28 @@
 //! GSI1 likers view. Eventually consistent, and exact under at-least-once delivery.
 //!
 //! - [`plan`]: pure. Decoded records in, the writes out; the exactly-once argument is in its
-//!   docs.
-//! - [`apply`]: the writes against DynamoDB, with an outcome per record.
+//!   docs (the conditions themselves are `contracts::counting`).
+//! - [`apply`]: the writes against DynamoDB, with an outcome per record: the requests and the
+//!   reading of DynamoDB's answers are pure ([`apply::requests`]), the executor thin.
 //! - [`handler`]: one batch in, a partial batch response out. The Lambda, the local poller and
 //!   replay all call it.
 //! - [`lambda`]: the Lambda function around the handler.
 //! - [`poller`]: the local event source mapping on `aws-sdk-dynamodbstreams`; also replay.
 //! - [`verify`]: true counts from a parallel scan, and the drift report.
 //! - [`rebuild`]: repairs counters and stamps while writes and projection go on.
+//! - [`cli`]: the operator commands (`poll`, `replay`, `verify`, `rebuild`), one module each.
+//! - [`error`]: the crate's one error type.
 //!
 //! `main.rs` runs the Lambda function or the operator CLI.
 
 pub mod apply;
+pub mod cli;
+pub mod error;
 pub mod handler;
 pub mod lambda;
 pub mod plan;
 pub mod poller;
 pub mod rebuild;
 pub mod verify;
+
+pub use error::Error;

@@ -175,6 +175,29 @@ pub fn plan_with_hot(
     batch: &[Result<Decoded, Undecodable>],
     hot_posts: &FxHashSet<PostId>,
 ) -> Plan {
+    let changes: Vec<Option<&Change>> = batch
+        .iter()
+        .map(|record| record.as_ref().ok().map(|d| &d.change))
+        .collect();
+    let mut plan = plan_positions(&changes, hot_posts);
+    plan.undecodable = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(position, record)| Some((position, record.as_ref().err()?.clone())))
+        .collect();
+    plan
+}
+
+/// Plan typed changes that come from no stream record (`rebuild`'s repairs): the change at
+/// index `i` is position `i` of the plan.
+pub fn plan_changes(changes: &[Change]) -> Plan {
+    let changes: Vec<Option<&Change>> = changes.iter().map(Some).collect();
+    plan_positions(&changes, &FxHashSet::default())
+}
+
+/// The plan of the changes at their positions (`None`: no change there, e.g. an undecodable
+/// record).
+fn plan_positions(changes: &[Option<&Change>], hot_posts: &FxHashSet<PostId>) -> Plan {
     let mut plan = Plan::default();
     // Posts in order of first appearance keep the plan deterministic; the index borrows its
     // keys from the batch. (Fx hashing: the keys are ids, and planning is on every record's path.)
@@ -182,23 +205,17 @@ pub fn plan_with_hot(
     let mut post_index: FxHashMap<(&TopicSlug, PostId), usize> = FxHashMap::default();
     // Incarnations deleted by a record of this batch: their item is gone, so a mark of one
     // could only fail (and cancel the transaction it is in, billed and retried for nothing).
-    let gone: FxHashSet<LikeId> = batch
+    let gone: FxHashSet<LikeId> = changes
         .iter()
         .flatten()
-        .filter_map(|d| match &d.change {
+        .filter_map(|change| match change {
             Change::LikeRemoved(like) => Some(like.like_id),
             Change::Ignored(IgnoreReason::RemovedUncounted(id)) => Some(*id),
             _ => None,
         })
         .collect();
-    for (position, record) in batch.iter().enumerate() {
-        let change = match record {
-            Ok(decoded) => &decoded.change,
-            Err(undecodable) => {
-                plan.undecodable.push((position, undecodable.clone()));
-                continue;
-            }
-        };
+    for (position, change) in changes.iter().enumerate() {
+        let Some(change) = change else { continue };
         let (like, added) = match change {
             Change::LikeAdded(like) if gone.contains(&like.like_id) => {
                 plan.ignored.push(position);

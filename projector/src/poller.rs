@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
 use aws_sdk_dynamodbstreams::types::{Shard, ShardIteratorType};
 use chrono::{DateTime, Utc};
 use contracts::change::from_streams_record;
@@ -22,6 +22,7 @@ use contracts::items::{Checkpoint, Entity, ItemType};
 use contracts::keys;
 use serde_json::Value;
 
+use crate::error::Error;
 use crate::handler::Projector;
 
 /// Where to start a shard that has no checkpoint.
@@ -69,21 +70,6 @@ impl PollerSettings {
     }
 }
 
-/// Why polling stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error("the table has no stream")]
-    NoStream,
-    #[error("DynamoDB: {0}")]
-    Dynamo(String),
-}
-
-fn dynamo_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
-) -> PollError {
-    PollError::Dynamo(format!("{:?}: {:?}", e.code(), e.message()))
-}
-
 /// One shard being read.
 #[derive(Debug)]
 struct ShardState {
@@ -109,17 +95,17 @@ impl Poller {
         dynamo: aws_sdk_dynamodb::Client,
         streams: aws_sdk_dynamodbstreams::Client,
         settings: PollerSettings,
-    ) -> Result<Self, PollError> {
+    ) -> Result<Self, Error> {
         let table = dynamo
             .describe_table()
             .table_name(&settings.table)
             .send()
             .await
-            .map_err(dynamo_error)?;
+            .map_err(|e| Error::dynamo("Streams", e))?;
         let stream_arn = table
             .table
             .and_then(|t| t.latest_stream_arn)
-            .ok_or(PollError::NoStream)?;
+            .ok_or(Error::NoStream)?;
         let mut poller = Self {
             projector,
             streams,
@@ -172,7 +158,7 @@ impl Poller {
 
     /// Read until every shard is at its end (closed, or open with nothing more to read twice
     /// in a row); the records read. `progress` hears of each batch. Used by replay.
-    pub async fn catch_up(&mut self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, PollError> {
+    pub async fn catch_up(&mut self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, Error> {
         let (mut total, mut quiet_rounds) = (0u64, 0);
         while quiet_rounds < 2 {
             let read = self.poll_once().await? as u64;
@@ -184,7 +170,7 @@ impl Poller {
     }
 
     /// Read one batch from every shard that may be read now; the number of records read.
-    pub async fn poll_once(&mut self) -> Result<usize, PollError> {
+    pub async fn poll_once(&mut self) -> Result<usize, Error> {
         let finished: HashSet<String> = self
             .shards
             .iter()
@@ -224,7 +210,7 @@ impl Poller {
     /// Read and handle one batch of shard `i`: (records read, shard closed). Like Lambda's
     /// batching window, once a read returns records it keeps reading for up to
     /// `batch_window` until the batch is full or the shard ends.
-    async fn read_shard(&mut self, i: usize) -> Result<(usize, bool), PollError> {
+    async fn read_shard(&mut self, i: usize) -> Result<(usize, bool), Error> {
         let mut records = Vec::new();
         let mut window_started: Option<tokio::time::Instant> = None;
         let closed = loop {
@@ -256,7 +242,7 @@ impl Poller {
                     self.shards[i].iterator = None;
                     break false;
                 }
-                Err(e) if records.is_empty() => return Err(dynamo_error(e)),
+                Err(e) if records.is_empty() => return Err(Error::dynamo("GetRecords", e)),
                 Err(e) => {
                     tracing::warn!(error = ?e.code(), "read failed mid-batch: handling the records in hand");
                     self.shards[i].iterator = None;
@@ -347,7 +333,7 @@ impl Poller {
         }
     }
 
-    async fn iterator_for(&mut self, i: usize) -> Result<String, PollError> {
+    async fn iterator_for(&mut self, i: usize) -> Result<String, Error> {
         let state = &self.shards[i];
         let mut request = self
             .streams
@@ -366,15 +352,15 @@ impl Poller {
         let iterator = request
             .send()
             .await
-            .map_err(dynamo_error)?
+            .map_err(|e| Error::dynamo("Streams", e))?
             .shard_iterator
-            .ok_or_else(|| PollError::Dynamo("no shard iterator".into()))?;
+            .ok_or_else(|| Error::Dynamo("no shard iterator".into()))?;
         self.shards[i].iterator = Some(iterator.clone());
         Ok(iterator)
     }
 
     /// Refresh the shard list and load checkpoints for new shards.
-    async fn discover(&mut self) -> Result<(), PollError> {
+    async fn discover(&mut self) -> Result<(), Error> {
         let mut shards = Vec::new();
         let mut start: Option<String> = None;
         loop {
@@ -385,10 +371,10 @@ impl Poller {
                 .set_exclusive_start_shard_id(start.clone())
                 .send()
                 .await
-                .map_err(dynamo_error)?;
+                .map_err(|e| Error::dynamo("Streams", e))?;
             let description = out
                 .stream_description
-                .ok_or_else(|| PollError::Dynamo("no stream description".into()))?;
+                .ok_or_else(|| Error::Dynamo("no stream description".into()))?;
             shards.extend(description.shards.unwrap_or_default());
             start = description.last_evaluated_shard_id;
             if start.is_none() {
@@ -425,7 +411,7 @@ impl Poller {
         Ok(())
     }
 
-    async fn load_checkpoints(&self) -> Result<HashMap<String, Checkpoint>, PollError> {
+    async fn load_checkpoints(&self) -> Result<HashMap<String, Checkpoint>, Error> {
         let partition = keys::ItemKey::Checkpoint {
             stream: self.stream_arn.clone(),
             shard: String::new(),
@@ -446,7 +432,7 @@ impl Poller {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(dynamo_error)?;
+                .map_err(|e| Error::dynamo("Streams", e))?;
             for item in out.items.unwrap_or_default() {
                 if let Ok(checkpoint) = Checkpoint::from_item(item) {
                     checkpoints.insert(checkpoint.shard.clone(), checkpoint);
@@ -459,14 +445,14 @@ impl Poller {
         }
     }
 
-    async fn save(&self, i: usize) -> Result<(), PollError> {
+    async fn save(&self, i: usize) -> Result<(), Error> {
         self.dynamo
             .put_item()
             .table_name(&self.settings.table)
             .set_item(Some(self.shards[i].checkpoint.to_item()))
             .send()
             .await
-            .map_err(dynamo_error)?;
+            .map_err(|e| Error::dynamo("Streams", e))?;
         Ok(())
     }
 }

@@ -23,15 +23,16 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
-use chrono::Utc;
-use contracts::change::{Change, Decoded, LikeRef};
-use contracts::items::{Entity, Item, ItemType, Like, Post, attr};
-use contracts::keys::{self, ItemKey, Ksuid};
+use contracts::change::{Change, LikeRef};
+use contracts::counting::set_counter;
+use contracts::items::{Entity, Item, ItemType, Like, Post, attr, key_item};
+use contracts::keys::{self, ItemKey};
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{Applier, Outcome};
-use crate::plan::{PostRef, Stamp, plan};
+use crate::error::Error;
+use crate::plan::{PostRef, Stamp, plan_changes};
 use crate::verify::{ScanSpec, scan_page};
 
 /// How to rebuild.
@@ -60,12 +61,6 @@ pub struct Summary {
     pub posts_busy: u64,
 }
 
-impl From<aws_sdk_dynamodb::Error> for RebuildError {
-    fn from(e: aws_sdk_dynamodb::Error) -> Self {
-        RebuildError::Dynamo(Box::new(e))
-    }
-}
-
 /// A scan segment's position.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentState {
@@ -84,19 +79,6 @@ pub struct RebuildState {
     pub summary: Summary,
 }
 
-/// Why a rebuild stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum RebuildError {
-    #[error("DynamoDB: {0}")]
-    Dynamo(Box<aws_sdk_dynamodb::Error>),
-    #[error("state file {0}: {1}")]
-    State(PathBuf, String),
-    #[error("the state file is for table {0}, not this one")]
-    OtherTable(String),
-    #[error("{0} writes failed; run rebuild again to resume")]
-    WritesFailed(u64),
-}
-
 fn to_strings(key: Item) -> HashMap<String, String> {
     key.into_iter()
         .filter_map(|(k, v)| match v {
@@ -113,17 +95,17 @@ fn to_item(key: HashMap<String, String>) -> Item {
 }
 
 impl RebuildState {
-    fn load(settings: &RebuildSettings) -> Result<Self, RebuildError> {
+    fn load(settings: &RebuildSettings) -> Result<Self, Error> {
         let path = &settings.state_path;
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let state: RebuildState = serde_json::from_str(&text)
-                    .map_err(|e| RebuildError::State(path.clone(), e.to_string()))?;
+                    .map_err(|e| Error::RebuildState(path.clone(), e.to_string()))?;
                 if state.table != settings.scan.table {
-                    return Err(RebuildError::OtherTable(state.table));
+                    return Err(Error::OtherTable(state.table));
                 }
                 if state.segments.len() != settings.scan.segments as usize {
-                    return Err(RebuildError::State(
+                    return Err(Error::RebuildState(
                         path.clone(),
                         format!("saved with {} segments", state.segments.len()),
                     ));
@@ -135,12 +117,12 @@ impl RebuildState {
                 segments: vec![SegmentState::default(); settings.scan.segments as usize],
                 ..Default::default()
             }),
-            Err(e) => Err(RebuildError::State(path.clone(), e.to_string())),
+            Err(e) => Err(Error::RebuildState(path.clone(), e.to_string())),
         }
     }
 
-    fn save(&self, path: &PathBuf) -> Result<(), RebuildError> {
-        let fail = |e: std::io::Error| RebuildError::State(path.clone(), e.to_string());
+    fn save(&self, path: &PathBuf) -> Result<(), Error> {
+        let fail = |e: std::io::Error| Error::RebuildState(path.clone(), e.to_string());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
@@ -203,10 +185,7 @@ impl Rebuild {
     }
 
     /// Run (or resume) both phases. `progress` hears of items scanned, then posts checked.
-    pub async fn run(
-        &self,
-        progress: &(dyn Fn(Phase, u64) + Sync),
-    ) -> Result<Summary, RebuildError> {
+    pub async fn run(&self, progress: &(dyn Fn(Phase, u64) + Sync)) -> Result<Summary, Error> {
         let state = Mutex::new(RebuildState::load(&self.settings)?);
         let failed = std::sync::atomic::AtomicU64::new(0);
         let segments = (0..self.settings.scan.segments).map(|segment| {
@@ -216,7 +195,7 @@ impl Rebuild {
                     let s = state.lock().expect("state lock");
                     let saved = &s.segments[segment as usize];
                     if saved.done {
-                        return Ok::<_, RebuildError>(());
+                        return Ok::<_, Error>(());
                     }
                     saved.resume.clone().map(to_item)
                 };
@@ -254,7 +233,7 @@ impl Rebuild {
         try_join_all(segments).await?;
         let failures = failed.load(std::sync::atomic::Ordering::SeqCst);
         if failures > 0 {
-            return Err(RebuildError::WritesFailed(failures));
+            return Err(Error::WritesFailed(failures));
         }
 
         let state = state.into_inner().expect("state lock");
@@ -285,18 +264,9 @@ impl Rebuild {
         if self.settings.dry_run {
             return (uncounted.len() as u64, unstamped.len() as u64, 0);
         }
-        let records: Vec<_> = uncounted
-            .into_iter()
-            .map(|like| {
-                Ok(Decoded {
-                    sequence: String::new(),
-                    created: Utc::now(),
-                    change: Change::LikeAdded(like),
-                })
-            })
-            .collect();
-        let mut repairs = plan(&records);
-        let first_stamp = records.len();
+        let changes: Vec<Change> = uncounted.into_iter().map(Change::LikeAdded).collect();
+        let mut repairs = plan_changes(&changes);
+        let first_stamp = changes.len();
         let total = first_stamp + unstamped.len();
         repairs
             .stamps
@@ -321,7 +291,7 @@ impl Rebuild {
         &self,
         posts: &[PostRef],
         progress: &(dyn Fn(Phase, u64) + Sync),
-    ) -> Result<(u64, u64), RebuildError> {
+    ) -> Result<(u64, u64), Error> {
         let mut drifting: Vec<(PostRef, Observation)> = Vec::new();
         for post in posts {
             if let Some(seen) = self.observe(post).await?
@@ -362,7 +332,7 @@ impl Rebuild {
     }
 
     /// The post's counter, version and recount; `None` if it moved during the recount.
-    async fn observe(&self, post: &PostRef) -> Result<Option<Observation>, RebuildError> {
+    async fn observe(&self, post: &PostRef) -> Result<Option<Observation>, Error> {
         let first = self.counter(post).await?;
         let counted_in_view = self.count_view(post).await?;
         let second = self.counter(post).await?;
@@ -373,18 +343,19 @@ impl Rebuild {
         }))
     }
 
-    async fn counter(&self, post: &PostRef) -> Result<(Option<i64>, Option<String>), RebuildError> {
-        let key = ItemKey::Post(post.topic.clone(), post.post).key();
+    async fn counter(&self, post: &PostRef) -> Result<(Option<i64>, Option<String>), Error> {
         let item = self
             .client
             .get_item()
             .table_name(&self.settings.scan.table)
-            .key(keys::PK, AttributeValue::S(key.pk))
-            .key(keys::SK, AttributeValue::S(key.sk))
+            .set_key(Some(key_item(&ItemKey::Post(
+                post.topic.clone(),
+                post.post,
+            ))))
             .consistent_read(true)
             .send()
             .await
-            .map_err(aws_sdk_dynamodb::Error::from)?
+            .map_err(|e| Error::dynamo("GetItem", e))?
             .item
             .unwrap_or_default();
         let stored = item
@@ -398,7 +369,7 @@ impl Rebuild {
         Ok((stored, version))
     }
 
-    async fn count_view(&self, post: &PostRef) -> Result<i64, RebuildError> {
+    async fn count_view(&self, post: &PostRef) -> Result<i64, Error> {
         let mut total = 0i64;
         let mut start = None;
         loop {
@@ -424,7 +395,7 @@ impl Rebuild {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(aws_sdk_dynamodb::Error::from)?;
+                .map_err(|e| Error::dynamo("Query", e))?;
             total += i64::from(out.count);
             start = out.last_evaluated_key;
             if start.is_none() {
@@ -434,37 +405,18 @@ impl Rebuild {
     }
 
     /// Set the counter to the recount if its version is still the one observed.
-    async fn set_count(&self, post: &PostRef, seen: &Observation) -> Result<bool, RebuildError> {
-        let key = ItemKey::Post(post.topic.clone(), post.post).key();
-        let version_condition = if seen.version.is_some() {
-            "#version = :seen"
-        } else {
-            "attribute_not_exists(#version)"
-        };
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.settings.scan.table)
-            .key(keys::PK, AttributeValue::S(key.pk))
-            .key(keys::SK, AttributeValue::S(key.sk))
-            .update_expression("SET #count = :count, #version = :version")
-            .condition_expression(format!("attribute_exists(#pk) AND {version_condition}"))
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#count", attr::LIKE_COUNT)
-            .expression_attribute_names("#version", attr::COUNT_VERSION)
-            .expression_attribute_values(
-                ":count",
-                AttributeValue::N(seen.counted_in_view.to_string()),
-            )
-            .expression_attribute_values(
-                ":version",
-                AttributeValue::S(Ksuid::generate().to_string()),
-            );
-        if let Some(version) = &seen.version {
-            request =
-                request.expression_attribute_values(":seen", AttributeValue::S(version.clone()));
-        }
-        match request.send().await {
+    async fn set_count(&self, post: &PostRef, seen: &Observation) -> Result<bool, Error> {
+        let write = set_counter(
+            &post.topic,
+            post.post,
+            seen.counted_in_view,
+            seen.version.as_deref(),
+        );
+        let result = write
+            .update_item(&self.client, &self.settings.scan.table)
+            .send()
+            .await;
+        match result {
             Ok(_) => {
                 tracing::info!(post = %post.post, from = ?seen.stored, to = seen.counted_in_view, "counter corrected");
                 Ok(true)
@@ -475,7 +427,7 @@ impl Rebuild {
             {
                 Ok(false)
             }
-            Err(e) => Err(aws_sdk_dynamodb::Error::from(e).into()),
+            Err(e) => Err(Error::dynamo("UpdateItem", e)),
         }
     }
 }

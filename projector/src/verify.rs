@@ -15,6 +15,7 @@ use contracts::keys::{self, PostId, TopicSlug};
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::plan::PostRef;
 
 /// The attributes a tally reads: a scan asks for these alone, which keeps pages small.
@@ -150,7 +151,7 @@ pub async fn scan_page(
     segment: i32,
     start: Option<Item>,
     attributes: &[&str],
-) -> Result<(Vec<Item>, Option<Item>), aws_sdk_dynamodb::Error> {
+) -> Result<(Vec<Item>, Option<Item>), Error> {
     let mut request = client
         .scan()
         .table_name(&spec.table)
@@ -171,7 +172,7 @@ pub async fn scan_page(
             .expression_attribute_names("#topic", attr::TOPIC)
             .expression_attribute_values(":topic", AttributeValue::S(topic.to_string()));
     }
-    let out = request.send().await?;
+    let out = request.send().await.map_err(|e| Error::dynamo("Scan", e))?;
     Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
 }
 
@@ -181,7 +182,7 @@ pub async fn tally(
     client: &Client,
     spec: &ScanSpec,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<Tallies, aws_sdk_dynamodb::Error> {
+) -> Result<Tallies, Error> {
     let segments = (0..spec.segments).map(|segment| async move {
         let mut tallies = Tallies::default();
         let mut start = None;
@@ -193,7 +194,7 @@ pub async fn tally(
             }
             start = next;
             if start.is_none() {
-                return Ok::<_, aws_sdk_dynamodb::Error>(tallies);
+                return Ok::<_, Error>(tallies);
             }
         }
     });

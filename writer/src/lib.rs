@@ -14,8 +14,10 @@
 //! - [`identity`]: the caller. [`problem`]: errors as `application/problem+json`.
 //! - [`extract`]: request parsing with problem rejections. [`openapi`]: the API document.
 //!
-//! One [`router`] serves both entrypoints: `axum::serve` locally and `lambda_http::run` in
-//! Lambda (see `main.rs`).
+//! - [`server`]: the local server and the Lambda function, configured through the same
+//!   arguments; `main.rs` only picks one. [`error`]: the crate's error type.
+//!
+//! One [`router`] serves both: `axum::serve` locally and `lambda_http::run` in Lambda.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,18 +36,22 @@ use tracing::{Span, field};
 
 pub mod cache;
 pub mod cursor;
-pub mod extract;
+pub mod error;
+pub(crate) mod extract;
 pub mod identity;
 pub mod openapi;
 pub mod problem;
-pub mod routes;
+pub(crate) mod routes;
+pub mod server;
 pub mod store;
+
+pub use error::Error;
 
 use cache::ImmutableCache;
 use cursor::CursorCodec;
 use identity::IdentitySource;
 use problem::ApiError;
-use store::{Store, StoreError};
+use store::Store;
 
 /// How likes are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,7 +107,7 @@ impl AppState {
                     .store
                     .get(&ItemKey::Post(topic.clone(), post), true)
                     .await?;
-                Ok::<_, StoreError>(found.map(|p| PostMeta { title: p.title }))
+                Ok::<_, Error>(found.map(|p| PostMeta { title: p.title }))
             })
             .await?
             .ok_or(ApiError::NotFound("post"))

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use contracts::api::{FieldError, Problem};
 
-use crate::store::StoreError;
+use crate::error::Error;
 
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: u32 = 1;
@@ -108,14 +108,14 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
         match e {
-            StoreError::Unavailable(reason) => {
+            Error::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 ApiError::Unavailable
             }
-            StoreError::Internal(reason) => {
+            Error::Internal(reason) | Error::Start(reason) => {
                 tracing::error!(%reason, "database error");
                 ApiError::Internal
             }

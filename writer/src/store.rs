@@ -11,70 +11,36 @@
 //! can run on one table and every like is counted once.
 
 use std::collections::HashMap;
-use std::fmt::Debug;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
-};
-use contracts::items::{CountedBy, Entity, Item, Like, attr, key_item};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem};
+use contracts::counting;
+use contracts::dynamo::{Backoff, Failure, is_condition_failed};
+use contracts::items::{Entity, Item, Like, key_item};
 use contracts::keys::{self, ItemKey, PostId, TopicSlug, UserId, prefix};
-use rand::Rng;
 
-/// A failed database call, classified for the HTTP answer.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Throttled, timed out, unreachable or contended: the client may retry.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else: a bug or a misconfiguration.
-    #[error("internal: {0}")]
-    Internal(String),
-}
+use crate::error::Error;
 
-/// Error codes that mean "try again later", not "you did something wrong".
-const RETRYABLE_CODES: &[&str] = &[
-    "ThrottlingException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-    "TransactionInProgressException",
-];
-
-fn classify<E, R>(err: SdkError<E, R>) -> StoreError
-where
-    E: ProvideErrorMetadata + Debug,
-    R: Debug,
-{
-    match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable(format!("{err:?}"))
-        }
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or("unknown");
-            if RETRYABLE_CODES.contains(&code) {
-                StoreError::Unavailable(code.to_owned())
-            } else {
-                StoreError::Internal(format!("{code}: {:?}", service.err().message()))
-            }
-        }
-        _ => StoreError::Internal(format!("{err:?}")),
+/// The answer to a failed call, for the HTTP layer: retryable failures are "unavailable".
+fn unavailable_or_internal(failure: Failure) -> Error {
+    if failure.is_transient() {
+        Error::Unavailable(failure.describe())
+    } else {
+        Error::Internal(failure.describe())
     }
 }
 
-fn is_conditional_check_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
+fn classify<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> Error
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug + 'static,
+    R: std::fmt::Debug,
+{
+    unavailable_or_internal(Failure::of(&err))
 }
 
-fn decode<E: Entity>(item: Item) -> Result<E, StoreError> {
-    E::from_item(item).map_err(|e| StoreError::Internal(format!("unreadable item: {e}")))
+fn decode<E: Entity>(item: Item) -> Result<E, Error> {
+    E::from_item(item).map_err(|e| Error::Internal(format!("unreadable item: {e}")))
 }
 
 /// An item collection that the API pages through.
@@ -117,8 +83,13 @@ pub enum LikeOutcome {
     PostMissing,
 }
 
-/// Bounded retries of transactions that lose a conflict on a hot counter.
-const TRANSACTION_ATTEMPTS: u32 = 10;
+/// Retries of transactions that lose a conflict on a hot counter: short pauses, since a
+/// client waits for the answer.
+const TRANSACTION_BACKOFF: Backoff = Backoff {
+    attempts: 10,
+    base: std::time::Duration::from_millis(5),
+    cap: std::time::Duration::from_millis(200),
+};
 
 /// The table, as the writer sees it.
 #[derive(Clone, Debug)]
@@ -140,7 +111,7 @@ impl Store {
         &self,
         key: &ItemKey,
         consistent: bool,
-    ) -> Result<Option<E>, StoreError> {
+    ) -> Result<Option<E>, Error> {
         let out = self
             .client
             .get_item()
@@ -154,7 +125,7 @@ impl Store {
     }
 
     /// Write an entity unless an item with its key exists; `false` if one did.
-    pub async fn put_new<E: Entity>(&self, entity: &E) -> Result<bool, StoreError> {
+    pub async fn put_new<E: Entity>(&self, entity: &E) -> Result<bool, Error> {
         let result = self
             .client
             .put_item()
@@ -164,15 +135,15 @@ impl Store {
             .expression_attribute_names("#pk", keys::PK)
             .send()
             .await;
-        match result {
+        match result.map_err(|e| Failure::of(&e)) {
             Ok(_) => Ok(true),
-            Err(e) if is_conditional_check_failed(&e) => Ok(false),
-            Err(e) => Err(classify(e)),
+            Err(Failure::ConditionFailed) => Ok(false),
+            Err(failure) => Err(unavailable_or_internal(failure)),
         }
     }
 
     /// Write an entity, replacing any item with its key.
-    pub async fn put<E: Entity>(&self, entity: &E) -> Result<(), StoreError> {
+    pub async fn put<E: Entity>(&self, entity: &E) -> Result<(), Error> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -189,7 +160,7 @@ impl Store {
         collection: &Collection,
         limit: u16,
         resume: Option<ResumeKey>,
-    ) -> Result<Page<E>, StoreError> {
+    ) -> Result<Page<E>, Error> {
         let (index, pk_name, sk_name, pk, sk_prefix, forward) = match collection {
             Collection::TopicPosts(t) => (
                 None,
@@ -255,7 +226,7 @@ impl Store {
     }
 
     /// Stream mode: append the like (no GSI1 keys, not counted). The projector counts it.
-    pub async fn append_like(&self, like: &Like) -> Result<LikeOutcome, StoreError> {
+    pub async fn append_like(&self, like: &Like) -> Result<LikeOutcome, Error> {
         debug_assert!(like.counted_by.is_none());
         Ok(if self.put_new(like).await? {
             LikeOutcome::Created
@@ -265,17 +236,9 @@ impl Store {
     }
 
     /// Transactional mode: the like, in the view and marked counted, plus `ADD likeCount 1`.
-    pub async fn like_and_count(&self, like: &Like) -> Result<LikeOutcome, StoreError> {
-        let like = Like {
-            counted_by: Some(CountedBy::Writer),
-            ..like.clone()
-        };
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(like.to_item_in_view()))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .build()
+    pub async fn like_and_count(&self, like: &Like) -> Result<LikeOutcome, Error> {
+        let put = counting::put_counted_like(like)
+            .to_put(&self.table)
             .map_err(internal)?;
         let count = self.counter_update(&like.topic, like.post_id, 1)?;
         let actions = vec![
@@ -297,7 +260,7 @@ impl Store {
         user: &UserId,
         post: PostId,
         counted_first: bool,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, Error> {
         let mut try_counted = counted_first;
         // Each round either finishes or learns which kind of like is there; a like's
         // `countedBy` never changes from writer to anything else, so two rounds suffice
@@ -317,43 +280,32 @@ impl Store {
                 }
             }
         }
-        Err(StoreError::Unavailable(
+        Err(Error::Unavailable(
             "unlike kept racing with re-likes".into(),
         ))
     }
 
     /// Delete a like that the writer did not count; the projector owns its decrement.
-    async fn delete_uncounted(&self, user: &UserId, post: PostId) -> Result<Deleted, StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&ItemKey::Like(user.clone(), post))))
-            .condition_expression(
-                "attribute_exists(#pk) AND (attribute_not_exists(#counted) OR #counted <> :writer)",
-            )
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#counted", attr::COUNTED_BY)
-            .expression_attribute_values(
-                ":writer",
-                AttributeValue::S(CountedBy::Writer.as_str().into()),
-            )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    async fn delete_uncounted(&self, user: &UserId, post: PostId) -> Result<Deleted, Error> {
+        let result = counting::delete_not_writer_counted(user, post)
+            .delete_item(&self.client, &self.table)
             .send()
             .await;
         match result {
             Ok(_) => Ok(Deleted::Yes),
-            Err(SdkError::ServiceError(ref e))
-                if let DeleteItemError::ConditionalCheckFailedException(failed) = e.err() =>
-            {
-                let present = failed.item().is_some_and(|item| !item.is_empty());
-                Ok(if present {
-                    Deleted::OtherKind
-                } else {
-                    Deleted::Absent
-                })
+            Err(e) => {
+                let present = match e.as_service_error() {
+                    Some(DeleteItemError::ConditionalCheckFailedException(failed)) => {
+                        Some(failed.item().is_some_and(|item| !item.is_empty()))
+                    }
+                    _ => None,
+                };
+                match present {
+                    Some(true) => Ok(Deleted::OtherKind),
+                    Some(false) => Ok(Deleted::Absent),
+                    None => Err(classify(e)),
+                }
             }
-            Err(e) => Err(classify(e)),
         }
     }
 
@@ -363,19 +315,11 @@ impl Store {
         topic: &TopicSlug,
         user: &UserId,
         post: PostId,
-    ) -> Result<Deleted, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&ItemKey::Like(user.clone(), post))))
-            .condition_expression("#counted = :writer")
-            .expression_attribute_names("#counted", attr::COUNTED_BY)
-            .expression_attribute_values(
-                ":writer",
-                AttributeValue::S(CountedBy::Writer.as_str().into()),
-            )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
+    ) -> Result<Deleted, Error> {
+        let delete = counting::delete_writer_counted(user, post)
+            .to_delete(&self.table)
             .map_err(internal)?;
+
         let count = self.counter_update(topic, post, -1)?;
         let actions = vec![
             TransactWriteItem::builder().delete(delete).build(),
@@ -401,54 +345,37 @@ impl Store {
         topic: &TopicSlug,
         post: PostId,
         delta: i64,
-    ) -> Result<Update, StoreError> {
-        contracts::items::counter_update(&self.table, topic, post, delta).map_err(internal)
+    ) -> Result<aws_sdk_dynamodb::types::Update, Error> {
+        counting::move_counter(topic, post, delta)
+            .to_update(&self.table)
+            .map_err(internal)
     }
 
-    /// Run a transaction, retrying conflicts with jittered backoff. `Ok(None)` when it
-    /// committed, `Ok(Some(reasons))` when a condition cancelled it.
+    /// Run a transaction, retrying conflicts and throttling as [`TRANSACTION_BACKOFF`] says.
+    /// `Ok(None)` when it committed, `Ok(Some(reasons))` when a condition cancelled it.
     async fn transact(
         &self,
         actions: Vec<TransactWriteItem>,
-    ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
-        let mut backoff = Duration::from_millis(5);
-        for attempt in 1..=TRANSACTION_ATTEMPTS {
+    ) -> Result<Option<Vec<CancellationReason>>, Error> {
+        let policy = TRANSACTION_BACKOFF;
+        for attempt in 1.. {
             let result = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(actions.clone()))
                 .send()
                 .await;
-            let err = match result {
+            let failure = match result {
                 Ok(_) => return Ok(None),
-                Err(err) => err,
+                Err(err) => Failure::of(&err),
             };
-            let retryable = match &err {
-                SdkError::ServiceError(service) => match service.err() {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                        let reasons = cancelled.cancellation_reasons().to_vec();
-                        let conditional = reasons
-                            .iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed"));
-                        if conditional {
-                            return Ok(Some(reasons));
-                        }
-                        true
-                    }
-                    TransactWriteItemsError::TransactionInProgressException(_) => true,
-                    other => RETRYABLE_CODES.contains(&other.code().unwrap_or("")),
-                },
-                _ => false,
-            };
-            if !retryable || attempt == TRANSACTION_ATTEMPTS {
-                return Err(match classify(err) {
-                    StoreError::Internal(r) if retryable => StoreError::Unavailable(r),
-                    other => other,
-                });
+            match failure {
+                Failure::Cancelled(reasons) if reasons.iter().any(is_condition_failed) => {
+                    return Ok(Some(reasons));
+                }
+                f if f.is_transient() && policy.may_retry(attempt) => policy.wait(attempt).await,
+                f => return Err(unavailable_or_internal(f)),
             }
-            let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64);
-            tokio::time::sleep(Duration::from_millis(jitter) + backoff / 2).await;
-            backoff = (backoff * 2).min(Duration::from_millis(200));
         }
         unreachable!("the loop returns on its last attempt")
     }
@@ -463,11 +390,9 @@ enum Deleted {
 }
 
 fn failed(reasons: &[CancellationReason], index: usize) -> bool {
-    reasons
-        .get(index)
-        .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
+    reasons.get(index).is_some_and(is_condition_failed)
 }
 
-fn internal(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(e.to_string())
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
 }

@@ -1,0 +1,85 @@
+//! The writer and the projector built in-process on a test table: the one way tests make an
+//! `AppState`, a `Projector` and a running poller.
+
+use std::time::Duration;
+
+use projector::apply::Applier;
+use projector::handler::Projector;
+use projector::poller::{Poller, PollerSettings, StartAt};
+use writer::cursor::CursorCodec;
+use writer::identity::IdentitySource;
+use writer::store::Store;
+use writer::{AppState, WriteMode, serve_on_loopback};
+
+use crate::local::TestTable;
+use crate::writer_client::WriterClient;
+
+/// The cursor secret of in-process writers.
+pub const CURSOR_SECRET: &str = "test-secret";
+
+/// The writer's state on `table` through `client`.
+pub fn app_state(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mode: WriteMode,
+    identity: IdentitySource,
+) -> AppState {
+    AppState::new(
+        Store::new(client.clone(), table),
+        mode,
+        identity,
+        CursorCodec::new(CURSOR_SECRET),
+        1000,
+    )
+}
+
+/// The writer served over HTTP on a loopback port (dev identity header); its base URL.
+pub async fn serve_writer(table: &TestTable, mode: WriteMode, identity: IdentitySource) -> String {
+    serve_on_loopback(app_state(&table.client, &table.name, mode, identity))
+        .await
+        .expect("serve the writer")
+}
+
+/// A client of a writer served on `table` (dev identity header).
+pub async fn writer_client(table: &TestTable, mode: WriteMode) -> WriterClient {
+    WriterClient::new(serve_writer(table, mode, IdentitySource::DevHeader).await)
+}
+
+/// The projection of `table`.
+pub fn projector(table: &TestTable) -> Projector {
+    Projector::new(Applier::new(table.client.clone(), &table.name))
+}
+
+/// Poller settings for tests: quick idle polls.
+pub fn poller_settings(table: &TestTable, start_at: StartAt) -> PollerSettings {
+    let mut settings = PollerSettings::new(&table.name);
+    settings.start_at = start_at;
+    settings.idle_delay = Duration::from_millis(20);
+    settings
+}
+
+/// A poller on `table` with `settings`.
+pub async fn poller(table: &TestTable, settings: PollerSettings) -> Poller {
+    Poller::new(
+        projector(table),
+        table.client.clone(),
+        table.streams.clone(),
+        settings,
+    )
+    .await
+    .expect("poller starts")
+}
+
+/// The poller, running in the background until the handle is aborted or dropped with the
+/// runtime.
+pub async fn start_poller(table: &TestTable) -> tokio::task::JoinHandle<()> {
+    start_poller_at(table, StartAt::TrimHorizon).await
+}
+
+/// The poller, starting shards without a checkpoint at `start_at`.
+pub async fn start_poller_at(table: &TestTable, start_at: StartAt) -> tokio::task::JoinHandle<()> {
+    let mut poller = poller(table, poller_settings(table, start_at)).await;
+    tokio::spawn(async move {
+        poller.run().await;
+    })
+}

@@ -1,0 +1,30 @@
+//! # bench
+//!
+//! The test bed and the benchmarks: everything that runs the system rather than being it.
+//! The writer's and the projector's integration tests, the load benchmark and the criterion
+//! benches use it; no deployed binary links it.
+//!
+//! - [`local`]: DynamoDB Local (started through `scripts/dynamodb-local.sh`, the project's one
+//!   way to start it), a uniquely named table per test, and [`local::eventually`], the way
+//!   tests wait for eventual consistency.
+//! - [`app`]: the writer and the projector built in-process on a test table.
+//! - [`writer_client`]: the writer's HTTP API as tests and the benchmark call it.
+//! - [`tally`]: the true counts of a table (stored counter, live likes, likes in the view).
+//! - [`skew`]: which post a client likes next: one hot post and a Zipf tail.
+//! - [`load`]: clients liking and unliking until stopped, with what was acknowledged.
+//! - [`write_log`]: an SDK interceptor that logs every write with its consumed capacity.
+//! - [`capacity`]: the capacity model that replays those logs against DynamoDB's limits.
+//!
+//! The `bench` binary (`src/bin/load`) is the load benchmark; `bench writer` and `bench
+//! projector` run the real entrypoints with a write-logging client.
+
+pub mod app;
+pub mod capacity;
+pub mod load;
+pub mod local;
+pub mod skew;
+pub mod tally;
+pub mod write_log;
+pub mod writer_client;
+
+pub use local::{LocalInstance, TestTable, dynamodb_local, eventually};

@@ -1,0 +1,224 @@
+//! DynamoDB Local, a table per test, and polling with a deadline instead of sleeping.
+//!
+//! `DYNAMODB_LOCAL_ENDPOINT` names a running DynamoDB Local to reuse (the test command starts
+//! one for the whole run); without it, the first test of a process starts its own instance,
+//! which dies with the process.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use rand::Rng;
+
+use contracts::dynamo::{Endpoint, create_table, sdk_config};
+
+/// The environment variable naming a running DynamoDB Local.
+pub const ENDPOINT_VAR: &str = "DYNAMODB_LOCAL_ENDPOINT";
+
+/// The endpoint of the DynamoDB Local this test process uses.
+pub fn dynamodb_local() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| match std::env::var(ENDPOINT_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ => start_dynamodb_local(),
+    })
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench is inside the workspace")
+        .to_path_buf()
+}
+
+/// Install (if needed) and start the shared in-memory DynamoDB Local of this process.
+fn start_dynamodb_local() -> String {
+    let instance = LocalInstance::start(None);
+    let endpoint = instance.endpoint();
+    // The shared instance lives as long as the process.
+    std::mem::forget(instance);
+    endpoint
+}
+
+/// A DynamoDB Local process of a test's own: in memory, or on disk (`-dbPath`) so that it can
+/// be killed and restarted with its data, as the fault tests do.
+pub struct LocalInstance {
+    port: u16,
+    db_path: Option<PathBuf>,
+    running: Option<(u32, std::thread::JoinHandle<()>)>,
+}
+
+impl LocalInstance {
+    /// Start on a free loopback port; keep the data in `db_path` when given.
+    pub fn start(db_path: Option<&Path>) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut instance = Self {
+            port,
+            db_path: db_path.map(Path::to_path_buf),
+            running: None,
+        };
+        instance.restart();
+        instance
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL the process: no shutdown, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some((pid, waiter)) = self.running.take() {
+            // SAFETY: kill(2) on the pid of our own child, which `waiter` has not reaped yet.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            let _ = waiter.join();
+        }
+    }
+
+    /// Start the process (again) on the same port and wait until it listens.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut command = Command::new("bash");
+        command
+            .arg(workspace_root().join("scripts/dynamodb-local.sh"))
+            .args(["run", &self.port.to_string()]);
+        if let Some(path) = &self.db_path {
+            command.arg("--db-path").arg(path);
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        // The child gets SIGKILL when the thread that spawned it dies; that thread waits for
+        // the child, so no instance outlives its handle or the process.
+        let (spawned, started) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || match command.spawn() {
+            Ok(mut child) => {
+                let _ = spawned.send(Ok(child.id()));
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = spawned.send(Err(e));
+            }
+        });
+        let pid = started
+            .recv()
+            .expect("the spawning thread answers")
+            .expect("start java for DynamoDB Local");
+        self.running = Some((pid, waiter));
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "DynamoDB Local did not listen on {addr} within 180 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for LocalInstance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A uniquely named table of its own for one test, deleted when dropped.
+pub struct TestTable {
+    pub name: String,
+    pub endpoint: String,
+    pub config: SdkConfig,
+    pub client: aws_sdk_dynamodb::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
+}
+
+impl TestTable {
+    /// Create a fresh table as `contracts::table::TABLE` defines it.
+    pub async fn new() -> Self {
+        Self::on(dynamodb_local()).await
+    }
+
+    /// Create a fresh table on the DynamoDB Local at `endpoint`.
+    pub async fn on(endpoint: &str) -> Self {
+        let endpoint = endpoint.to_owned();
+        let config = sdk_config(&Endpoint {
+            url: Some(endpoint.clone()),
+        })
+        .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+        let name = format!("test-{:016x}", rand::rng().random::<u64>());
+        match create_table(&client, &name).await {
+            Ok(()) => {}
+            // The name is unique to this test: "in use" means an attempt that timed out on a
+            // busy DynamoDB Local did create it before the SDK retried.
+            Err(aws_sdk_dynamodb::Error::ResourceInUseException(_)) => {}
+            Err(e) => panic!("create table {name} on {endpoint}: {e:?}"),
+        }
+        Self {
+            name,
+            endpoint,
+            config,
+            client,
+            streams,
+        }
+    }
+}
+
+impl Drop for TestTable {
+    fn drop(&mut self) {
+        let (endpoint, name) = (self.endpoint.clone(), self.name.clone());
+        // Drop cannot await, and the test's runtime (which drives the client's connections) is
+        // blocked here: a short-lived runtime on its own thread, with its own client, deletes.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let config = sdk_config(&Endpoint {
+                    url: Some(endpoint),
+                })
+                .await;
+                let client = aws_sdk_dynamodb::Client::new(&config);
+                let _ = client.delete_table().table_name(name).send().await;
+            });
+            Ok::<_, std::io::Error>(())
+        })
+        .join();
+    }
+}
+
+/// Poll `probe` until it returns `Ok`, or panic at the deadline with `what` and the last
+/// `Err` it gave. The way tests wait for eventual consistency.
+pub async fn eventually<T, E, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if tokio::time::Instant::now() >= deadline => {
+                panic!("{what}: not reached within {within:?}; last seen: {last:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}

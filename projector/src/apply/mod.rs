@@ -1,0 +1,330 @@
+//! Applying a [`Plan`] to DynamoDB, with an outcome per record: the thin I/O half. What the
+//! requests are, and what DynamoDB's answers mean for each record, is [`requests`] (pure).
+//!
+//! First the like items the marks name are read (consistently, in batches): a mark whose like
+//! is gone, re-liked or already counted would only fail, and a failed condition cancels its
+//! whole transaction, billed in full. Those marks are dropped before anything is sent. (The
+//! read only saves work: whatever it misses, the transaction's conditions still catch.)
+//!
+//! Counting transactions run concurrently, except that those sharing a post run one after
+//! another (see [`crate::plan::lanes`]). When DynamoDB cancels one because a condition
+//! failed, `CancellationReasons` names the actions: those marks and tombstones are already
+//! counted (or their like is gone) and are dropped, as is a post that does not exist; the rest
+//! is retried at once. Conflicts and throttling are retried as `contracts::dynamo::Backoff`
+//! says; what still fails is reported as failed, so the caller re-delivers it, which is safe
+//! because every action is conditional (see [`crate::plan`]). When DynamoDB names a mark as
+//! throttled, its stamp may be what its post's GSI1 partition cannot take: the post's stamps
+//! leave the transaction before the retry, and the post is planned hot for [`HOT_MEMORY`]
+//! (see "Hot posts" in [`crate::plan`]).
+
+pub mod requests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use chrono::Utc;
+use contracts::change::{LikeRef, Undecodable};
+use contracts::counting;
+use contracts::dynamo::{Backoff, Failure, batch_get, is_condition_failed};
+use contracts::items::{Entity, Item, Quarantined, key_of};
+use contracts::keys::{ItemKey, PostId};
+use futures_util::{StreamExt, stream};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::error::Error;
+use crate::plan::{CountTransaction, Plan, lanes};
+pub use requests::Outcome;
+use requests::{
+    Screen, Settlement, drop_failed_conditions, record_outcome, screen_mark, throttled_marks,
+    transaction_items,
+};
+
+/// What applying a batch's plan did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedBatch {
+    /// Each record's outcome, in batch order.
+    pub outcomes: Vec<Outcome>,
+    /// Counting transactions DynamoDB cancelled (each billed in full, then retried).
+    pub cancelled: usize,
+}
+
+/// Transactions, reads and stamps in flight at once.
+const CONCURRENCY: usize = 8;
+/// A quarantined record is cut to this many bytes (items hold 400 KB).
+const MAX_QUARANTINED_BYTES: usize = 300_000;
+
+/// How long a post stays hot after its view throttled a counting transaction.
+pub const HOT_MEMORY: Duration = Duration::from_secs(300);
+
+/// The projector's writes to one table.
+#[derive(Clone, Debug)]
+pub struct Applier {
+    client: Client,
+    table: String,
+    /// Posts whose view throttled a counting transaction, and when (this process's memory:
+    /// a Lambda instance keeps it while warm).
+    throttled_views: Arc<Mutex<FxHashMap<PostId, Instant>>>,
+}
+
+impl Applier {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            throttled_views: Arc::default(),
+        }
+    }
+
+    /// Posts whose view throttled a counting transaction in the last [`HOT_MEMORY`]: plan
+    /// them hot.
+    pub fn hot_posts(&self) -> FxHashSet<PostId> {
+        let mut views = self.throttled_views();
+        views.retain(|_, at| at.elapsed() < HOT_MEMORY);
+        views.keys().copied().collect()
+    }
+
+    fn throttled_views(&self) -> std::sync::MutexGuard<'_, FxHashMap<PostId, Instant>> {
+        // A panic elsewhere cannot leave the map half-written: its writes are single inserts.
+        self.throttled_views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Apply a plan for a batch of `batch_len` records; `raw` gives a record's text for
+    /// quarantine.
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        batch_len: usize,
+        raw: &(dyn Fn(usize) -> String + Sync),
+    ) -> AppliedBatch {
+        let mut outcomes = vec![Outcome::Ignored; batch_len];
+        for (position, undecodable) in &plan.undecodable {
+            tracing::error!(sequence = %undecodable.sequence, reason = %undecodable.reason, "undecodable stream record: quarantined");
+            outcomes[*position] = match self.quarantine(undecodable, raw(*position)).await {
+                Ok(()) => Outcome::Isolated,
+                Err(e) => {
+                    tracing::error!(error = %e, "quarantine failed");
+                    Outcome::Failed
+                }
+            };
+        }
+
+        let mut transactions = plan.transactions.clone();
+        let screened = self.screen(&mut transactions).await;
+        let lanes = lanes(&transactions);
+        let mut unassigned: Vec<Option<CountTransaction>> =
+            transactions.into_iter().map(Some).collect();
+        let lanes: Vec<Vec<CountTransaction>> = lanes
+            .into_iter()
+            .map(|lane| {
+                lane.into_iter()
+                    .filter_map(|i| unassigned[i].take())
+                    .collect()
+            })
+            .collect();
+        let counted: Vec<Settlement> = stream::iter(lanes)
+            .map(|lane| async move {
+                let mut settled = Vec::with_capacity(lane.len());
+                for transaction in lane {
+                    settled.push(self.count(transaction).await);
+                }
+                settled
+            })
+            .buffer_unordered(CONCURRENCY)
+            .flat_map(stream::iter)
+            .collect()
+            .await;
+        let mut stamps = plan.stamps.clone();
+        let mut cancelled = 0;
+        for settlement in std::iter::once(screened).chain(counted) {
+            cancelled += settlement.cancelled;
+            for (records, outcome) in settlement.outcomes {
+                record_outcome(&mut outcomes, &records, outcome);
+            }
+            stamps.extend(settlement.stamps);
+        }
+
+        let stamped: Vec<(Vec<usize>, bool)> = stream::iter(stamps)
+            .map(|stamp| async move {
+                let ok = self.stamp(&stamp.like).await;
+                (stamp.records, ok)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for (records, ok) in stamped {
+            if !ok {
+                record_outcome(&mut outcomes, &records, Outcome::Failed);
+            }
+        }
+        AppliedBatch {
+            outcomes,
+            cancelled,
+        }
+    }
+
+    /// Drop the marks that a consistent read of their like items shows cannot succeed. A read
+    /// that fails screens nothing: the transactions' conditions then sort it out.
+    async fn screen(&self, transactions: &mut [CountTransaction]) -> Settlement {
+        let mut settlement = Settlement::default();
+        let keys: Vec<ItemKey> = transactions
+            .iter()
+            .flat_map(|t| &t.posts)
+            .flat_map(|p| &p.marks)
+            .map(|m| m.like.item_key())
+            .collect::<FxHashSet<_>>()
+            .into_iter()
+            .collect();
+        if keys.is_empty() {
+            return settlement;
+        }
+        let chunks: Vec<Vec<ItemKey>> = keys.chunks(100).map(<[_]>::to_vec).collect();
+        let reads: Vec<_> = stream::iter(chunks)
+            .map(|chunk| async move { batch_get(&self.client, &self.table, &chunk).await })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut found: HashMap<ItemKey, Item> = HashMap::with_capacity(keys.len());
+        for read in reads {
+            match read {
+                Ok(items) => found.extend(
+                    items
+                        .into_iter()
+                        .filter_map(|item| Some((key_of(&item)?, item))),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read like items; counting unscreened");
+                    return settlement;
+                }
+            }
+        }
+        for count in transactions.iter_mut().flat_map(|t| &mut t.posts) {
+            count.marks.retain(
+                |mark| match screen_mark(found.get(&mark.like.item_key()), mark) {
+                    Screen::Send => true,
+                    Screen::Drop { stamp } => {
+                        settlement.dropped(mark, stamp);
+                        false
+                    }
+                },
+            );
+        }
+        settlement
+    }
+
+    /// Run one counting transaction to completion: drop what is already done, retry the rest.
+    async fn count(&self, mut transaction: CountTransaction) -> Settlement {
+        let policy = Backoff::STANDARD;
+        let mut settlement = Settlement::default();
+        let mut attempt = 0;
+        loop {
+            transaction
+                .posts
+                .retain(|p| !p.marks.is_empty() || !p.uncounts.is_empty());
+            if transaction.posts.is_empty() {
+                return settlement;
+            }
+            let (items, actions) =
+                match transaction_items(&self.table, &transaction, Utc::now().timestamp()) {
+                    Ok(built) => built,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not build a transaction");
+                        settlement.fail_transaction(&transaction);
+                        return settlement;
+                    }
+                };
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            let failure = match sent {
+                Ok(_) => {
+                    settlement.commit_transaction(&transaction);
+                    return settlement;
+                }
+                Err(err) => Failure::of(&err),
+            };
+            let reasons = match &failure {
+                Failure::Cancelled(reasons) => {
+                    settlement.cancelled += 1;
+                    reasons.as_slice()
+                }
+                _ => &[],
+            };
+            if reasons.iter().any(is_condition_failed) {
+                drop_failed_conditions(&mut transaction, &actions, reasons, &mut settlement);
+                continue;
+            }
+            for p in throttled_marks(&actions, reasons) {
+                let count = &mut transaction.posts[p];
+                let stamps = count.split_stamps();
+                if !stamps.is_empty() {
+                    tracing::warn!(post = %count.post.post, "a post's view throttled counting: planned hot for a while");
+                    self.throttled_views()
+                        .insert(count.post.post, Instant::now());
+                    settlement.stamps.extend(stamps);
+                }
+            }
+            attempt += 1;
+            if !failure.is_transient() || !policy.may_retry(attempt) {
+                tracing::warn!(error = %failure.describe(), posts = transaction.posts.len(), "counting transaction failed; records will be re-delivered");
+                settlement.fail_transaction(&transaction);
+                return settlement;
+            }
+            policy.wait(attempt).await;
+        }
+    }
+
+    /// Set a like's GSI1 keys if this incarnation still exists. `false` if it could not be
+    /// done now (the records are then re-delivered).
+    async fn stamp(&self, like: &LikeRef) -> bool {
+        let policy = Backoff::STANDARD;
+        let write = counting::stamp_like(like);
+        for attempt in 1.. {
+            let result = write.update_item(&self.client, &self.table).send().await;
+            let failure = match result {
+                Ok(_) => return true,
+                Err(e) => Failure::of(&e),
+            };
+            match failure {
+                // Gone or re-liked: its own record stamps the new incarnation.
+                Failure::ConditionFailed => return true,
+                f if f.is_transient() && policy.may_retry(attempt) => policy.wait(attempt).await,
+                f => {
+                    tracing::warn!(error = %f.describe(), "stamp failed; records will be re-delivered");
+                    return false;
+                }
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    async fn quarantine(&self, record: &Undecodable, mut raw: String) -> Result<(), Error> {
+        if raw.len() > MAX_QUARANTINED_BYTES {
+            let mut end = MAX_QUARANTINED_BYTES;
+            while !raw.is_char_boundary(end) {
+                end -= 1;
+            }
+            raw.truncate(end);
+        }
+        let item = Quarantined {
+            sequence: record.sequence.clone(),
+            reason: record.reason.clone(),
+            record: raw,
+            quarantined_at: Utc::now(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.to_item()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::dynamo("PutItem", e))
+    }
+}

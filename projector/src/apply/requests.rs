@@ -1,0 +1,449 @@
+//! The pure half of applying a plan: the requests a counting transaction sends, what a
+//! screening read or a cancellation says about each of its actions, and the outcome of every
+//! record. Everything here is unit-tested without a database; `apply` only sends and waits.
+
+use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
+use contracts::counting::{self, LikeState};
+use contracts::dynamo::is_condition_failed;
+use contracts::items::Item;
+
+use crate::plan::{CountTransaction, Mark, PostCount, Stamp};
+
+/// What happened to one record of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Its change is now in the counters and views.
+    Applied,
+    /// Nothing to do: its change was applied by an earlier delivery, or was overtaken (its
+    /// like is gone or was liked again since, and the later record counts).
+    Redundant,
+    /// It needs no projection.
+    Ignored,
+    /// It could not be decoded and was quarantined.
+    Isolated,
+    /// Not applied: must be delivered again.
+    Failed,
+}
+
+/// Record `outcome` for the batch positions `records`. A position already `Failed` stays
+/// failed: one of its writes did not happen, so it must be delivered again whatever else
+/// succeeded.
+pub fn record_outcome(outcomes: &mut [Outcome], records: &[usize], outcome: Outcome) {
+    for &position in records {
+        if outcomes[position] != Outcome::Failed {
+            outcomes[position] = outcome;
+        }
+    }
+}
+
+/// One action of a counting transaction, for reading its cancellation reason: the post (its
+/// index in the transaction), and which of its writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Counter(usize),
+    Mark(usize, usize),
+    Uncount(usize, usize),
+}
+
+/// The items of a counting transaction, and which action each one is. `now_secs` dates the
+/// tombstones.
+pub fn transaction_items(
+    table: &str,
+    transaction: &CountTransaction,
+    now_secs: i64,
+) -> Result<(Vec<TransactWriteItem>, Vec<Action>), BuildError> {
+    let mut items = Vec::with_capacity(transaction.actions());
+    let mut actions = Vec::with_capacity(transaction.actions());
+    for (p, count) in transaction.posts.iter().enumerate() {
+        // The counter update is there even when the delta is zero: its new version tells
+        // `rebuild` that the post's counted likes changed.
+        let counter = counting::move_counter(&count.post.topic, count.post.post, count.delta());
+        items.push(
+            TransactWriteItem::builder()
+                .update(counter.to_update(table)?)
+                .build(),
+        );
+        actions.push(Action::Counter(p));
+        for (m, mark) in count.marks.iter().enumerate() {
+            // A failed condition returns the item as it was: screening it tells why.
+            let update = counting::count_like(&mark.like, mark.stamp).to_update(table)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+            actions.push(Action::Mark(p, m));
+        }
+        for (u, uncount) in count.uncounts.iter().enumerate() {
+            let put = counting::tombstone(&uncount.like, now_secs).to_put(table)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            actions.push(Action::Uncount(p, u));
+        }
+    }
+    Ok((items, actions))
+}
+
+/// What to do with a mark, given its like item as a consistent read found it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Screen {
+    /// It may succeed: send it.
+    Send,
+    /// It would fail: the like is gone, re-liked, or already counted. `stamp`: counted but
+    /// not in GSI1 while its stamp was to ride with the mark (a run that crashed between
+    /// counting and stamping a hot post), so stamp it now.
+    Drop { stamp: bool },
+}
+
+/// Screen a mark against its like item (`None`: no item).
+pub fn screen_mark(item: Option<&Item>, mark: &Mark) -> Screen {
+    match LikeState::of(item, &mark.like) {
+        LikeState::Uncounted => Screen::Send,
+        LikeState::Gone | LikeState::Replaced => Screen::Drop { stamp: false },
+        LikeState::Counted { in_view } => Screen::Drop {
+            stamp: mark.stamp && !in_view,
+        },
+    }
+}
+
+/// What a counting transaction (or the screening before it) settled: outcomes for batch
+/// positions, cancelled attempts, and stamps still to write.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settlement {
+    pub outcomes: Vec<(Vec<usize>, Outcome)>,
+    /// Attempts DynamoDB cancelled.
+    pub cancelled: usize,
+    /// Likes found counted but not stamped (a run that crashed between count and stamp), and
+    /// stamps taken out of marks whose view throttled.
+    pub stamps: Vec<Stamp>,
+}
+
+impl Settlement {
+    /// A mark not sent (again), its like gone, re-liked or counted: its records are
+    /// redundant, and `stamp` stamps the like now (see [`Screen::Drop`]).
+    pub fn dropped(&mut self, mark: &Mark, stamp: bool) {
+        self.outcomes
+            .push((mark.records.clone(), Outcome::Redundant));
+        if stamp {
+            self.stamps.push(mark.as_stamp());
+        }
+    }
+
+    /// A change that committed: its first delivery is applied, copies in the same batch are
+    /// redundant.
+    pub fn committed(&mut self, records: &[usize]) {
+        if let Some((first, rest)) = records.split_first() {
+            self.outcomes.push((vec![*first], Outcome::Applied));
+            if !rest.is_empty() {
+                self.outcomes.push((rest.to_vec(), Outcome::Redundant));
+            }
+        }
+    }
+
+    /// Every record of a post's count, with one outcome.
+    pub fn settle_post(&mut self, count: &PostCount, outcome: Outcome) {
+        for records in count.records() {
+            self.outcomes.push((records.to_vec(), outcome));
+        }
+    }
+
+    /// Every record of a transaction committed.
+    pub fn commit_transaction(&mut self, transaction: &CountTransaction) {
+        for records in transaction.posts.iter().flat_map(PostCount::records) {
+            self.committed(records);
+        }
+    }
+
+    /// Every record of a transaction failed (to be re-delivered).
+    pub fn fail_transaction(&mut self, transaction: &CountTransaction) {
+        for count in &transaction.posts {
+            self.settle_post(count, Outcome::Failed);
+        }
+    }
+}
+
+/// The posts (indexes in the transaction) of marks that DynamoDB cancelled as throttled: their
+/// stamps may be what the post's GSI1 partition cannot take.
+pub fn throttled_marks(actions: &[Action], reasons: &[CancellationReason]) -> Vec<usize> {
+    let mut posts: Vec<usize> = actions
+        .iter()
+        .zip(reasons)
+        .filter(|(_, reason)| {
+            matches!(
+                reason.code(),
+                Some("ThrottlingError" | "ProvisionedThroughputExceeded")
+            )
+        })
+        .filter_map(|(action, _)| match action {
+            Action::Mark(p, _) => Some(*p),
+            _ => None,
+        })
+        .collect();
+    posts.dedup();
+    posts
+}
+
+/// Remove from `transaction` the actions whose condition failed, settling why: a mark or
+/// tombstone already there (its like counted or gone), or a post that does not exist
+/// (nothing of it counts). What is left may be sent again.
+pub fn drop_failed_conditions(
+    transaction: &mut CountTransaction,
+    actions: &[Action],
+    reasons: &[CancellationReason],
+    settlement: &mut Settlement,
+) {
+    let failed = |i: usize| reasons.get(i).is_some_and(is_condition_failed);
+    let mut missing_posts = Vec::new();
+    let mut done_marks = Vec::new();
+    let mut done_uncounts = Vec::new();
+    for (i, action) in actions.iter().enumerate() {
+        if !failed(i) {
+            continue;
+        }
+        match *action {
+            Action::Counter(p) => {
+                let count = &transaction.posts[p];
+                tracing::error!(post = %count.post.post, "likes of a post that does not exist: not counted");
+                settlement.settle_post(count, Outcome::Ignored);
+                missing_posts.push(p);
+            }
+            Action::Mark(p, m) => {
+                // The item as it was when the condition failed (`ALL_OLD`).
+                let mark = &transaction.posts[p].marks[m];
+                let stamp = screen_mark(reasons[i].item(), mark) == Screen::Drop { stamp: true };
+                settlement.dropped(mark, stamp);
+                done_marks.push((p, m));
+            }
+            Action::Uncount(p, u) => {
+                let records = transaction.posts[p].uncounts[u].records.clone();
+                settlement.outcomes.push((records, Outcome::Redundant));
+                done_uncounts.push((p, u));
+            }
+        }
+    }
+    let posts = std::mem::take(&mut transaction.posts);
+    for (p, mut count) in posts.into_iter().enumerate() {
+        if missing_posts.contains(&p) {
+            continue;
+        }
+        count.marks = keep(count.marks, |m| !done_marks.contains(&(p, m)));
+        count.uncounts = keep(count.uncounts, |u| !done_uncounts.contains(&(p, u)));
+        transaction.posts.push(count);
+    }
+}
+
+/// The elements whose index passes `wanted`.
+fn keep<T>(items: Vec<T>, wanted: impl Fn(usize) -> bool) -> Vec<T> {
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, item)| wanted(i).then_some(item))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use contracts::items::{LikeRef, attr};
+    use contracts::keys::{self, Ksuid};
+
+    use crate::plan::{PostRef, Uncount};
+
+    fn s(text: &str) -> AttributeValue {
+        AttributeValue::S(text.into())
+    }
+
+    fn mark(stamp: bool, record: usize) -> Mark {
+        Mark {
+            records: vec![record],
+            like: LikeRef {
+                user: format!("user-{record}").parse().unwrap(),
+                post: Ksuid::generate(),
+                topic: "rust".parse().unwrap(),
+                like_id: Ksuid::generate(),
+            },
+            stamp,
+        }
+    }
+
+    fn like_item(mark: &Mark, counted: bool, stamped: bool) -> Item {
+        let mut item = Item::from([(attr::LIKE_ID.to_owned(), s(mark.like.like_id.as_str()))]);
+        if counted {
+            item.insert(attr::COUNTED_BY.into(), s("projector"));
+        }
+        if stamped {
+            item.insert(keys::GSI1PK.into(), s("POST#x"));
+        }
+        item
+    }
+
+    fn reason(code: &str) -> CancellationReason {
+        CancellationReason::builder().code(code).build()
+    }
+
+    fn transaction() -> CountTransaction {
+        let post = |n: u64| PostRef {
+            topic: "t".parse().unwrap(),
+            post: Ksuid::at_millis(1_700_000_000_000 + n as i64),
+        };
+        let uncount = Uncount {
+            records: vec![9],
+            like: mark(false, 9).like,
+        };
+        CountTransaction {
+            posts: vec![
+                PostCount {
+                    post: post(1),
+                    marks: vec![mark(true, 0), mark(true, 1)],
+                    uncounts: vec![uncount],
+                },
+                PostCount {
+                    post: post(2),
+                    marks: vec![mark(true, 2)],
+                    uncounts: Vec::new(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_transaction_holds_counter_marks_and_tombstones_in_action_order() {
+        let transaction = transaction();
+        let (items, actions) = transaction_items("t", &transaction, 0).unwrap();
+        assert_eq!(
+            actions,
+            vec![
+                Action::Counter(0),
+                Action::Mark(0, 0),
+                Action::Mark(0, 1),
+                Action::Uncount(0, 0),
+                Action::Counter(1),
+                Action::Mark(1, 0),
+            ]
+        );
+        assert_eq!(items.len(), transaction.actions());
+        let counter = items[0].update().unwrap();
+        assert_eq!(
+            counter.expression_attribute_values().unwrap()[":delta"],
+            AttributeValue::N("1".into())
+        );
+        let mark = items[1].update().unwrap();
+        assert_eq!(
+            mark.return_values_on_condition_check_failure(),
+            Some(&aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
+        );
+        assert!(
+            mark.update_expression().contains("#gpk"),
+            "a cold mark stamps"
+        );
+        assert!(items[3].put().is_some(), "an uncount is a tombstone put");
+    }
+
+    #[test]
+    fn failed_conditions_leave_only_what_may_still_succeed() {
+        let mut transaction = transaction();
+        let (_, actions) = transaction_items("t", &transaction, 0).unwrap();
+        let counted_unstamped = like_item(&transaction.posts[0].marks[1], true, false);
+        let reasons = vec![
+            reason("None"),
+            reason("None"),
+            CancellationReason::builder()
+                .code(contracts::dynamo::CONDITION_FAILED)
+                .set_item(Some(counted_unstamped))
+                .build(),
+            reason(contracts::dynamo::CONDITION_FAILED),
+            reason(contracts::dynamo::CONDITION_FAILED),
+            reason("None"),
+        ];
+        let mut settlement = Settlement::default();
+        drop_failed_conditions(&mut transaction, &actions, &reasons, &mut settlement);
+        // Post 2 does not exist: all of it is ignored and it leaves the transaction.
+        assert_eq!(transaction.posts.len(), 1);
+        assert_eq!(
+            transaction.posts[0].marks.len(),
+            1,
+            "the mark that may succeed"
+        );
+        assert_eq!(transaction.posts[0].marks[0].records, vec![0]);
+        assert!(
+            transaction.posts[0].uncounts.is_empty(),
+            "the tombstone existed"
+        );
+        assert_eq!(
+            settlement.outcomes,
+            vec![
+                (vec![1], Outcome::Redundant),
+                (vec![9], Outcome::Redundant),
+                (vec![2], Outcome::Ignored),
+            ]
+        );
+        assert_eq!(
+            settlement.stamps.len(),
+            1,
+            "counted but not stamped: stamped now"
+        );
+    }
+
+    #[test]
+    fn a_failed_position_stays_failed() {
+        let mut outcomes = vec![Outcome::Ignored; 3];
+        record_outcome(&mut outcomes, &[0, 1], Outcome::Failed);
+        record_outcome(&mut outcomes, &[1, 2], Outcome::Applied);
+        assert_eq!(
+            outcomes,
+            vec![Outcome::Failed, Outcome::Failed, Outcome::Applied]
+        );
+    }
+
+    #[test]
+    fn throttled_marks_name_their_posts_once() {
+        let actions = [
+            Action::Counter(0),
+            Action::Mark(0, 0),
+            Action::Mark(0, 1),
+            Action::Counter(1),
+            Action::Mark(1, 0),
+            Action::Counter(2),
+            Action::Mark(2, 0),
+        ];
+        let reasons = [
+            reason("None"),
+            reason("ThrottlingError"),
+            reason("ThrottlingError"),
+            reason("ThrottlingError"),
+            reason("None"),
+            reason("None"),
+            reason("ProvisionedThroughputExceeded"),
+        ];
+        // Post 1's counter was throttled, not a mark of it: that is the post item, not its view.
+        assert_eq!(throttled_marks(&actions, &reasons), vec![0, 2]);
+        assert!(throttled_marks(&actions, &[]).is_empty());
+    }
+
+    #[test]
+    fn only_marks_that_can_succeed_are_sent() {
+        let cold = mark(true, 0);
+        assert_eq!(
+            screen_mark(Some(&like_item(&cold, false, false)), &cold),
+            Screen::Send
+        );
+        // Gone (unliked), or re-liked since: its own record counts the new incarnation.
+        assert_eq!(screen_mark(None, &cold), Screen::Drop { stamp: false });
+        let other = mark(true, 1);
+        assert_eq!(
+            screen_mark(Some(&like_item(&other, false, false)), &cold),
+            Screen::Drop { stamp: false }
+        );
+        // Counted already: stamped, or not (then stamped now, unless a separate stamp is planned).
+        assert_eq!(
+            screen_mark(Some(&like_item(&cold, true, true)), &cold),
+            Screen::Drop { stamp: false }
+        );
+        assert_eq!(
+            screen_mark(Some(&like_item(&cold, true, false)), &cold),
+            Screen::Drop { stamp: true }
+        );
+        let hot = mark(false, 2);
+        assert_eq!(
+            screen_mark(Some(&like_item(&hot, true, false)), &hot),
+            Screen::Drop { stamp: false }
+        );
+    }
+}

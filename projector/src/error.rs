@@ -1,0 +1,54 @@
+//! The projector's one error type.
+
+use std::path::PathBuf;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+/// Why a projector operation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A DynamoDB or DynamoDB Streams call failed: its operation and error code.
+    #[error("DynamoDB: {0}")]
+    Dynamo(String),
+    #[error("the table has no stream")]
+    NoStream,
+    #[error("the event has no Records array")]
+    NoRecords,
+    /// A record that must be retried has no sequence number to report.
+    #[error("record {0} failed and has no sequence number to report; the batch is retried whole")]
+    Unreportable(usize),
+    #[error("rebuild state file {0}: {1}")]
+    RebuildState(PathBuf, String),
+    #[error("the rebuild state file is for table {0}, not this one")]
+    OtherTable(String),
+    #[error("{0} writes failed; run rebuild again to resume")]
+    WritesFailed(u64),
+    #[error("Lambda runtime: {0}")]
+    Runtime(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// A failed SDK call, by its code and message (never its payload).
+    pub fn dynamo<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+        operation: &str,
+        e: SdkError<E, R>,
+    ) -> Self {
+        let code = e.code().map(str::to_owned).unwrap_or_else(|| match &e {
+            SdkError::TimeoutError(_) => "timeout".into(),
+            SdkError::DispatchFailure(_) => "unreachable".into(),
+            _ => "unknown".into(),
+        });
+        Error::Dynamo(format!(
+            "{operation}: {code}{}",
+            e.message().map(|m| format!(" ({m})")).unwrap_or_default()
+        ))
+    }
+}
+
+impl From<contracts::dynamo::BatchGetError> for Error {
+    fn from(e: contracts::dynamo::BatchGetError) -> Self {
+        Error::Dynamo(e.to_string())
+    }
+}

@@ -1,0 +1,132 @@
+//! Faults: DynamoDB Local killed and restarted in the middle of a load, and the poller killed
+//! mid-batch again and again. Nothing a client was told is done may be lost, and every counter
+//! must end exact.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{Load, WriterClient, assert_acknowledged_hold, start_poller, until_converged};
+use bench::{LocalInstance, TestTable, dynamodb_local, eventually};
+use rand::{Rng, SeedableRng};
+use writer::WriteMode;
+
+const TOPIC: &str = "faults";
+
+async fn posts(writer: &WriterClient, n: usize) -> Vec<String> {
+    let mut posts = Vec::new();
+    for i in 0..n {
+        posts.push(writer.create_post(TOPIC, &format!("post {i}")).await);
+    }
+    posts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_killed_mid_load_loses_no_acknowledged_write() {
+    let data = tempfile::tempdir().unwrap();
+    let mut database = LocalInstance::start(Some(data.path()));
+    let table = TestTable::on(&database.endpoint()).await;
+    let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let posts = posts(&writer, 4).await;
+    let poller = start_poller(&table).await;
+    let load = Load::start(&writer.base, TOPIC, &posts, 6);
+    load.until_acknowledged(150, Duration::from_secs(60)).await;
+
+    database.kill();
+    let unavailable = load.unavailable.load(std::sync::atomic::Ordering::SeqCst);
+    eventually(
+        "the writer answers 503 while the database is down",
+        Duration::from_secs(30),
+        || async {
+            let now = load.unavailable.load(std::sync::atomic::Ordering::SeqCst);
+            if now >= unavailable + 5 {
+                Ok(())
+            } else {
+                Err(format!("{} answers 503 so far", now - unavailable))
+            }
+        },
+    )
+    .await;
+    database.restart();
+    load.until_acknowledged(150, Duration::from_secs(60)).await;
+    let report = load.stop().await;
+
+    let tallies = until_converged(&table, Duration::from_secs(60)).await;
+    assert_eq!(tallies.len(), posts.len());
+    assert_acknowledged_hold(&table, TOPIC, &report).await;
+    let statuses: Vec<u16> = report.failures.keys().copied().collect();
+    assert!(
+        statuses.iter().all(|s| *s == 503),
+        "only 503 while the database was down, got {:?}",
+        report.failures
+    );
+    assert_eq!(
+        report.retry_after,
+        report.failures.get(&503).copied().unwrap_or(0),
+        "every 503 carries Retry-After"
+    );
+    poller.abort();
+}
+
+/// Every post's stored `likeCount`, in post order.
+async fn stored_counts(table: &TestTable) -> Vec<i64> {
+    let mut counts: Vec<_> = crate::support::tallies(table)
+        .await
+        .into_iter()
+        .map(|(post, t)| (post, t.0))
+        .collect();
+    counts.sort();
+    counts.into_iter().map(|(_, count)| count).collect()
+}
+
+/// The projector binary polling the table's stream.
+fn spawn_poller(table: &TestTable) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args([
+            "poll",
+            "--table",
+            &table.name,
+            "--endpoint-url",
+            &table.endpoint,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the projector binary")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poller_killed_mid_batch_again_and_again_ends_exact() {
+    let table = TestTable::on(dynamodb_local()).await;
+    let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let posts = posts(&writer, 3).await;
+    let load = Load::start(&writer.base, TOPIC, &posts, 6);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let kills = 12;
+    for _ in 0..kills {
+        let before = stored_counts(&table).await;
+        let mut poller = spawn_poller(&table);
+        load.until_acknowledged(20, Duration::from_secs(60)).await;
+        eventually(
+            "the poller projects before it is killed",
+            Duration::from_secs(30),
+            || async {
+                let now = stored_counts(&table).await;
+                if now != before { Ok(()) } else { Err(now) }
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
+        poller.kill().expect("SIGKILL the poller");
+        poller.wait().unwrap();
+    }
+    let report = load.stop().await;
+    let mut poller = spawn_poller(&table);
+    let tallies = until_converged(&table, Duration::from_secs(120)).await;
+    poller.kill().unwrap();
+    poller.wait().unwrap();
+
+    assert_eq!(tallies.len(), posts.len());
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_acknowledged_hold(&table, TOPIC, &report).await;
+}

@@ -1,0 +1,332 @@
+//! Stream lineage: the poller against a constructed shard graph that DynamoDB Local cannot
+//! produce. A small DynamoDB Streams endpoint serves the table's real records, redistributed
+//! over a parent, two children, a grandchild that appears only once its parent has closed,
+//! and an orphan whose parent was trimmed; it expires every fourth iterator. The poller must
+//! read every parent to its end before any child, read the orphan, survive the expirations,
+//! and end with exact counters.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::support::{projector, until_converged};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bench::TestTable;
+use contracts::dynamo::{Endpoint, sdk_config};
+use projector::poller::{Poller, PollerSettings};
+use serde_json::{Value, json};
+use writer::WriteMode;
+
+/// One constructed shard.
+struct FakeShard {
+    id: String,
+    parent: Option<String>,
+    records: Vec<Value>,
+    /// Closed shards end; the open one keeps answering with a next iterator.
+    closed: bool,
+    /// Listed only once this shard has been read to its end.
+    listed_after: Option<String>,
+}
+
+#[derive(Default)]
+struct FakeStream {
+    shards: Vec<FakeShard>,
+    /// Shards read to their end.
+    ended: Vec<String>,
+    /// Every GetRecords call: (shard, whether it ended the shard).
+    reads: Vec<(String, bool)>,
+    calls: u64,
+    expired: u64,
+}
+
+type Shared = Arc<Mutex<FakeStream>>;
+
+fn wire_error(kind: &str, message: &str) -> Response {
+    let body =
+        json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": message});
+    (
+        StatusCode::BAD_REQUEST,
+        [("content-type", "application/x-amz-json-1.0")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn wire(body: Value) -> Response {
+    (
+        [("content-type", "application/x-amz-json-1.0")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The DynamoDB Streams JSON protocol, for DescribeStream, GetShardIterator and GetRecords.
+async fn streams_api(State(stream): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let request: Value = serde_json::from_str(&body).unwrap_or_default();
+    let mut s = stream.lock().unwrap();
+    match target.rsplit('.').next().unwrap_or_default() {
+        "DescribeStream" => {
+            let shards: Vec<Value> = s
+                .shards
+                .iter()
+                .filter(|shard| {
+                    shard
+                        .listed_after
+                        .as_ref()
+                        .is_none_or(|after| s.ended.contains(after))
+                })
+                .map(|shard| {
+                    let mut range = json!({"StartingSequenceNumber": "1"});
+                    if shard.closed {
+                        range["EndingSequenceNumber"] = json!("99999999999999999999999");
+                    }
+                    let mut out = json!({"ShardId": shard.id, "SequenceNumberRange": range});
+                    if let Some(parent) = &shard.parent {
+                        out["ParentShardId"] = json!(parent);
+                    }
+                    out
+                })
+                .collect();
+            wire(json!({"StreamDescription": {
+                "StreamArn": request["StreamArn"],
+                "StreamStatus": "ENABLED",
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+                "Shards": shards,
+            }}))
+        }
+        "GetShardIterator" => {
+            let id = request["ShardId"].as_str().unwrap_or_default();
+            let Some(shard) = s.shards.iter().find(|shard| shard.id == id) else {
+                return wire_error("ResourceNotFoundException", "no such shard");
+            };
+            let position = match request["ShardIteratorType"].as_str() {
+                Some("TRIM_HORIZON") => 0,
+                Some("LATEST") => shard.records.len(),
+                Some("AFTER_SEQUENCE_NUMBER") => {
+                    let sequence = request["SequenceNumber"].as_str().unwrap_or_default();
+                    match shard
+                        .records
+                        .iter()
+                        .position(|r| r["dynamodb"]["SequenceNumber"] == sequence)
+                    {
+                        Some(i) => i + 1,
+                        None => return wire_error("ValidationException", "unknown sequence"),
+                    }
+                }
+                _ => return wire_error("ValidationException", "unsupported iterator type"),
+            };
+            wire(json!({"ShardIterator": format!("{id}|{position}")}))
+        }
+        "GetRecords" => {
+            s.calls += 1;
+            if s.calls % 4 == 0 {
+                s.expired += 1;
+                return wire_error("ExpiredIteratorException", "iterator expired");
+            }
+            let iterator = request["ShardIterator"].as_str().unwrap_or_default();
+            let (id, position) = iterator.split_once('|').unwrap_or_default();
+            let position: usize = position.parse().unwrap_or_default();
+            let limit = request["Limit"].as_u64().unwrap_or(1000) as usize;
+            let Some(shard) = s.shards.iter().find(|shard| shard.id == id) else {
+                return wire_error("ResourceNotFoundException", "no such shard");
+            };
+            let end = (position + limit).min(shard.records.len());
+            let records = shard.records[position..end].to_vec();
+            let ended = shard.closed && end == shard.records.len();
+            let mut out = json!({"Records": records});
+            if !ended {
+                out["NextShardIterator"] = json!(format!("{id}|{end}"));
+            }
+            let id = id.to_owned();
+            s.reads.push((id.clone(), ended));
+            if ended && !s.ended.contains(&id) {
+                s.ended.push(id);
+            }
+            wire(out)
+        }
+        _ => wire_error("UnknownOperationException", target),
+    }
+}
+
+/// Every record of the table's (single-shard) stream on DynamoDB Local, in the wire format.
+async fn real_records(table: &TestTable) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let call = |target: &'static str, body: Value| {
+        let http = http.clone();
+        let endpoint = table.endpoint.clone();
+        async move {
+            http.post(endpoint)
+                .header("content-type", "application/x-amz-json-1.0")
+                .header("x-amz-target", format!("DynamoDBStreams_20120810.{target}"))
+                .header(
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, \
+                     SignedHeaders=host, Signature=0",
+                )
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let table_description = table
+        .client
+        .describe_table()
+        .table_name(&table.name)
+        .send()
+        .await
+        .unwrap();
+    let arn = table_description.table.unwrap().latest_stream_arn.unwrap();
+    let stream = call("DescribeStream", json!({"StreamArn": arn})).await;
+    let shard = stream["StreamDescription"]["Shards"][0]["ShardId"].clone();
+    let iterator = call(
+        "GetShardIterator",
+        json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
+    )
+    .await;
+    let mut iterator = iterator["ShardIterator"].clone();
+    let mut records = Vec::new();
+    loop {
+        let page = call("GetRecords", json!({"ShardIterator": iterator})).await;
+        let batch = page["Records"].as_array().cloned().unwrap_or_default();
+        if batch.is_empty() {
+            return records;
+        }
+        records.extend(batch);
+        iterator = page["NextShardIterator"].clone();
+    }
+}
+
+/// Whether a record is about a like of `post`.
+fn likes_post(record: &Value, post: &str) -> bool {
+    record["dynamodb"]["Keys"]["SK"]["S"]
+        .as_str()
+        .is_some_and(|sk| sk.ends_with(post))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_are_read_before_children_through_expired_iterators() {
+    let table = TestTable::new().await;
+    let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let a = writer.create_post("lineage", "a").await;
+    let b = writer.create_post("lineage", "b").await;
+    for (op, post, user) in [
+        ("like", &a, "u1"),
+        ("like", &b, "u1"),
+        ("like", &a, "u2"),
+        ("unlike", &a, "u1"),
+        ("like", &b, "u2"),
+        ("like", &a, "u3"),
+        ("unlike", &b, "u2"),
+        ("like", &a, "u1"),
+        ("unlike", &a, "u2"),
+        ("like", &b, "u2"),
+        ("like", &a, "u4"),
+        ("unlike", &a, "u3"),
+        ("like", &a, "u3"),
+    ] {
+        match op {
+            "like" => writer.like("lineage", post, user).await,
+            _ => writer.unlike("lineage", post, user).await,
+        }
+    }
+    let records = real_records(&table).await;
+    assert!(records.len() >= 15, "{} records", records.len());
+
+    // Each item's records stay on one line of descent, in order: P, then C1 and its child G
+    // for post a's likes, C2 for everything else.
+    let split = records.len() * 2 / 5;
+    let (parent, rest) = records.split_at(split);
+    let (of_a, others): (Vec<Value>, Vec<Value>) =
+        rest.iter().cloned().partition(|r| likes_post(r, &a));
+    let (c1, g) = of_a.split_at(of_a.len() / 2);
+    let shard = |id: &str, parent: Option<&str>, records: &[Value], closed, after: Option<&str>| {
+        FakeShard {
+            id: id.into(),
+            parent: parent.map(Into::into),
+            records: records.to_vec(),
+            closed,
+            listed_after: after.map(Into::into),
+        }
+    };
+    let fake: Shared = Arc::new(Mutex::new(FakeStream {
+        shards: vec![
+            // Listed children first: the poller must not take list order for lineage.
+            shard("shard-c2", Some("shard-p"), &others, true, None),
+            shard("shard-c1", Some("shard-p"), c1, true, None),
+            shard("shard-g", Some("shard-c1"), g, false, Some("shard-c1")),
+            shard("shard-orphan", Some("shard-trimmed"), &[], true, None),
+            shard("shard-p", None, parent, true, None),
+        ],
+        ..FakeStream::default()
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/", axum::routing::post(streams_api))
+        .with_state(fake.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let streams = aws_sdk_dynamodbstreams::Client::new(
+        &sdk_config(&Endpoint {
+            url: Some(endpoint),
+        })
+        .await,
+    );
+    let mut settings = PollerSettings::new(&table.name);
+    settings.batch_size = 2;
+    settings.idle_delay = Duration::from_millis(10);
+    settings.discovery_interval = Duration::from_millis(200);
+    let mut poller = Poller::new(projector(&table), table.client.clone(), streams, settings)
+        .await
+        .unwrap();
+    let polling = tokio::spawn(async move { poller.run().await });
+
+    let tallies = until_converged(&table, Duration::from_secs(60)).await;
+    let counts: HashMap<String, i64> = tallies
+        .into_iter()
+        .map(|(post, (count, _, _))| (post.to_string(), count))
+        .collect();
+    assert_eq!(counts.get(&a), Some(&3), "{counts:?}");
+    assert_eq!(counts.get(&b), Some(&2), "{counts:?}");
+    polling.abort();
+
+    let s = fake.lock().unwrap();
+    let ended_at = |id: &str| {
+        s.reads
+            .iter()
+            .position(|(shard, ended)| shard == id && *ended)
+    };
+    let first_read = |id: &str| s.reads.iter().position(|(shard, _)| shard == id);
+    for (child, parent) in [
+        ("shard-c1", "shard-p"),
+        ("shard-c2", "shard-p"),
+        ("shard-g", "shard-c1"),
+    ] {
+        let (Some(first), Some(ended)) = (first_read(child), ended_at(parent)) else {
+            panic!(
+                "{child} or its parent {parent} was never read: {:?}",
+                s.reads
+            );
+        };
+        assert!(
+            first > ended,
+            "{child} read before {parent} ended: {:?}",
+            s.reads
+        );
+    }
+    assert!(
+        ended_at("shard-orphan").is_some(),
+        "the orphan was never read"
+    );
+    assert!(s.expired >= 3, "only {} iterators expired", s.expired);
+}

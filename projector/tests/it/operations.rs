@@ -1,0 +1,300 @@
+//! Operator tooling against DynamoDB Local: verify finds injected drift, rebuild repairs it
+//! while likes keep coming and the poller projects, replay changes nothing, and an interrupted
+//! rebuild resumes.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::support::*;
+use aws_sdk_dynamodb::types::AttributeValue;
+use bench::{TestTable, eventually};
+use contracts::keys::{self, ItemKey, PostId};
+use projector::poller::{Poller, PollerSettings};
+use projector::rebuild::{Rebuild, RebuildSettings};
+use projector::verify::{ScanSpec, tally};
+use writer::WriteMode;
+
+fn spec(table: &TestTable, page_size: Option<i32>) -> ScanSpec {
+    ScanSpec {
+        table: table.name.clone(),
+        segments: 4,
+        topic: None,
+        page_size,
+    }
+}
+
+/// The posts verify reports as drifting.
+async fn drifting(table: &TestTable) -> BTreeSet<String> {
+    let tallies = tally(&table.client, &spec(table, None), &|_| {})
+        .await
+        .unwrap();
+    tallies.drift().into_iter().map(|d| d.post_id).collect()
+}
+
+fn key(pair: keys::KeyPair) -> std::collections::HashMap<String, AttributeValue> {
+    [
+        (keys::PK.to_owned(), AttributeValue::S(pair.pk)),
+        (keys::SK.to_owned(), AttributeValue::S(pair.sk)),
+    ]
+    .into()
+}
+
+/// Likes and unlikes on `posts` until told to stop.
+fn background_load(
+    client: WriterClient,
+    posts: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let mut done = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let post = &posts[done % posts.len()];
+            let user = format!("load-{}", done % 13);
+            if done % 3 == 2 {
+                client.unlike("t", post, &user).await;
+            } else {
+                client.like("t", post, &user).await;
+            }
+            done += 1;
+        }
+        done
+    })
+}
+
+fn rebuild_settings(
+    table: &TestTable,
+    state: &std::path::Path,
+    page_size: Option<i32>,
+) -> RebuildSettings {
+    RebuildSettings {
+        scan: spec(table, page_size),
+        dry_run: false,
+        settle: Duration::from_millis(1500),
+        state_path: state.to_path_buf(),
+        rounds: 5,
+    }
+}
+
+fn projector_cli(table: &TestTable, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["--table", &table.name, "--endpoint-url", &table.endpoint])
+        .args(args)
+        .output()
+        .expect("the projector binary runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_injected_drift_and_rebuild_repairs_it_under_load() {
+    let table = TestTable::new().await;
+    let client = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let _poller = start_poller(&table).await;
+    let mut posts = Vec::new();
+    for i in 0..6 {
+        let post = client.create_post("t", &format!("p{i}")).await;
+        for user in 0..5 {
+            client.like("t", &post, &format!("u{user}")).await;
+        }
+        posts.push(post);
+    }
+    until_converged(&table, Duration::from_secs(30)).await;
+    assert!(drifting(&table).await.is_empty());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = background_load(client.clone(), posts[3..].to_vec(), stop.clone());
+
+    // Behind the system's back: a corrupt counter, likes pulled out of the view, and a like
+    // deleted as if its stream records had expired before the projector saw them.
+    let (corrupt, unstamped, vanished): (PostId, PostId, PostId) = (
+        posts[0].parse().unwrap(),
+        posts[1].parse().unwrap(),
+        posts[2].parse().unwrap(),
+    );
+    let topic: keys::TopicSlug = "t".parse().unwrap();
+    table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .set_key(Some(key(ItemKey::Post(topic.clone(), corrupt).key())))
+        .update_expression("SET likeCount = :wrong")
+        .expression_attribute_values(":wrong", AttributeValue::N("42".into()))
+        .send()
+        .await
+        .unwrap();
+    for user in ["u0", "u1"] {
+        table
+            .client
+            .update_item()
+            .table_name(&table.name)
+            .set_key(Some(key(
+                ItemKey::Like(user.parse().unwrap(), unstamped).key()
+            )))
+            .update_expression("REMOVE GSI1PK, GSI1SK")
+            .send()
+            .await
+            .unwrap();
+    }
+    let gone = key(ItemKey::Like("u4".parse().unwrap(), vanished).key());
+    table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .set_key(Some(gone.clone()))
+        .update_expression("REMOVE countedBy")
+        .send()
+        .await
+        .unwrap();
+    table
+        .client
+        .delete_item()
+        .table_name(&table.name)
+        .set_key(Some(gone))
+        .send()
+        .await
+        .unwrap();
+
+    let injected: BTreeSet<String> = [corrupt, unstamped, vanished]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    stop.store(true, Ordering::SeqCst); // the load's in-flight likes settle; the injected stay
+    eventually(
+        "verify reports exactly the injected posts",
+        Duration::from_secs(30),
+        || async {
+            let found = drifting(&table).await;
+            if found == injected {
+                Ok(())
+            } else {
+                Err(found)
+            }
+        },
+    )
+    .await;
+    assert!(load.await.unwrap() > 0, "the load ran");
+    let output = projector_cli(&table, &["verify", "--json"]);
+    assert_eq!(output.status.code(), Some(1), "drift exits 1");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["drift"].as_array().unwrap().len(), 3);
+
+    // Rebuild while the load runs again.
+    stop.store(false, Ordering::SeqCst);
+    let load = background_load(client.clone(), posts[3..].to_vec(), stop.clone());
+    let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
+    let summary = Rebuild::new(table.client.clone(), rebuild_settings(&table, &state, None))
+        .run(&|_, _| {})
+        .await
+        .unwrap();
+    assert!(summary.likes_stamped >= 2, "{summary:?}");
+    assert!(summary.counters_corrected >= 2, "{summary:?}");
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
+    until_converged(&table, Duration::from_secs(30)).await;
+    let output = projector_cli(&table, &["verify"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(!state.exists(), "a finished rebuild removes its state");
+}
+
+#[tokio::test]
+async fn replaying_the_whole_stream_twice_changes_nothing() {
+    let table = TestTable::new().await;
+    let client = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let poller = start_poller(&table).await;
+    for i in 0..3 {
+        let post = client.create_post("t", &format!("p{i}")).await;
+        for user in 0..4 {
+            client.like("t", &post, &format!("u{user}")).await;
+        }
+        client.unlike("t", &post, "u1").await;
+        client.like("t", &post, "u1").await;
+        client.unlike("t", &post, "u2").await;
+    }
+    let before = until_converged(&table, Duration::from_secs(30)).await;
+    poller.abort();
+
+    let mut settings = PollerSettings::new(&table.name);
+    settings.checkpoints = false;
+    let mut replay = Poller::new(
+        projector(&table),
+        table.client.clone(),
+        table.streams.clone(),
+        settings,
+    )
+    .await
+    .unwrap();
+    let replayed = replay.catch_up(&|_| {}).await.unwrap();
+    assert!(replayed > 20, "{replayed} records");
+    assert_eq!(tallies(&table).await, before);
+    let output = projector_cli(&table, &["replay"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        tallies(&table).await,
+        before,
+        "a second replay, through the CLI"
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_rebuild_resumes_and_ends_clean() {
+    let table = TestTable::new().await;
+    let client = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let mut posts = Vec::new();
+    for i in 0..8 {
+        let post = client.create_post("t", &format!("p{i}")).await;
+        for user in 0..6 {
+            client.like("t", &post, &format!("u{user}")).await;
+        }
+        posts.push(post);
+    }
+    // No projector ran: every like is uncounted. Rebuild counts them, interrupted half-way.
+    assert_eq!(drifting(&table).await.len(), 8);
+    let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
+    let settings = rebuild_settings(&table, &state, Some(5));
+    let first = {
+        let (client, settings) = (table.client.clone(), settings.clone());
+        tokio::spawn(async move { Rebuild::new(client, settings).run(&|_, _| {}).await })
+    };
+    eventually(
+        "the rebuild saved progress",
+        Duration::from_secs(30),
+        || async {
+            let saved = std::fs::read_to_string(&state).unwrap_or_default();
+            if saved.contains("\"resume\":{") {
+                Ok(())
+            } else {
+                Err(saved)
+            }
+        },
+    )
+    .await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let saved: projector::rebuild::RebuildState =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert!(
+        saved.segments.iter().any(|s| !s.done),
+        "interrupted before the end"
+    );
+
+    Rebuild::new(table.client.clone(), settings)
+        .run(&|_, _| {})
+        .await
+        .unwrap();
+    assert!(
+        drifting(&table).await.is_empty(),
+        "clean after the resumed rebuild"
+    );
+    let tallies = tallies(&table).await;
+    assert!(tallies.values().all(|t| *t == (6, 6, 6)), "{tallies:?}");
+}

@@ -1,0 +1,45 @@
+//! The router as the Lambda entrypoint runs it: an API Gateway HTTP API (payload v2) event,
+//! identity from the JWT authorizer only.
+
+use bench::TestTable;
+use tower::ServiceExt;
+use writer::identity::IdentitySource;
+use writer::{WriteMode, router};
+
+const EVENT: &str = include_str!("../fixtures/apigw-v2-put-profile.json");
+
+async fn lambda_router(table: &TestTable) -> axum::Router {
+    router(bench::app::app_state(
+        &table.client,
+        &table.name,
+        WriteMode::Stream,
+        IdentitySource::Authorizer,
+    ))
+}
+
+#[tokio::test]
+async fn the_caller_is_the_authorizers_subject_never_the_dev_header() {
+    let table = TestTable::new().await;
+    let request = lambda_http::request::from_str(EVENT).expect("a valid API Gateway v2 event");
+    let response = lambda_router(&table).await.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let user: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(user["userId"], "3f1c2a9e-7b1d-4c55-9a0e-5f0d8c6b2e11");
+    assert_eq!(user["displayName"], "Jay");
+}
+
+#[tokio::test]
+async fn without_authorizer_claims_writes_are_401() {
+    let table = TestTable::new().await;
+    let mut event: serde_json::Value = serde_json::from_str(EVENT).unwrap();
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let response = lambda_router(&table).await.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 401);
+}
