@@ -1,14 +1,49 @@
 #!/usr/bin/env bash
-# Run every check and test: formatting, lints, the CDK app's offline tests, and the whole Rust
+# Run every check and test: formatting, lints, the CDK app's offline checks, the whole Rust
 # suite against one DynamoDB Local started for this run (each test makes its own table, so
-# tests run in parallel).
+# tests run in parallel), and Schemathesis against a running writer.
+#
+#   scripts/test.sh           everything (what CI runs)
+#   scripts/test.sh --quick   formatting, lints and the Rust tests: the inner loop
+#
+# Work that waits on the network or a single core (installing the Python and npm tools, the
+# infra checks, Schemathesis) runs beside the Rust compile and tests instead of after them.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
+quick=false
+case "${1:-}" in
+  --quick) quick=true ;;
+  "") ;;
+  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+esac
+
 instance="tests-$$"
-cleanup() { bash scripts/dynamodb-local.sh stop "$instance"; }
+logs=$(mktemp -d)
+background=()
+cleanup() {
+  for pid in "${background[@]}"; do kill "$pid" 2>/dev/null || true; done
+  bash scripts/dynamodb-local.sh stop "$instance"
+  rm -rf "$logs"
+}
 trap cleanup EXIT
+
+# Wait for a background step; show its output; fail if it failed.
+finish() {
+  local pid=$1 name=$2 status=0
+  wait "$pid" || status=$?
+  echo "== $name"
+  cat "$logs/$name.log"
+  if [ "$status" -ne 0 ]; then echo "$name failed (exit $status)" >&2; exit "$status"; fi
+}
+
+if ! $quick; then
+  # The infra checks install npm and Python tools; they overlap the Rust build.
+  bash scripts/infra-test.sh >"$logs/infra.log" 2>&1 &
+  infra=$!
+  background+=("$infra")
+fi
 
 echo "== formatting and lints"
 cargo fmt --all -- --check
@@ -19,15 +54,20 @@ DYNAMODB_LOCAL_ENDPOINT=$(bash scripts/dynamodb-local.sh start "$instance")
 export DYNAMODB_LOCAL_ENDPOINT
 echo "tests use $DYNAMODB_LOCAL_ENDPOINT"
 
-echo "== infra (CDK app, offline)"
-bash scripts/infra-test.sh
+echo "== Rust build"
+cargo nextest run --workspace --locked --no-run
 
-echo "== Rust tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-else
-  cargo test --workspace --locked --no-fail-fast
+if ! $quick; then
+  # Schemathesis against the writer binary the test build made, beside the Rust tests.
+  WRITER_BIN=target/debug/writer bash scripts/api-fuzz.sh >"$logs/api-fuzz.log" 2>&1 &
+  fuzz=$!
+  background+=("$fuzz")
 fi
 
-echo "== API fuzzing (Schemathesis against a running writer)"
-bash scripts/api-fuzz.sh
+echo "== Rust tests"
+cargo nextest run --workspace --locked --no-fail-fast
+
+if ! $quick; then
+  finish "$infra" infra
+  finish "$fuzz" api-fuzz
+fi
