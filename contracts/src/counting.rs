@@ -40,6 +40,19 @@ use crate::items::{
 };
 use crate::keys::{self, ItemKey, Ksuid, PostId, TopicSlug, UserId};
 
+/// The table, the condition, the placeholders and what to return on failure, on any request
+/// builder of the SDK (they share the setter names, not a trait).
+macro_rules! with_expressions {
+    ($builder:expr, $write:expr, $table:expr) => {
+        $builder
+            .table_name($table)
+            .condition_expression(&$write.condition)
+            .set_expression_attribute_names(Some($write.names.clone()))
+            .set_expression_attribute_values($write.values_or_none())
+            .set_return_values_on_condition_check_failure($write.on_failure())
+    };
+}
+
 /// A conditional write on one item, as data: the key (or the whole item, for a put), the
 /// expressions and their placeholders. It becomes a transaction action or a single call.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,64 +114,37 @@ impl Write {
 
     /// As an `UpdateItem` call, ready to send.
     pub fn update_item(&self, client: &Client, table: &str) -> UpdateItemFluentBuilder {
-        client
+        let call = client
             .update_item()
-            .table_name(table)
             .set_key(Some(self.item.clone()))
-            .set_update_expression(self.update.clone())
-            .condition_expression(&self.condition)
-            .set_expression_attribute_names(Some(self.names.clone()))
-            .set_expression_attribute_values(self.values_or_none())
-            .set_return_values_on_condition_check_failure(self.on_failure())
+            .set_update_expression(self.update.clone());
+        with_expressions!(call, self, table)
     }
 
     /// As a `DeleteItem` call, ready to send.
     pub fn delete_item(&self, client: &Client, table: &str) -> DeleteItemFluentBuilder {
-        client
-            .delete_item()
-            .table_name(table)
-            .set_key(Some(self.item.clone()))
-            .condition_expression(&self.condition)
-            .set_expression_attribute_names(Some(self.names.clone()))
-            .set_expression_attribute_values(self.values_or_none())
-            .set_return_values_on_condition_check_failure(self.on_failure())
+        let call = client.delete_item().set_key(Some(self.item.clone()));
+        with_expressions!(call, self, table)
     }
 
     /// As an `Update` action of a transaction.
     pub fn to_update(&self, table: &str) -> Result<Update, BuildError> {
-        Update::builder()
-            .table_name(table)
+        let action = Update::builder()
             .set_key(Some(self.item.clone()))
-            .set_update_expression(self.update.clone())
-            .condition_expression(&self.condition)
-            .set_expression_attribute_names(Some(self.names.clone()))
-            .set_expression_attribute_values(self.values_or_none())
-            .set_return_values_on_condition_check_failure(self.on_failure())
-            .build()
+            .set_update_expression(self.update.clone());
+        with_expressions!(action, self, table).build()
     }
 
     /// As a `Put` action of a transaction.
     pub fn to_put(&self, table: &str) -> Result<Put, BuildError> {
-        Put::builder()
-            .table_name(table)
-            .set_item(Some(self.item.clone()))
-            .condition_expression(&self.condition)
-            .set_expression_attribute_names(Some(self.names.clone()))
-            .set_expression_attribute_values(self.values_or_none())
-            .set_return_values_on_condition_check_failure(self.on_failure())
-            .build()
+        let action = Put::builder().set_item(Some(self.item.clone()));
+        with_expressions!(action, self, table).build()
     }
 
     /// As a `Delete` action of a transaction.
     pub fn to_delete(&self, table: &str) -> Result<Delete, BuildError> {
-        Delete::builder()
-            .table_name(table)
-            .set_key(Some(self.item.clone()))
-            .condition_expression(&self.condition)
-            .set_expression_attribute_names(Some(self.names.clone()))
-            .set_expression_attribute_values(self.values_or_none())
-            .set_return_values_on_condition_check_failure(self.on_failure())
-            .build()
+        let action = Delete::builder().set_key(Some(self.item.clone()));
+        with_expressions!(action, self, table).build()
     }
 }
 

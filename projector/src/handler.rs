@@ -125,7 +125,7 @@ impl Projector {
 }
 
 /// The batch's metrics as one CloudWatch Embedded Metric Format line.
-pub fn emf_line(metrics: &BatchMetrics, now: DateTime<Utc>) -> String {
+pub(crate) fn emf_line(metrics: &BatchMetrics, now: DateTime<Utc>) -> String {
     let names = [
         ("Records", "Count", metrics.records as i64),
         ("Applied", "Count", metrics.applied as i64),

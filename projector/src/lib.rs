@@ -6,7 +6,7 @@
 //! - [`plan`]: pure. Decoded records in, the writes out; the exactly-once argument is in its
 //!   docs (the conditions themselves are `contracts::counting`).
 //! - [`apply`]: the writes against DynamoDB, with an outcome per record: the requests and the
-//!   reading of DynamoDB's answers are pure ([`apply::requests`]), the executor thin.
+//!   reading of DynamoDB's answers are pure (`apply::requests`), the executor thin.
 //! - [`handler`]: one batch in, a partial batch response out. The Lambda, the local poller and
 //!   replay all call it.
 //! - [`lambda`]: the Lambda function around the handler.

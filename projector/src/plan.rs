@@ -171,7 +171,7 @@ pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
 
 /// [`plan`], knowing `hot_posts`: posts whose view throttled a counting transaction recently,
 /// hot whatever their number of likes in this batch.
-pub fn plan_with_hot(
+pub(crate) fn plan_with_hot(
     batch: &[Result<Decoded, Undecodable>],
     hot_posts: &FxHashSet<PostId>,
 ) -> Plan {
@@ -190,7 +190,7 @@ pub fn plan_with_hot(
 
 /// Plan typed changes that come from no stream record (`rebuild`'s repairs): the change at
 /// index `i` is position `i` of the plan.
-pub fn plan_changes(changes: &[Change]) -> Plan {
+pub(crate) fn plan_changes(changes: &[Change]) -> Plan {
     let changes: Vec<Option<&Change>> = changes.iter().map(Some).collect();
     plan_positions(&changes, &FxHashSet::default())
 }
@@ -290,7 +290,7 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &FxHashSet<PostId>) ->
 /// Transactions in lanes (indexes into `transactions`): transactions that share a post run one
 /// after another in one lane, since two at once would both update its counter item and
 /// DynamoDB would cancel one as a conflict; lanes run side by side.
-pub fn lanes(transactions: &[CountTransaction]) -> Vec<Vec<usize>> {
+pub(crate) fn lanes(transactions: &[CountTransaction]) -> Vec<Vec<usize>> {
     let mut lanes: Vec<Vec<usize>> = Vec::new();
     let mut lane_of: FxHashMap<&PostRef, usize> = FxHashMap::default();
     for (i, transaction) in transactions.iter().enumerate() {

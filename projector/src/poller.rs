@@ -18,6 +18,7 @@ use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
 use aws_sdk_dynamodbstreams::types::{Shard, ShardIteratorType};
 use chrono::{DateTime, Utc};
 use contracts::change::from_streams_record;
+use contracts::dynamo::Backoff;
 use contracts::items::{Checkpoint, Entity, ItemType};
 use contracts::keys;
 use serde_json::Value;
@@ -170,7 +171,7 @@ impl Poller {
     }
 
     /// Read one batch from every shard that may be read now; the number of records read.
-    pub async fn poll_once(&mut self) -> Result<usize, Error> {
+    pub(crate) async fn poll_once(&mut self) -> Result<usize, Error> {
         let finished: HashSet<String> = self
             .shards
             .iter()
@@ -485,7 +486,13 @@ fn is_checkpoint_record(record: &aws_sdk_dynamodbstreams::types::Record) -> bool
     )
 }
 
+/// The poller never skips a record, so it retries without a bound, backing off to 5 s.
+const RETRY: Backoff = Backoff {
+    attempts: u32::MAX,
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(5),
+};
+
 async fn retry_pause(attempt: u32) {
-    let millis = (50u64 << attempt.min(7)).min(5_000);
-    tokio::time::sleep(Duration::from_millis(millis)).await;
+    RETRY.wait(attempt).await;
 }

@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::plan::PostRef;
 
 /// The attributes a tally reads: a scan asks for these alone, which keeps pages small.
-pub const TALLY_PROJECTION: [&str; 5] = [
+pub(crate) const TALLY_PROJECTION: [&str; 5] = [
     keys::TYPE,
     keys::GSI1PK,
     attr::TOPIC,
@@ -145,7 +145,7 @@ pub struct ScanSpec {
 
 /// One page of one scan segment, resuming after `start`, with only the `attributes` named
 /// (all when empty).
-pub async fn scan_page(
+pub(crate) async fn scan_page(
     client: &Client,
     spec: &ScanSpec,
     segment: i32,
@@ -203,7 +203,7 @@ pub async fn tally(
 }
 
 /// The drift report as an aligned text table.
-pub fn drift_table(drift: &[Drift]) -> String {
+pub(crate) fn drift_table(drift: &[Drift]) -> String {
     let mut out = format!(
         "{:<12} {:<28} {:>8} {:>8} {:>10} {:>8}\n",
         "topic", "post", "stored", "true", "difference", "in view"

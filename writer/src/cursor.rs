@@ -21,7 +21,7 @@ const MAX_CURSOR_CHARS: usize = 2048;
 /// Why a cursor was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid cursor")]
-pub struct InvalidCursor;
+pub(crate) struct InvalidCursor;
 
 /// Signs and checks cursors with one secret.
 #[derive(Clone)]
@@ -50,14 +50,14 @@ impl CursorCodec {
         mac
     }
 
-    pub fn encode(&self, scope: &str, resume: &ResumeKey) -> String {
+    pub(crate) fn encode(&self, scope: &str, resume: &ResumeKey) -> String {
         let ordered: std::collections::BTreeMap<_, _> = resume.iter().collect();
         let payload = serde_json::to_vec(&ordered).expect("string maps serialize");
         let tag = self.tag(scope, &payload).finalize().into_bytes();
         format!("{}.{}", B64.encode(&payload), B64.encode(&tag[..TAG_BYTES]))
     }
 
-    pub fn decode(&self, scope: &str, cursor: &str) -> Result<ResumeKey, InvalidCursor> {
+    pub(crate) fn decode(&self, scope: &str, cursor: &str) -> Result<ResumeKey, InvalidCursor> {
         if cursor.len() > MAX_CURSOR_CHARS {
             return Err(InvalidCursor);
         }

@@ -34,7 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tracing::{Span, field};
 
-pub mod cache;
+pub(crate) mod cache;
 pub mod cursor;
 pub mod error;
 pub(crate) mod extract;
@@ -65,17 +65,17 @@ pub enum WriteMode {
 /// What a post's like needs to know about the post. Posts are immutable, so this never
 /// goes stale.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostMeta {
-    pub title: String,
+pub(crate) struct PostMeta {
+    pub(crate) title: String,
 }
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
-    pub mode: WriteMode,
-    pub identity: IdentitySource,
-    pub cursors: CursorCodec,
+    pub(crate) store: Store,
+    pub(crate) mode: WriteMode,
+    pub(crate) identity: IdentitySource,
+    pub(crate) cursors: CursorCodec,
     posts: Arc<ImmutableCache<(TopicSlug, PostId), PostMeta>>,
     topics: Arc<ImmutableCache<TopicSlug, Topic>>,
 }
@@ -99,7 +99,11 @@ impl AppState {
     }
 
     /// The post's metadata, from the cache or one consistent read; 404 if there is no post.
-    pub async fn post_meta(&self, topic: &TopicSlug, post: PostId) -> Result<PostMeta, ApiError> {
+    pub(crate) async fn post_meta(
+        &self,
+        topic: &TopicSlug,
+        post: PostId,
+    ) -> Result<PostMeta, ApiError> {
         let key = (topic.clone(), post);
         self.posts
             .get_or_load(&key, || async {
@@ -114,7 +118,7 @@ impl AppState {
     }
 
     /// The topic, from the cache or one consistent read; 404 if there is none.
-    pub async fn topic(&self, topic: &TopicSlug) -> Result<Topic, ApiError> {
+    pub(crate) async fn topic(&self, topic: &TopicSlug) -> Result<Topic, ApiError> {
         self.topics
             .get_or_load(topic, || async {
                 let key = ItemKey::Topic(topic.clone());

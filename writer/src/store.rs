@@ -45,7 +45,7 @@ fn decode<E: Entity>(item: Item) -> Result<E, Error> {
 
 /// An item collection that the API pages through.
 #[derive(Debug, Clone)]
-pub enum Collection {
+pub(crate) enum Collection {
     /// A topic's posts, newest first (base table).
     TopicPosts(TopicSlug),
     /// The users who liked a post, by user id (GSI1: stamped likes only).
@@ -56,7 +56,7 @@ pub enum Collection {
 
 impl Collection {
     /// What a cursor is bound to: a cursor of one collection is refused by any other.
-    pub fn scope(&self) -> String {
+    pub(crate) fn scope(&self) -> String {
         match self {
             Collection::TopicPosts(t) => format!("base|{}", keys::topic_partition(t)),
             Collection::PostLikers(p) => format!("gsi1|{}", keys::post_view_partition(p)),
@@ -66,18 +66,18 @@ impl Collection {
 }
 
 /// The key DynamoDB gave to resume a query after the last item of a page.
-pub type ResumeKey = HashMap<String, String>;
+pub(crate) type ResumeKey = HashMap<String, String>;
 
 /// One page of a query.
 #[derive(Debug)]
-pub struct Page<E> {
+pub(crate) struct Page<E> {
     pub items: Vec<E>,
     pub resume: Option<ResumeKey>,
 }
 
 /// How a like request changed the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LikeOutcome {
+pub(crate) enum LikeOutcome {
     Created,
     AlreadyLiked,
     PostMissing,
@@ -107,7 +107,7 @@ impl Store {
     }
 
     /// Read one entity; `consistent` for reads that must see a write just acknowledged.
-    pub async fn get<E: Entity>(
+    pub(crate) async fn get<E: Entity>(
         &self,
         key: &ItemKey,
         consistent: bool,
@@ -125,7 +125,7 @@ impl Store {
     }
 
     /// Write an entity unless an item with its key exists; `false` if one did.
-    pub async fn put_new<E: Entity>(&self, entity: &E) -> Result<bool, Error> {
+    pub(crate) async fn put_new<E: Entity>(&self, entity: &E) -> Result<bool, Error> {
         let result = self
             .client
             .put_item()
@@ -143,7 +143,7 @@ impl Store {
     }
 
     /// Write an entity, replacing any item with its key.
-    pub async fn put<E: Entity>(&self, entity: &E) -> Result<(), Error> {
+    pub(crate) async fn put<E: Entity>(&self, entity: &E) -> Result<(), Error> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -155,7 +155,7 @@ impl Store {
     }
 
     /// One page of a collection, resuming after `resume`.
-    pub async fn page<E: Entity>(
+    pub(crate) async fn page<E: Entity>(
         &self,
         collection: &Collection,
         limit: u16,
@@ -226,7 +226,7 @@ impl Store {
     }
 
     /// Stream mode: append the like (no GSI1 keys, not counted). The projector counts it.
-    pub async fn append_like(&self, like: &Like) -> Result<LikeOutcome, Error> {
+    pub(crate) async fn append_like(&self, like: &Like) -> Result<LikeOutcome, Error> {
         debug_assert!(like.counted_by.is_none());
         Ok(if self.put_new(like).await? {
             LikeOutcome::Created
@@ -236,7 +236,7 @@ impl Store {
     }
 
     /// Transactional mode: the like, in the view and marked counted, plus `ADD likeCount 1`.
-    pub async fn like_and_count(&self, like: &Like) -> Result<LikeOutcome, Error> {
+    pub(crate) async fn like_and_count(&self, like: &Like) -> Result<LikeOutcome, Error> {
         let put = counting::put_counted_like(like)
             .to_put(&self.table)
             .map_err(internal)?;
@@ -254,7 +254,7 @@ impl Store {
 
     /// Remove the caller's like; `true` if there was one. `counted_first` tries the
     /// transactional decrement first (transactional mode), else the plain delete first.
-    pub async fn unlike(
+    pub(crate) async fn unlike(
         &self,
         topic: &TopicSlug,
         user: &UserId,

@@ -17,7 +17,7 @@
 //! leave the transaction before the retry, and the post is planned hot for [`HOT_MEMORY`]
 //! (see "Hot posts" in [`crate::plan`]).
 
-pub mod requests;
+pub(crate) mod requests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -79,7 +79,7 @@ impl Applier {
 
     /// Posts whose view throttled a counting transaction in the last [`HOT_MEMORY`]: plan
     /// them hot.
-    pub fn hot_posts(&self) -> FxHashSet<PostId> {
+    pub(crate) fn hot_posts(&self) -> FxHashSet<PostId> {
         let mut views = self.throttled_views();
         views.retain(|_, at| at.elapsed() < HOT_MEMORY);
         views.keys().copied().collect()

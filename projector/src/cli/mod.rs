@@ -48,7 +48,7 @@ impl Command {
 }
 
 /// What every command works on.
-pub struct Context {
+pub(crate) struct Context {
     pub table: String,
     pub config: SdkConfig,
     pub dynamo: aws_sdk_dynamodb::Client,

@@ -25,7 +25,7 @@ pub struct PollArgs {
     pub batch_window_ms: u64,
 }
 
-pub async fn run(args: PollArgs, context: &Context) -> Result<ExitCode, Error> {
+pub(crate) async fn run(args: PollArgs, context: &Context) -> Result<ExitCode, Error> {
     let mut settings = PollerSettings::new(&context.table);
     settings.start_at = args.start_at;
     settings.batch_size = args.batch_size;

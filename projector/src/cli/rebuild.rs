@@ -38,7 +38,7 @@ pub struct RebuildArgs {
     pub state: Option<std::path::PathBuf>,
 }
 
-pub async fn run(args: RebuildArgs, context: &Context) -> Result<ExitCode, Error> {
+pub(crate) async fn run(args: RebuildArgs, context: &Context) -> Result<ExitCode, Error> {
     let table = &context.table;
     let settings = RebuildSettings {
         scan: ScanSpec {

@@ -26,7 +26,7 @@ pub struct ReplayArgs {
     pub batch_size: i32,
 }
 
-pub async fn run(args: ReplayArgs, context: &Context) -> Result<ExitCode, Error> {
+pub(crate) async fn run(args: ReplayArgs, context: &Context) -> Result<ExitCode, Error> {
     let mut settings = PollerSettings::new(&context.table);
     settings.checkpoints = false;
     settings.since = args.since;

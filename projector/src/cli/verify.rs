@@ -29,7 +29,7 @@ pub struct VerifyArgs {
     pub page_size: i32,
 }
 
-pub async fn run(args: VerifyArgs, context: &Context) -> Result<ExitCode, Error> {
+pub(crate) async fn run(args: VerifyArgs, context: &Context) -> Result<ExitCode, Error> {
     let spec = ScanSpec {
         table: context.table.clone(),
         segments: args.segments,
