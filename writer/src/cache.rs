@@ -49,7 +49,6 @@ where
     fn len(&self) -> usize {
         self.entries.len()
     }
-
 }
 
 #[cfg(test)]

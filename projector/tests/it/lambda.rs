@@ -167,3 +167,18 @@ async fn an_event_without_records_fails_the_invocation() {
             .is_err()
     );
 }
+
+#[test]
+fn the_function_without_a_table_stops_at_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env_remove("TABLE_NAME")
+        .output()
+        .expect("run the projector");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started without TABLE_NAME");
+    assert!(
+        stderr.contains("TABLE_NAME") || stderr.contains("--table"),
+        "{stderr}"
+    );
+}

@@ -43,3 +43,21 @@ async fn without_authorizer_claims_writes_are_401() {
     let response = lambda_router(&table).await.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 401);
 }
+
+#[test]
+fn an_invalid_lambda_setting_stops_the_function_at_start() {
+    // The Lambda's environment goes through the same arguments as the local server: an
+    // unknown mode is refused before anything is served, never read as stream mode.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_writer"))
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("TABLE_NAME", "t")
+        .env("WRITE_MODE", "bogus")
+        .output()
+        .expect("run the writer");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with WRITE_MODE=bogus");
+    assert!(
+        stderr.contains("bogus") && stderr.contains("mode"),
+        "{stderr}"
+    );
+}
