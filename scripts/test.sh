@@ -65,7 +65,16 @@ if ! $quick; then
 fi
 
 echo "== Rust tests"
+# Every test records the DynamoDB calls of the deployed functions; the last check compares them
+# with infra/permissions.json, which the roles are built from.
+PERMISSIONS_LOG="$root/target/permissions"
+export PERMISSIONS_LOG
+rm -rf "$PERMISSIONS_LOG"
 cargo nextest run --workspace --locked --no-fail-fast
+
+echo "== permissions: infra/permissions.json against the calls the tests made"
+cargo nextest run --workspace --locked --run-ignored only \
+  -E 'test(=permissions::tests::infra_permissions_are_what_the_tests_called)'
 
 if ! $quick; then
   finish "$infra" infra

@@ -12,6 +12,7 @@ use writer::store::Store;
 use writer::{AppState, WriteMode, serve_on_loopback};
 
 use crate::local::TestTable;
+use crate::permissions::{Function, dynamodb_for, streams_for};
 use crate::writer_client::WriterClient;
 
 /// The cursor secret of in-process writers.
@@ -25,7 +26,7 @@ pub fn app_state(
     identity: IdentitySource,
 ) -> AppState {
     AppState::new(
-        Store::new(client.clone(), table),
+        Store::new(dynamodb_for(client, Function::Writer), table),
         mode,
         identity,
         CursorCodec::new(CURSOR_SECRET),
@@ -45,9 +46,33 @@ pub async fn writer_client(table: &TestTable, mode: WriteMode) -> WriterClient {
     WriterClient::new(serve_writer(table, mode, IdentitySource::DevHeader).await)
 }
 
-/// The projection of `table`.
+/// The projection of `table`, as the projector Lambda runs it.
 pub fn projector(table: &TestTable) -> Projector {
-    Projector::new(Applier::new(table.client.clone(), &table.name))
+    Projector::new(Applier::new(
+        dynamodb_for(&table.client, Function::Projector),
+        &table.name,
+    ))
+}
+
+/// A DynamoDB client as the operator commands (`replay`, `verify`, `rebuild`) use it.
+pub fn operator_client(table: &TestTable) -> aws_sdk_dynamodb::Client {
+    dynamodb_for(&table.client, Function::Operator)
+}
+
+/// `replay` of `table`'s stream, as the operator command runs it: no checkpoints, every call
+/// made with the operator's permissions.
+pub async fn replay(table: &TestTable) -> Poller {
+    let mut settings = PollerSettings::new(&table.name);
+    settings.checkpoints = false;
+    let dynamo = operator_client(table);
+    Poller::new(
+        Projector::new(Applier::new(dynamo.clone(), &table.name)),
+        dynamo,
+        streams_for(&table.streams, Function::Operator),
+        settings,
+    )
+    .await
+    .expect("replay starts")
 }
 
 /// Poller settings for tests: quick idle polls.

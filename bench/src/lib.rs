@@ -14,6 +14,7 @@
 //! - [`load`]: clients liking and unliking until stopped, with what was acknowledged.
 //! - [`write_log`]: an SDK interceptor that logs every write with its consumed capacity.
 //! - [`capacity`]: the capacity model that replays those logs against DynamoDB's limits.
+//! - [`permissions`]: the IAM actions each deployed function calls, recorded in the tests.
 //!
 //! The `bench` binary (`src/bin/load`) is the load benchmark; `bench writer` and `bench
 //! projector` run the real entrypoints with a write-logging client.
@@ -22,6 +23,7 @@ pub mod app;
 pub mod capacity;
 pub mod load;
 pub mod local;
+pub mod permissions;
 pub mod skew;
 pub mod tally;
 pub mod write_log;

@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CfnElement, Duration, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpUserPoolAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -35,6 +35,29 @@ export function loadTableDefinition(
   return JSON.parse(fs.readFileSync(file, 'utf8')) as TableDefinition;
 }
 
+/** What one deployed caller's code calls, per resource (infra/permissions.json). */
+export type Grants = Partial<Record<'table' | 'index' | 'stream', string[]>>;
+
+/**
+ * The DynamoDB actions each deployed caller makes, recorded from the calls of the integration
+ * tests (bench::permissions; a test fails when the file is stale). The roles are built from
+ * it: nothing missing, nothing extra.
+ */
+export interface Permissions {
+  writer: Grants;
+  projector: Grants;
+  operator: Grants;
+}
+
+export function loadPermissions(file = path.join(__dirname, '..', 'permissions.json')): Permissions {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as Permissions;
+}
+
+/** What Lambda's event source mapping itself calls with the projector's role. */
+export const EVENT_SOURCE_GRANTS: Grants = {
+  stream: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+};
+
 export type Stage = 'dev' | 'prod';
 
 export interface PublishingStackProps extends StackProps {
@@ -43,6 +66,7 @@ export interface PublishingStackProps extends StackProps {
   writerCode: string;
   projectorCode: string;
   table?: TableDefinition;
+  permissions?: Permissions;
 }
 
 /** Shape of the stream records the projector must see (anything else is filtered out). */
@@ -71,6 +95,7 @@ export class PublishingStack extends Stack {
   readonly projector: lambda.Function;
   readonly api: apigw.HttpApi;
   readonly deadLetters: sqs.Queue;
+  readonly operatorPolicy: iam.ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: PublishingStackProps) {
     super(scope, id, props);
@@ -95,19 +120,24 @@ export class PublishingStack extends Stack {
       projectionType: dynamodb.ProjectionType.ALL,
     });
     const tableArn = this.table.tableArn;
-    const indexArn = `${tableArn}/index/${def.gsi1.name}`;
+    const arns = {
+      table: tableArn,
+      index: `${tableArn}/index/${def.gsi1.name}`,
+      stream: this.table.tableStreamArn!,
+    };
+    const permissions = props.permissions ?? loadPermissions();
+    /** One statement per resource, with exactly the actions the grants name. */
+    const statementsFor = (sid: string, ...grants: Grants[]): iam.PolicyStatement[] =>
+      (['table', 'index', 'stream'] as const).flatMap((kind) => {
+        const actions = [...new Set(grants.flatMap((g) => g[kind] ?? []))].sort();
+        if (actions.length === 0) return [];
+        const name = kind[0].toUpperCase() + kind.slice(1);
+        return [new iam.PolicyStatement({ sid: `${sid}${name}`, actions, resources: [arns[kind]] })];
+      });
 
-    // Writer: reads and appends. No UpdateItem (it never changes an item in place), and no
-    // write action on the index.
+    // Writer: reads and appends (and deletes a writer-counted like with its decrement).
     const writerLogs = this.logGroup('WriterLogs', removalPolicy);
-    const writerRole = this.functionRole('WriterRole', writerLogs, [
-      new iam.PolicyStatement({
-        sid: 'ReadAndAppend',
-        actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
-        resources: [tableArn],
-      }),
-      new iam.PolicyStatement({ sid: 'ReadLikersView', actions: ['dynamodb:Query'], resources: [indexArn] }),
-    ]);
+    const writerRole = this.functionRole('WriterRole', writerLogs, statementsFor('Writer', permissions.writer));
     this.writer = new lambda.Function(this, 'Writer', {
       runtime: lambda.Runtime.PROVIDED_AL2023,
       architecture: lambda.Architecture.ARM_64,
@@ -187,16 +217,7 @@ export class PublishingStack extends Stack {
     });
     const projectorLogs = this.logGroup('ProjectorLogs', removalPolicy);
     const projectorRole = this.functionRole('ProjectorRole', projectorLogs, [
-      new iam.PolicyStatement({
-        sid: 'CountAndStamp',
-        actions: ['dynamodb:UpdateItem', 'dynamodb:PutItem'],
-        resources: [tableArn],
-      }),
-      new iam.PolicyStatement({
-        sid: 'ReadStream',
-        actions: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
-        resources: [this.table.tableStreamArn!],
-      }),
+      ...statementsFor('Projector', permissions.projector, EVENT_SOURCE_GRANTS),
       new iam.PolicyStatement({ sid: 'ListStreams', actions: ['dynamodb:ListStreams'], resources: ['*'] }),
       new iam.PolicyStatement({ sid: 'FailureDestination', actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], resources: [this.deadLetters.queueArn] }),
     ]);
@@ -280,6 +301,13 @@ export class PublishingStack extends Stack {
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
+
+    // Operators: replay, verify and rebuild, as a policy to attach to whoever runs them.
+    this.operatorPolicy = new iam.ManagedPolicy(this, 'OperatorPolicy', {
+      description: 'What projector replay, verify and rebuild call (infra/permissions.json, operator).',
+      statements: statementsFor('Operator', permissions.operator),
+    });
+    new CfnOutput(this, 'OperatorPolicyArn', { value: this.operatorPolicy.managedPolicyArn });
 
     Validations.of(this.api).acknowledge({
       id: 'AwsSolutions-APIG4',

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use crate::support::*;
 use aws_sdk_dynamodb::types::AttributeValue;
+use bench::app::operator_client;
 use bench::{TestTable, eventually};
 use contracts::keys::{self, ItemKey, PostId};
-use projector::poller::{Poller, PollerSettings};
 use projector::rebuild::{Rebuild, RebuildSettings};
 use projector::verify::{ScanSpec, tally};
 use writer::WriteMode;
@@ -28,7 +28,7 @@ fn spec(table: &TestTable, page_size: Option<i32>) -> ScanSpec {
 
 /// The posts verify reports as drifting.
 async fn drifting(table: &TestTable) -> BTreeSet<String> {
-    let tallies = tally(&table.client, &spec(table, None), &|_| {})
+    let tallies = tally(&operator_client(table), &spec(table, None), &|_| {})
         .await
         .unwrap();
     tallies.drift().into_iter().map(|d| d.post_id).collect()
@@ -183,10 +183,13 @@ async fn verify_finds_injected_drift_and_rebuild_repairs_it_under_load() {
     stop.store(false, Ordering::SeqCst);
     let load = background_load(client.clone(), posts[3..].to_vec(), stop.clone());
     let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
-    let summary = Rebuild::new(table.client.clone(), rebuild_settings(&table, &state, None))
-        .run(&|_, _| {})
-        .await
-        .unwrap();
+    let summary = Rebuild::new(
+        operator_client(&table),
+        rebuild_settings(&table, &state, None),
+    )
+    .run(&|_, _| {})
+    .await
+    .unwrap();
     assert!(summary.likes_stamped >= 2, "{summary:?}");
     assert!(summary.counters_corrected >= 2, "{summary:?}");
     stop.store(true, Ordering::SeqCst);
@@ -219,16 +222,7 @@ async fn replaying_the_whole_stream_twice_changes_nothing() {
     let before = until_converged(&table, Duration::from_secs(30)).await;
     poller.abort();
 
-    let mut settings = PollerSettings::new(&table.name);
-    settings.checkpoints = false;
-    let mut replay = Poller::new(
-        projector(&table),
-        table.client.clone(),
-        table.streams.clone(),
-        settings,
-    )
-    .await
-    .unwrap();
+    let mut replay = bench::app::replay(&table).await;
     let replayed = replay.catch_up(&|_| {}).await.unwrap();
     assert!(replayed > 20, "{replayed} records");
     assert_eq!(tallies(&table).await, before);
@@ -262,7 +256,7 @@ async fn an_interrupted_rebuild_resumes_and_ends_clean() {
     let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
     let settings = rebuild_settings(&table, &state, Some(5));
     let first = {
-        let (client, settings) = (table.client.clone(), settings.clone());
+        let (client, settings) = (operator_client(&table), settings.clone());
         tokio::spawn(async move { Rebuild::new(client, settings).run(&|_, _| {}).await })
     };
     eventually(
@@ -287,7 +281,7 @@ async fn an_interrupted_rebuild_resumes_and_ends_clean() {
         "interrupted before the end"
     );
 
-    Rebuild::new(table.client.clone(), settings)
+    Rebuild::new(operator_client(&table), settings)
         .run(&|_, _| {})
         .await
         .unwrap();
