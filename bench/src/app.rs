@@ -18,18 +18,35 @@ use crate::writer_client::WriterClient;
 /// The cursor secret of in-process writers.
 pub const CURSOR_SECRET: &str = "test-secret";
 
-/// The writer's state on `table` through `client`.
+/// The writer's state on `table` through `client`, signing cursors with [`CURSOR_SECRET`].
 pub fn app_state(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     mode: WriteMode,
     identity: IdentitySource,
 ) -> AppState {
+    app_state_signing(
+        client,
+        table,
+        mode,
+        identity,
+        CursorCodec::new(CURSOR_SECRET),
+    )
+}
+
+/// [`app_state`] with cursors of its own.
+pub fn app_state_signing(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mode: WriteMode,
+    identity: IdentitySource,
+    cursors: CursorCodec,
+) -> AppState {
     AppState::new(
         Store::new(dynamodb_for(client, Function::Writer), table),
         mode,
         identity,
-        CursorCodec::new(CURSOR_SECRET),
+        cursors,
         1000,
     )
 }

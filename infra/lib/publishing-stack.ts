@@ -15,6 +15,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
@@ -96,6 +97,7 @@ export class PublishingStack extends Stack {
   readonly api: apigw.HttpApi;
   readonly deadLetters: sqs.Queue;
   readonly operatorPolicy: iam.ManagedPolicy;
+  readonly cursorSecret: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: PublishingStackProps) {
     super(scope, id, props);
@@ -138,6 +140,19 @@ export class PublishingStack extends Stack {
     // Writer: reads and appends (and deletes a writer-counted like with its decrement).
     const writerLogs = this.logGroup('WriterLogs', removalPolicy);
     const writerRole = this.functionRole('WriterRole', writerLogs, statementsFor('Writer', permissions.writer));
+    // One key signs every execution environment's page cursors; the writer reads it at start
+    // and refuses to start without it.
+    this.cursorSecret = new secretsmanager.Secret(this, 'CursorSecret', {
+      description: 'The key that signs the API\'s page cursors.',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      removalPolicy,
+    });
+    this.cursorSecret.grantRead(writerRole);
+    Validations.of(this.cursorSecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'Rotating the cursor key only invalidates the page cursors clients hold; rotate by updating the secret and restarting the writer (docs/operations.md).',
+    });
     this.writer = new lambda.Function(this, 'Writer', {
       runtime: lambda.Runtime.PROVIDED_AL2023,
       architecture: lambda.Architecture.ARM_64,
@@ -147,7 +162,12 @@ export class PublishingStack extends Stack {
       timeout: Duration.seconds(10),
       role: writerRole,
       logGroup: writerLogs,
-      environment: { TABLE_NAME: this.table.tableName, WRITE_MODE: 'stream', RUST_LOG: 'info' },
+      environment: {
+        TABLE_NAME: this.table.tableName,
+        WRITE_MODE: 'stream',
+        CURSOR_SECRET_ARN: this.cursorSecret.secretArn,
+        RUST_LOG: 'info',
+      },
     });
 
     // The API: reads are public, writes need a Cognito JWT.

@@ -193,6 +193,22 @@ test('each role grants exactly the DynamoDB actions its code was recorded callin
   assert.ok(permissions.projector.table?.includes('dynamodb:BatchGetItem'));
 });
 
+test('the writer signs cursors with the stack\'s secret, which only its role may read', () => {
+  const secret = Object.keys(dev.template.findResources('AWS::SecretsManager::Secret'));
+  assert.equal(secret.length, 1, 'one secret');
+  const writer = Object.values(dev.template.findResources('AWS::Lambda::Function')).find((f: any) =>
+    f.Properties.Environment?.Variables?.WRITE_MODE,
+  ) as any;
+  assert.deepEqual(writer.Properties.Environment.Variables.CURSOR_SECRET_ARN, { Ref: secret[0] });
+  const reads = statements(dev.template, 'WriterRole').filter((s) =>
+    actionsOf(s).includes('secretsmanager:GetSecretValue'),
+  );
+  assert.equal(reads.length, 1);
+  assert.deepEqual(reads[0].Resource, { Ref: secret[0] });
+  const projectorReads = statements(dev.template, 'ProjectorRole').flatMap(actionsOf);
+  assert.ok(!projectorReads.some((a) => a.startsWith('secretsmanager:')), 'only the writer reads it');
+});
+
 test('IAM is least privilege: explicit statements, no managed policies on roles, no index writes', () => {
   const roles = Object.values(dev.template.findResources('AWS::IAM::Role')) as any[];
   for (const role of roles.filter((r) => JSON.stringify(r).includes('lambda.amazonaws.com'))) {

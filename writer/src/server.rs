@@ -24,9 +24,13 @@ pub struct AppArgs {
     /// How likes are counted.
     #[arg(long, env = "WRITE_MODE", value_enum, default_value = "stream")]
     pub mode: WriteMode,
-    /// Secret that signs page cursors (default: random per process).
+    /// Secret that signs page cursors. Locally it defaults to a random key per process.
     #[arg(long, env = "CURSOR_SECRET", hide_env_values = true)]
     pub cursor_secret: Option<String>,
+    /// A Secrets Manager secret holding the cursor secret, read once at start (how the
+    /// deployed function gets it: every execution environment must sign with the same key).
+    #[arg(long, env = "CURSOR_SECRET_ARN", conflicts_with = "cursor_secret")]
+    pub cursor_secret_arn: Option<String>,
     /// Posts and topics kept in the metadata cache.
     #[arg(long, env = "CACHE_CAPACITY", default_value_t = DEFAULT_CAPACITY)]
     pub cache_capacity: usize,
@@ -67,22 +71,67 @@ pub fn plain_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
 
-fn cursor_codec(secret: Option<String>) -> CursorCodec {
-    match secret {
-        Some(secret) if !secret.is_empty() => CursorCodec::new(secret),
-        _ => {
+/// Whether a process may sign cursors with a key of its own when none is configured: the
+/// local server may (its cursors then last as long as the process), a Lambda function may not
+/// (each execution environment would refuse the others' cursors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingSecret {
+    RandomKey,
+    Refuse,
+}
+
+/// The cursor codec: the secret given, the one stored in Secrets Manager, or (locally) a
+/// random key.
+pub async fn cursor_codec(
+    args: &AppArgs,
+    config: &SdkConfig,
+    missing: MissingSecret,
+) -> Result<CursorCodec, Error> {
+    if let Some(arn) = &args.cursor_secret_arn {
+        return Ok(CursorCodec::new(read_secret(config, arn).await?));
+    }
+    match (&args.cursor_secret, missing) {
+        (Some(secret), _) if !secret.is_empty() => Ok(CursorCodec::new(secret.clone())),
+        (_, MissingSecret::RandomKey) => {
             tracing::warn!("no CURSOR_SECRET: cursors are valid for this process only");
-            CursorCodec::new(rand::random::<[u8; 32]>().to_vec())
+            Ok(CursorCodec::new(rand::random::<[u8; 32]>().to_vec()))
         }
+        (_, MissingSecret::Refuse) => Err(Error::Start(
+            "no cursor secret: set CURSOR_SECRET_ARN (or CURSOR_SECRET)".into(),
+        )),
     }
 }
 
-fn state(args: AppArgs, client: aws_sdk_dynamodb::Client, identity: IdentitySource) -> AppState {
+/// The secret string stored at `arn`.
+async fn read_secret(config: &SdkConfig, arn: &str) -> Result<String, Error> {
+    let answer = aws_sdk_secretsmanager::Client::new(config)
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            let code = aws_sdk_secretsmanager::error::ProvideErrorMetadata::code(&e)
+                .unwrap_or("unreachable")
+                .to_owned();
+            Error::Start(format!("read the cursor secret {arn}: {code}"))
+        })?;
+    match answer.secret_string {
+        Some(secret) if !secret.is_empty() => Ok(secret),
+        _ => Err(Error::Start(format!("the cursor secret {arn} is empty"))),
+    }
+}
+
+fn state(
+    args: AppArgs,
+    client: aws_sdk_dynamodb::Client,
+    identity: IdentitySource,
+    cursors: CursorCodec,
+) -> AppState {
     AppState::new(
         Store::new(client, &args.table),
         args.mode,
         identity,
-        cursor_codec(args.cursor_secret),
+        cursors,
         args.cache_capacity,
     )
 }
@@ -106,7 +155,8 @@ pub async fn serve(args: ServeArgs, make_client: MakeClient) -> Result<(), Error
         IdentitySource::Authorizer
     };
     let (table, mode) = (args.app.table.clone(), args.app.mode);
-    let state = state(args.app, client, identity);
+    let cursors = cursor_codec(&args.app, &config, MissingSecret::RandomKey).await?;
+    let state = state(args.app, client, identity, cursors);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Error::Start(format!("listen on {}: {e}", args.listen)))?;
@@ -137,7 +187,13 @@ async fn shutdown() {
 /// The Lambda function: identity from the JWT authorizer only (no setting changes that).
 pub async fn run_lambda(args: LambdaArgs, make_client: MakeClient) -> Result<(), Error> {
     let config = sdk_config(&Endpoint::default()).await;
-    let state = state(args.app, make_client(&config), IdentitySource::Authorizer);
+    let cursors = cursor_codec(&args.app, &config, MissingSecret::Refuse).await?;
+    let state = state(
+        args.app,
+        make_client(&config),
+        IdentitySource::Authorizer,
+        cursors,
+    );
     lambda_http::run(router(state))
         .await
         .map_err(|e| Error::Start(e.to_string()))

@@ -2,6 +2,7 @@
 
 mod api;
 mod bad_input;
+mod cursors;
 mod fuzz;
 mod lambda;
 mod logging;
