@@ -125,3 +125,60 @@ pub async fn start_poller_at(table: &TestTable, start_at: StartAt) -> tokio::tas
         poller.run().await;
     })
 }
+
+/// Every record of `table`'s stream so far, as Lambda delivers them (the table is quiet: the
+/// stream is read until a read returns nothing).
+pub async fn stream_records(table: &TestTable) -> Vec<serde_json::Value> {
+    let arn = table
+        .client
+        .describe_table()
+        .table_name(&table.name)
+        .send()
+        .await
+        .expect("describe the table")
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .expect("the table has a stream");
+    let shards = table
+        .streams
+        .describe_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .expect("describe the stream")
+        .stream_description
+        .and_then(|d| d.shards)
+        .unwrap_or_default();
+    let mut records = Vec::new();
+    for shard in shards {
+        let mut iterator = table
+            .streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id.unwrap_or_default())
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("a shard iterator")
+            .shard_iterator;
+        while let Some(current) = iterator {
+            let page = table
+                .streams
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .expect("read the stream");
+            let read = page.records.unwrap_or_default();
+            if read.is_empty() {
+                break;
+            }
+            records.extend(read.into_iter().map(|r| {
+                serde_json::to_value(contracts::change::from_streams_record(r, &arn))
+                    .expect("records serialize")
+            }));
+            iterator = page.next_shard_iterator;
+        }
+    }
+    records
+}

@@ -11,6 +11,8 @@
 //! - [`writer_client`]: the writer's HTTP API as tests and the benchmark call it.
 //! - [`tally`]: the true counts of a table (stored counter, live likes, likes in the view).
 //! - [`skew`]: which post a client likes next: one hot post and a Zipf tail.
+//! - [`slow_proxy`]: an endpoint made slow, for tests of deadlines and timeouts.
+//! - [`runtime`]: `infra/runtime.json`, the timing facts the stack's function timeouts respect.
 //! - [`load`]: clients liking and unliking until stopped, with what was acknowledged.
 //! - [`write_log`]: an SDK interceptor that logs every write with its consumed capacity.
 //! - [`capacity`]: the capacity model that replays those logs against DynamoDB's limits.
@@ -24,7 +26,9 @@ pub mod capacity;
 pub mod load;
 pub mod local;
 pub mod permissions;
+pub mod runtime;
 pub mod skew;
+pub mod slow_proxy;
 pub mod tally;
 pub mod write_log;
 pub mod writer_client;

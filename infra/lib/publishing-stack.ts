@@ -54,6 +54,22 @@ export function loadPermissions(file = path.join(__dirname, '..', 'permissions.j
   return JSON.parse(fs.readFileSync(file, 'utf8')) as Permissions;
 }
 
+/** Timing facts of the binaries (infra/runtime.json, written from their constants). */
+export interface RuntimeFacts {
+  writerRequestBudgetSeconds: number;
+  projectorDeadlineMarginSeconds: number;
+}
+
+export function loadRuntimeFacts(file = path.join(__dirname, '..', 'runtime.json')): RuntimeFacts {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as RuntimeFacts;
+}
+
+/** Time a function keeps beyond its code's own limit, to answer. */
+export const ANSWER_MARGIN_SECONDS = 2;
+
+/** The projector's timeout: a batch of 1,000 records takes a few seconds; retries more. */
+export const PROJECTOR_TIMEOUT_SECONDS = 60;
+
 /** What Lambda's event source mapping itself calls with the projector's role. */
 export const EVENT_SOURCE_GRANTS: Grants = {
   stream: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
@@ -128,6 +144,7 @@ export class PublishingStack extends Stack {
       stream: this.table.tableStreamArn!,
     };
     const permissions = props.permissions ?? loadPermissions();
+    const runtime = loadRuntimeFacts();
     /** One statement per resource, with exactly the actions the grants name. */
     const statementsFor = (sid: string, ...grants: Grants[]): iam.PolicyStatement[] =>
       (['table', 'index', 'stream'] as const).flatMap((kind) => {
@@ -159,7 +176,8 @@ export class PublishingStack extends Stack {
       handler: 'bootstrap',
       code: lambda.Code.fromAsset(props.writerCode),
       memorySize: 128,
-      timeout: Duration.seconds(10),
+      // The writer answers 503 when its request budget is spent; the function outlasts it.
+      timeout: Duration.seconds(runtime.writerRequestBudgetSeconds + ANSWER_MARGIN_SECONDS),
       role: writerRole,
       logGroup: writerLogs,
       environment: {
@@ -251,7 +269,9 @@ export class PublishingStack extends Stack {
       handler: 'bootstrap',
       code: lambda.Code.fromAsset(props.projectorCode),
       memorySize: 128,
-      timeout: Duration.seconds(60),
+      // The projector stops writing its deadline margin before this and answers a partial
+      // batch response.
+      timeout: Duration.seconds(PROJECTOR_TIMEOUT_SECONDS),
       role: projectorRole,
       logGroup: projectorLogs,
       environment: { TABLE_NAME: this.table.tableName, RUST_LOG: 'info' },

@@ -7,7 +7,15 @@ import * as assert from 'node:assert/strict';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { EVENT_SOURCE_GRANTS, Grants, loadPermissions, loadTableDefinition, PublishingStack, Stage } from '../lib/publishing-stack';
+import {
+  EVENT_SOURCE_GRANTS,
+  Grants,
+  loadPermissions,
+  loadRuntimeFacts,
+  loadTableDefinition,
+  PublishingStack,
+  Stage,
+} from '../lib/publishing-stack';
 
 const cdkJson = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'cdk.json'), 'utf8'));
 const fixtures = path.join(__dirname, 'fixtures');
@@ -191,6 +199,18 @@ test('each role grants exactly the DynamoDB actions its code was recorded callin
   // and the projector reads the likes it marks: both are in the recorded calls.
   assert.ok(permissions.writer.table?.includes('dynamodb:UpdateItem'));
   assert.ok(permissions.projector.table?.includes('dynamodb:BatchGetItem'));
+});
+
+test('function timeouts leave each binary time to answer before Lambda stops it', () => {
+  const runtime = loadRuntimeFacts();
+  const functions = Object.values(dev.template.findResources('AWS::Lambda::Function')) as any[];
+  const writer = functions.find((f) => f.Properties.Environment?.Variables?.WRITE_MODE);
+  const projector = functions.find((f) => f !== writer && f.Properties.Environment?.Variables?.TABLE_NAME);
+  assert.ok(writer.Properties.Timeout >= runtime.writerRequestBudgetSeconds + 1, 'the writer answers 503 in time');
+  assert.ok(
+    projector.Properties.Timeout >= runtime.projectorDeadlineMarginSeconds * 5,
+    'the projector has time to write before its margin',
+  );
 });
 
 test('the writer signs cursors with the stack\'s secret, which only its role may read', () => {

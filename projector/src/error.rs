@@ -27,6 +27,8 @@ pub enum Error {
     Runtime(String),
     #[error("{0}")]
     Usage(String),
+    #[error("the invocation's deadline passed")]
+    DeadlinePassed,
 }
 
 impl Error {

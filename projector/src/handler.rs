@@ -12,6 +12,7 @@ use contracts::change::{Decoded, Undecodable, decode_json};
 use serde_json::Value;
 
 use crate::apply::{AppliedBatch, Applier, Outcome};
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::plan::plan_with_hot;
 
@@ -86,12 +87,24 @@ impl Projector {
         Self { applier }
     }
 
-    /// Decode, plan and apply one batch.
+    /// Decode, plan and apply one batch, with no deadline (the local poller, replay).
     pub async fn handle(&self, records: &[Value]) -> Result<BatchReport, Error> {
+        self.handle_before(records, Deadline::NONE).await
+    }
+
+    /// Decode, plan and apply one batch; what `deadline` stops is reported failed.
+    pub async fn handle_before(
+        &self,
+        records: &[Value],
+        deadline: Deadline,
+    ) -> Result<BatchReport, Error> {
         let decoded: Vec<Result<Decoded, Undecodable>> = records.iter().map(decode_json).collect();
         let plan = plan_with_hot(&decoded, &self.applier.hot_posts());
         let raw = |i: usize| records[i].to_string();
-        let applied = self.applier.apply(&plan, records.len(), &raw).await;
+        let applied = self
+            .applier
+            .apply(&plan, records.len(), &raw, deadline)
+            .await;
         let first_failure = applied.outcomes.iter().position(|o| *o == Outcome::Failed);
         let failure_sequence = match first_failure {
             None => None,

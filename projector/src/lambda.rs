@@ -7,6 +7,7 @@ use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::handler::{Projector, emf_line};
 
@@ -20,16 +21,18 @@ pub struct LambdaArgs {
     pub table: String,
 }
 
-/// Handle one stream event; print the batch's metrics as an EMF line for CloudWatch.
+/// Handle one stream event by `deadline`; print the batch's metrics as an EMF line for
+/// CloudWatch.
 pub async fn handle_event(
     projector: &Projector,
     event: &Value,
+    deadline: Deadline,
 ) -> Result<DynamoDbEventResponse, Error> {
     let records = event
         .get("Records")
         .and_then(Value::as_array)
         .ok_or(Error::NoRecords)?;
-    let report = projector.handle(records).await?;
+    let report = projector.handle_before(records, deadline).await?;
     println!("{}", emf_line(&report.metrics, chrono::Utc::now()));
     Ok(report.response())
 }
@@ -38,7 +41,8 @@ pub async fn handle_event(
 pub async fn run(projector: Projector) -> Result<(), Error> {
     let projector = &projector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle_event(projector, &event.payload)
+        let deadline = Deadline::lambda(event.context.deadline);
+        handle_event(projector, &event.payload, deadline)
             .await
             .map_err(lambda_runtime::Error::from)
     }))

@@ -9,7 +9,8 @@
 //!   reading of DynamoDB's answers are pure (`apply::requests`), the executor thin.
 //! - [`handler`]: one batch in, a partial batch response out. The Lambda, the local poller and
 //!   replay all call it.
-//! - [`lambda`]: the Lambda function around the handler.
+//! - [`lambda`]: the Lambda function around the handler; [`deadline`]: writes stop before
+//!   the invocation's deadline, and what they did not finish is reported failed.
 //! - [`poller`]: the local event source mapping on `aws-sdk-dynamodbstreams`; also replay.
 //! - [`verify`]: true counts from a parallel scan, and the drift report.
 //! - [`rebuild`]: repairs counters and stamps while writes and projection go on.
@@ -20,6 +21,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod deadline;
 pub mod error;
 pub mod handler;
 pub mod lambda;

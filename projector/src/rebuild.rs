@@ -31,6 +31,7 @@ use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{Applier, Outcome};
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::plan::{PostRef, Stamp, plan_changes};
 use crate::verify::{ScanSpec, scan_page};
@@ -276,7 +277,7 @@ impl Rebuild {
             }));
         let outcomes = self
             .applier
-            .apply(&repairs, total, &|_| String::new())
+            .apply(&repairs, total, &|_| String::new(), Deadline::NONE)
             .await
             .outcomes;
         let (marks, stamps) = outcomes.split_at(first_stamp);

@@ -69,6 +69,11 @@ pub(crate) struct PostMeta {
     pub(crate) title: String,
 }
 
+/// How long a request may take before it is answered 503 with `Retry-After`: below the
+/// Lambda function's timeout (`infra/runtime.json`), so that a slow DynamoDB gets the
+/// documented answer, not API Gateway's 500, however many SDK calls a request chains.
+pub const REQUEST_BUDGET: Duration = Duration::from_secs(8);
+
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -76,6 +81,7 @@ pub struct AppState {
     pub(crate) mode: WriteMode,
     pub(crate) identity: IdentitySource,
     pub(crate) cursors: CursorCodec,
+    budget: Duration,
     posts: Arc<ImmutableCache<(TopicSlug, PostId), PostMeta>>,
     topics: Arc<ImmutableCache<TopicSlug, Topic>>,
 }
@@ -93,9 +99,16 @@ impl AppState {
             mode,
             identity,
             cursors,
+            budget: REQUEST_BUDGET,
             posts: Arc::new(ImmutableCache::new(cache_capacity)),
             topics: Arc::new(ImmutableCache::new(cache_capacity)),
         }
+    }
+
+    /// The same state with another request budget (tests of slow dependencies).
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// The post's metadata, from the cache or one consistent read; 404 if there is no post.
@@ -158,6 +171,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            within_budget,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
             TraceLayer::new_for_http()
@@ -171,6 +188,24 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal.into_response()
         }))
         .with_state(state)
+}
+
+/// Answer 503 with `Retry-After` when a request outlasts its budget.
+async fn within_budget(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(app.budget, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                budget_ms = app.budget.as_millis() as u64,
+                "request budget spent"
+            );
+            ApiError::Unavailable.into_response()
+        }
+    }
 }
 
 /// One span per request: method and route now, status and latency when it ends. Bodies and

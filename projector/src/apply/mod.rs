@@ -33,6 +33,7 @@ use contracts::keys::{ItemKey, PostId};
 use futures_util::{StreamExt, stream};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::plan::{CountTransaction, Plan, lanes};
 pub use requests::Outcome;
@@ -93,17 +94,22 @@ impl Applier {
     }
 
     /// Apply a plan for a batch of `batch_len` records; `raw` gives a record's text for
-    /// quarantine.
+    /// quarantine. Nothing starts after `deadline`; what it stops is reported failed.
     pub async fn apply(
         &self,
         plan: &Plan,
         batch_len: usize,
         raw: &(dyn Fn(usize) -> String + Sync),
+        deadline: Deadline,
     ) -> AppliedBatch {
         let mut outcomes = vec![Outcome::Ignored; batch_len];
         for (position, undecodable) in &plan.undecodable {
             tracing::error!(sequence = %undecodable.sequence, reason = %undecodable.reason, "undecodable stream record: quarantined");
-            outcomes[*position] = match self.quarantine(undecodable, raw(*position)).await {
+            let quarantined = deadline
+                .run(self.quarantine(undecodable, raw(*position)))
+                .await
+                .unwrap_or(Err(Error::DeadlinePassed));
+            outcomes[*position] = match quarantined {
                 Ok(()) => Outcome::Isolated,
                 Err(e) => {
                     tracing::error!(error = %e, "quarantine failed");
@@ -113,7 +119,12 @@ impl Applier {
         }
 
         let mut transactions = plan.transactions.clone();
-        let screened = self.screen(&mut transactions).await;
+        // Past the deadline, the marks screening would have dropped are caught by their
+        // conditions.
+        let screened = deadline
+            .run(self.screen(&mut transactions))
+            .await
+            .unwrap_or_default();
         let lanes = lanes(&transactions);
         let mut unassigned: Vec<Option<CountTransaction>> =
             transactions.into_iter().map(Some).collect();
@@ -129,7 +140,7 @@ impl Applier {
             .map(|lane| async move {
                 let mut settled = Vec::with_capacity(lane.len());
                 for transaction in lane {
-                    settled.push(self.count(transaction).await);
+                    settled.push(self.count(transaction, deadline).await);
                 }
                 settled
             })
@@ -149,7 +160,7 @@ impl Applier {
 
         let stamped: Vec<(Vec<usize>, bool)> = stream::iter(stamps)
             .map(|stamp| async move {
-                let ok = self.stamp(&stamp.like).await;
+                let ok = self.stamp(&stamp.like, deadline).await;
                 (stamp.records, ok)
             })
             .buffer_unordered(CONCURRENCY)
@@ -215,8 +226,9 @@ impl Applier {
         settlement
     }
 
-    /// Run one counting transaction to completion: drop what is already done, retry the rest.
-    async fn count(&self, mut transaction: CountTransaction) -> Settlement {
+    /// Run one counting transaction to completion: drop what is already done, retry the rest,
+    /// until `deadline`.
+    async fn count(&self, mut transaction: CountTransaction, deadline: Deadline) -> Settlement {
         let policy = Backoff::STANDARD;
         let mut settlement = Settlement::default();
         let mut attempt = 0;
@@ -225,6 +237,10 @@ impl Applier {
                 .posts
                 .retain(|p| !p.marks.is_empty() || !p.uncounts.is_empty());
             if transaction.posts.is_empty() {
+                return settlement;
+            }
+            if deadline.passed() {
+                settlement.fail_transaction(&transaction);
                 return settlement;
             }
             let (items, actions) =
@@ -236,18 +252,22 @@ impl Applier {
                         return settlement;
                     }
                 };
-            let sent = self
+            let send = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items))
-                .send()
-                .await;
-            let failure = match sent {
-                Ok(_) => {
+                .send();
+            let failure = match deadline.run(send).await {
+                Some(Ok(_)) => {
                     settlement.commit_transaction(&transaction);
                     return settlement;
                 }
-                Err(err) => Failure::of(&err),
+                Some(Err(err)) => Failure::of(&err),
+                // Abandoned in flight: it may have committed; re-delivery finds out.
+                None => {
+                    settlement.fail_transaction(&transaction);
+                    return settlement;
+                }
             };
             let reasons = match &failure {
                 Failure::Cancelled(reasons) => {
@@ -276,25 +296,38 @@ impl Applier {
                 settlement.fail_transaction(&transaction);
                 return settlement;
             }
-            policy.wait(attempt).await;
+            if deadline.run(policy.wait(attempt)).await.is_none() {
+                settlement.fail_transaction(&transaction);
+                return settlement;
+            }
         }
     }
 
     /// Set a like's GSI1 keys if this incarnation still exists. `false` if it could not be
-    /// done now (the records are then re-delivered).
-    async fn stamp(&self, like: &LikeRef) -> bool {
+    /// done by `deadline` (the records are then re-delivered).
+    async fn stamp(&self, like: &LikeRef, deadline: Deadline) -> bool {
         let policy = Backoff::STANDARD;
         let write = counting::stamp_like(like);
         for attempt in 1.. {
-            let result = write.update_item(&self.client, &self.table).send().await;
-            let failure = match result {
-                Ok(_) => return true,
-                Err(e) => Failure::of(&e),
+            if deadline.passed() {
+                return false;
+            }
+            let failure = match deadline
+                .run(write.update_item(&self.client, &self.table).send())
+                .await
+            {
+                None => return false,
+                Some(Ok(_)) => return true,
+                Some(Err(e)) => Failure::of(&e),
             };
             match failure {
                 // Gone or re-liked: its own record stamps the new incarnation.
                 Failure::ConditionFailed => return true,
-                f if f.is_transient() && policy.may_retry(attempt) => policy.wait(attempt).await,
+                f if f.is_transient() && policy.may_retry(attempt) => {
+                    if deadline.run(policy.wait(attempt)).await.is_none() {
+                        return false;
+                    }
+                }
                 f => {
                     tracing::warn!(error = %f.describe(), "stamp failed; records will be re-delivered");
                     return false;

@@ -142,7 +142,14 @@ impl Delivery {
                 partial.transactions.truncate(k);
                 partial.stamps.clear();
                 let raw = |i: usize| batch[i].to_string();
-                self.applier.apply(&partial, batch.len(), &raw).await;
+                self.applier
+                    .apply(
+                        &partial,
+                        batch.len(),
+                        &raw,
+                        projector::deadline::Deadline::NONE,
+                    )
+                    .await;
             }
             // Two workers on overlapping batches at once.
             _ => {

@@ -5,6 +5,7 @@ use chrono::Utc;
 use contracts::items::{Entity, Like, Post, key_item};
 use contracts::keys::ItemKey;
 use projector::apply::Outcome;
+use projector::deadline::Deadline;
 use projector::lambda::handle_event;
 use serde_json::Value;
 
@@ -68,7 +69,9 @@ async fn a_recorded_event_is_projected_and_its_bad_record_isolated() {
     seed(&table, &event).await;
     let projector = crate::support::projector(&table);
 
-    let response = handle_event(&projector, &event).await.unwrap();
+    let response = handle_event(&projector, &event, Deadline::NONE)
+        .await
+        .unwrap();
     assert!(
         response.batch_item_failures.is_empty(),
         "the bad record does not fail the batch"
@@ -101,7 +104,9 @@ async fn a_recorded_event_is_projected_and_its_bad_record_isolated() {
     );
 
     // Lambda delivers at least once: the same event again changes nothing.
-    let again = handle_event(&projector, &event).await.unwrap();
+    let again = handle_event(&projector, &event, Deadline::NONE)
+        .await
+        .unwrap();
     assert!(again.batch_item_failures.is_empty());
     assert_eq!(like_count(&table).await, 2);
 }
@@ -148,7 +153,9 @@ async fn a_batch_that_cannot_be_applied_reports_its_lowest_record() {
         "no-such-table",
     ));
     let event: Value = serde_json::from_str(EVENT).unwrap();
-    let response = handle_event(&projector, &event).await.unwrap();
+    let response = handle_event(&projector, &event, Deadline::NONE)
+        .await
+        .unwrap();
     let failures: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -162,7 +169,7 @@ async fn an_event_without_records_fails_the_invocation() {
     let table = TestTable::new().await;
     let projector = crate::support::projector(&table);
     assert!(
-        handle_event(&projector, &serde_json::json!({"foo": 1}))
+        handle_event(&projector, &serde_json::json!({"foo": 1}), Deadline::NONE)
             .await
             .is_err()
     );

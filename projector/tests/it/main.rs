@@ -1,6 +1,7 @@
 //! The projector's integration tests: one binary, a module per concern, on DynamoDB Local.
 
 mod chaos;
+mod deadline;
 mod end_to_end;
 mod faults;
 mod lambda;

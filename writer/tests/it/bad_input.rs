@@ -299,3 +299,42 @@ async fn an_unreachable_database_is_a_quick_503_with_retry_after() {
         "answered in {elapsed:?}"
     );
 }
+
+#[tokio::test]
+async fn a_slow_database_is_a_503_with_retry_after_within_the_request_budget() {
+    let table = bench::TestTable::new().await;
+    let proxy = bench::slow_proxy::SlowProxy::start(
+        &table.endpoint,
+        std::time::Duration::from_millis(1500),
+    )
+    .await;
+    let config = contracts::dynamo::sdk_config(&contracts::dynamo::Endpoint {
+        url: Some(proxy.endpoint.clone()),
+    })
+    .await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let budget = std::time::Duration::from_secs(1);
+    let state = bench::app::app_state(
+        &client,
+        &table.name,
+        WriteMode::Stream,
+        IdentitySource::DevHeader,
+    )
+    .with_budget(budget);
+    let base = writer::serve_on_loopback(state).await.unwrap();
+    let started = std::time::Instant::now();
+    let response = reqwest::Client::new()
+        .put(format!("{base}/topics/t"))
+        .header("x-user-id", "u")
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(response.headers()["retry-after"], "1");
+    problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        elapsed < budget + std::time::Duration::from_millis(500),
+        "answered after {elapsed:?}"
+    );
+}
