@@ -282,6 +282,10 @@ pub struct Problem {
     pub status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The request this answers (`urn:publishing:request:<id>`; the id is also the
+    /// `x-request-id` header and, deployed, API Gateway's request id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// The fields that broke a rule (422 only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,

@@ -11,7 +11,8 @@
 //!
 //! - [`routes`]: one module per resource; handlers parse, call the store, shape the answer.
 //! - [`store`]: DynamoDB access. [`cache`]: immutable metadata. [`cursor`]: page cursors.
-//! - [`identity`]: the caller. [`problem`]: errors as `application/problem+json`.
+//! - [`identity`]: the caller. [`problem`]: errors as `application/problem+json`, each naming
+//!   its request ([`request_id`]).
 //! - [`extract`]: request parsing with problem rejections. [`openapi`]: the API document.
 //!
 //! - [`server`]: the local server and the Lambda function, configured through the same
@@ -41,6 +42,7 @@ pub(crate) mod extract;
 pub mod identity;
 pub mod openapi;
 pub mod problem;
+pub mod request_id;
 pub(crate) mod routes;
 pub mod server;
 pub mod store;
@@ -187,6 +189,7 @@ pub fn router(state: AppState) -> Router {
             tracing::error!("handler panicked");
             ApiError::Internal.into_response()
         }))
+        .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 
@@ -215,10 +218,15 @@ fn request_span(request: &Request) -> Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
+    let request_id = request
+        .extensions()
+        .get::<request_id::RequestId>()
+        .map_or("", |id| id.0.as_str());
     tracing::info_span!(
         "request",
         method = %request.method(),
         route,
+        request_id,
         status = field::Empty,
         latency_ms = field::Empty,
     )

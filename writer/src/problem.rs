@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use contracts::api::{FieldError, Problem};
 
 use crate::error::Error;
+use crate::request_id::RequestId;
 
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: u32 = 1;
@@ -100,6 +101,7 @@ impl ApiError {
             title: status.canonical_reason().unwrap_or("Error").into(),
             status: status.as_u16(),
             detail: Some(self.to_string()),
+            instance: RequestId::current().map(|id| id.as_instance()),
             errors: match self {
                 ApiError::Validation { errors, .. } => errors.clone(),
                 _ => Vec::new(),

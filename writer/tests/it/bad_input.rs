@@ -338,3 +338,21 @@ async fn a_slow_database_is_a_503_with_retry_after_within_the_request_budget() {
         "answered after {elapsed:?}"
     );
 }
+
+#[tokio::test]
+async fn every_problem_names_its_request() {
+    let w = TestWriter::start(WriteMode::Stream).await;
+    let response = w.send(Method::GET, "/no/such/route", None, None).await;
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let p = problem(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(p.instance, Some(format!("urn:publishing:request:{id}")));
+    let other = w.send(Method::GET, "/no/such/route", None, None).await;
+    assert_ne!(
+        other.headers()["x-request-id"].to_str().unwrap(),
+        id,
+        "one id per request"
+    );
+}

@@ -42,6 +42,13 @@ async fn without_authorizer_claims_writes_are_401() {
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
     let response = lambda_router(&table).await.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 401);
+    // The problem names the request by API Gateway's request id, as its access logs do.
+    assert_eq!(response.headers()["x-request-id"], "id");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["instance"], "urn:publishing:request:id");
 }
 
 #[test]
