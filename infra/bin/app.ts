@@ -3,7 +3,7 @@
 
 import * as path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { PublishingStack, Stage } from '../lib/publishing-stack';
 
 const app = new App();
@@ -17,4 +17,4 @@ new PublishingStack(app, `Publishing-${stage}`, {
   writerCode: app.node.tryGetContext('writerCode') ?? path.join(lambdas, 'writer'),
   projectorCode: app.node.tryGetContext('projectorCode') ?? path.join(lambdas, 'projector'),
 });
-Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));

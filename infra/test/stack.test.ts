@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import {
   EVENT_SOURCE_GRANTS,
   Grants,
@@ -246,7 +246,7 @@ test('IAM is least privilege: explicit statements, no managed policies on roles,
 });
 
 for (const stage of ['dev', 'prod'] as Stage[]) {
-  test(`cdk-nag AwsSolutions passes (${stage}), every acknowledgement justified in code`, () => {
+  test(`cdk-nag AwsSolutions and ServerlessChecks pass (${stage}), every acknowledgement justified in code`, () => {
     // A fresh app: one already synthesized (Template.fromStack) would not validate again.
     const app = new App({ context: cdkJson.context });
     new PublishingStack(app, `Nag-${stage}`, {
@@ -254,7 +254,7 @@ for (const stage of ['dev', 'prod'] as Stage[]) {
       writerCode: path.join(fixtures, 'writer'),
       projectorCode: path.join(fixtures, 'projector'),
     });
-    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
     const assembly = app.synth();
     const report = JSON.parse(fs.readFileSync(path.join(assembly.directory, 'validation-report.json'), 'utf8'));
     const text = JSON.stringify(report);
@@ -262,3 +262,25 @@ for (const stage of ['dev', 'prod'] as Stage[]) {
     assert.equal(errors, 0, JSON.stringify(report, null, 1).slice(0, 4000));
   });
 }
+
+test('a dashboard shows the projection, the API and throttles; alarms watch 5xx and throttles', () => {
+  const dashboard = onlyResource(dev.template, 'AWS::CloudWatch::Dashboard');
+  const body = JSON.stringify(dashboard.Properties.DashboardBody);
+  for (const metric of ['IteratorAge', 'LagMs', 'Applied', 'Redundant', 'Isolated', 'Failed', 'Cancelled', '5xx', 'Latency', 'WriteThrottleEvents', 'ReadThrottleEvents', 'GlobalSecondaryIndexName']) {
+    assert.ok(body.includes(metric), `the dashboard shows ${metric}`);
+  }
+  const alarms = Object.keys(dev.template.findResources('AWS::CloudWatch::Alarm'));
+  for (const name of ['ApiServerErrors', 'TableThrottles', 'IndexThrottles']) {
+    assert.ok(alarms.some((id) => id.startsWith(name)), `alarm ${name}`);
+  }
+});
+
+test('every checkov acknowledgement carries its reason', () => {
+  const resources = Object.values(dev.template.toJSON().Resources) as any[];
+  const skips = resources.flatMap((r) => r.Metadata?.checkov?.skip ?? []);
+  assert.ok(skips.length > 0);
+  for (const skip of skips) {
+    assert.match(skip.id, /^CKV_AWS_\d+$/);
+    assert.ok(skip.comment.length > 40, `${skip.id} is acknowledged with a reason`);
+  }
+});
