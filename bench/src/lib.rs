@@ -33,4 +33,4 @@ pub mod tally;
 pub mod write_log;
 pub mod writer_client;
 
-pub use local::{LocalInstance, TestTable, dynamodb_local, eventually};
+pub use local::{LocalInstance, TestTable, dynamodb_local, eventually, terminate};

@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -221,4 +221,26 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
         }
     }
+}
+
+/// Send SIGTERM to `child` and wait (polling) for it to exit; its exit status.
+pub async fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    eventually(
+        "the process exits after SIGTERM",
+        Duration::from_secs(20),
+        || {
+            let status = child.try_wait();
+            async move {
+                match status {
+                    Ok(Some(status)) => Ok(status),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await
 }

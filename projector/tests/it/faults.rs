@@ -130,3 +130,37 @@ async fn poller_killed_mid_batch_again_and_again_ends_exact() {
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_acknowledged_hold(&table, TOPIC, &report).await;
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_poller_cleanly_with_its_checkpoint_saved() {
+    let table = TestTable::new().await;
+    let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let post = writer.create_post(TOPIC, "p").await;
+    let mut poller = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args([
+            "--table",
+            &table.name,
+            "--endpoint-url",
+            &table.endpoint,
+            "poll",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    writer.like(TOPIC, &post, "u1").await;
+    until_converged(&table, Duration::from_secs(30)).await;
+    let status = bench::terminate(&mut poller).await;
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    let checkpoints = crate::support::scan(&table)
+        .await
+        .into_iter()
+        .filter(|item| {
+            item.get("type")
+                .and_then(|t| t.as_s().ok())
+                .map(String::as_str)
+                == Some("Checkpoint")
+        })
+        .count();
+    assert_eq!(checkpoints, 1, "the poller saved where it stands");
+}

@@ -1,5 +1,6 @@
-//! The router as the Lambda entrypoint runs it: an API Gateway HTTP API (payload v2) event,
-//! identity from the JWT authorizer only.
+//! The entrypoints: the router as the Lambda function runs it (an API Gateway HTTP API payload
+//! v2 event, identity from the JWT authorizer only), settings refused at start, and the local
+//! server's clean stop on SIGTERM.
 
 use bench::TestTable;
 use tower::ServiceExt;
@@ -67,4 +68,34 @@ fn an_invalid_lambda_setting_stops_the_function_at_start() {
         stderr.contains("bogus") && stderr.contains("mode"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_writer_cleanly() {
+    let table = TestTable::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut writer = std::process::Command::new(env!("CARGO_BIN_EXE_writer"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--table", &table.name, "--endpoint-url", &table.endpoint])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    bench::eventually(
+        "the writer answers",
+        std::time::Duration::from_secs(30),
+        || async {
+            reqwest::get(format!("{base}/openapi.json"))
+                .await?
+                .error_for_status()
+        },
+    )
+    .await;
+    let status = bench::terminate(&mut writer).await;
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
 }
