@@ -13,6 +13,7 @@
 //! - [`skew`]: which post a client likes next: one hot post and a Zipf tail.
 //! - [`slow_proxy`]: an endpoint made slow, for tests of deadlines and timeouts.
 //! - [`runtime`]: `infra/runtime.json`, the timing facts the stack's function timeouts respect.
+//! - [`lambda_runtime`]: a real Lambda runtime (cargo-lambda's emulator) and AWS's sample events.
 //! - [`load`]: clients liking and unliking until stopped, with what was acknowledged.
 //! - [`write_log`]: an SDK interceptor that logs every write with its consumed capacity.
 //! - [`capacity`]: the capacity model that replays those logs against DynamoDB's limits.
@@ -23,6 +24,7 @@
 
 pub mod app;
 pub mod capacity;
+pub mod lambda_runtime;
 pub mod load;
 pub mod local;
 pub mod permissions;

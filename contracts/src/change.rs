@@ -56,6 +56,9 @@ pub enum Change {
 #[error("undecodable stream record {sequence}: {reason}")]
 pub struct Undecodable {
     pub sequence: String,
+    /// The record's `eventID`, unique per record: records can share a sequence number (AWS's
+    /// own sample events do), and each is isolated on its own.
+    pub event_id: String,
     pub reason: String,
 }
 
@@ -67,6 +70,11 @@ pub struct Decoded {
     pub change: Change,
 }
 
+/// What an undecodable record without a sequence number, or without an `eventID`, is
+/// quarantined as.
+pub const NO_SEQUENCE: &str = "<no sequence number>";
+pub const NO_EVENT_ID: &str = "none";
+
 /// Decode a record given as Lambda JSON.
 ///
 /// Reads only what the projection needs straight from the JSON tree (event name, sequence
@@ -74,7 +82,12 @@ pub struct Decoded {
 /// record and no parse of attributes the projector never looks at, so decoding stays a small
 /// share of a batch's CPU.
 pub fn decode_json(raw: &Value) -> Result<Decoded, Undecodable> {
-    let [event_name, identity, change] = members(raw, ["eventName", "userIdentity", "dynamodb"]);
+    let [event_name, identity, change, event_id] =
+        members(raw, ["eventName", "userIdentity", "dynamodb", "eventID"]);
+    let event_id = event_id
+        .and_then(Value::as_str)
+        .unwrap_or(NO_EVENT_ID)
+        .to_owned();
     let [sequence, created, new_image, old_image] = change.map_or([None; 4], |change| {
         members(
             change,
@@ -89,12 +102,14 @@ pub fn decode_json(raw: &Value) -> Result<Decoded, Undecodable> {
     let sequence = sequence
         .and_then(Value::as_str)
         .ok_or_else(|| Undecodable {
-            sequence: "<no sequence number>".into(),
+            sequence: NO_SEQUENCE.into(),
+            event_id: event_id.clone(),
             reason: "record has no sequence number".into(),
         })?
         .to_owned();
     let fail = |reason: String| Undecodable {
         sequence: sequence.clone(),
+        event_id: event_id.clone(),
         reason,
     };
     let created = creation_time(created)

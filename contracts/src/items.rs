@@ -310,6 +310,7 @@ impl Entity for Checkpoint {
 #[serde(rename_all = "camelCase")]
 pub struct Quarantined {
     pub sequence: String,
+    pub event_id: String,
     pub reason: String,
     /// The record as received (truncated to stay under the item size limit).
     pub record: String,
@@ -321,6 +322,7 @@ impl Entity for Quarantined {
     fn item_key(&self) -> ItemKey {
         ItemKey::Quarantine {
             sequence: self.sequence.clone(),
+            event_id: self.event_id.clone(),
         }
     }
 }

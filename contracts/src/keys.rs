@@ -8,7 +8,7 @@
 //! | Like      | `USER#<id>`      | `LIKE#<ksuid>`     | `POST#<ksuid>`* | `LIKE#<id>`*     |
 //! | Tombstone | `TOMB#<likeId>`  | `TOMB#<likeId>`    |                 |                  |
 //! | Checkpoint| `CHECKPOINT#<stream>` | `SHARD#<shard>` |              |                  |
-//! | Quarantine| `QUARANTINE#records` | `SEQ#<sequence>` |               |                  |
+//! | Quarantine| `QUARANTINE#records` | `SEQ#<sequence>#<eventID>` |               |                  |
 //!
 //! (*) stamped by the projector (or written by the transactional writer), never by the
 //! stream-mode writer: a hot post's GSI1 partition must stay off the request path.
@@ -232,9 +232,11 @@ pub enum ItemKey {
         stream: String,
         shard: String,
     },
-    /// A stream record the projector could not read, kept for operators.
+    /// A stream record the projector could not read, kept for operators; by sequence number
+    /// and `eventID` (records can share a sequence number).
     Quarantine {
         sequence: String,
+        event_id: String,
     },
 }
 
@@ -250,9 +252,9 @@ impl ItemKey {
             ItemKey::Checkpoint { stream, shard } => {
                 (format!("{CHECKPOINT}{stream}"), format!("{SHARD}{shard}"))
             }
-            ItemKey::Quarantine { sequence } => (
+            ItemKey::Quarantine { sequence, event_id } => (
                 format!("{QUARANTINE}{QUARANTINE_PARTITION}"),
-                format!("{SEQ}{sequence}"),
+                format!("{SEQ}{sequence}#{event_id}"),
             ),
         };
         KeyPair { pk, sk }
@@ -288,9 +290,13 @@ impl ItemKey {
                 stream: pk_id.to_owned(),
                 shard: sk_id.to_owned(),
             },
-            (QUARANTINE, SEQ) if pk_id == QUARANTINE_PARTITION => ItemKey::Quarantine {
-                sequence: sk_id.to_owned(),
-            },
+            (QUARANTINE, SEQ) if pk_id == QUARANTINE_PARTITION => {
+                let (sequence, event_id) = sk_id.rsplit_once('#').ok_or_else(unknown)?;
+                ItemKey::Quarantine {
+                    sequence: sequence.to_owned(),
+                    event_id: event_id.to_owned(),
+                }
+            }
             _ => return Err(unknown()),
         };
         Ok(key)
@@ -356,6 +362,7 @@ mod tests {
             },
             ItemKey::Quarantine {
                 sequence: "4200000000000000001".into(),
+                event_id: "f07f8ca4b0b26cb9c4e5e77e69f274ee".into(),
             },
         ];
         for key in keys {

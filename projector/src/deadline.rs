@@ -27,11 +27,19 @@ impl Deadline {
     }
 
     /// Lambda's deadline (milliseconds since the epoch) less [`MARGIN`].
+    ///
+    /// cargo-lambda's runtime emulator sends the timeout itself instead (milliseconds from
+    /// now, e.g. 600000). A value before 2020 cannot be an epoch deadline, so it is read so.
     pub fn lambda(deadline_ms: u64) -> Self {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        const EPOCH_2020_MS: u64 = 1_577_836_800_000;
+        let left = if deadline_ms < EPOCH_2020_MS {
+            Duration::from_millis(deadline_ms)
+        } else {
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+        };
         Self::after(left.saturating_sub(MARGIN))
     }
 

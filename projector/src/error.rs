@@ -49,6 +49,34 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The variant's name: how a failed invocation names its error to Lambda.
+    fn kind(&self) -> &'static str {
+        match self {
+            Error::Dynamo(_) => "Dynamo",
+            Error::NoStream => "NoStream",
+            Error::NoRecords => "NoRecords",
+            Error::Unreportable(_) => "Unreportable",
+            Error::RebuildState(..) => "RebuildState",
+            Error::OtherTable(_) => "OtherTable",
+            Error::WritesFailed(_) => "WritesFailed",
+            Error::Runtime(_) => "Runtime",
+            Error::Usage(_) => "Usage",
+            Error::DeadlinePassed => "DeadlinePassed",
+        }
+    }
+}
+
+/// A failed invocation as Lambda reports it: `errorType` the variant, `errorMessage` the text.
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(e: Error) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.kind().into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 impl From<contracts::dynamo::BatchGetError> for Error {
     fn from(e: contracts::dynamo::BatchGetError) -> Self {
         Error::Dynamo(e.to_string())

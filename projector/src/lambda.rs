@@ -42,9 +42,7 @@ pub async fn run(projector: Projector) -> Result<(), Error> {
     let projector = &projector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = Deadline::lambda(event.context.deadline);
-        handle_event(projector, &event.payload, deadline)
-            .await
-            .map_err(lambda_runtime::Error::from)
+        handle_event(projector, &event.payload, deadline).await
     }))
     .await
     .map_err(|e| Error::Runtime(e.to_string()))

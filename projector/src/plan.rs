@@ -528,6 +528,7 @@ mod tests {
             record(Change::LikeRemoved(removed.clone())),
             Err(Undecodable {
                 sequence: "9".into(),
+                event_id: "e9".into(),
                 reason: "bad".into(),
             }),
             record(Change::LikeRemoved(removed)),

@@ -11,6 +11,7 @@
 //! so checkpoint writes do not feed on themselves through the stream.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -32,6 +33,9 @@ pub enum StartAt {
     TrimHorizon,
     Latest,
 }
+
+/// How long the step under way may go on after the poller is told to stop.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Records one `GetRecords` call returns at most.
 const MAX_READ: i32 = 1000;
@@ -128,33 +132,59 @@ impl Poller {
     /// on from the last records it handled, which may then be handled again (harmless: the
     /// projection is idempotent).
     pub async fn run(&mut self) {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// [`run`](Self::run) until `stop` completes. The step under way then gets
+    /// [`STOP_GRACE`] to finish, so what it projected is checkpointed; a step that cannot
+    /// finish (DynamoDB down) is abandoned, and its records are read again next time.
+    pub async fn run_until(&mut self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
         let mut last_discovery = tokio::time::Instant::now();
         let mut failures = 0u32;
         loop {
-            let step = async {
-                if last_discovery.elapsed() >= self.settings.discovery_interval {
-                    self.discover().await?;
-                    last_discovery = tokio::time::Instant::now();
-                }
-                self.poll_once().await
-            };
-            match step.await {
-                Ok(read) => {
-                    failures = 0;
-                    if read == 0 {
-                        tokio::time::sleep(self.settings.idle_delay).await;
+            let outcome = {
+                let step = self.step(&mut last_discovery);
+                tokio::pin!(step);
+                tokio::select! {
+                    outcome = &mut step => Some(outcome),
+                    () = &mut stop => {
+                        let _ = tokio::time::timeout(STOP_GRACE, step).await;
+                        None
                     }
                 }
-                Err(error) => {
+            };
+            let pause = match outcome {
+                None => return,
+                Some(Ok(read)) => {
+                    failures = 0;
+                    (read == 0).then_some(self.settings.idle_delay)
+                }
+                Some(Err(error)) => {
                     failures += 1;
                     tracing::warn!(%error, failures, "polling failed: retrying from the last handled records");
                     for shard in &mut self.shards {
                         shard.iterator = None;
                     }
-                    retry_pause(failures).await;
+                    Some(RETRY.delay(failures))
+                }
+            };
+            if let Some(pause) = pause {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = &mut stop => return,
                 }
             }
         }
+    }
+
+    /// One round: look for new shards when it is time, then read every shard once.
+    async fn step(&mut self, last_discovery: &mut tokio::time::Instant) -> Result<usize, Error> {
+        if last_discovery.elapsed() >= self.settings.discovery_interval {
+            self.discover().await?;
+            *last_discovery = tokio::time::Instant::now();
+        }
+        self.poll_once().await
     }
 
     /// Read until every shard is at its end (closed, or open with nothing more to read twice

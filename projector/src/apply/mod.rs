@@ -347,6 +347,7 @@ impl Applier {
         }
         let item = Quarantined {
             sequence: record.sequence.clone(),
+            event_id: record.event_id.clone(),
             reason: record.reason.clone(),
             record: raw,
             quarantined_at: Utc::now(),

@@ -1,5 +1,5 @@
 //! `projector poll`: read the table's stream continuously and project it (the local event
-//! source mapping). Stops on Ctrl-C or SIGTERM.
+//! source mapping). Stops on Ctrl-C or SIGTERM, after checkpointing the step under way.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -34,10 +34,8 @@ pub(crate) async fn run(args: PollArgs, context: &Context) -> Result<ExitCode, E
     let streams = aws_sdk_dynamodbstreams::Client::new(&context.config);
     let mut poller = Poller::new(projector, context.dynamo.clone(), streams, settings).await?;
     tracing::info!(stream = poller.stream_arn(), "polling");
-    tokio::select! {
-        _ = poller.run() => {}
-        _ = shutdown() => tracing::info!("stopped"),
-    }
+    poller.run_until(shutdown()).await;
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

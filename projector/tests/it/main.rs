@@ -8,6 +8,7 @@ mod lambda;
 mod lineage;
 mod operations;
 mod poller;
+mod runtime;
 
 /// The shared test support these modules use, from the `bench` test bed.
 mod support {

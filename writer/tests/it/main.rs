@@ -6,6 +6,7 @@ mod cursors;
 mod fuzz;
 mod lambda;
 mod logging;
+mod runtime;
 
 use bench::TestTable;
 use bench::writer_client::WriterClient;
