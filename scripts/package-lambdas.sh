@@ -19,7 +19,9 @@ export PATH="$bin:$PATH"
 # The release profile in Cargo.toml keeps panic = "unwind": a panic in a handler becomes an
 # error response (writer: 500 problem; projector: a failed invocation Lambda retries), not a
 # dead process.
-cargo lambda build --profile lambda --arm64 --bin writer --bin projector
+# No default features: the writer's interactive API reference (/docs) is for local servers.
+cargo lambda build --profile lambda --arm64 -p writer -p projector --no-default-features \
+  --bin writer --bin projector
 
 limit=$((5 * 1024 * 1024))
 for function in writer projector; do

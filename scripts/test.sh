@@ -38,6 +38,11 @@ finish() {
   if [ "$status" -ne 0 ]; then echo "$name failed (exit $status)" >&2; exit "$status"; fi
 }
 
+# The API reference test opens a headless browser; installing it (once) overlaps the build.
+bash scripts/browser.sh >"$logs/browser.log" 2>&1 &
+browser=$!
+background+=("$browser")
+
 if ! $quick; then
   # The infra checks install npm and Python tools; they overlap the Rust build.
   bash scripts/infra-test.sh >"$logs/infra.log" 2>&1 &
@@ -63,6 +68,8 @@ if ! $quick; then
   fuzz=$!
   background+=("$fuzz")
 fi
+
+finish "$browser" browser
 
 echo "== Rust tests"
 # Every test records the DynamoDB calls of the deployed functions; the last check compares them

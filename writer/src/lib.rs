@@ -156,7 +156,7 @@ pub async fn serve_on_loopback(state: AppState) -> std::io::Result<String> {
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     use routes::{likes, posts, topics, users};
-    Router::new()
+    let api = Router::new()
         .route("/topics/{topic}", put(topics::create))
         .route(
             "/topics/{topic}/posts",
@@ -170,7 +170,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/users/me", put(users::put_me).get(users::get_me))
         .route("/users/{user}", get(users::get))
-        .route("/openapi.json", get(openapi::serve))
+        .route("/openapi.json", get(openapi::serve));
+    with_docs(api)
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -192,6 +193,22 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }
+
+/// The interactive API reference at `/docs`, reading `/openapi.json` (feature `docs-ui`).
+#[cfg(feature = "docs-ui")]
+fn with_docs(api: Router<AppState>) -> Router<AppState> {
+    let docs = utoipa_swagger_ui::SwaggerUi::new(DOCS_PATH)
+        .config(utoipa_swagger_ui::Config::from("/openapi.json"));
+    api.merge(docs)
+}
+
+#[cfg(not(feature = "docs-ui"))]
+fn with_docs(api: Router<AppState>) -> Router<AppState> {
+    api
+}
+
+/// Where the interactive API reference is served (feature `docs-ui`).
+pub const DOCS_PATH: &str = "/docs";
 
 /// Answer 503 with `Retry-After` when a request outlasts its budget.
 async fn within_budget(

@@ -3,6 +3,7 @@
 mod api;
 mod bad_input;
 mod cursors;
+mod docs;
 mod fuzz;
 mod lambda;
 mod logging;
