@@ -18,6 +18,16 @@ use crate::writer_client::WriterClient;
 /// The cursor secret of in-process writers.
 pub const CURSOR_SECRET: &str = "test-secret";
 
+/// A DynamoDB client of `endpoint` (a proxy in front of DynamoDB Local, or nothing at all), as
+/// the binaries configure theirs.
+pub async fn client_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = contracts::dynamo::sdk_config(&contracts::dynamo::Endpoint {
+        url: Some(endpoint.to_owned()),
+    })
+    .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
 /// The writer's state on `table` through `client`, signing cursors with [`CURSOR_SECRET`].
 pub fn app_state(
     client: &aws_sdk_dynamodb::Client,
@@ -126,10 +136,9 @@ pub async fn start_poller_at(table: &TestTable, start_at: StartAt) -> tokio::tas
     })
 }
 
-/// Every record of `table`'s stream so far, as Lambda delivers them (the table is quiet: the
-/// stream is read until a read returns nothing).
-pub async fn stream_records(table: &TestTable) -> Vec<serde_json::Value> {
-    let arn = table
+/// The ARN of `table`'s stream.
+pub async fn stream_arn(table: &TestTable) -> String {
+    table
         .client
         .describe_table()
         .table_name(&table.name)
@@ -138,7 +147,13 @@ pub async fn stream_records(table: &TestTable) -> Vec<serde_json::Value> {
         .expect("describe the table")
         .table
         .and_then(|t| t.latest_stream_arn)
-        .expect("the table has a stream");
+        .expect("the table has a stream")
+}
+
+/// Every record of `table`'s stream so far, as Lambda delivers them (the table is quiet: the
+/// stream is read until a read returns nothing).
+pub async fn stream_records(table: &TestTable) -> Vec<serde_json::Value> {
+    let arn = stream_arn(table).await;
     let shards = table
         .streams
         .describe_stream()

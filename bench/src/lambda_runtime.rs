@@ -108,6 +108,41 @@ impl RuntimeEmulator {
     }
 }
 
+/// A function process on the emulator, killed when dropped.
+pub struct Function(Child);
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl RuntimeEmulator {
+    /// Start `binary` as this emulator's function on `table` (DynamoDB Local through the
+    /// standard environment variables, as the deployed function finds DynamoDB), with `env`.
+    pub fn start_function(
+        &self,
+        binary: &str,
+        table: &crate::TestTable,
+        env: &[(&str, &str)],
+    ) -> Function {
+        let child = Command::new(binary)
+            .envs(self.function_env())
+            .env("TABLE_NAME", &table.name)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &table.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        Function(child)
+    }
+}
+
 impl Drop for RuntimeEmulator {
     fn drop(&mut self) {
         let _ = self.child.kill();

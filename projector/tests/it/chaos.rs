@@ -27,17 +27,7 @@ const CLIENTS: usize = 8;
 
 /// Everything the table's stream has so far, appended by a reader task.
 async fn read_stream(table: &TestTable, log: Arc<Mutex<Vec<Value>>>, writing: Arc<AtomicBool>) {
-    let arn = table
-        .client
-        .describe_table()
-        .table_name(&table.name)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap()
-        .latest_stream_arn
-        .unwrap();
+    let arn = bench::app::stream_arn(table).await;
     let shard = table
         .streams
         .describe_stream()

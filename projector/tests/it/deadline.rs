@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use bench::TestTable;
 use bench::slow_proxy::SlowProxy;
-use contracts::dynamo::{Endpoint, sdk_config};
 use projector::apply::Applier;
 use projector::deadline::Deadline;
 use projector::handler::Projector;
@@ -25,12 +24,7 @@ async fn a_batch_stops_at_its_deadline_and_re_delivery_counts_the_rest() {
     let records = bench::app::stream_records(&table).await;
 
     let proxy = SlowProxy::start(&table.endpoint, Duration::from_millis(400)).await;
-    let slow = aws_sdk_dynamodb::Client::new(
-        &sdk_config(&Endpoint {
-            url: Some(proxy.endpoint.clone()),
-        })
-        .await,
-    );
+    let slow = bench::app::client_at(&proxy.endpoint).await;
     let projector = Projector::new(Applier::new(slow, &table.name));
     let budget = Duration::from_millis(1500);
     let started = Instant::now();

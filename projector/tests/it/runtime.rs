@@ -2,36 +2,9 @@
 //! sample DynamoDB stream events: items of other shapes never fail the batch, and records that
 //! share a sequence number are isolated each on its own.
 
-use std::process::{Child, Command, Stdio};
-
 use bench::TestTable;
 use bench::lambda_runtime::{RuntimeEmulator, sample_event};
 use serde_json::{Value, json};
-
-/// The function process, killed when dropped.
-struct Function(Child);
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_projector(emulator: &RuntimeEmulator, table: &TestTable) -> Function {
-    let child = Command::new(env!("CARGO_BIN_EXE_projector"))
-        .envs(emulator.function_env())
-        .env("TABLE_NAME", &table.name)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", &table.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the projector");
-    Function(child)
-}
 
 fn quarantined(items: &[contracts::items::Item]) -> Vec<String> {
     let mut keys: Vec<String> = items
@@ -52,7 +25,7 @@ fn quarantined(items: &[contracts::items::Item]) -> Vec<String> {
 async fn awss_sample_stream_events_never_fail_a_batch_on_a_real_runtime() {
     let table = TestTable::new().await;
     let emulator = RuntimeEmulator::start();
-    let _function = start_projector(&emulator, &table);
+    let _function = emulator.start_function(env!("CARGO_BIN_EXE_projector"), &table, &[]);
 
     // Two records of another table's items, sharing one sequence number.
     let event = sample_event("example-dynamodb-event.json");

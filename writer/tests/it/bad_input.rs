@@ -264,20 +264,8 @@ async fn unknown_routes_and_methods_are_problems() {
     .await;
 }
 
-#[tokio::test]
-async fn an_unreachable_database_is_a_quick_503_with_retry_after() {
-    // A port that refuses connections: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = contracts::dynamo::sdk_config(&contracts::dynamo::Endpoint {
-        url: Some(format!("http://127.0.0.1:{port}")),
-    })
-    .await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let state = bench::app::app_state(&client, "t", WriteMode::Stream, IdentitySource::DevHeader);
+/// Serve `state` and create a topic through it: the answer, and how long it took.
+async fn timed_topic_creation(state: writer::AppState) -> (reqwest::Response, std::time::Duration) {
     let base = writer::serve_on_loopback(state).await.unwrap();
     let started = std::time::Instant::now();
     let response = reqwest::Client::new()
@@ -287,7 +275,20 @@ async fn an_unreachable_database_is_a_quick_503_with_retry_after() {
         .send()
         .await
         .unwrap();
-    let elapsed = started.elapsed();
+    (response, started.elapsed())
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_quick_503_with_retry_after() {
+    // A port that refuses connections: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = bench::app::client_at(&format!("http://127.0.0.1:{port}")).await;
+    let state = bench::app::app_state(&client, "t", WriteMode::Stream, IdentitySource::DevHeader);
+    let (response, elapsed) = timed_topic_creation(state).await;
     assert_eq!(response.headers()["retry-after"], "1");
     let p = problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
     assert!(
@@ -308,11 +309,7 @@ async fn a_slow_database_is_a_503_with_retry_after_within_the_request_budget() {
         std::time::Duration::from_millis(1500),
     )
     .await;
-    let config = contracts::dynamo::sdk_config(&contracts::dynamo::Endpoint {
-        url: Some(proxy.endpoint.clone()),
-    })
-    .await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
+    let client = bench::app::client_at(&proxy.endpoint).await;
     let budget = std::time::Duration::from_secs(1);
     let state = bench::app::app_state(
         &client,
@@ -321,16 +318,7 @@ async fn a_slow_database_is_a_503_with_retry_after_within_the_request_budget() {
         IdentitySource::DevHeader,
     )
     .with_budget(budget);
-    let base = writer::serve_on_loopback(state).await.unwrap();
-    let started = std::time::Instant::now();
-    let response = reqwest::Client::new()
-        .put(format!("{base}/topics/t"))
-        .header("x-user-id", "u")
-        .json(&json!({"title": "x"}))
-        .send()
-        .await
-        .unwrap();
-    let elapsed = started.elapsed();
+    let (response, elapsed) = timed_topic_creation(state).await;
     assert_eq!(response.headers()["retry-after"], "1");
     problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
     assert!(

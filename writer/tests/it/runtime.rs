@@ -2,21 +2,9 @@
 //! HTTP API events made from AWS's own sample: the caller is the JWT subject, a write without
 //! claims is 401 even with the dev header, and problems name API Gateway's request id.
 
-use std::process::{Child, Command, Stdio};
-
 use bench::TestTable;
 use bench::lambda_runtime::{RuntimeEmulator, sample_event};
 use serde_json::{Value, json};
-
-/// The function process, killed when dropped.
-struct Function(Child);
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// AWS's sample HTTP API (payload 2.0) event with a JWT authorizer, as `method path` with
 /// `body`, the authorizer's claims replaced by `claims` (none: no authorizer at all).
@@ -49,19 +37,10 @@ fn http_event(method: &str, path: &str, body: Option<Value>, claims: Option<Valu
 async fn the_function_on_a_real_runtime_takes_the_caller_from_the_authorizer_only() {
     let table = TestTable::new().await;
     let emulator = RuntimeEmulator::start();
-    let _function = Function(
-        Command::new(env!("CARGO_BIN_EXE_writer"))
-            .envs(emulator.function_env())
-            .env("TABLE_NAME", &table.name)
-            .env("CURSOR_SECRET", "a secret")
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &table.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "local")
-            .env("AWS_SECRET_ACCESS_KEY", "local")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the writer"),
+    let _function = emulator.start_function(
+        env!("CARGO_BIN_EXE_writer"),
+        &table,
+        &[("CURSOR_SECRET", "a secret")],
     );
     let profile = json!({"displayName": "Jay"});
 
