@@ -22,3 +22,7 @@ cargo build --locked --release -p bench --bin bench
 target/release/bench load \
   --rounds "${ROUNDS:-2}" --phase-secs "${PHASE_SECS:-10}" --rate "${RATE:-300}" \
   --streams "${STREAMS:-0:1000,1000:1000,5000:2000}" --out "$root/target/load" --report "$root/docs"
+
+echo "== multi-shard simulation: a viral post over 16 virtual shards x 2, conflicts modelled"
+target/release/bench shards --likes 10000 --shards 16 --parallelization 2 --batch-size 1000 \
+  --json "$root/docs/benchmarks.json"

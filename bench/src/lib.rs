@@ -17,6 +17,8 @@
 //! - [`load`]: clients liking and unliking until stopped, with what was acknowledged.
 //! - [`write_log`]: an SDK interceptor that logs every write with its consumed capacity.
 //! - [`capacity`]: the capacity model that replays those logs against DynamoDB's limits.
+//! - [`contention`]: transaction conflicts and partition throttling, modelled in front of
+//!   DynamoDB Local; [`shards`]: Lambda's delivery over many stream shards, simulated.
 //! - [`permissions`]: the IAM actions each deployed function calls, recorded in the tests.
 //!
 //! The `bench` binary (`src/bin/load`) is the load benchmark; `bench writer` and `bench
@@ -24,11 +26,13 @@
 
 pub mod app;
 pub mod capacity;
+pub mod contention;
 pub mod lambda_runtime;
 pub mod load;
 pub mod local;
 pub mod permissions;
 pub mod runtime;
+pub mod shards;
 pub mod skew;
 pub mod slow_proxy;
 pub mod tally;

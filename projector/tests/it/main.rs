@@ -9,6 +9,7 @@ mod lineage;
 mod operations;
 mod poller;
 mod runtime;
+mod shards;
 
 /// The shared test support these modules use, from the `bench` test bed.
 mod support {

@@ -57,6 +57,64 @@ enum Cli {
     Writer(writer::server::ServeArgs),
     /// The projector's CLI, its DynamoDB writes logged to `WRITE_LOG`.
     Projector(projector::cli::Cli),
+    /// A viral post's likes projected over many virtual stream shards, with transaction
+    /// conflicts and partition throttling modelled in front of DynamoDB Local.
+    Shards(ShardArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct ShardArgs {
+    /// Likes, one per user.
+    #[arg(long, default_value_t = 10_000)]
+    likes: usize,
+    /// Share of the likes on the hot post.
+    #[arg(long, default_value_t = 0.3)]
+    hot_share: f64,
+    /// Virtual stream shards.
+    #[arg(long, default_value_t = 16)]
+    shards: usize,
+    /// Lambda's parallelization factor.
+    #[arg(long, default_value_t = 2)]
+    parallelization: usize,
+    /// Records per batch.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Write the figures into this JSON file (its `multiShardSimulation` member).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Run the simulation on a DynamoDB Local of its own; print the figures, and merge them into
+/// `--json`.
+async fn shards(args: ShardArgs) {
+    let dynamodb = LocalInstance::start(None);
+    let table = bench::TestTable::on(&dynamodb.endpoint()).await;
+    let load = bench::shards::ViralLoad::write(&table, args.likes, 20, args.hot_share).await;
+    let settings = bench::shards::ShardSettings {
+        shards: args.shards,
+        parallelization: args.parallelization,
+        batch_size: args.batch_size,
+    };
+    let figures = bench::shards::simulate(&table, &load, settings).await;
+    let figures = serde_json::to_value(&figures).expect("figures serialize");
+    println!("{}", serde_json::to_string_pretty(&figures).expect("JSON"));
+    if let Some(path) = &args.json {
+        let mut document: serde_json::Value = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        document["multiShardSimulation"] = serde_json::json!({
+            "what": "simulated: DynamoDB Local behind the contention model (bench::contention), \
+                     stream shards virtual (bench::shards)",
+            "design": "the projection as of this run",
+            "figures": figures,
+        });
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&document).expect("JSON") + "\n",
+        )
+        .expect("write the figures");
+    }
 }
 
 fn writer_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -94,6 +152,10 @@ fn main() -> ExitCode {
             Cli::Projector(cli) => {
                 contracts::telemetry::init(false);
                 projector::cli::run(cli, projector_client).await
+            }
+            Cli::Shards(args) => {
+                shards(args).await;
+                ExitCode::SUCCESS
             }
         }
     })
