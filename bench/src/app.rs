@@ -103,7 +103,7 @@ pub async fn replay(table: &TestTable) -> Poller {
 }
 
 /// Poller settings for tests: quick idle polls.
-pub fn poller_settings(table: &TestTable, start_at: StartAt) -> PollerSettings {
+fn poller_settings(table: &TestTable, start_at: StartAt) -> PollerSettings {
     let mut settings = PollerSettings::new(&table.name);
     settings.start_at = start_at;
     settings.idle_delay = Duration::from_millis(20);
@@ -111,7 +111,7 @@ pub fn poller_settings(table: &TestTable, start_at: StartAt) -> PollerSettings {
 }
 
 /// A poller on `table` with `settings`.
-pub async fn poller(table: &TestTable, settings: PollerSettings) -> Poller {
+async fn poller(table: &TestTable, settings: PollerSettings) -> Poller {
     Poller::new(
         projector(table),
         table.client.clone(),
