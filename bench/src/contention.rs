@@ -288,6 +288,11 @@ impl ContentionModel {
         Self { endpoint, shared }
     }
 
+    /// Items held by transactions under way now.
+    pub fn held_items(&self) -> usize {
+        self.shared.lock().held.len()
+    }
+
     /// What the model did so far.
     pub fn stats(&self) -> ContentionStats {
         self.shared.lock().stats.clone()

@@ -126,15 +126,14 @@ impl Store {
 
     /// Write an entity unless an item with its key exists; `false` if one did.
     pub(crate) async fn put_new<E: Entity>(&self, entity: &E) -> Result<bool, Error> {
-        let result = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(entity.to_item()))
             .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .send()
-            .await;
+            .expression_attribute_names("#pk", keys::PK);
+        let result = retry_conflicts(|| put.clone().send()).await;
         match result.map_err(|e| Failure::of(&e)) {
             Ok(_) => Ok(true),
             Err(Failure::ConditionFailed) => Ok(false),
@@ -287,10 +286,9 @@ impl Store {
 
     /// Delete a like that the writer did not count; the projector owns its decrement.
     async fn delete_uncounted(&self, user: &UserId, post: PostId) -> Result<Deleted, Error> {
-        let result = counting::delete_not_writer_counted(user, post)
-            .delete_item(&self.client, &self.table)
-            .send()
-            .await;
+        let delete =
+            counting::delete_not_writer_counted(user, post).delete_item(&self.client, &self.table);
+        let result = retry_conflicts(|| delete.clone().send()).await;
         match result {
             Ok(_) => Ok(Deleted::Yes),
             Err(e) => {
@@ -387,6 +385,32 @@ enum Deleted {
     Absent,
     /// A like is there, but of the other kind (writer-counted or not).
     OtherKind,
+}
+
+/// Send a single-item write again while a transaction holds its item: DynamoDB answers
+/// `TransactionConflictException` until that transaction (the projector marking this very
+/// like, say) ends, which takes milliseconds, so the caller need not see a 503.
+async fn retry_conflicts<T, E, R, Fut>(
+    mut send: impl FnMut() -> Fut,
+) -> Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>
+where
+    Fut: std::future::Future<Output = Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>>,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    let policy = TRANSACTION_BACKOFF;
+    for attempt in 1.. {
+        match send().await {
+            Err(e)
+                if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                    == Some("TransactionConflictException")
+                    && policy.may_retry(attempt) =>
+            {
+                policy.wait(attempt).await;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns on its last attempt")
 }
 
 fn failed(reasons: &[CancellationReason], index: usize) -> bool {

@@ -2,6 +2,7 @@
 
 mod api;
 mod bad_input;
+mod contention;
 mod cursors;
 mod docs;
 mod fuzz;
