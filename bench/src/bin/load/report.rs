@@ -325,6 +325,10 @@ impl Run {
             "model: hot-post likes/s before the writer throttles",
             |d| Some(d.limits.request.map_or(f64::INFINITY, |(rate, _)| rate)),
         ));
+        figures.push(context(
+            "model: hot-post likes/s the projection keeps its counter current at",
+            |d| d.limits.projection_rate,
+        ));
         figures.push(context("peak RSS, writer (MB)", |d| {
             d.writer_rss.map(|b| b as f64 / 1_048_576.0)
         }));
@@ -588,6 +592,67 @@ impl Run {
     }
 
     /// Write `benchmarks.md` and `benchmarks.svg` into `dir`.
+    /// The figures as JSON: every design's figures by name (units in the names), each with
+    /// its ratio to the transactional design, and the targets named (with the settings
+    /// `infra/` deploys: a 1 s batching window, batches of up to 1,000). Everything here is
+    /// measured on DynamoDB Local, but for the `model:` figures.
+    pub fn json(&self) -> serde_json::Value {
+        let figures = self.figures();
+        let t = self.transactional();
+        let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
+        let designs: Vec<serde_json::Value> = self
+            .designs
+            .iter()
+            .map(|d| {
+                let values: serde_json::Map<String, serde_json::Value> = figures
+                    .iter()
+                    .map(|f| {
+                        let value = (f.value)(d);
+                        let ratio = match (f.compare, value, (f.value)(t)) {
+                            (true, Some(v), Some(base)) if base != 0.0 => finite(Some(v / base)),
+                            _ => None,
+                        };
+                        let value = match value {
+                            Some(v) if v.is_infinite() => serde_json::json!("no limit"),
+                            v => serde_json::json!(finite(v)),
+                        };
+                        (
+                            f.name.clone(),
+                            serde_json::json!({"value": value, "toTransactional": ratio}),
+                        )
+                    })
+                    .collect();
+                serde_json::json!({"design": d.design.name(), "figures": values})
+            })
+            .collect();
+        let deployed = self.designs.iter().find(|d| {
+            d.design
+                == Design::Stream {
+                    batch_window_ms: 1000,
+                    batch_size: 1000,
+                }
+        });
+        let targets = deployed.map(|d| {
+            let ratio = |f: &dyn Fn(&DesignFigures) -> Option<f64>| {
+                finite(f(d).zip(f(t)).map(|(a, b)| a / b))
+            };
+            serde_json::json!({
+                "settings": d.design.name(),
+                "writeUnitsPerLikeToTransactional": ratio(&|x| Some(x.wcu_per_op())),
+                "projectionLagP99Ms": finite(quantile_ms(&d.paced.lag, 0.99, 1.0)),
+                "projectionLagRateLikesPerSecond": self.rate,
+                "writerThroughputToTransactional": ratio(&|x| Some(x.saturated.ops_per_second())),
+                "hotCounterWritesPer1000Likes": d.hot_counter_writes_per_1000(),
+                "modelHotPostLikesPerSecondProjectionKeepsUpWith": finite(d.limits.projection_rate),
+            })
+        });
+        serde_json::json!({
+            "what": "measured on DynamoDB Local (2 cores), model figures marked model:",
+            "designs": designs,
+            "targets": targets,
+        })
+    }
+
     /// Write `benchmarks.md` and `benchmarks.svg` into `dir`. What the existing
     /// `benchmarks.md` holds after [`ANALYSIS_MARKER`] (the hand-written reading of the
     /// figures) is kept, below the new figures.
@@ -599,14 +664,25 @@ impl Run {
             .find(ANALYSIS_MARKER)
             .map_or_else(String::new, |at| format!("\n{}", &previous[at..]));
         std::fs::write(&path, self.markdown() + &analysis)?;
+        // benchmarks.json: this run's figures, beside what other runs (the multi-shard
+        // simulation) put there.
+        let json_path = dir.join("benchmarks.json");
+        let mut document: serde_json::Value = std::fs::read_to_string(&json_path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        document["loadBenchmark"] = self.json();
+        std::fs::write(&json_path, serde_json::to_string_pretty(&document)? + "\n")?;
         self.chart(&dir.join("benchmarks.svg"))
     }
 
     /// Two panels: acknowledged per second (saturated); hot-post writer p99 and projection lag.
     fn chart(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-        let root = SVGBackend::new(path, (1000, 400)).into_drawing_area();
+        let root = SVGBackend::new(path, (1000, 460)).into_drawing_area();
         root.fill(&WHITE)?;
-        let (left, right) = root.split_horizontally(440);
+        // The legend has a strip of its own, so that it covers no bar.
+        let (panels, legend) = root.split_vertically(400);
+        let (left, right) = panels.split_horizontally(440);
         let palette = [
             RGBColor(31, 119, 180),
             RGBColor(44, 160, 44),
@@ -656,22 +732,15 @@ impl Run {
                     ("sans-serif", 13),
                 )))?;
             }
-            for (i, name) in names.iter().enumerate() {
-                let color = palette[i % palette.len()];
-                chart
-                    .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
-                    .label(name.as_str())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .border_style(BLACK)
-                .background_style(WHITE)
-                .draw()?;
             Ok(())
         };
+        let column = 1000 / names.len().max(1) as i32;
+        for (i, name) in names.iter().enumerate() {
+            let x = 12 + i as i32 * column;
+            let color = palette[i % palette.len()];
+            legend.draw(&Rectangle::new([(x, 22), (x + 12, 34)], color.filled()))?;
+            legend.draw(&Text::new(name.clone(), (x + 18, 22), ("sans-serif", 13)))?;
+        }
         let each = |f: &dyn Fn(&DesignFigures) -> f64| -> Vec<f64> {
             self.designs.iter().map(f).collect()
         };
