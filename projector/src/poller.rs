@@ -34,6 +34,13 @@ pub enum StartAt {
     Latest,
 }
 
+/// `GetRecords` may answer empty pages while an iterator moves through a stretch of a shard
+/// without records, and several calls may pass before the records come (AWS's documentation).
+/// So replay takes an open shard as read to its end only after this many empty pages in a row,
+/// over at least [`QUIET_FOR`]; a closed shard ends when its iterator does.
+pub const QUIET_PAGES: u32 = 5;
+pub const QUIET_FOR: Duration = Duration::from_secs(1);
+
 /// How long the step under way may go on after the poller is told to stop.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -81,6 +88,29 @@ struct ShardState {
     shard: Shard,
     iterator: Option<String>,
     checkpoint: Checkpoint,
+    /// Empty pages read in a row from this open shard, and since when.
+    empty_pages: u32,
+    quiet_since: Option<tokio::time::Instant>,
+}
+
+impl ShardState {
+    /// Whether replay may take this open shard as read to its current end (see
+    /// [`QUIET_PAGES`]).
+    fn quiet(&self) -> bool {
+        self.empty_pages >= QUIET_PAGES
+            && self.quiet_since.is_some_and(|s| s.elapsed() >= QUIET_FOR)
+    }
+
+    fn page_read(&mut self, records: usize) {
+        if records == 0 {
+            self.empty_pages += 1;
+            self.quiet_since
+                .get_or_insert_with(tokio::time::Instant::now);
+        } else {
+            self.empty_pages = 0;
+            self.quiet_since = None;
+        }
+    }
 }
 
 /// The poller: shard graph, iterators and checkpoints of one table's stream.
@@ -187,17 +217,38 @@ impl Poller {
         self.poll_once().await
     }
 
-    /// Read until every shard is at its end (closed, or open with nothing more to read twice
-    /// in a row); the records read. `progress` hears of each batch. Used by replay.
+    /// Read until every shard is at its end (closed and read to its end, or open and quiet:
+    /// [`QUIET_PAGES`]); the records read. `progress` hears of each batch. Used by replay.
     pub async fn catch_up(&mut self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, Error> {
-        let (mut total, mut quiet_rounds) = (0u64, 0);
-        while quiet_rounds < 2 {
+        let mut total = 0u64;
+        loop {
             let read = self.poll_once().await? as u64;
             progress(read);
             total += read;
-            quiet_rounds = if read == 0 { quiet_rounds + 1 } else { 0 };
+            if self.caught_up() {
+                return Ok(total);
+            }
+            if read == 0 {
+                tokio::time::sleep(self.settings.idle_delay).await;
+            }
         }
-        Ok(total)
+    }
+
+    /// Every shard that can be read is at its end (children of an unfinished parent wait).
+    fn caught_up(&self) -> bool {
+        let finished: HashSet<&str> = self
+            .shards
+            .iter()
+            .filter(|s| s.checkpoint.finished)
+            .map(|s| s.checkpoint.shard.as_str())
+            .collect();
+        self.shards.iter().all(|s| {
+            s.checkpoint.finished
+                || s.quiet()
+                || s.shard.parent_shard_id().is_some_and(|p| {
+                    !finished.contains(p) && self.shards.iter().any(|o| o.checkpoint.shard == p)
+                })
+        })
     }
 
     /// Read one batch from every shard that may be read now; the number of records read.
@@ -281,6 +332,9 @@ impl Poller {
                 }
             };
             let read = out.records.unwrap_or_default();
+            if out.next_shard_iterator.is_some() {
+                self.shards[i].page_read(read.len());
+            }
             // A full read means more records are waiting: read on without pausing.
             let drained = (read.len() as i32) < limit;
             records.extend(read);
@@ -437,6 +491,8 @@ impl Poller {
                 shard,
                 iterator: None,
                 checkpoint,
+                empty_pages: 0,
+                quiet_since: None,
             });
         }
         Ok(())

@@ -28,6 +28,9 @@ struct FakeShard {
     closed: bool,
     /// Listed only once this shard has been read to its end.
     listed_after: Option<String>,
+    /// Empty pages still to answer before the records (as GetRecords does while an iterator
+    /// crosses a stretch without records).
+    empty_pages: u32,
 }
 
 #[derive(Default)]
@@ -133,9 +136,13 @@ async fn streams_api(State(stream): State<Shared>, headers: HeaderMap, body: Str
             let (id, position) = iterator.split_once('|').unwrap_or_default();
             let position: usize = position.parse().unwrap_or_default();
             let limit = request["Limit"].as_u64().unwrap_or(1000) as usize;
-            let Some(shard) = s.shards.iter().find(|shard| shard.id == id) else {
+            let Some(shard) = s.shards.iter_mut().find(|shard| shard.id == id) else {
                 return wire_error("ResourceNotFoundException", "no such shard");
             };
+            if shard.empty_pages > 0 {
+                shard.empty_pages -= 1;
+                return wire(json!({"Records": [], "NextShardIterator": iterator}));
+            }
             let end = (position + limit).min(shard.records.len());
             let records = shard.records[position..end].to_vec();
             let ended = shard.closed && end == shard.records.len();
@@ -256,6 +263,7 @@ async fn parents_are_read_before_children_through_expired_iterators() {
             records: records.to_vec(),
             closed,
             listed_after: after.map(Into::into),
+            empty_pages: 0,
         }
     };
     let fake: Shared = Arc::new(Mutex::new(FakeStream {
@@ -329,4 +337,69 @@ async fn parents_are_read_before_children_through_expired_iterators() {
         "the orphan was never read"
     );
     assert!(s.expired >= 3, "only {} iterators expired", s.expired);
+}
+
+/// Serve `stream` as a DynamoDB Streams endpoint on a loopback port; a client of it.
+async fn serve_fake(stream: Shared) -> aws_sdk_dynamodbstreams::Client {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/", axum::routing::post(streams_api))
+        .with_state(stream);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    aws_sdk_dynamodbstreams::Client::new(
+        &sdk_config(&Endpoint {
+            url: Some(endpoint),
+        })
+        .await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reads_on_through_empty_pages() {
+    let table = TestTable::new().await;
+    let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let post = writer.create_post("lineage", "p").await;
+    for user in ["u1", "u2", "u3", "u4"] {
+        writer.like("lineage", &post, user).await;
+    }
+    let records = real_records(&table).await;
+    let (first, second) = records.split_at(records.len() / 2);
+    // Both shards answer empty pages before their records; the open one stays open.
+    let fake: Shared = Arc::new(Mutex::new(FakeStream {
+        shards: vec![
+            FakeShard {
+                id: "shard-closed".into(),
+                parent: None,
+                records: first.to_vec(),
+                closed: true,
+                listed_after: None,
+                empty_pages: 3,
+            },
+            FakeShard {
+                id: "shard-open".into(),
+                parent: None,
+                records: second.to_vec(),
+                closed: false,
+                listed_after: None,
+                empty_pages: 4,
+            },
+        ],
+        ..FakeStream::default()
+    }));
+    let streams = serve_fake(fake.clone()).await;
+    let mut settings = PollerSettings::new(&table.name);
+    settings.checkpoints = false;
+    settings.idle_delay = Duration::from_millis(10);
+    let mut replay = Poller::new(projector(&table), table.client.clone(), streams, settings)
+        .await
+        .unwrap();
+    let replayed = replay.catch_up(&|_| {}).await.unwrap();
+    assert_eq!(
+        replayed as usize,
+        records.len(),
+        "every record, past the empty pages"
+    );
+    let tallies = until_converged(&table, Duration::from_secs(30)).await;
+    assert_eq!(tallies[&post.parse().unwrap()], (4, 4, 4));
 }
