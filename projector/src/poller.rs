@@ -91,6 +91,9 @@ struct ShardState {
     /// Empty pages read in a row from this open shard, and since when.
     empty_pages: u32,
     quiet_since: Option<tokio::time::Instant>,
+    /// The stream trimmed records this shard had not read: go on from the oldest record
+    /// still there, whatever `start_at` says (LATEST would skip records still retained).
+    from_oldest: bool,
 }
 
 impl ShardState {
@@ -298,7 +301,10 @@ impl Poller {
         let closed = loop {
             let iterator = match self.shards[i].iterator.clone() {
                 Some(iterator) => iterator,
-                None => self.iterator_for(i).await?,
+                None => match self.iterator_for(i).await? {
+                    Some(iterator) => iterator,
+                    None => break true,
+                },
             };
             let limit = (self.settings.batch_size - records.len() as i32).min(MAX_READ);
             let result = self
@@ -319,9 +325,7 @@ impl Poller {
                     break false;
                 }
                 Err(e) if e.code() == Some("TrimmedDataAccessException") => {
-                    tracing::warn!(shard = %self.shards[i].checkpoint.shard, "records were trimmed before they were read");
-                    self.shards[i].checkpoint.sequence = None;
-                    self.shards[i].iterator = None;
+                    self.trimmed(i);
                     break false;
                 }
                 Err(e) if records.is_empty() => return Err(Error::dynamo("GetRecords", e)),
@@ -418,30 +422,63 @@ impl Poller {
         }
     }
 
-    async fn iterator_for(&mut self, i: usize) -> Result<String, Error> {
-        let state = &self.shards[i];
-        let mut request = self
-            .streams
-            .get_shard_iterator()
-            .stream_arn(&self.stream_arn)
-            .shard_id(&state.checkpoint.shard);
-        request = match (&state.checkpoint.sequence, self.settings.start_at) {
-            (Some(sequence), _) => request
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .sequence_number(sequence),
-            (None, StartAt::TrimHorizon) => {
-                request.shard_iterator_type(ShardIteratorType::TrimHorizon)
+    /// The stream no longer holds records shard `i` had not read (older than its retention):
+    /// say so, and go on from the oldest record still there.
+    fn trimmed(&mut self, i: usize) {
+        let state = &mut self.shards[i];
+        tracing::warn!(
+            shard = %state.checkpoint.shard,
+            after = ?state.checkpoint.sequence,
+            trimmed = true,
+            "records were trimmed from the stream before they were read: they are not projected; \
+             run projector verify, then rebuild (docs/operations.md)"
+        );
+        state.checkpoint.sequence = None;
+        state.iterator = None;
+        state.from_oldest = true;
+    }
+
+    /// A new iterator for shard `i`: after its checkpoint, or where `start_at` (or a trim)
+    /// says; `None` when the stream holds nothing of the shard any more (all of it trimmed).
+    async fn iterator_for(&mut self, i: usize) -> Result<Option<String>, Error> {
+        loop {
+            let state = &self.shards[i];
+            let mut request = self
+                .streams
+                .get_shard_iterator()
+                .stream_arn(&self.stream_arn)
+                .shard_id(&state.checkpoint.shard);
+            let oldest = state.from_oldest || self.settings.start_at == StartAt::TrimHorizon;
+            request = match &state.checkpoint.sequence {
+                Some(sequence) => request
+                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                    .sequence_number(sequence),
+                None if oldest => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+                None => request.shard_iterator_type(ShardIteratorType::Latest),
+            };
+            match request.send().await {
+                Ok(out) => {
+                    let iterator = out
+                        .shard_iterator
+                        .ok_or_else(|| Error::Dynamo("no shard iterator".into()))?;
+                    self.shards[i].iterator = Some(iterator.clone());
+                    return Ok(Some(iterator));
+                }
+                // The checkpoint is older than the stream's retention.
+                Err(e)
+                    if e.code() == Some("TrimmedDataAccessException")
+                        && self.shards[i].checkpoint.sequence.is_some() =>
+                {
+                    self.trimmed(i);
+                }
+                // Nothing of the shard is left: it must not hold its children back.
+                Err(e) if e.code() == Some("TrimmedDataAccessException") => {
+                    tracing::warn!(shard = %self.shards[i].checkpoint.shard, trimmed = true, "the whole shard was trimmed from the stream: taken as finished");
+                    return Ok(None);
+                }
+                Err(e) => return Err(Error::dynamo("GetShardIterator", e)),
             }
-            (None, StartAt::Latest) => request.shard_iterator_type(ShardIteratorType::Latest),
-        };
-        let iterator = request
-            .send()
-            .await
-            .map_err(|e| Error::dynamo("Streams", e))?
-            .shard_iterator
-            .ok_or_else(|| Error::Dynamo("no shard iterator".into()))?;
-        self.shards[i].iterator = Some(iterator.clone());
-        Ok(iterator)
+        }
     }
 
     /// Refresh the shard list and load checkpoints for new shards.
@@ -493,6 +530,7 @@ impl Poller {
                 checkpoint,
                 empty_pages: 0,
                 quiet_since: None,
+                from_oldest: false,
             });
         }
         Ok(())

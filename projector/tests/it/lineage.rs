@@ -31,6 +31,8 @@ struct FakeShard {
     /// Empty pages still to answer before the records (as GetRecords does while an iterator
     /// crosses a stretch without records).
     empty_pages: u32,
+    /// Records before this index are past the stream's retention (trimmed).
+    trimmed_before: usize,
 }
 
 #[derive(Default)]
@@ -108,8 +110,14 @@ async fn streams_api(State(stream): State<Shared>, headers: HeaderMap, body: Str
             let Some(shard) = s.shards.iter().find(|shard| shard.id == id) else {
                 return wire_error("ResourceNotFoundException", "no such shard");
             };
+            let trimmed = shard.trimmed_before;
             let position = match request["ShardIteratorType"].as_str() {
-                Some("TRIM_HORIZON") => 0,
+                Some("TRIM_HORIZON")
+                    if shard.closed && trimmed >= shard.records.len() && trimmed > 0 =>
+                {
+                    return wire_error("TrimmedDataAccessException", "the whole shard was trimmed");
+                }
+                Some("TRIM_HORIZON") => trimmed,
                 Some("LATEST") => shard.records.len(),
                 Some("AFTER_SEQUENCE_NUMBER") => {
                     let sequence = request["SequenceNumber"].as_str().unwrap_or_default();
@@ -118,6 +126,9 @@ async fn streams_api(State(stream): State<Shared>, headers: HeaderMap, body: Str
                         .iter()
                         .position(|r| r["dynamodb"]["SequenceNumber"] == sequence)
                     {
+                        Some(i) if i + 1 < trimmed => {
+                            return wire_error("TrimmedDataAccessException", "past retention");
+                        }
                         Some(i) => i + 1,
                         None => return wire_error("ValidationException", "unknown sequence"),
                     }
@@ -264,6 +275,7 @@ async fn parents_are_read_before_children_through_expired_iterators() {
             closed,
             listed_after: after.map(Into::into),
             empty_pages: 0,
+            trimmed_before: 0,
         }
     };
     let fake: Shared = Arc::new(Mutex::new(FakeStream {
@@ -375,6 +387,7 @@ async fn replay_reads_on_through_empty_pages() {
                 closed: true,
                 listed_after: None,
                 empty_pages: 3,
+                trimmed_before: 0,
             },
             FakeShard {
                 id: "shard-open".into(),
@@ -383,6 +396,7 @@ async fn replay_reads_on_through_empty_pages() {
                 closed: false,
                 listed_after: None,
                 empty_pages: 4,
+                trimmed_before: 0,
             },
         ],
         ..FakeStream::default()
@@ -402,4 +416,85 @@ async fn replay_reads_on_through_empty_pages() {
     );
     let tallies = until_converged(&table, Duration::from_secs(30)).await;
     assert_eq!(tallies[&post.parse().unwrap()], (4, 4, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_past_retention_and_a_trimmed_parent_never_stop_the_poller() {
+    let table = TestTable::new().await;
+    let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let post = writer.create_post("lineage", "p").await;
+    for user in ["u1", "u2", "u3", "u4", "u5", "u6"] {
+        writer.like("lineage", &post, user).await;
+    }
+    let likes: Vec<Value> = real_records(&table)
+        .await
+        .into_iter()
+        .filter(|r| likes_post(r, &post) && r["dynamodb"]["NewImage"]["type"]["S"] == "Like")
+        .collect();
+    assert_eq!(likes.len(), 6);
+    // The parent is gone from the stream entirely; of the child, the first two records are past
+    // retention, and the poller's checkpoint points at the first of them.
+    let fake: Shared = Arc::new(Mutex::new(FakeStream {
+        shards: vec![
+            FakeShard {
+                id: "shard-old".into(),
+                parent: None,
+                records: likes[..2].to_vec(),
+                closed: true,
+                listed_after: None,
+                empty_pages: 0,
+                trimmed_before: 2,
+            },
+            FakeShard {
+                id: "shard-new".into(),
+                parent: Some("shard-old".into()),
+                records: likes[2..].to_vec(),
+                closed: false,
+                listed_after: None,
+                empty_pages: 0,
+                trimmed_before: 2,
+            },
+        ],
+        ..FakeStream::default()
+    }));
+    let arn = bench::app::stream_arn(&table).await;
+    let checkpoint = contracts::items::Checkpoint {
+        stream: arn,
+        shard: "shard-new".into(),
+        sequence: likes[2]["dynamodb"]["SequenceNumber"]
+            .as_str()
+            .map(str::to_owned),
+        finished: false,
+    };
+    table
+        .client
+        .put_item()
+        .table_name(&table.name)
+        .set_item(Some(contracts::items::Entity::to_item(&checkpoint)))
+        .send()
+        .await
+        .unwrap();
+    let streams = serve_fake(fake).await;
+    let mut settings = PollerSettings::new(&table.name);
+    // LATEST for shards without a checkpoint: a trim must still resume at the oldest record.
+    settings.start_at = projector::poller::StartAt::Latest;
+    settings.idle_delay = Duration::from_millis(10);
+    let mut poller = Poller::new(projector(&table), table.client.clone(), streams, settings)
+        .await
+        .unwrap();
+    let polling = tokio::spawn(async move { poller.run().await });
+    // The two records still retained are counted; the trimmed ones are for verify and rebuild.
+    bench::eventually(
+        "the retained records are counted",
+        Duration::from_secs(30),
+        || async {
+            let tallies = crate::support::tallies(&table).await;
+            match tallies.get(&post.parse().unwrap()) {
+                Some((2, _, _)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    polling.abort();
 }
