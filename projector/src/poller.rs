@@ -124,6 +124,8 @@ pub struct Poller {
     settings: PollerSettings,
     stream_arn: String,
     shards: Vec<ShardState>,
+    /// Times the stream had trimmed records a shard had not read yet.
+    trims: usize,
 }
 
 impl Poller {
@@ -151,6 +153,7 @@ impl Poller {
             settings,
             stream_arn,
             shards: Vec::new(),
+            trims: 0,
         };
         poller.discover().await?;
         Ok(poller)
@@ -158,6 +161,12 @@ impl Poller {
 
     pub fn stream_arn(&self) -> &str {
         &self.stream_arn
+    }
+
+    /// How often the stream had already trimmed records a shard had not read: records lost to
+    /// the projection, for `verify` and `rebuild` to repair.
+    pub fn trims(&self) -> usize {
+        self.trims
     }
 
     /// Poll forever (until the task is dropped). Errors never stop it: after one (DynamoDB
@@ -425,6 +434,7 @@ impl Poller {
     /// The stream no longer holds records shard `i` had not read (older than its retention):
     /// say so, and go on from the oldest record still there.
     fn trimmed(&mut self, i: usize) {
+        self.trims += 1;
         let state = &mut self.shards[i];
         tracing::warn!(
             shard = %state.checkpoint.shard,
@@ -473,6 +483,7 @@ impl Poller {
                 }
                 // Nothing of the shard is left: it must not hold its children back.
                 Err(e) if e.code() == Some("TrimmedDataAccessException") => {
+                    self.trims += 1;
                     tracing::warn!(shard = %self.shards[i].checkpoint.shard, trimmed = true, "the whole shard was trimmed from the stream: taken as finished");
                     return Ok(None);
                 }

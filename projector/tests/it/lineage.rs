@@ -498,3 +498,59 @@ async fn a_checkpoint_past_retention_and_a_trimmed_parent_never_stop_the_poller(
     .await;
     polling.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_that_meets_trimmed_records_says_so() {
+    let table = TestTable::new().await;
+    let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let post = writer.create_post("lineage", "p").await;
+    for user in ["u1", "u2", "u3"] {
+        writer.like("lineage", &post, user).await;
+    }
+    let records = real_records(&table).await;
+    let fake: Shared = Arc::new(Mutex::new(FakeStream {
+        shards: vec![
+            FakeShard {
+                id: "shard-gone".into(),
+                parent: None,
+                records: records[..1].to_vec(),
+                closed: true,
+                listed_after: None,
+                empty_pages: 0,
+                trimmed_before: 1,
+            },
+            FakeShard {
+                id: "shard-kept".into(),
+                parent: Some("shard-gone".into()),
+                records: records[1..].to_vec(),
+                closed: true,
+                listed_after: None,
+                empty_pages: 0,
+                trimmed_before: 0,
+            },
+        ],
+        ..FakeStream::default()
+    }));
+    let mut settings = PollerSettings::new(&table.name);
+    settings.checkpoints = false;
+    settings.idle_delay = Duration::from_millis(10);
+    let mut replay = Poller::new(
+        projector(&table),
+        table.client.clone(),
+        serve_fake(fake).await,
+        settings,
+    )
+    .await
+    .unwrap();
+    let replayed = replay.catch_up(&|_| {}).await.unwrap();
+    assert_eq!(
+        replayed as usize,
+        records.len() - 1,
+        "what the stream still holds"
+    );
+    assert_eq!(
+        replay.trims(),
+        1,
+        "the lost shard is reported, for verify and rebuild"
+    );
+}
