@@ -180,6 +180,32 @@ impl TestTable {
     }
 }
 
+impl TestTable {
+    /// Write `item` as it is (behind the API's back: fixtures and injected states).
+    pub async fn put(&self, item: contracts::items::Item) {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put an item");
+    }
+
+    /// The item at `key`, read consistently.
+    pub async fn get(&self, key: &contracts::keys::ItemKey) -> Option<contracts::items::Item> {
+        self.client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(contracts::items::key_item(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get an item")
+            .item
+    }
+}
+
 impl Drop for TestTable {
     fn drop(&mut self) {
         let (endpoint, name) = (self.endpoint.clone(), self.name.clone());

@@ -178,16 +178,7 @@ impl ViralLoad {
             .chain(likes.iter().map(Entity::to_item))
             .collect();
         stream::iter(items)
-            .for_each_concurrent(16, |item| async {
-                table
-                    .client
-                    .put_item()
-                    .table_name(&table.name)
-                    .set_item(Some(item))
-                    .send()
-                    .await
-                    .expect("write the load");
-            })
+            .for_each_concurrent(16, |item| table.put(item))
             .await;
         Self { posts, likes }
     }

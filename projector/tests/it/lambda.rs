@@ -30,14 +30,7 @@ async fn seed(table: &TestTable, event: &Value) {
         items.push(like.to_item());
     }
     for item in items {
-        table
-            .client
-            .put_item()
-            .table_name(&table.name)
-            .set_item(Some(item))
-            .send()
-            .await
-            .unwrap();
+        table.put(item).await;
     }
 }
 
@@ -45,21 +38,10 @@ async fn like_count(table: &TestTable) -> i64 {
     let key = ItemKey::Post(
         "rust".parse().unwrap(),
         "3MWegQAzX131iEzNiqwKNUSMIPx".parse().unwrap(),
-    )
-    .key();
-    let item = table
-        .client
-        .get_item()
-        .table_name(&table.name)
-        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(key.pk))
-        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(key.sk))
-        .consistent_read(true)
-        .send()
-        .await
+    );
+    Post::from_item(table.get(&key).await.unwrap())
         .unwrap()
-        .item
-        .unwrap();
-    Post::from_item(item).unwrap().like_count
+        .like_count
 }
 
 #[tokio::test]

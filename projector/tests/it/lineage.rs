@@ -467,13 +467,8 @@ async fn a_checkpoint_past_retention_and_a_trimmed_parent_never_stop_the_poller(
         finished: false,
     };
     table
-        .client
-        .put_item()
-        .table_name(&table.name)
-        .set_item(Some(contracts::items::Entity::to_item(&checkpoint)))
-        .send()
-        .await
-        .unwrap();
+        .put(contracts::items::Entity::to_item(&checkpoint))
+        .await;
     let streams = serve_fake(fake).await;
     let mut settings = PollerSettings::new(&table.name);
     // LATEST for shards without a checkpoint: a trim must still resume at the oldest record.

@@ -9,7 +9,7 @@ use bench::contention::{ContentionModel, ContentionSettings};
 use bench::writer_client::WriterClient;
 use bench::{TestTable, eventually};
 use contracts::counting;
-use contracts::items::{Entity, Like, LikeRef, key_item};
+use contracts::items::{Entity, Like, LikeRef};
 use contracts::keys::ItemKey;
 use reqwest::{Method, StatusCode};
 use writer::WriteMode;
@@ -36,18 +36,7 @@ async fn an_unlike_racing_the_projectors_mark_of_its_like_waits_for_it() {
 
     // The projector marks the like: a transaction that holds the like item for a while.
     let key = ItemKey::Like("u".parse().unwrap(), post.parse().unwrap());
-    let item = table
-        .client
-        .get_item()
-        .table_name(&table.name)
-        .set_key(Some(key_item(&key)))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    let like = LikeRef::from(&Like::from_item(item).unwrap());
+    let like = LikeRef::from(&Like::from_item(table.get(&key).await.unwrap()).unwrap());
     let mark = TransactWriteItem::builder()
         .update(
             counting::count_like(&like, true)
