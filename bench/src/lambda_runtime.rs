@@ -4,12 +4,14 @@
 //! events through the Invoke API; and AWS's own sample events, as the `aws_lambda_events` crate
 //! ships them ([`sample_event`]).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::local::{until_listening, workspace_root};
 
 /// The function name the emulator routes invocations to.
 pub const FUNCTION_NAME: &str = "_";
@@ -18,13 +20,6 @@ pub const FUNCTION_NAME: &str = "_";
 pub struct RuntimeEmulator {
     child: Child,
     port: u16,
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bench is inside the workspace")
-        .to_path_buf()
 }
 
 /// The pinned Python tools' bin folder (installing them if needed).
@@ -58,15 +53,7 @@ impl RuntimeEmulator {
             .stderr(Stdio::null())
             .spawn()
             .expect("start cargo lambda watch");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the Lambda emulator did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        until_listening(port, Duration::from_secs(60), "the Lambda emulator");
         Self { child, port }
     }
 

@@ -29,7 +29,8 @@ pub fn dynamodb_local() -> &'static str {
     })
 }
 
-fn workspace_root() -> PathBuf {
+/// The workspace's root folder (where `scripts/` is).
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("bench is inside the workspace")
@@ -120,15 +121,20 @@ impl LocalInstance {
             .expect("the spawning thread answers")
             .expect("start java for DynamoDB Local");
         self.running = Some((pid, waiter));
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "DynamoDB Local did not listen on {addr} within 180 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        until_listening(self.port, Duration::from_secs(180), "DynamoDB Local");
+    }
+}
+
+/// Wait (polling) until a process of ours listens on loopback `port`; panic after `within`.
+pub(crate) fn until_listening(port: u16, within: Duration, what: &str) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + within;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {addr} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

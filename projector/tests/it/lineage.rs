@@ -35,6 +35,21 @@ struct FakeShard {
     trimmed_before: usize,
 }
 
+impl FakeShard {
+    /// A shard of `records`, listed from the start, with no empty pages and nothing trimmed.
+    fn new(id: &str, parent: Option<&str>, records: &[Value], closed: bool) -> Self {
+        Self {
+            id: id.into(),
+            parent: parent.map(Into::into),
+            records: records.to_vec(),
+            closed,
+            listed_after: None,
+            empty_pages: 0,
+            trimmed_before: 0,
+        }
+    }
+}
+
 #[derive(Default)]
 struct FakeStream {
     shards: Vec<FakeShard>,
@@ -269,13 +284,8 @@ async fn parents_are_read_before_children_through_expired_iterators() {
     let (c1, g) = of_a.split_at(of_a.len() / 2);
     let shard = |id: &str, parent: Option<&str>, records: &[Value], closed, after: Option<&str>| {
         FakeShard {
-            id: id.into(),
-            parent: parent.map(Into::into),
-            records: records.to_vec(),
-            closed,
             listed_after: after.map(Into::into),
-            empty_pages: 0,
-            trimmed_before: 0,
+            ..FakeShard::new(id, parent, records, closed)
         }
     };
     let fake: Shared = Arc::new(Mutex::new(FakeStream {
@@ -381,22 +391,12 @@ async fn replay_reads_on_through_empty_pages() {
     let fake: Shared = Arc::new(Mutex::new(FakeStream {
         shards: vec![
             FakeShard {
-                id: "shard-closed".into(),
-                parent: None,
-                records: first.to_vec(),
-                closed: true,
-                listed_after: None,
                 empty_pages: 3,
-                trimmed_before: 0,
+                ..FakeShard::new("shard-closed", None, first, true)
             },
             FakeShard {
-                id: "shard-open".into(),
-                parent: None,
-                records: second.to_vec(),
-                closed: false,
-                listed_after: None,
                 empty_pages: 4,
-                trimmed_before: 0,
+                ..FakeShard::new("shard-open", None, second, false)
             },
         ],
         ..FakeStream::default()
@@ -437,22 +437,12 @@ async fn a_checkpoint_past_retention_and_a_trimmed_parent_never_stop_the_poller(
     let fake: Shared = Arc::new(Mutex::new(FakeStream {
         shards: vec![
             FakeShard {
-                id: "shard-old".into(),
-                parent: None,
-                records: likes[..2].to_vec(),
-                closed: true,
-                listed_after: None,
-                empty_pages: 0,
                 trimmed_before: 2,
+                ..FakeShard::new("shard-old", None, &likes[..2], true)
             },
             FakeShard {
-                id: "shard-new".into(),
-                parent: Some("shard-old".into()),
-                records: likes[2..].to_vec(),
-                closed: false,
-                listed_after: None,
-                empty_pages: 0,
                 trimmed_before: 2,
+                ..FakeShard::new("shard-new", Some("shard-old"), &likes[2..], false)
             },
         ],
         ..FakeStream::default()
@@ -506,23 +496,10 @@ async fn a_replay_that_meets_trimmed_records_says_so() {
     let fake: Shared = Arc::new(Mutex::new(FakeStream {
         shards: vec![
             FakeShard {
-                id: "shard-gone".into(),
-                parent: None,
-                records: records[..1].to_vec(),
-                closed: true,
-                listed_after: None,
-                empty_pages: 0,
                 trimmed_before: 1,
+                ..FakeShard::new("shard-gone", None, &records[..1], true)
             },
-            FakeShard {
-                id: "shard-kept".into(),
-                parent: Some("shard-gone".into()),
-                records: records[1..].to_vec(),
-                closed: true,
-                listed_after: None,
-                empty_pages: 0,
-                trimmed_before: 0,
-            },
+            FakeShard::new("shard-kept", Some("shard-gone"), &records[1..], true),
         ],
         ..FakeStream::default()
     }));
