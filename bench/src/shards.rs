@@ -3,17 +3,25 @@
 //! AWS gives a table as many stream shards as partitions and routes an item's records by its
 //! partition key, so a post's likes (which live in their likers' partitions) arrive through
 //! every shard. Lambda runs one invocation per shard at a time, or up to a parallelization
-//! factor of them, keeping order per partition key only. [`deliver`] does the same with records
-//! read from DynamoDB Local: each record goes to a virtual shard by its partition key, and within
-//! it to one of `parallelization` lanes, again by partition key; every lane hands its records in
-//! order, in batches, each batch a separate call of the handler as Lambda's invocations are, and
-//! all lanes run at once. A batch that reports a failure is re-sent from that record, as with
-//! `ReportBatchItemFailures`, until it is applied.
+//! factor of them, keeping order per partition key only. [`simulate`] does the same, live: it
+//! tails DynamoDB Local's stream while the load is written, passes what the deployed event
+//! filters pass (the records that decode to a change), and sends each record to a virtual
+//! shard by its partition key, and within it to one of `parallelization` lanes, again by
+//! partition key. Every lane hands its records in order, in batches (up to `batch_size`,
+//! gathered for at most `batching_window`), each batch a separate handler call of a projector
+//! of its own, as Lambda's concurrent invocations are separate instances. A batch that reports
+//! a failure is re-sent from that record, as with `ReportBatchItemFailures`, until it is
+//! applied. The projection's own records (a hot counter's deltas) come back through the same
+//! stream, as on AWS: the simulation ends when the stream has been quiet for [`QUIET`] with
+//! every record applied.
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use contracts::change::{Change, decode_json};
 use contracts::dynamo::Backoff;
 use contracts::items::{Entity, Like, Post};
 use contracts::keys::{Ksuid, PostId, TopicSlug};
@@ -23,6 +31,7 @@ use projector::handler::Projector;
 use rand::SeedableRng;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use crate::TestTable;
 use crate::contention::{ContentionModel, ContentionSettings, ContentionStats};
@@ -34,6 +43,8 @@ pub struct ShardSettings {
     pub shards: usize,
     pub parallelization: usize,
     pub batch_size: usize,
+    /// How long a lane gathers records before it invokes (Lambda's batching window).
+    pub batching_window: Duration,
 }
 
 /// What delivery took.
@@ -65,6 +76,14 @@ const RESEND: Backoff = Backoff {
     cap: Duration::from_secs(1),
 };
 
+/// How long the stream must stay quiet, every record applied, for the simulation to end.
+pub const QUIET: Duration = Duration::from_secs(1);
+/// How often the stream is read when it had nothing new (Lambda polls about four times a
+/// second).
+const POLL: Duration = Duration::from_millis(250);
+/// The longest a simulation may take before it is a failure.
+const GIVE_UP: Duration = Duration::from_secs(600);
+
 /// The lane of a record: (virtual shard, lane within it), by its partition key.
 pub fn lane_of(record: &Value, settings: &ShardSettings) -> usize {
     let key = record["dynamodb"]["Keys"]["PK"]["S"]
@@ -78,72 +97,175 @@ pub fn lane_of(record: &Value, settings: &ShardSettings) -> usize {
     shard * settings.parallelization + within
 }
 
-/// Deliver `records` (in stream order) through `projector` as the event source would.
-pub async fn deliver(
-    projector: &Projector,
-    records: &[Value],
-    settings: ShardSettings,
-) -> Delivered {
-    let lanes = settings.shards * settings.parallelization;
-    let mut by_lane: Vec<Vec<Value>> = vec![Vec::new(); lanes];
-    for record in records {
-        by_lane[lane_of(record, &settings)].push(record.clone());
-    }
-    let tasks: Vec<_> = by_lane
-        .into_iter()
-        .filter(|lane| !lane.is_empty())
-        .map(|lane| {
-            let projector = projector.clone();
-            tokio::spawn(async move { deliver_lane(&projector, &lane, settings.batch_size).await })
-        })
-        .collect();
-    let mut total = Delivered::default();
-    for task in tasks {
-        total = total.merge(task.await.expect("a lane"));
-    }
-    total
+/// How long after its like was written (`likedAt`), or after its record was read from the
+/// stream (a delta: DynamoDB Local dates records to the minute), a record's batch was applied.
+#[derive(Debug, Clone, Copy)]
+struct Lag {
+    post: PostId,
+    delta: bool,
+    millis: f64,
 }
 
-async fn deliver_lane(projector: &Projector, lane: &[Value], batch_size: usize) -> Delivered {
-    let mut delivered = Delivered {
-        records: lane.len(),
-        ..Delivered::default()
+/// What the running lanes share with the simulation.
+#[derive(Default)]
+struct Progress {
+    routed: AtomicUsize,
+    applied: AtomicUsize,
+    lags: Mutex<Vec<Lag>>,
+}
+
+/// Read the table's stream from its start until `stop`, routing every record the deployed
+/// filters pass to its lane.
+async fn tail(
+    streams: aws_sdk_dynamodbstreams::Client,
+    arn: String,
+    lanes: Vec<mpsc::UnboundedSender<(Value, Instant)>>,
+    settings: ShardSettings,
+    progress: Arc<Progress>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let streams = &streams;
+    let mut iterators: Vec<Option<String>> = Vec::new();
+    let describe = || async {
+        streams
+            .describe_stream()
+            .stream_arn(&arn)
+            .send()
+            .await
+            .expect("describe the stream")
+            .stream_description
+            .and_then(|d| d.shards)
+            .unwrap_or_default()
     };
-    let mut start = 0;
+    for shard in describe().await {
+        let iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id.unwrap_or_default())
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("a shard iterator")
+            .shard_iterator;
+        iterators.push(iterator);
+    }
+    while !*stop.borrow() {
+        let mut read_any = false;
+        for slot in iterators.iter_mut() {
+            let Some(current) = slot.take() else { continue };
+            let page = streams
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .expect("read the stream");
+            *slot = page.next_shard_iterator;
+            for record in page.records.unwrap_or_default() {
+                read_any = true;
+                let record =
+                    serde_json::to_value(contracts::change::from_streams_record(record, &arn))
+                        .expect("records serialize");
+                let passes = !matches!(
+                    decode_json(&record).map(|d| d.change),
+                    Ok(Change::Ignored(_))
+                );
+                if passes {
+                    progress.routed.fetch_add(1, Ordering::SeqCst);
+                    let lane = lane_of(&record, &settings);
+                    lanes[lane]
+                        .send((record, Instant::now()))
+                        .expect("lanes outlive the tail");
+                }
+            }
+        }
+        if !read_any {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// One lane: batches in order, each a handler call, re-sent from the first failure.
+async fn run_lane(
+    projector: Projector,
+    mut records: mpsc::UnboundedReceiver<(Value, Instant)>,
+    settings: ShardSettings,
+    progress: Arc<Progress>,
+) -> Delivered {
+    let mut delivered = Delivered::default();
+    let mut pending: Vec<(Value, Instant)> = Vec::new();
     let mut attempt = 0;
-    while start < lane.len() {
-        let end = (start + batch_size).min(lane.len());
+    loop {
+        if pending.is_empty() {
+            match records.recv().await {
+                Some(record) => pending.push(record),
+                None => return delivered,
+            }
+        }
+        let window = tokio::time::Instant::now() + settings.batching_window;
+        while pending.len() < settings.batch_size {
+            match tokio::time::timeout_at(window, records.recv()).await {
+                Ok(Some(record)) => pending.push(record),
+                _ => break,
+            }
+        }
+        let end = pending.len().min(settings.batch_size);
         delivered.invocations += 1;
+        let batch: Vec<Value> = pending[..end].iter().map(|(r, _)| r.clone()).collect();
         let report = projector
-            .handle(&lane[start..end])
+            .handle(&batch)
             .await
             .expect("every record has a sequence number");
         delivered.cancelled += report.metrics.cancelled;
-        match report.first_failure {
-            None => {
-                start = end;
-                attempt = 0;
-            }
-            Some(first) => {
-                delivered.failed_records += report.metrics.failed;
-                start += first;
-                attempt += 1;
-                RESEND.wait(attempt).await;
-            }
+        let done = report.first_failure.unwrap_or(end);
+        let now = Utc::now();
+        progress.lags.lock().expect("lags").extend(
+            pending[..done]
+                .iter()
+                .filter_map(|(r, read)| lag_of(r, *read, now)),
+        );
+        pending.drain(..done);
+        delivered.records += done;
+        progress.applied.fetch_add(done, Ordering::SeqCst);
+        if report.first_failure.is_some() {
+            delivered.failed_records += report.metrics.failed;
+            attempt += 1;
+            RESEND.wait(attempt).await;
+        } else {
+            attempt = 0;
         }
     }
-    delivered
 }
 
-/// A viral post's likes, written straight into a table: `likes` likes by distinct users, the
-/// hot post ([`PostSkew::HOT`]) taking `hot_share` of them, the rest Zipf over `cold` posts.
+fn lag_of(record: &Value, read: Instant, now: DateTime<Utc>) -> Option<Lag> {
+    let (post, delta, millis) = match decode_json(record).ok()?.change {
+        Change::LikeAdded(like) => {
+            let liked: DateTime<Utc> = record["dynamodb"]["NewImage"]["likedAt"]["S"]
+                .as_str()?
+                .parse()
+                .ok()?;
+            let millis = (now - liked).num_microseconds()? as f64 / 1000.0;
+            (like.post, false, millis)
+        }
+        Change::DeltaAdded(delta) => (delta.post_id, true, read.elapsed().as_secs_f64() * 1e3),
+        _ => return None,
+    };
+    Some(Lag {
+        post,
+        delta,
+        millis,
+    })
+}
+
+/// A viral post's likes: `likes` likes by distinct users, the hot post ([`PostSkew::HOT`])
+/// taking `hot_share` of them, the rest Zipf over `cold` posts.
 pub struct ViralLoad {
     pub posts: Vec<Post>,
     pub likes: Vec<Like>,
 }
 
 impl ViralLoad {
-    pub async fn write(table: &TestTable, likes: usize, cold: usize, hot_share: f64) -> Self {
+    /// The load, not yet written.
+    pub fn new(likes: usize, cold: usize, hot_share: f64) -> Self {
         let topic: TopicSlug = "viral".parse().expect("a slug");
         let skew = PostSkew::new(cold, 1.1, hot_share);
         let posts: Vec<Post> = (0..skew.posts())
@@ -172,15 +294,26 @@ impl ViralLoad {
                 }
             })
             .collect();
-        let items: Vec<_> = posts
-            .iter()
-            .map(Entity::to_item)
-            .chain(likes.iter().map(Entity::to_item))
-            .collect();
-        stream::iter(items)
+        Self { posts, likes }
+    }
+
+    /// Write the posts, then the likes at `rate` per second (each stamped `likedAt` when
+    /// written), straight into the table as the stream-mode writer appends them.
+    pub async fn write(&self, table: &TestTable, rate: f64) {
+        stream::iter(self.posts.iter().map(Entity::to_item))
             .for_each_concurrent(16, |item| table.put(item))
             .await;
-        Self { posts, likes }
+        let started = tokio::time::Instant::now();
+        stream::iter(self.likes.iter().enumerate())
+            .for_each_concurrent(16, |(i, like)| async move {
+                tokio::time::sleep_until(started + Duration::from_secs_f64(i as f64 / rate)).await;
+                let like = Like {
+                    liked_at: Utc::now(),
+                    ..like.clone()
+                };
+                table.put(like.to_item()).await;
+            })
+            .await;
     }
 
     pub fn hot(&self) -> PostId {
@@ -200,7 +333,10 @@ pub struct SimulationFigures {
     pub shards: usize,
     pub parallelization: usize,
     pub batch_size: usize,
+    pub batching_window_ms: u128,
     pub likes: usize,
+    /// Likes written per second, while the projection ran.
+    pub like_rate: f64,
     pub hot_post_likes: i64,
     pub seconds: f64,
     pub invocations: usize,
@@ -212,23 +348,90 @@ pub struct SimulationFigures {
     pub throttled_requests: u64,
     /// The most writes the hot post's counter item took within one second.
     pub hot_counter_writes_per_second_max: usize,
+    /// From a like's write to its batch applied, p99, for likes of every post but the hot one.
+    pub other_posts_lag_p99_ms: f64,
+    /// The same for the hot post's likes (counted: marked, in its counter or a delta).
+    pub hot_post_lag_p99_ms: f64,
+    /// Deltas the second hop folded into counters.
+    pub deltas_folded: usize,
+    /// From a delta's record read from the stream to its fold, p99.
+    pub fold_lag_p99_ms: f64,
 }
 
-/// Project `load` (already in `table`'s stream) over `settings`, through the contention model.
+/// The `q` quantile of `values` (0 when empty).
+fn quantile(mut values: Vec<f64>, q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+/// Write `load` into `table` at `rate` likes a second while projecting it live over
+/// `settings`, through the contention model; return when everything is applied.
 pub async fn simulate(
     table: &TestTable,
     load: &ViralLoad,
     settings: ShardSettings,
+    rate: f64,
 ) -> SimulationFigures {
-    let records = crate::app::stream_records(table).await;
     let model = ContentionModel::start(&table.endpoint, ContentionSettings::default()).await;
-    let projector = Projector::new(Applier::new(
-        crate::app::client_at(&model.endpoint).await,
-        &table.name,
-    ));
+    let client = crate::app::client_at(&model.endpoint).await;
+    let progress = Arc::new(Progress::default());
+    let (senders, lanes): (Vec<_>, Vec<_>) = (0..settings.shards * settings.parallelization)
+        .map(|_| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            let projector = Projector::new(Applier::new(client.clone(), &table.name));
+            let lane = tokio::spawn(run_lane(projector, receiver, settings, progress.clone()));
+            (sender, lane)
+        })
+        .unzip();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = Instant::now();
-    let delivered = deliver(&projector, &records, settings).await;
-    let seconds = started.elapsed().as_secs_f64();
+    let arn = crate::app::stream_arn(table).await;
+    let tailing = tokio::spawn(tail(
+        table.streams.clone(),
+        arn,
+        senders,
+        settings,
+        progress.clone(),
+        stopped,
+    ));
+    load.write(table, rate).await;
+    let mut quiet_since = (Instant::now(), progress.routed.load(Ordering::SeqCst));
+    loop {
+        let routed = progress.routed.load(Ordering::SeqCst);
+        let applied = progress.applied.load(Ordering::SeqCst);
+        if routed != quiet_since.1 || applied < routed {
+            quiet_since = (Instant::now(), routed);
+        } else if quiet_since.0.elapsed() >= QUIET {
+            break;
+        }
+        assert!(
+            started.elapsed() < GIVE_UP,
+            "the simulation did not settle within {GIVE_UP:?}: {applied} of {routed} records applied"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let seconds = started.elapsed().as_secs_f64() - QUIET.as_secs_f64();
+    stop.send(true).expect("the tail listens");
+    tailing.await.expect("the tail");
+    let mut delivered = Delivered::default();
+    for lane in lanes {
+        delivered = delivered.merge(lane.await.expect("a lane"));
+    }
+    let lags = std::mem::take(&mut *progress.lags.lock().expect("lags"));
+    let hot = load.hot();
+    let lag = |wanted: &dyn Fn(&Lag) -> bool| {
+        quantile(
+            lags.iter()
+                .filter(|l| wanted(l))
+                .map(|l| l.millis)
+                .collect(),
+            0.99,
+        )
+    };
     let ContentionStats {
         transactions,
         conflicts,
@@ -239,15 +442,21 @@ pub async fn simulate(
         shards: settings.shards,
         parallelization: settings.parallelization,
         batch_size: settings.batch_size,
+        batching_window_ms: settings.batching_window.as_millis(),
         likes: load.likes.len(),
-        hot_post_likes: load.likes_of(load.hot()),
+        like_rate: rate,
+        hot_post_likes: load.likes_of(hot),
         seconds,
         invocations: delivered.invocations,
         records_resent: delivered.failed_records,
         transactions,
         transaction_conflicts: conflicts,
         throttled_requests: throttled,
-        hot_counter_writes_per_second_max: model.max_post_writes_per_second(load.hot().as_str()),
+        hot_counter_writes_per_second_max: model.max_post_writes_per_second(hot.as_str()),
+        other_posts_lag_p99_ms: lag(&|l| !l.delta && l.post != hot),
+        hot_post_lag_p99_ms: lag(&|l| !l.delta && l.post == hot),
+        deltas_folded: lags.iter().filter(|l| l.delta).count(),
+        fold_lag_p99_ms: lag(&|l| l.delta),
     }
 }
 
@@ -262,6 +471,7 @@ mod tests {
             shards: 16,
             parallelization: 2,
             batch_size: 100,
+            batching_window: Duration::ZERO,
         };
         let record = |pk: &str| json!({"dynamodb": {"Keys": {"PK": {"S": pk}}}});
         assert_eq!(

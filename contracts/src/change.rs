@@ -6,7 +6,8 @@
 //!
 //! What matters to the projection:
 //! - an INSERT of a like not yet counted: [`Change::LikeAdded`];
-//! - a REMOVE of a like, with who had counted it: [`Change::LikeRemoved`].
+//! - a REMOVE of a like, with who had counted it: [`Change::LikeRemoved`];
+//! - an INSERT of a hot post's delta, to be folded into its counter: [`Change::DeltaAdded`].
 //!
 //! Everything else is [`Change::Ignored`]: MODIFY records (the projector's own marks, stamps and
 //! counters; profile updates), TTL deletions (tombstones expiring), likes the transactional
@@ -20,7 +21,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use crate::items::LikeRef;
-use crate::items::{CountedBy, ItemType};
+use crate::items::{CountedBy, Delta, ItemType};
 use crate::keys::{self, KeyError, LikeId};
 
 /// Why a record needs no projection.
@@ -38,6 +39,8 @@ pub enum IgnoreReason {
     /// The REMOVE of a like the transactional writer counted: it decremented in the same
     /// transaction.
     RemovedByWriter,
+    /// The REMOVE of a delta: the fold that added it to the counter deleted it.
+    Folded,
     /// Not a like.
     OtherItem,
 }
@@ -48,6 +51,8 @@ pub enum Change {
     LikeAdded(LikeRef),
     /// A like the projector had counted was deleted: take one back.
     LikeRemoved(LikeRef),
+    /// A hot post's counting transaction wrote this delta: add it to the counter.
+    DeltaAdded(Delta),
     Ignored(IgnoreReason),
 }
 
@@ -121,6 +126,7 @@ pub fn decode_json(raw: &Value) -> Result<Decoded, Undecodable> {
                 (like, None) => Change::LikeAdded(like),
                 (_, Some(_)) => Change::Ignored(IgnoreReason::CountedByWriter),
             },
+            Some(Image::Delta(delta)) => Change::DeltaAdded(delta.map_err(fail)?),
             Some(Image::Other) => Change::Ignored(IgnoreReason::OtherItem),
             None => return Err(fail("INSERT without a NewImage type".into())),
         },
@@ -131,6 +137,7 @@ pub fn decode_json(raw: &Value) -> Result<Decoded, Undecodable> {
                 (_, Some(CountedBy::Writer)) => Change::Ignored(IgnoreReason::RemovedByWriter),
                 (like, None) => Change::Ignored(IgnoreReason::RemovedUncounted(like.like_id)),
             },
+            Some(Image::Delta(_)) => Change::Ignored(IgnoreReason::Folded),
             Some(Image::Other) => Change::Ignored(IgnoreReason::OtherItem),
             None => return Err(fail("REMOVE without an OldImage type".into())),
         },
@@ -184,6 +191,8 @@ type LikeImage = (LikeRef, Option<CountedBy>);
 enum Image {
     /// A like, or why its fields are malformed.
     Like(Result<LikeImage, String>),
+    /// A delta, or why its fields are malformed.
+    Delta(Result<Delta, String>),
     Other,
 }
 
@@ -191,7 +200,16 @@ impl Image {
     /// The image's type and, for a like, the fields the projection reads, each validated as
     /// the key schema requires. `None` if there is no image with a string `type`.
     fn of(image: Option<&Value>) -> Option<Image> {
-        let [item_type, user, post, topic, like_id, counted_by] = members(
+        let [
+            item_type,
+            user,
+            post,
+            topic,
+            like_id,
+            counted_by,
+            delta_id,
+            delta,
+        ] = members(
             image?,
             [
                 keys::TYPE,
@@ -200,9 +218,25 @@ impl Image {
                 "topic",
                 "likeId",
                 "countedBy",
+                "deltaId",
+                "delta",
             ],
         );
-        if string(item_type)? != ItemType::Like.as_str() {
+        let item_type = string(item_type)?;
+        if item_type == ItemType::Delta.as_str() {
+            let delta = || -> Result<Delta, String> {
+                Ok(Delta {
+                    topic: parsed("topic", topic)?,
+                    post_id: parsed("postId", post)?,
+                    delta_id: parsed("deltaId", delta_id)?,
+                    delta: delta
+                        .and_then(|v| v.get("N")?.as_str()?.parse().ok())
+                        .ok_or("malformed delta: no integer delta")?,
+                })
+            };
+            return Some(Image::Delta(delta()));
+        }
+        if item_type != ItemType::Like.as_str() {
             return Some(Image::Other);
         }
         let like = || -> Result<LikeImage, String> {
@@ -230,9 +264,9 @@ fn string(attribute: Option<&Value>) -> Option<&str> {
 /// A string attribute parsed as a key part.
 fn parsed<T: FromStr<Err = KeyError>>(name: &str, attribute: Option<&Value>) -> Result<T, String> {
     string(attribute)
-        .ok_or_else(|| format!("malformed like: no string {name}"))?
+        .ok_or_else(|| format!("malformed item: no string {name}"))?
         .parse()
-        .map_err(|e| format!("malformed like: {name}: {e}"))
+        .map_err(|e| format!("malformed item: {name}: {e}"))
 }
 
 /// A record read with `aws-sdk-dynamodbstreams`, as Lambda would deliver it.
@@ -333,6 +367,29 @@ mod tests {
         );
         let removed = change_of(record("REMOVE", None, Some(like(Some("projector")))));
         assert_eq!(removed, Change::LikeRemoved(added));
+    }
+
+    #[test]
+    fn a_delta_inserted_is_a_change_and_its_removal_is_ignored() {
+        let delta = Delta {
+            topic: "rust".parse().unwrap(),
+            post_id: "2lPNkfHnGyd3WnfyeBX4bRb3X2b".parse().unwrap(),
+            delta_id: "2lPNkfHnGyd3WnfyeBX4bRb3X2d".parse().unwrap(),
+            delta: -2,
+        };
+        use crate::items::Entity;
+        let image = serde_json::to_value(serde_dynamo::Item::from(delta.to_item())).unwrap();
+        assert_eq!(
+            change_of(record("INSERT", Some(image.clone()), None)),
+            Change::DeltaAdded(delta)
+        );
+        assert_eq!(
+            change_of(record("REMOVE", None, Some(image.clone()))),
+            Change::Ignored(IgnoreReason::Folded)
+        );
+        let mut broken = image;
+        broken["delta"] = json!({"S": "two"});
+        assert!(decode_json(&record("INSERT", Some(broken), None)).is_err());
     }
 
     #[test]

@@ -18,6 +18,14 @@
 //!   together with its decrement ([`delete_writer_counted`]); every other delete is plain
 //!   ([`delete_not_writer_counted`]) and left to the projector, which takes back only likes it
 //!   counted itself (the stream's old image says so). Both modes can share a table.
+//! - **A hot post's counter moves in two hops.** Its counting transaction writes, instead of
+//!   the counter, a delta item of its own ([`put_delta`]) under the post's delta partition;
+//!   a later transaction adds deltas to the counter ([`fold_into_counter`]) and deletes each
+//!   one, conditioned on it existing ([`fold_delta`]), so a delta is folded at most once.
+//!   Counter plus pending deltas is the number of counted likes at every moment. A fold also
+//!   marks the counter hot (`hotUntil`), and the projector's one-hop move
+//!   ([`move_cold_counter`]) holds only while it is not: every invocation learns from its
+//!   first cancelled transaction that the post is counted through deltas ([`CounterState`]).
 //! - **Counters carry a version.** Every write that moves `likeCount` renews `countVersion`;
 //!   `rebuild` corrects a counter only with [`set_counter`], conditioned on the version it
 //!   observed, so it never overwrites a move it did not see.
@@ -36,7 +44,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::items::{
-    CountedBy, Entity, Item, Like, LikeRef, TOMBSTONE_TTL_SECS, Tombstone, attr, key_item,
+    CountedBy, Delta, Entity, Item, Like, LikeRef, TOMBSTONE_TTL_SECS, Tombstone, attr, key_item,
 };
 use crate::keys::{self, ItemKey, Ksuid, PostId, TopicSlug, UserId};
 
@@ -213,19 +221,90 @@ pub fn tombstone(like: &LikeRef, now_secs: i64) -> Write {
     Write::new(tombstone.to_item(), "attribute_not_exists(#pk)").name("#pk", keys::PK)
 }
 
+/// A hot post's counted change, as a new item of its own (its id is fresh, so the condition
+/// only guards against a collision).
+pub fn put_delta(delta: &Delta) -> Write {
+    Write::new(delta.to_item(), "attribute_not_exists(#pk)").name("#pk", keys::PK)
+}
+
+/// Take a delta out of the pending ones, once: with the counter move that adds it, in one
+/// transaction. A re-delivered fold finds it gone.
+pub fn fold_delta(post: PostId, delta_id: Ksuid) -> Write {
+    Write::new(
+        key_item(&ItemKey::Delta(post, delta_id)),
+        "attribute_exists(#pk)",
+    )
+    .name("#pk", keys::PK)
+}
+
 /// Move a post's counter by `delta` (zero too: the renewed version still tells `rebuild` that
 /// the counted likes changed), only if the post exists.
 pub fn move_counter(topic: &TopicSlug, post: PostId, delta: i64) -> Write {
-    Write::new(
-        key_item(&ItemKey::Post(topic.clone(), post)),
-        "attribute_exists(#pk)",
+    counter_move(topic, post, delta, "attribute_exists(#pk)")
+}
+
+/// The projector's one-hop move: [`move_counter`], only while the counter is not hot at
+/// `now_secs` (no fold marked it). On failure the post as it was says which ([`CounterState`]).
+pub fn move_cold_counter(topic: &TopicSlug, post: PostId, delta: i64, now_secs: i64) -> Write {
+    counter_move(
+        topic,
+        post,
+        delta,
+        "attribute_exists(#pk) AND (attribute_not_exists(#hot) OR #hot < :now)",
     )
-    .set("ADD #count :delta SET #version = :version".into())
-    .name("#pk", keys::PK)
-    .name("#count", attr::LIKE_COUNT)
-    .name("#version", attr::COUNT_VERSION)
-    .value(":delta", AttributeValue::N(delta.to_string()))
-    .value(":version", s(Ksuid::generate().as_str()))
+    .name("#hot", attr::HOT_UNTIL)
+    .value(":now", AttributeValue::N(now_secs.to_string()))
+    .returning_old()
+}
+
+/// A fold's move: add folded deltas, and keep the counter hot until `hot_until_secs`.
+pub fn fold_into_counter(
+    topic: &TopicSlug,
+    post: PostId,
+    delta: i64,
+    hot_until_secs: i64,
+) -> Write {
+    let mut write = counter_move(topic, post, delta, "attribute_exists(#pk)")
+        .name("#hot", attr::HOT_UNTIL)
+        .value(":until", AttributeValue::N(hot_until_secs.to_string()));
+    write.update = Some("ADD #count :delta SET #version = :version, #hot = :until".into());
+    write
+}
+
+fn counter_move(topic: &TopicSlug, post: PostId, delta: i64, condition: &str) -> Write {
+    Write::new(key_item(&ItemKey::Post(topic.clone(), post)), condition)
+        .set("ADD #count :delta SET #version = :version".into())
+        .name("#pk", keys::PK)
+        .name("#count", attr::LIKE_COUNT)
+        .name("#version", attr::COUNT_VERSION)
+        .value(":delta", AttributeValue::N(delta.to_string()))
+        .value(":version", s(Ksuid::generate().as_str()))
+}
+
+/// A post item, as a failed [`move_cold_counter`] returned it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterState {
+    /// No post: nothing of it counts.
+    Missing,
+    /// Counted through deltas until then (epoch seconds).
+    Hot { until_secs: i64 },
+    /// Neither: the failure was something else.
+    Cold,
+}
+
+impl CounterState {
+    pub fn of(item: Option<&Item>, now_secs: i64) -> Self {
+        let Some(item) = item.filter(|i| !i.is_empty()) else {
+            return CounterState::Missing;
+        };
+        match item
+            .get(attr::HOT_UNTIL)
+            .and_then(|v| v.as_n().ok()?.parse::<i64>().ok())
+        {
+            Some(until_secs) if until_secs >= now_secs => CounterState::Hot { until_secs },
+            _ => CounterState::Cold,
+        }
+    }
 }
 
 /// Set a post's counter to a recount, only if its version is still `seen` (absent: never
@@ -363,7 +442,16 @@ mod tests {
             count_like(&like, false),
             stamp_like(&like),
             tombstone(&like, 0),
+            put_delta(&Delta {
+                topic: topic.clone(),
+                post_id: post,
+                delta_id: Ksuid::generate(),
+                delta: 3,
+            }),
+            fold_delta(post, Ksuid::generate()),
             move_counter(&topic, post, -3),
+            move_cold_counter(&topic, post, 2, 0),
+            fold_into_counter(&topic, post, 40, 300),
             set_counter(&topic, post, 7, Some("v")),
             set_counter(&topic, post, 7, None),
             put_counted_like(&full),

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::keys::{self, ItemKey, LikeId, PostId, TopicSlug, UserId};
+use crate::keys::{self, ItemKey, Ksuid, LikeId, PostId, TopicSlug, UserId};
 
 /// A DynamoDB item as the SDK holds it.
 pub type Item = HashMap<String, AttributeValue>;
@@ -71,6 +71,10 @@ pub mod attr {
     /// A fresh KSUID set by every write that moves `likeCount`: `rebuild` sees from it whether
     /// a counter moved while it recounted, and when it last moved.
     pub const COUNT_VERSION: &str = "countVersion";
+    /// A delta item's change to its post's `likeCount`.
+    pub const DELTA: &str = "delta";
+    /// Until when (epoch seconds) a post's counter is counted through deltas: set by folds.
+    pub const HOT_UNTIL: &str = "hotUntil";
 }
 
 /// The `type` attribute of every item.
@@ -81,6 +85,7 @@ pub enum ItemType {
     User,
     Like,
     Tombstone,
+    Delta,
     Checkpoint,
     Quarantine,
 }
@@ -93,6 +98,7 @@ impl ItemType {
             ItemType::User => "User",
             ItemType::Like => "Like",
             ItemType::Tombstone => "Tombstone",
+            ItemType::Delta => "Delta",
             ItemType::Checkpoint => "Checkpoint",
             ItemType::Quarantine => "Quarantine",
         }
@@ -275,6 +281,26 @@ impl Entity for Tombstone {
     const TYPE: ItemType = ItemType::Tombstone;
     fn item_key(&self) -> ItemKey {
         ItemKey::Tombstone(self.like_id)
+    }
+}
+
+/// A hot post's counted change not yet in its counter: written by the counting transaction
+/// that marked its likes, deleted by the transaction that adds it to the counter. A post's
+/// `likeCount` plus its pending deltas is its number of counted likes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delta {
+    pub topic: TopicSlug,
+    pub post_id: PostId,
+    pub delta_id: Ksuid,
+    /// Likes marked minus likes taken back by the transaction that wrote it.
+    pub delta: i64,
+}
+
+impl Entity for Delta {
+    const TYPE: ItemType = ItemType::Delta;
+    fn item_key(&self) -> ItemKey {
+        ItemKey::Delta(self.post_id, self.delta_id)
     }
 }
 

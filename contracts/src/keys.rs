@@ -7,11 +7,16 @@
 //! | User      | `USER#<id>`      | `USER#<id>`        |                 |                  |
 //! | Like      | `USER#<id>`      | `LIKE#<ksuid>`     | `POST#<ksuid>`* | `LIKE#<id>`*     |
 //! | Tombstone | `TOMB#<likeId>`  | `TOMB#<likeId>`    |                 |                  |
+//! | Delta     | `DELTA#<postKsuid>` | `DELTA#<ksuid>` |                 |                  |
 //! | Checkpoint| `CHECKPOINT#<stream>` | `SHARD#<shard>` |              |                  |
 //! | Quarantine| `QUARANTINE#records` | `SEQ#<sequence>#<eventID>` |               |                  |
 //!
 //! (*) stamped by the projector (or written by the transactional writer), never by the
 //! stream-mode writer: a hot post's GSI1 partition must stay off the request path.
+//!
+//! A delta is a hot post's counted change not yet in its counter: every delta of a post
+//! shares a partition key of the post's own, so the stream hands them, in order, to one
+//! invocation at a time (see `projector::plan`, "Hot counters").
 //!
 //! The identifier newtypes validate on construction, so a key built from them always parses
 //! back, and no identifier can smuggle a `#` into a key.
@@ -37,6 +42,7 @@ const POST: &str = "POST#";
 const USER: &str = "USER#";
 const LIKE: &str = "LIKE#";
 const TOMB: &str = "TOMB#";
+const DELTA: &str = "DELTA#";
 const CHECKPOINT: &str = "CHECKPOINT#";
 const SHARD: &str = "SHARD#";
 const QUARANTINE: &str = "QUARANTINE#";
@@ -228,6 +234,8 @@ pub enum ItemKey {
     User(UserId),
     Like(UserId, PostId),
     Tombstone(LikeId),
+    /// A hot post's counted change waiting to be folded into its counter: post, delta id.
+    Delta(PostId, Ksuid),
     Checkpoint {
         stream: String,
         shard: String,
@@ -249,6 +257,7 @@ impl ItemKey {
             ItemKey::User(u) => (format!("{USER}{u}"), format!("{USER}{u}")),
             ItemKey::Like(u, p) => (format!("{USER}{u}"), format!("{LIKE}{p}")),
             ItemKey::Tombstone(l) => (format!("{TOMB}{l}"), format!("{TOMB}{l}")),
+            ItemKey::Delta(p, d) => (delta_partition(p), format!("{DELTA}{d}")),
             ItemKey::Checkpoint { stream, shard } => {
                 (format!("{CHECKPOINT}{stream}"), format!("{SHARD}{shard}"))
             }
@@ -286,6 +295,7 @@ impl ItemKey {
             (USER, USER) if pk_id == sk_id => ItemKey::User(pk_id.parse()?),
             (USER, LIKE) => ItemKey::Like(pk_id.parse()?, sk_id.parse()?),
             (TOMB, TOMB) if pk_id == sk_id => ItemKey::Tombstone(pk_id.parse()?),
+            (DELTA, DELTA) => ItemKey::Delta(pk_id.parse()?, sk_id.parse()?),
             (CHECKPOINT, SHARD) => ItemKey::Checkpoint {
                 stream: pk_id.to_owned(),
                 shard: sk_id.to_owned(),
@@ -305,7 +315,7 @@ impl ItemKey {
 
 fn split(value: &str) -> Option<(&'static str, &str)> {
     [
-        TOPIC, POST, USER, LIKE, TOMB, CHECKPOINT, SHARD, QUARANTINE, SEQ,
+        TOPIC, POST, USER, LIKE, TOMB, DELTA, CHECKPOINT, SHARD, QUARANTINE, SEQ,
     ]
     .into_iter()
     .find_map(|prefix| value.strip_prefix(prefix).map(|rest| (prefix, rest)))
@@ -333,6 +343,11 @@ pub fn user_partition(user: &UserId) -> String {
     ItemKey::User(user.clone()).key().pk
 }
 
+/// The partition key of a post's pending deltas.
+pub fn delta_partition(post: &PostId) -> String {
+    format!("{DELTA}{post}")
+}
+
 /// The GSI1 partition key of a post's collection (the post and its stamped likes).
 pub fn post_view_partition(post: &PostId) -> String {
     post_gsi1pk(post)
@@ -356,6 +371,7 @@ mod tests {
             ItemKey::User(user.clone()),
             ItemKey::Like(user, post),
             ItemKey::Tombstone(Ksuid::generate()),
+            ItemKey::Delta(post, Ksuid::generate()),
             ItemKey::Checkpoint {
                 stream: "arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/2026".into(),
                 shard: "shardId-00000001".into(),

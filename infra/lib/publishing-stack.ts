@@ -97,12 +97,19 @@ export const PROJECTOR_FILTERS = [
     },
   }),
   // The removal of a like the projector counted. TTL deletions carry a userIdentity and are
-  // tombstones, not likes; the projector's own writes are MODIFY or tombstone INSERTs.
+  // tombstones, not likes; the projector's own writes are MODIFY, tombstone INSERTs, delta
+  // INSERTs (below) and delta REMOVEs (folded: nothing to do).
   lambda.FilterCriteria.filter({
     eventName: lambda.FilterRule.isEqual('REMOVE'),
     dynamodb: {
       OldImage: { type: { S: lambda.FilterRule.isEqual('Like') }, countedBy: { S: lambda.FilterRule.isEqual('projector') } },
     },
+  }),
+  // A hot counter's delta, written by a counting transaction: the second hop folds it into
+  // the counter.
+  lambda.FilterCriteria.filter({
+    eventName: lambda.FilterRule.isEqual('INSERT'),
+    dynamodb: { NewImage: { type: { S: lambda.FilterRule.isEqual('Delta') } } },
   }),
 ];
 

@@ -130,6 +130,7 @@ test('the projector reads the stream with partial batch responses, filters and a
   assert.deepEqual(patterns, [
     { eventName: ['INSERT'], dynamodb: { NewImage: { type: { S: ['Like'] }, countedBy: [{ exists: false }] } } },
     { eventName: ['REMOVE'], dynamodb: { OldImage: { type: { S: ['Like'] }, countedBy: { S: ['projector'] } } } },
+    { eventName: ['INSERT'], dynamodb: { NewImage: { type: { S: ['Delta'] } } } },
   ]);
   dev.template.hasResourceProperties('AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600 });
 });

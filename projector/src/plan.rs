@@ -26,19 +26,55 @@
 //! exactly when a mark succeeded before the delete. Order inside a batch does not matter:
 //! every condition reads the item's current state, not the order of records.
 //!
-//! # Hot posts
+//! # Hot views
 //!
 //! A mark also stamps the like's GSI1 keys in the same write: one write per like, the cheapest
 //! way. But every stamp of a post lands on that post's GSI1 partition (about 1,000 writes/s),
 //! and a GSI write that throttles throttles the base write feeding it, here the whole counting
-//! transaction. So a post whose view cannot keep up is *hot*: its marks leave GSI1 alone, its
-//! counting transactions write only base-table items on distinct partitions plus the counter,
-//! and its likes are stamped by separate idempotent updates after counting (one more write
-//! per like). A post is hot when its view throttled a counting transaction recently (apply
-//! notices; only DynamoDB sees a post's total rate over all shards) or when one batch holds
-//! [`HOT_POST_LIKES`] of its likes (a burst its view could not take at once).
+//! transaction. So a post whose view cannot keep up has a *hot view*: its marks leave GSI1
+//! alone, and its likes are stamped by separate idempotent updates after counting (one more
+//! write per like), only for marks whose transaction committed. A view is hot when it throttled
+//! a counting transaction recently (apply notices; only DynamoDB sees a post's total rate over
+//! all shards) or when one batch holds [`HOT_POST_LIKES`] of its likes.
+//!
+//! # Hot counters
+//!
+//! On AWS a post's likes live in its likers' partitions, so they arrive through every stream
+//! shard, and each shard's invocations (times the parallelization factor) would write its
+//! counter item in transactions of their own: overlapping transactions on one item cancel each
+//! other (`TransactionConflict`), and the counter's write rate grows with the shards, not the
+//! likes. A post with a *hot counter* is counted in two hops instead:
+//!
+//! 1. Its counting transactions hold its marks and tombstones and, in place of the counter
+//!    update, the put of a new **delta** item under the post's delta partition
+//!    (`DELTA#<post>`) carrying marks − uncounts. They share no item with any other
+//!    invocation's transactions (each delta is new), so they never conflict, and several run
+//!    side by side within a batch.
+//! 2. The delta's INSERT comes back through the stream. All of a post's deltas share one
+//!    partition key, so they travel one shard, in order, to one invocation at a time: a
+//!    **fold** adds up to [`MAX_CHANGES_PER_TRANSACTION`] deltas to the counter and deletes
+//!    each, conditioned on it existing, in one transaction.
+//!
+//! Exactly once, hop by hop: a like's mark and the delta carrying it commit together or not at
+//! all (hop 1 is the same argument as above, with the delta in the counter's place); a delta is
+//! added to the counter in the same transaction that deletes it, and a delete conditioned on
+//! existence succeeds once, so a re-delivered, replayed or concurrent fold of it is dropped as
+//! redundant. At every moment the counter plus the post's pending deltas is its counted likes,
+//! which is what `verify` and `rebuild` read. The counter is written once per fold, folds of
+//! one post never overlap (one invocation at a time holds its deltas), and `apply` spaces one
+//! post's folds [`FOLD_SPACING`](crate::apply::FOLD_SPACING) apart: at most ten counter
+//! writes a second, whatever the number of shards and likes, while a fold of 99 deltas every
+//! 100 ms outpaces what the delta partition can be written at (about 250 deltas/s: a put and
+//! a delete of two write units each in its 1,000 write units/s).
+//!
+//! A counter is hot when DynamoDB cancelled a counting transaction over it (a conflict or a
+//! throttle on the counter item: apply notices and switches the retry to a delta at once), or
+//! when one batch holds more of its changes than one transaction takes (its counter would be
+//! written more than once by the batch). Cold posts keep the one-hop path: a delta costs a put
+//! and a delete more per transaction, and a second trip through the stream.
 
 use contracts::change::{Change, Decoded, IgnoreReason, LikeRef, Undecodable};
+use contracts::items::Delta;
 use contracts::keys::{LikeId, PostId, TopicSlug, UserId};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -46,9 +82,19 @@ use rustc_hash::{FxHashMap, FxHashSet};
 pub const MAX_TRANSACTION_ACTIONS: usize = 100;
 /// Likes and unlikes per counting transaction (one action is the counter).
 pub const MAX_CHANGES_PER_TRANSACTION: usize = MAX_TRANSACTION_ACTIONS - 1;
-/// Likes of one post in one batch from which it is hot (marks and stamps split): a second's
-/// worth of one GSI1 partition's writes, and a batch's writes land within much less.
+/// Likes of one post in one batch from which its view is hot (marks and stamps split): a
+/// second's worth of one GSI1 partition's writes, and a batch's writes land within much less.
 pub const HOT_POST_LIKES: usize = 1000;
+
+/// Posts that the projection saw DynamoDB struggle with recently (see "Hot views" and "Hot
+/// counters").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HotPosts {
+    /// Their GSI1 partition throttled a counting transaction.
+    pub views: FxHashSet<PostId>,
+    /// Their counter item conflicted or throttled.
+    pub counters: FxHashSet<PostId>,
+}
 
 /// A post's key parts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,41 +130,71 @@ pub struct Uncount {
     pub like: LikeRef,
 }
 
-/// Set a like's GSI1 keys (hot posts, after counting).
+/// Add one pending delta to its post's counter (and delete it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fold {
+    pub records: Vec<usize>,
+    pub delta: Delta,
+}
+
+/// Set a like's GSI1 keys (hot views, after counting).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
     pub records: Vec<usize>,
     pub like: LikeRef,
 }
 
-/// One post's part of a counting transaction: its counter and the marks and tombstones that
-/// justify it.
+/// One post's part of a counting transaction: its counter (or, for a hot counter, a delta)
+/// and the marks, tombstones and folded deltas that justify it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostCount {
     pub post: PostRef,
     pub marks: Vec<Mark>,
     pub uncounts: Vec<Uncount>,
+    /// Pending deltas added to the counter here (never with `via_delta`).
+    pub folds: Vec<Fold>,
+    /// Write the move as a new delta item, not to the counter (see "Hot counters").
+    pub via_delta: bool,
 }
 
 impl PostCount {
-    /// What the counter moves by if every condition holds.
+    fn new(post: &PostRef) -> Self {
+        Self {
+            post: post.clone(),
+            marks: Vec::new(),
+            uncounts: Vec::new(),
+            folds: Vec::new(),
+            via_delta: false,
+        }
+    }
+
+    /// What the counter (or the delta) moves by if every condition holds.
     pub fn delta(&self) -> i64 {
-        self.marks.len() as i64 - self.uncounts.len() as i64
+        let folded: i64 = self.folds.iter().map(|f| f.delta.delta).sum();
+        self.marks.len() as i64 - self.uncounts.len() as i64 + folded
     }
 
-    /// Actions it takes, counter included.
+    /// Actions it takes, counter (or delta) included.
     pub fn actions(&self) -> usize {
-        1 + self.marks.len() + self.uncounts.len()
+        1 + self.marks.len() + self.uncounts.len() + self.folds.len()
     }
 
-    /// The batch positions behind each of its changes, marks first.
+    /// Whether anything is left to write.
+    pub fn is_empty(&self) -> bool {
+        self.marks.is_empty() && self.uncounts.is_empty() && self.folds.is_empty()
+    }
+
+    /// The batch positions behind each of its changes: marks, uncounts, folds.
     pub fn records(&self) -> impl Iterator<Item = &[usize]> {
         let marks = self.marks.iter().map(|m| m.records.as_slice());
-        marks.chain(self.uncounts.iter().map(|u| u.records.as_slice()))
+        let uncounts = self.uncounts.iter().map(|u| u.records.as_slice());
+        marks
+            .chain(uncounts)
+            .chain(self.folds.iter().map(|f| f.records.as_slice()))
     }
 
     /// Take the stamps out of the marks: they become separate writes, after counting (see
-    /// "Hot posts" above).
+    /// "Hot views" above).
     pub fn split_stamps(&mut self) -> Vec<Stamp> {
         self.marks
             .iter_mut()
@@ -160,21 +236,20 @@ pub struct Plan {
 struct PostChanges {
     marks: Vec<Mark>,
     uncounts: Vec<Uncount>,
+    folds: Vec<Fold>,
     mark_index: FxHashMap<LikeId, usize>,
     uncount_index: FxHashMap<LikeId, usize>,
+    fold_index: FxHashMap<contracts::keys::Ksuid, usize>,
 }
 
 /// Plan the writes for a batch. Pure and deterministic.
 pub fn plan(batch: &[Result<Decoded, Undecodable>]) -> Plan {
-    plan_with_hot(batch, &FxHashSet::default())
+    plan_with_hot(batch, &HotPosts::default())
 }
 
-/// [`plan`], knowing `hot_posts`: posts whose view throttled a counting transaction recently,
-/// hot whatever their number of likes in this batch.
-pub(crate) fn plan_with_hot(
-    batch: &[Result<Decoded, Undecodable>],
-    hot_posts: &FxHashSet<PostId>,
-) -> Plan {
+/// [`plan`], knowing the posts DynamoDB struggled with recently: hot whatever their number of
+/// likes in this batch.
+pub(crate) fn plan_with_hot(batch: &[Result<Decoded, Undecodable>], hot_posts: &HotPosts) -> Plan {
     let changes: Vec<Option<&Change>> = batch
         .iter()
         .map(|record| record.as_ref().ok().map(|d| &d.change))
@@ -192,12 +267,12 @@ pub(crate) fn plan_with_hot(
 /// index `i` is position `i` of the plan.
 pub(crate) fn plan_changes(changes: &[Change]) -> Plan {
     let changes: Vec<Option<&Change>> = changes.iter().map(Some).collect();
-    plan_positions(&changes, &FxHashSet::default())
+    plan_positions(&changes, &HotPosts::default())
 }
 
 /// The plan of the changes at their positions (`None`: no change there, e.g. an undecodable
 /// record).
-fn plan_positions(changes: &[Option<&Change>], hot_posts: &FxHashSet<PostId>) -> Plan {
+fn plan_positions(changes: &[Option<&Change>], hot_posts: &HotPosts) -> Plan {
     let mut plan = Plan::default();
     // Posts in order of first appearance keep the plan deterministic; the index borrows its
     // keys from the batch. (Fx hashing: the keys are ids, and planning is on every record's path.)
@@ -216,29 +291,47 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &FxHashSet<PostId>) ->
         .collect();
     for (position, change) in changes.iter().enumerate() {
         let Some(change) = change else { continue };
-        let (like, added) = match change {
+        let (topic, post) = match change {
             Change::LikeAdded(like) if gone.contains(&like.like_id) => {
                 plan.ignored.push(position);
                 continue;
             }
-            Change::LikeAdded(like) => (like, true),
-            Change::LikeRemoved(like) => (like, false),
+            Change::LikeAdded(like) | Change::LikeRemoved(like) => (&like.topic, like.post),
+            Change::DeltaAdded(delta) => (&delta.topic, delta.post_id),
             Change::Ignored(_) => {
                 plan.ignored.push(position);
                 continue;
             }
         };
-        let index = *post_index
-            .entry((&like.topic, like.post))
-            .or_insert_with(|| {
-                let post = PostRef {
-                    topic: like.topic.clone(),
-                    post: like.post,
-                };
-                posts.push((post, PostChanges::default()));
-                posts.len() - 1
-            });
+        let index = *post_index.entry((topic, post)).or_insert_with(|| {
+            let post = PostRef {
+                topic: topic.clone(),
+                post,
+            };
+            posts.push((post, PostChanges::default()));
+            posts.len() - 1
+        });
         let changes = &mut posts[index].1;
+        let (like, added) = match change {
+            Change::DeltaAdded(delta) => {
+                match changes.fold_index.get(&delta.delta_id) {
+                    Some(&i) => changes.folds[i].records.push(position),
+                    None => {
+                        changes
+                            .fold_index
+                            .insert(delta.delta_id, changes.folds.len());
+                        changes.folds.push(Fold {
+                            records: vec![position],
+                            delta: delta.clone(),
+                        });
+                    }
+                }
+                continue;
+            }
+            Change::LikeAdded(like) => (like, true),
+            Change::LikeRemoved(like) => (like, false),
+            Change::Ignored(_) => unreachable!("ignored above"),
+        };
         if added {
             match changes.mark_index.get(&like.like_id) {
                 Some(&i) => changes.marks[i].records.push(position),
@@ -268,17 +361,24 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &FxHashSet<PostId>) ->
     }
     let mut cold: Vec<PostCount> = Vec::new();
     for (post, changes) in posts {
-        let hot = changes.marks.len() >= HOT_POST_LIKES || hot_posts.contains(&post.post);
-        let mut counts = chunk(post, changes.marks, changes.uncounts);
-        if hot {
-            for count in &mut counts {
+        let hot_view =
+            changes.marks.len() >= HOT_POST_LIKES || hot_posts.views.contains(&post.post);
+        let hot_counter = changes.marks.len() + changes.uncounts.len()
+            > MAX_CHANGES_PER_TRANSACTION
+            || hot_posts.counters.contains(&post.post);
+        let folds = fold_chunks(&post, changes.folds);
+        let mut counts = chunk(&post, changes.marks, changes.uncounts);
+        for count in &mut counts {
+            count.via_delta = hot_counter;
+            if hot_view {
                 plan.stamps.extend(count.split_stamps());
             }
-            plan.transactions.extend(
-                counts
-                    .into_iter()
-                    .map(|count| CountTransaction { posts: vec![count] }),
-            );
+        }
+        // Folds take transactions of their own: they are paced (see `apply`).
+        let own = |count| CountTransaction { posts: vec![count] };
+        plan.transactions.extend(folds.into_iter().map(own));
+        if hot_view || hot_counter {
+            plan.transactions.extend(counts.into_iter().map(own));
         } else {
             cold.extend(counts);
         }
@@ -287,16 +387,31 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &FxHashSet<PostId>) ->
     plan
 }
 
-/// Transactions in lanes (indexes into `transactions`): transactions that share a post run one
-/// after another in one lane, since two at once would both update its counter item and
-/// DynamoDB would cancel one as a conflict; lanes run side by side.
+/// A post's pending deltas in folds of at most [`MAX_CHANGES_PER_TRANSACTION`].
+fn fold_chunks(post: &PostRef, folds: Vec<Fold>) -> Vec<PostCount> {
+    let mut counts: Vec<PostCount> = Vec::new();
+    for fold in folds {
+        match counts.last_mut() {
+            Some(count) if count.actions() < MAX_TRANSACTION_ACTIONS => count.folds.push(fold),
+            _ => counts.push(PostCount {
+                folds: vec![fold],
+                ..PostCount::new(post)
+            }),
+        }
+    }
+    counts
+}
+
+/// Transactions in lanes (indexes into `transactions`): transactions that share a post's
+/// counter run one after another in one lane, since two at once would both update its counter
+/// item and DynamoDB would cancel one as a conflict; lanes run side by side. A count through a
+/// delta writes no counter, so it joins no lane by its post.
 pub(crate) fn lanes(transactions: &[CountTransaction]) -> Vec<Vec<usize>> {
     let mut lanes: Vec<Vec<usize>> = Vec::new();
     let mut lane_of: FxHashMap<&PostRef, usize> = FxHashMap::default();
     for (i, transaction) in transactions.iter().enumerate() {
-        let mut joined: Vec<usize> = transaction
-            .posts
-            .iter()
+        let counters = || transaction.posts.iter().filter(|p| !p.via_delta);
+        let mut joined: Vec<usize> = counters()
             .filter_map(|p| lane_of.get(&p.post).copied())
             .collect();
         joined.sort_unstable();
@@ -322,7 +437,7 @@ pub(crate) fn lanes(transactions: &[CountTransaction]) -> Vec<Vec<usize>> {
             }
         };
         lanes[lane].push(i);
-        for p in &transaction.posts {
+        for p in counters() {
             lane_of.insert(&p.post, lane);
         }
     }
@@ -352,15 +467,15 @@ fn pack(counts: Vec<PostCount>) -> Vec<CountTransaction> {
 
 /// Split one post's changes into counts of at most [`MAX_CHANGES_PER_TRANSACTION`] changes,
 /// never with two marks of one like item (a user's successive incarnations) in one.
-fn chunk(post: PostRef, marks: Vec<Mark>, uncounts: Vec<Uncount>) -> Vec<PostCount> {
+fn chunk(post: &PostRef, marks: Vec<Mark>, uncounts: Vec<Uncount>) -> Vec<PostCount> {
     let mut chunks: Vec<(PostCount, FxHashSet<UserId>)> = Vec::new();
     for mark in marks {
-        let i = slot(&mut chunks, &post, Some(&mark.like.user));
+        let i = slot(&mut chunks, post, Some(&mark.like.user));
         chunks[i].1.insert(mark.like.user.clone());
         chunks[i].0.marks.push(mark);
     }
     for uncount in uncounts {
-        let i = slot(&mut chunks, &post, None);
+        let i = slot(&mut chunks, post, None);
         chunks[i].0.uncounts.push(uncount);
     }
     chunks.into_iter().map(|(count, _)| count).collect()
@@ -376,12 +491,7 @@ fn slot(
         count.actions() < MAX_TRANSACTION_ACTIONS && user.is_none_or(|u| !users.contains(u))
     };
     chunks.iter().position(fits).unwrap_or_else(|| {
-        let empty = PostCount {
-            post: post.clone(),
-            marks: Vec::new(),
-            uncounts: Vec::new(),
-        };
-        chunks.push((empty, FxHashSet::default()));
+        chunks.push((PostCount::new(post), FxHashSet::default()));
         chunks.len() - 1
     })
 }
@@ -418,13 +528,14 @@ mod tests {
             post: Ksuid::at_millis(1_700_000_000_000 + n as i64),
         };
         let (a, b, c, d) = (post(1), post(2), post(3), post(4));
-        let count = |p: &PostRef| PostCount {
-            post: p.clone(),
-            marks: Vec::new(),
-            uncounts: Vec::new(),
-        };
         let transaction = |posts: &[&PostRef]| CountTransaction {
-            posts: posts.iter().map(|p| count(p)).collect(),
+            posts: posts.iter().map(|p| PostCount::new(p)).collect(),
+        };
+        let through_delta = |p: &PostRef| CountTransaction {
+            posts: vec![PostCount {
+                via_delta: true,
+                ..PostCount::new(p)
+            }],
         };
         let transactions = vec![
             transaction(&[&a]),
@@ -433,10 +544,13 @@ mod tests {
             transaction(&[&c]),
             transaction(&[&b, &c]),
             transaction(&[&d]),
+            through_delta(&a),
+            through_delta(&a),
         ];
         assert_eq!(
             lanes(&transactions),
-            vec![vec![0, 2], vec![1, 3, 4], vec![5]]
+            vec![vec![0, 2], vec![1, 3, 4], vec![5], vec![6], vec![7]],
+            "counts through a delta write no counter: they run beside everything"
         );
     }
 
@@ -453,6 +567,11 @@ mod tests {
                 assert_eq!(users.len(), p.marks.len(), "one mark per like item");
                 seen.extend(p.marks.iter().flat_map(|m| m.records.iter().copied()));
                 seen.extend(p.uncounts.iter().flat_map(|u| u.records.iter().copied()));
+                seen.extend(p.folds.iter().flat_map(|f| f.records.iter().copied()));
+                assert!(
+                    !p.via_delta || p.folds.is_empty(),
+                    "a fold writes the counter"
+                );
             }
         }
         seen.sort_unstable();
@@ -460,7 +579,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hot_post_with_1000_likes_takes_11_counter_transactions() {
+    fn a_burst_of_1000_likes_is_counted_through_11_deltas_side_by_side() {
         let hot = Ksuid::generate();
         let batch: Vec<_> = (0..1000)
             .map(|u| record(Change::LikeAdded(like(u, hot))))
@@ -478,6 +597,11 @@ mod tests {
             "a hot post's transactions are its own"
         );
         assert!(touching.len() <= 11, "{} transactions", touching.len());
+        assert!(
+            touching.iter().all(|t| t.via_delta),
+            "more changes than one transaction takes: the counter is not written by this batch"
+        );
+        assert_eq!(lanes(&plan.transactions).len(), touching.len());
         assert_eq!(touching.iter().map(|t| t.delta()).sum::<i64>(), 1000);
         assert!(
             touching.iter().flat_map(|t| &t.marks).all(|m| !m.stamp),
@@ -497,7 +621,11 @@ mod tests {
             record(Change::LikeAdded(like(1, hot))),
             record(Change::LikeAdded(like(2, cold))),
         ];
-        let plan = plan_with_hot(&batch, &FxHashSet::from_iter([hot]));
+        let hot_views = HotPosts {
+            views: FxHashSet::from_iter([hot]),
+            ..HotPosts::default()
+        };
+        let plan = plan_with_hot(&batch, &hot_views);
         check_shape(batch.len(), &plan);
         let marks = |post: PostId| -> Vec<&Mark> {
             plan.transactions
@@ -514,6 +642,65 @@ mod tests {
         assert!(marks(cold).iter().all(|m| m.stamp));
         assert_eq!(plan.stamps.len(), 1);
         assert_eq!(plan.stamps[0].like.post, hot, "stamped after counting");
+    }
+
+    fn new_delta(post: PostId, delta: i64) -> Delta {
+        Delta {
+            topic: "t".parse().unwrap(),
+            post_id: post,
+            delta_id: Ksuid::generate(),
+            delta,
+        }
+    }
+
+    #[test]
+    fn deltas_are_folded_per_post_apart_from_its_likes() {
+        let (hot, other) = (Ksuid::generate(), Ksuid::generate());
+        let mut batch: Vec<_> = (0..150)
+            .map(|i| record(Change::DeltaAdded(new_delta(hot, i))))
+            .collect();
+        batch.push(batch[3].clone());
+        batch.push(record(Change::DeltaAdded(new_delta(other, 2))));
+        batch.push(record(Change::LikeAdded(like(1, hot))));
+        let counters = HotPosts {
+            counters: FxHashSet::from_iter([hot]),
+            ..HotPosts::default()
+        };
+        let plan = plan_with_hot(&batch, &counters);
+        check_shape(batch.len(), &plan);
+        let folds: Vec<&PostCount> = plan
+            .transactions
+            .iter()
+            .flat_map(|t| &t.posts)
+            .filter(|p| !p.folds.is_empty())
+            .collect();
+        assert_eq!(
+            folds.len(),
+            3,
+            "150 deltas: two folds, and the other post's"
+        );
+        assert!(folds.iter().all(|f| !f.via_delta && f.marks.is_empty()));
+        assert!(folds.iter().all(|f| f.actions() <= MAX_TRANSACTION_ACTIONS));
+        let folded_for = |post: PostId| -> i64 {
+            folds
+                .iter()
+                .filter(|f| f.post.post == post)
+                .map(|f| f.delta())
+                .sum()
+        };
+        assert_eq!(folded_for(hot), (0..150).sum::<i64>(), "a duplicate merges");
+        assert_eq!(folded_for(other), 2);
+        let liked: Vec<&PostCount> = plan
+            .transactions
+            .iter()
+            .flat_map(|t| &t.posts)
+            .filter(|p| !p.marks.is_empty())
+            .collect();
+        assert_eq!(liked.len(), 1);
+        assert!(
+            liked[0].via_delta,
+            "a hot counter's like is counted through a delta"
+        );
     }
 
     #[test]
@@ -632,6 +819,8 @@ mod tests {
         likes: HashMap<(UserId, PostId), ModelLike>,
         counts: HashMap<PostId, i64>,
         tombstones: HashSet<LikeId>,
+        /// Pending deltas by id: post and value.
+        deltas: HashMap<Ksuid, (PostId, i64)>,
         stream: Vec<Result<Decoded, Undecodable>>,
         position: usize,
     }
@@ -668,12 +857,14 @@ mod tests {
         }
 
         /// Apply a plan the way `apply` does against DynamoDB: each action's condition
-        /// decides alone (failed ones are dropped and the rest retried), the counter moves by
-        /// the actions that held. `crash_after` stops after that many transactions.
+        /// decides alone (failed ones are dropped and the rest retried), the counter (or a new
+        /// delta, whose INSERT joins the stream) moves by the actions that held. `crash_after`
+        /// stops after that many transactions.
         fn apply(&mut self, plan: &Plan, crash_after: Option<usize>) {
             let limit = crash_after.unwrap_or(usize::MAX);
             for count in plan.transactions.iter().take(limit).flat_map(|t| &t.posts) {
                 let mut delta = 0;
+                let mut held = 0;
                 for mark in &count.marks {
                     let key = (mark.like.user.clone(), mark.like.post);
                     if let Some(item) = self.likes.get_mut(&key) {
@@ -681,6 +872,7 @@ mod tests {
                             item.counted = Counted::Projector;
                             item.stamped |= mark.stamp;
                             delta += 1;
+                            held += 1;
                         } else if item.like.like_id == mark.like.like_id {
                             // Already counted: apply stamps it if an earlier run did not (a
                             // mark without its stamp has a separate stamp in the plan).
@@ -691,9 +883,25 @@ mod tests {
                 for uncount in &count.uncounts {
                     if self.tombstones.insert(uncount.like.like_id) {
                         delta -= 1;
+                        held += 1;
                     }
                 }
-                *self.counts.entry(count.post.post).or_default() += delta;
+                for fold in &count.folds {
+                    if let Some((_, value)) = self.deltas.remove(&fold.delta.delta_id) {
+                        delta += value;
+                        held += 1;
+                    }
+                }
+                if count.via_delta {
+                    if held > 0 {
+                        let written = new_delta(count.post.post, delta);
+                        self.deltas
+                            .insert(written.delta_id, (written.post_id, written.delta));
+                        self.stream.push(record(Change::DeltaAdded(written)));
+                    }
+                } else {
+                    *self.counts.entry(count.post.post).or_default() += delta;
+                }
             }
             if crash_after.is_none() {
                 for stamp in &plan.stamps {
@@ -709,13 +917,7 @@ mod tests {
 
         /// Deliver `[position - back, position - back + len)`, as Lambda re-delivers from the
         /// lowest failure. A crashed delivery does not advance.
-        fn deliver(
-            &mut self,
-            back: usize,
-            len: usize,
-            crash_after: Option<usize>,
-            hot: &FxHashSet<PostId>,
-        ) {
+        fn deliver(&mut self, back: usize, len: usize, crash_after: Option<usize>, hot: &HotPosts) {
             let start = self.position.saturating_sub(back);
             let end = (start + len.max(1)).min(self.stream.len());
             if start >= end {
@@ -740,7 +942,9 @@ mod tests {
             len: usize,
             crash_after: Option<usize>,
             /// The first post's view throttled recently: its stamps are split from counting.
-            first_hot: bool,
+            first_view_hot: bool,
+            /// The first post's counter was contended recently: it is counted through deltas.
+            first_counter_hot: bool,
         },
     }
 
@@ -748,8 +952,8 @@ mod tests {
         prop_oneof![
             4 => (0..6usize, 0..3usize).prop_map(|(u, p)| Op::Like(u, p)),
             2 => (0..6usize, 0..3usize).prop_map(|(u, p)| Op::Unlike(u, p)),
-            3 => (0..8usize, 1..12usize, proptest::option::weighted(0.3, 0..3usize), any::<bool>())
-                .prop_map(|(back, len, crash_after, first_hot)| Op::Deliver { back, len, crash_after, first_hot }),
+            3 => (0..8usize, 1..12usize, proptest::option::weighted(0.3, 0..3usize), any::<bool>(), any::<bool>())
+                .prop_map(|(back, len, crash_after, first_view_hot, first_counter_hot)| Op::Deliver { back, len, crash_after, first_view_hot, first_counter_hot }),
         ]
     }
 
@@ -764,14 +968,16 @@ mod tests {
                 match op {
                     Op::Like(u, p) => model.like(u, posts[p]),
                     Op::Unlike(u, p) => model.unlike(u, posts[p]),
-                    Op::Deliver { back, len, crash_after, first_hot } => {
-                        let hot = if first_hot { FxHashSet::from_iter([posts[0]]) } else { FxHashSet::default() };
+                    Op::Deliver { back, len, crash_after, first_view_hot, first_counter_hot } => {
+                        let first = |hot: bool| if hot { FxHashSet::from_iter([posts[0]]) } else { FxHashSet::default() };
+                        let hot = HotPosts { views: first(first_view_hot), counters: first(first_counter_hot) };
                         model.deliver(back, len, crash_after, &hot)
                     }
                 }
             }
-            // Catch up: deliver the rest, then once more everything (a full replay).
-            let none = FxHashSet::default();
+            // Catch up: deliver the rest (deltas written meanwhile too), then once more
+            // everything (a full replay).
+            let none = HotPosts::default();
             while model.position < model.stream.len() {
                 model.deliver(0, 7, None, &none);
             }
@@ -782,6 +988,7 @@ mod tests {
                 prop_assert_eq!(model.counts.get(post).copied().unwrap_or(0), live);
             }
             prop_assert!(model.likes.values().all(|l| l.counted == Counted::Projector && l.stamped));
+            prop_assert!(model.deltas.is_empty(), "every delta folded: {:?}", model.deltas);
         }
     }
 }

@@ -4,10 +4,14 @@
 //! after every page). A like never counted is counted through the projector's own conditional
 //! mark transaction, so if the projector counts it at the same moment one of the two finds
 //! its condition false and nothing is counted twice. A counted like missing its GSI1 keys is
-//! stamped (idempotent). Every post seen is remembered for phase 2.
+//! stamped (idempotent). A hot counter's pending delta is folded into its counter through the
+//! projector's own fold transaction (a delta is deleted in the transaction that adds it, so a
+//! fold by the projector at the same moment finds it gone): a delta whose stream record was
+//! lost is folded here. Every post seen is remembered for phase 2.
 //!
 //! **Phase 2** recounts each post from its view: the counted likes in GSI1 (after phase 1 they
-//! all carry GSI1 keys). A post whose `likeCount` differs is observed again after `settle`;
+//! all carry GSI1 keys), against `likeCount` plus the deltas still pending (counted likes not
+//! yet folded). A post whose figures differ is observed again after `settle`;
 //! it is corrected only if neither its counter version (`countVersion`, renewed by every write
 //! that moves the counter) nor its recount changed meanwhile, with an update conditioned on
 //! that version. Why this is safe live: a like deleted but not yet uncounted, or liked and not
@@ -25,7 +29,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use contracts::change::{Change, LikeRef};
 use contracts::counting::set_counter;
-use contracts::items::{Entity, Item, ItemType, Like, Post, attr, key_item};
+use contracts::items::{Delta, Entity, Item, ItemType, Like, Post, attr, key_item};
 use contracts::keys::{self, ItemKey};
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
@@ -134,12 +138,30 @@ impl RebuildState {
     }
 }
 
-/// The repairs one page of items asks for (pure): likes to count, likes to stamp, posts.
-fn page_repairs(items: Vec<Item>) -> (Vec<LikeRef>, Vec<LikeRef>, Vec<PostRef>) {
-    let (mut uncounted, mut unstamped, mut posts) = (Vec::new(), Vec::new(), Vec::new());
+/// The repairs one page of items asks for (pure).
+#[derive(Debug, Default)]
+struct PageRepairs {
+    uncounted: Vec<LikeRef>,
+    unstamped: Vec<LikeRef>,
+    pending: Vec<Delta>,
+    posts: Vec<PostRef>,
+}
+
+fn page_repairs(items: Vec<Item>) -> PageRepairs {
+    let mut repairs = PageRepairs::default();
+    let PageRepairs {
+        uncounted,
+        unstamped,
+        pending,
+        posts,
+    } = &mut repairs;
     for item in items {
         let kind = item.get(keys::TYPE).and_then(|t| t.as_s().ok()).cloned();
-        if kind.as_deref() == Some(ItemType::Like.as_str()) {
+        if kind.as_deref() == Some(ItemType::Delta.as_str()) {
+            if let Ok(delta) = Delta::from_item(item) {
+                pending.push(delta);
+            }
+        } else if kind.as_deref() == Some(ItemType::Like.as_str()) {
             let in_view = item.contains_key(keys::GSI1PK);
             if let Ok(like) = Like::from_item(item) {
                 match like.counted_by {
@@ -157,15 +179,27 @@ fn page_repairs(items: Vec<Item>) -> (Vec<LikeRef>, Vec<LikeRef>, Vec<PostRef>) 
             });
         }
     }
-    (uncounted, unstamped, posts)
+    repairs
 }
 
-/// A post's counter and its recount, seen at one moment.
+/// A post's counter, its pending deltas and its recount, seen at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Observation {
     stored: Option<i64>,
     version: Option<String>,
+    pending: i64,
     counted_in_view: i64,
+}
+
+impl Observation {
+    fn drifts(&self) -> bool {
+        self.stored.unwrap_or(0) + self.pending != self.counted_in_view
+    }
+
+    /// The counter that, with the pending deltas, equals the recount.
+    fn corrected(&self) -> i64 {
+        self.counted_in_view - self.pending
+    }
 }
 
 /// The rebuild of one table.
@@ -204,8 +238,14 @@ impl Rebuild {
                     let (items, next) =
                         scan_page(&self.client, &self.settings.scan, segment, start, &[]).await?;
                     let scanned = items.len() as u64;
-                    let (uncounted, unstamped, posts) = page_repairs(items);
-                    let (counted, stamped, errors) = self.repair(uncounted, unstamped).await;
+                    let PageRepairs {
+                        uncounted,
+                        unstamped,
+                        pending,
+                        posts,
+                    } = page_repairs(items);
+                    let (counted, stamped, errors) =
+                        self.repair(uncounted, unstamped, pending).await;
                     failed.fetch_add(errors, std::sync::atomic::Ordering::SeqCst);
                     progress(Phase::Scan, scanned);
                     let mut s = state.lock().expect("state lock");
@@ -259,13 +299,23 @@ impl Rebuild {
         Ok(summary)
     }
 
-    /// Count the uncounted likes and stamp the unstamped ones of one page:
-    /// (counted, stamped, failed writes).
-    async fn repair(&self, uncounted: Vec<LikeRef>, unstamped: Vec<LikeRef>) -> (u64, u64, u64) {
+    /// Count the uncounted likes, stamp the unstamped ones and fold the pending deltas of one
+    /// page: (counted, stamped, failed writes).
+    async fn repair(
+        &self,
+        uncounted: Vec<LikeRef>,
+        unstamped: Vec<LikeRef>,
+        pending: Vec<Delta>,
+    ) -> (u64, u64, u64) {
         if self.settings.dry_run {
             return (uncounted.len() as u64, unstamped.len() as u64, 0);
         }
-        let changes: Vec<Change> = uncounted.into_iter().map(Change::LikeAdded).collect();
+        let likes = uncounted.len();
+        let changes: Vec<Change> = uncounted
+            .into_iter()
+            .map(Change::LikeAdded)
+            .chain(pending.into_iter().map(Change::DeltaAdded))
+            .collect();
         let mut repairs = plan_changes(&changes);
         let first_stamp = changes.len();
         let total = first_stamp + unstamped.len();
@@ -281,7 +331,10 @@ impl Rebuild {
             .await
             .outcomes;
         let (marks, stamps) = outcomes.split_at(first_stamp);
-        let counted = marks.iter().filter(|o| **o == Outcome::Applied).count() as u64;
+        let counted = marks[..likes]
+            .iter()
+            .filter(|o| **o == Outcome::Applied)
+            .count() as u64;
         let stamped = stamps.iter().filter(|o| **o != Outcome::Failed).count() as u64;
         let failed = outcomes.iter().filter(|o| **o == Outcome::Failed).count() as u64;
         (counted, stamped, failed)
@@ -296,7 +349,7 @@ impl Rebuild {
         let mut drifting: Vec<(PostRef, Observation)> = Vec::new();
         for post in posts {
             if let Some(seen) = self.observe(post).await?
-                && seen.stored.unwrap_or(0) != seen.counted_in_view
+                && seen.drifts()
             {
                 drifting.push((post.clone(), seen));
             }
@@ -314,7 +367,7 @@ impl Rebuild {
                     still.push((post.clone(), before));
                     continue;
                 };
-                if now.stored.unwrap_or(0) == now.counted_in_view {
+                if !now.drifts() {
                     continue; // the projector caught up: it was not drift
                 }
                 if now != before {
@@ -332,16 +385,52 @@ impl Rebuild {
         Ok((corrected, drifting.len() as u64))
     }
 
-    /// The post's counter, version and recount; `None` if it moved during the recount.
+    /// The post's counter, version, pending deltas and recount; `None` if the counter or the
+    /// deltas moved during the recount.
     async fn observe(&self, post: &PostRef) -> Result<Option<Observation>, Error> {
-        let first = self.counter(post).await?;
+        let first = (self.counter(post).await?, self.pending(post).await?);
         let counted_in_view = self.count_view(post).await?;
-        let second = self.counter(post).await?;
+        let second = (self.counter(post).await?, self.pending(post).await?);
         Ok((first == second).then_some(Observation {
-            stored: first.0,
-            version: first.1,
+            stored: first.0.0,
+            version: first.0.1,
+            pending: first.1,
             counted_in_view,
         }))
+    }
+
+    /// The sum of the post's pending deltas, read consistently.
+    async fn pending(&self, post: &PostRef) -> Result<i64, Error> {
+        let mut total = 0i64;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.settings.scan.table)
+                .key_condition_expression("#pk = :pk")
+                .projection_expression("#delta")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#delta", attr::DELTA)
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::delta_partition(&post.post)),
+                )
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| Error::dynamo("Query", e))?;
+            total += out
+                .items()
+                .iter()
+                .filter_map(|item| item.get(attr::DELTA)?.as_n().ok()?.parse::<i64>().ok())
+                .sum::<i64>();
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(total);
+            }
+        }
     }
 
     async fn counter(&self, post: &PostRef) -> Result<(Option<i64>, Option<String>), Error> {
@@ -405,12 +494,13 @@ impl Rebuild {
         }
     }
 
-    /// Set the counter to the recount if its version is still the one observed.
+    /// Set the counter to the recount less the pending deltas, if its version is still the one
+    /// observed.
     async fn set_count(&self, post: &PostRef, seen: &Observation) -> Result<bool, Error> {
         let write = set_counter(
             &post.topic,
             post.post,
-            seen.counted_in_view,
+            seen.corrected(),
             seen.version.as_deref(),
         );
         let result = write
@@ -419,7 +509,7 @@ impl Rebuild {
             .await;
         match result {
             Ok(_) => {
-                tracing::info!(post = %post.post, from = ?seen.stored, to = seen.counted_in_view, "counter corrected");
+                tracing::info!(post = %post.post, from = ?seen.stored, to = seen.corrected(), pending = seen.pending, "counter corrected");
                 Ok(true)
             }
             Err(e)

@@ -1,9 +1,10 @@
 //! `verify`: recompute every post's true like count from the base table and report drift.
 //!
-//! A parallel scan (`--segments`) reads posts and likes; [`Tallies`] (pure) folds the items into
-//! per-post figures: the stored `likeCount`, the live likes (the truth), and the likes stamped
-//! into the GSI1 view. A post drifts when its stored count or its view differs from its live
-//! likes. Likes still in flight through the projector show as drift too: verify a quiet table,
+//! A parallel scan (`--segments`) reads posts, likes and deltas; [`Tallies`] (pure) folds the
+//! items into per-post figures: the stored `likeCount`, the pending deltas of a hot counter
+//! (counted, not yet folded into it), the live likes (the truth), and the likes stamped into
+//! the GSI1 view. A post drifts when its stored count plus its pending deltas, or its view,
+//! differs from its live likes. Likes still in flight through the projector show as drift too: verify a quiet table,
 //! or expect in-flight likes in the report.
 
 use std::collections::BTreeMap;
@@ -19,21 +20,30 @@ use crate::error::Error;
 use crate::plan::PostRef;
 
 /// The attributes a tally reads: a scan asks for these alone, which keeps pages small.
-pub(crate) const TALLY_PROJECTION: [&str; 5] = [
+pub(crate) const TALLY_PROJECTION: [&str; 6] = [
     keys::TYPE,
     keys::GSI1PK,
     attr::TOPIC,
     attr::POST_ID,
     attr::LIKE_COUNT,
+    attr::DELTA,
 ];
 
-/// What a tally reads of a post or like item.
+/// What a tally reads of a post, like or delta item.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CountedItem {
     topic: TopicSlug,
     post_id: PostId,
     like_count: Option<i64>,
+    delta: Option<i64>,
+}
+
+/// The kinds of item a tally folds.
+enum Tallied {
+    Post,
+    Like,
+    Delta,
 }
 
 /// One post's figures.
@@ -42,6 +52,8 @@ struct CountedItem {
 pub struct PostTally {
     /// `likeCount` as stored (`None` if the post item was not seen).
     pub stored: Option<i64>,
+    /// Pending deltas: counted likes not yet folded into `likeCount`.
+    pub pending: i64,
     /// Live like items: the true count.
     pub live: i64,
     /// Live likes carrying GSI1 keys (in the likers view).
@@ -62,21 +74,23 @@ pub struct Drift {
     pub topic: String,
     pub post_id: String,
     pub stored: i64,
+    pub pending: i64,
     #[serde(rename = "true")]
     pub true_count: i64,
-    /// stored − true.
+    /// stored + pending − true.
     pub difference: i64,
     pub in_view: i64,
 }
 
 impl Tallies {
-    /// Fold one item (anything but posts and likes is counted and skipped). Items need only
-    /// the attributes of [`TALLY_PROJECTION`].
+    /// Fold one item (anything but posts, likes and deltas is counted and skipped). Items
+    /// need only the attributes of [`TALLY_PROJECTION`].
     pub fn add(&mut self, item: Item) {
         self.items += 1;
-        let is_post = match item.get(keys::TYPE) {
-            Some(AttributeValue::S(kind)) if kind == ItemType::Post.as_str() => true,
-            Some(AttributeValue::S(kind)) if kind == ItemType::Like.as_str() => false,
+        let kind = match item.get(keys::TYPE) {
+            Some(AttributeValue::S(kind)) if kind == ItemType::Post.as_str() => Tallied::Post,
+            Some(AttributeValue::S(kind)) if kind == ItemType::Like.as_str() => Tallied::Like,
+            Some(AttributeValue::S(kind)) if kind == ItemType::Delta.as_str() => Tallied::Delta,
             _ => return,
         };
         let in_view = item.contains_key(keys::GSI1PK);
@@ -88,11 +102,13 @@ impl Tallies {
             post: counted.post_id,
         };
         let tally = self.posts.entry(key).or_default();
-        if is_post {
-            tally.stored = Some(counted.like_count.unwrap_or(0));
-        } else {
-            tally.live += 1;
-            tally.in_view += i64::from(in_view);
+        match kind {
+            Tallied::Post => tally.stored = Some(counted.like_count.unwrap_or(0)),
+            Tallied::Like => {
+                tally.live += 1;
+                tally.in_view += i64::from(in_view);
+            }
+            Tallied::Delta => tally.pending += counted.delta.unwrap_or(0),
         }
     }
 
@@ -102,6 +118,7 @@ impl Tallies {
         for (key, theirs) in other.posts {
             let ours = self.posts.entry(key).or_default();
             ours.stored = ours.stored.or(theirs.stored);
+            ours.pending += theirs.pending;
             ours.live += theirs.live;
             ours.in_view += theirs.in_view;
         }
@@ -113,13 +130,14 @@ impl Tallies {
         self.posts
             .iter()
             .filter_map(|(key, t)| {
-                let stored = t.stored.unwrap_or(0);
-                (stored != t.live || t.in_view != t.live).then(|| Drift {
+                let counted = t.stored.unwrap_or(0) + t.pending;
+                (counted != t.live || t.in_view != t.live).then(|| Drift {
                     topic: key.topic.to_string(),
                     post_id: key.post.to_string(),
-                    stored,
+                    stored: t.stored.unwrap_or(0),
+                    pending: t.pending,
                     true_count: t.live,
-                    difference: stored - t.live,
+                    difference: counted - t.live,
                     in_view: t.in_view,
                 })
             })
@@ -205,13 +223,13 @@ pub async fn tally(
 /// The drift report as an aligned text table.
 pub(crate) fn drift_table(drift: &[Drift]) -> String {
     let mut out = format!(
-        "{:<12} {:<28} {:>8} {:>8} {:>10} {:>8}\n",
-        "topic", "post", "stored", "true", "difference", "in view"
+        "{:<12} {:<28} {:>8} {:>8} {:>8} {:>10} {:>8}\n",
+        "topic", "post", "stored", "pending", "true", "difference", "in view"
     );
     for d in drift {
         out.push_str(&format!(
-            "{:<12} {:<28} {:>8} {:>8} {:>+10} {:>8}\n",
-            d.topic, d.post_id, d.stored, d.true_count, d.difference, d.in_view
+            "{:<12} {:<28} {:>8} {:>8} {:>8} {:>+10} {:>8}\n",
+            d.topic, d.post_id, d.stored, d.pending, d.true_count, d.difference, d.in_view
         ));
     }
     out
@@ -291,5 +309,34 @@ mod tests {
             .find(|d| d.post_id == unstamped.to_string())
             .unwrap();
         assert_eq!((view_drift.difference, view_drift.in_view), (0, 1));
+    }
+
+    #[test]
+    fn pending_deltas_count_with_the_stored_counter() {
+        let (hot, behind) = (Ksuid::generate(), Ksuid::generate());
+        let delta = |post: Ksuid, delta: i64| {
+            contracts::items::Delta {
+                topic: "t".parse().unwrap(),
+                post_id: post,
+                delta_id: Ksuid::generate(),
+                delta,
+            }
+            .to_item()
+        };
+        let mut tallies = Tallies::default();
+        for item in [post(hot, 1), like("u1", hot, true), like("u2", hot, true)] {
+            tallies.add(item);
+        }
+        tallies.add(delta(hot, 2));
+        tallies.add(delta(hot, -1));
+        tallies.add(post(behind, 0));
+        tallies.add(like("u1", behind, true));
+        tallies.add(delta(behind, 2));
+        let drift = tallies.drift();
+        assert_eq!(drift.len(), 1, "1 stored + 1 pending = 2 live: no drift");
+        assert_eq!(
+            (drift[0].stored, drift[0].pending, drift[0].difference),
+            (0, 2, 1)
+        );
     }
 }

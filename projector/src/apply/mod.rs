@@ -14,8 +14,11 @@
 //! says; what still fails is reported as failed, so the caller re-delivers it, which is safe
 //! because every action is conditional (see [`crate::plan`]). When DynamoDB names a mark as
 //! throttled, its stamp may be what its post's GSI1 partition cannot take: the post's stamps
-//! leave the transaction before the retry, and the post is planned hot for [`HOT_MEMORY`]
-//! (see "Hot posts" in [`crate::plan`]).
+//! leave the transaction before the retry, and its view is planned hot for [`HOT_MEMORY`]
+//! (see "Hot views" in [`crate::plan`]). When the counter item itself conflicted with another
+//! transaction or throttled, the retry writes a delta instead, and the counter is planned hot
+//! for [`HOT_MEMORY`] (see "Hot counters"). Stamps are written only for likes whose
+//! counting did not fail: a like enters the likers view once it is counted.
 
 pub(crate) mod requests;
 
@@ -35,11 +38,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::plan::{CountTransaction, Plan, lanes};
+use crate::plan::{CountTransaction, HotPosts, Plan, lanes};
 pub use requests::Outcome;
 use requests::{
-    Screen, Settlement, drop_failed_conditions, record_outcome, screen_mark, throttled_marks,
-    transaction_items,
+    Screen, Settlement, contended_counters, drop_failed_conditions, record_outcome, screen_mark,
+    throttled_marks, transaction_items,
 };
 
 /// What applying a batch's plan did.
@@ -56,17 +59,37 @@ const CONCURRENCY: usize = 8;
 /// A quarantined record is cut to this many bytes (items hold 400 KB).
 const MAX_QUARANTINED_BYTES: usize = 300_000;
 
-/// How long a post stays hot after its view throttled a counting transaction.
+/// How long a post stays hot after DynamoDB struggled with its view or its counter.
 pub const HOT_MEMORY: Duration = Duration::from_secs(300);
+
+/// The least time between two folds of one post's deltas into its counter: the counter item
+/// is written at most ten times a second however many deltas wait (see "Hot counters" in
+/// [`crate::plan`]).
+pub const FOLD_SPACING: Duration = Duration::from_millis(100);
+
+/// A fold waits its turn on a counter that other invocations still write in one hop (until
+/// the fold marks it hot, or they meet a conflict of their own): it retries longer than other
+/// writes, within the deadline.
+const FOLD_RETRIES: Backoff = Backoff {
+    attempts: 32,
+    ..Backoff::STANDARD
+};
+
+/// When each hot post was last seen struggling, and last folded (this process's memory: a
+/// Lambda instance keeps it while warm; one post's deltas reach one invocation at a time).
+#[derive(Debug, Default)]
+struct HotMemory {
+    views: FxHashMap<PostId, Instant>,
+    counters: FxHashMap<PostId, Instant>,
+    folded: FxHashMap<PostId, Instant>,
+}
 
 /// The projector's writes to one table.
 #[derive(Clone, Debug)]
 pub struct Applier {
     client: Client,
     table: String,
-    /// Posts whose view throttled a counting transaction, and when (this process's memory:
-    /// a Lambda instance keeps it while warm).
-    throttled_views: Arc<Mutex<FxHashMap<PostId, Instant>>>,
+    hot: Arc<Mutex<HotMemory>>,
 }
 
 impl Applier {
@@ -74,23 +97,28 @@ impl Applier {
         Self {
             client,
             table: table.into(),
-            throttled_views: Arc::default(),
+            hot: Arc::default(),
         }
     }
 
-    /// Posts whose view throttled a counting transaction in the last [`HOT_MEMORY`]: plan
+    /// Posts whose view or counter DynamoDB struggled with in the last [`HOT_MEMORY`]: plan
     /// them hot.
-    pub(crate) fn hot_posts(&self) -> FxHashSet<PostId> {
-        let mut views = self.throttled_views();
-        views.retain(|_, at| at.elapsed() < HOT_MEMORY);
-        views.keys().copied().collect()
+    pub(crate) fn hot_posts(&self) -> HotPosts {
+        let mut hot = self.hot_memory();
+        let recent = |seen: &mut FxHashMap<PostId, Instant>| {
+            seen.retain(|_, at| at.elapsed() < HOT_MEMORY);
+            seen.keys().copied().collect()
+        };
+        hot.folded.retain(|_, at| at.elapsed() < FOLD_SPACING);
+        HotPosts {
+            views: recent(&mut hot.views),
+            counters: recent(&mut hot.counters),
+        }
     }
 
-    fn throttled_views(&self) -> std::sync::MutexGuard<'_, FxHashMap<PostId, Instant>> {
-        // A panic elsewhere cannot leave the map half-written: its writes are single inserts.
-        self.throttled_views
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn hot_memory(&self) -> std::sync::MutexGuard<'_, HotMemory> {
+        // A panic elsewhere cannot leave the maps half-written: their writes are single inserts.
+        self.hot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Apply a plan for a batch of `batch_len` records; `raw` gives a record's text for
@@ -157,6 +185,13 @@ impl Applier {
             }
             stamps.extend(settlement.stamps);
         }
+        // A like enters the view once counted: a failed count is re-delivered, stamp and all.
+        stamps.retain(|stamp| {
+            stamp
+                .records
+                .iter()
+                .all(|&position| outcomes[position] != Outcome::Failed)
+        });
 
         let stamped: Vec<(Vec<usize>, bool)> = stream::iter(stamps)
             .map(|stamp| async move {
@@ -229,29 +264,31 @@ impl Applier {
     /// Run one counting transaction to completion: drop what is already done, retry the rest,
     /// until `deadline`.
     async fn count(&self, mut transaction: CountTransaction, deadline: Deadline) -> Settlement {
-        let policy = Backoff::STANDARD;
+        let policy = if transaction.posts.iter().any(|p| !p.folds.is_empty()) {
+            FOLD_RETRIES
+        } else {
+            Backoff::STANDARD
+        };
         let mut settlement = Settlement::default();
         let mut attempt = 0;
         loop {
-            transaction
-                .posts
-                .retain(|p| !p.marks.is_empty() || !p.uncounts.is_empty());
+            transaction.posts.retain(|p| !p.is_empty());
             if transaction.posts.is_empty() {
                 return settlement;
             }
-            if deadline.passed() {
+            if deadline.run(self.fold_turn(&transaction)).await.is_none() || deadline.passed() {
                 settlement.fail_transaction(&transaction);
                 return settlement;
             }
-            let (items, actions) =
-                match transaction_items(&self.table, &transaction, Utc::now().timestamp()) {
-                    Ok(built) => built,
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not build a transaction");
-                        settlement.fail_transaction(&transaction);
-                        return settlement;
-                    }
-                };
+            let now = Utc::now().timestamp();
+            let (items, actions) = match transaction_items(&self.table, &transaction, now) {
+                Ok(built) => built,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not build a transaction");
+                    settlement.fail_transaction(&transaction);
+                    return settlement;
+                }
+            };
             let send = self
                 .client
                 .transact_write_items()
@@ -259,6 +296,11 @@ impl Applier {
                 .send();
             let failure = match deadline.run(send).await {
                 Some(Ok(_)) => {
+                    let mut hot = self.hot_memory();
+                    for count in transaction.posts.iter().filter(|p| !p.folds.is_empty()) {
+                        hot.folded.insert(count.post.post, Instant::now());
+                    }
+                    drop(hot);
                     settlement.commit_transaction(&transaction);
                     return settlement;
                 }
@@ -277,7 +319,12 @@ impl Applier {
                 _ => &[],
             };
             if reasons.iter().any(is_condition_failed) {
-                drop_failed_conditions(&mut transaction, &actions, reasons, &mut settlement);
+                let hot_before = settlement.hot_counters.len();
+                drop_failed_conditions(&mut transaction, &actions, reasons, now, &mut settlement);
+                let mut hot = self.hot_memory();
+                for post in &settlement.hot_counters[hot_before..] {
+                    hot.counters.insert(*post, Instant::now());
+                }
                 continue;
             }
             for p in throttled_marks(&actions, reasons) {
@@ -285,9 +332,20 @@ impl Applier {
                 let stamps = count.split_stamps();
                 if !stamps.is_empty() {
                     tracing::warn!(post = %count.post.post, "a post's view throttled counting: planned hot for a while");
-                    self.throttled_views()
+                    self.hot_memory()
+                        .views
                         .insert(count.post.post, Instant::now());
                     settlement.stamps.extend(stamps);
+                }
+            }
+            for p in contended_counters(&actions, reasons) {
+                let count = &mut transaction.posts[p];
+                if count.folds.is_empty() {
+                    tracing::info!(post = %count.post.post, "a post's counter is contended: counted through deltas for a while");
+                    self.hot_memory()
+                        .counters
+                        .insert(count.post.post, Instant::now());
+                    count.via_delta = true;
                 }
             }
             attempt += 1;
@@ -300,6 +358,24 @@ impl Applier {
                 settlement.fail_transaction(&transaction);
                 return settlement;
             }
+        }
+    }
+
+    /// Wait until the transaction's folds may write their counters: [`FOLD_SPACING`] after
+    /// each post's last fold.
+    async fn fold_turn(&self, transaction: &CountTransaction) {
+        let turn = {
+            let hot = self.hot_memory();
+            transaction
+                .posts
+                .iter()
+                .filter(|p| !p.folds.is_empty())
+                .filter_map(|p| hot.folded.get(&p.post.post))
+                .map(|last| *last + FOLD_SPACING)
+                .max()
+        };
+        if let Some(turn) = turn {
+            tokio::time::sleep_until(turn.into()).await;
         }
     }
 

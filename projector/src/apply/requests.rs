@@ -4,9 +4,11 @@
 
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
-use contracts::counting::{self, LikeState};
+use contracts::counting::{self, CounterState, LikeState};
 use contracts::dynamo::is_condition_failed;
-use contracts::items::Item;
+use contracts::items::{Delta, Item};
+use contracts::keys::Ksuid;
+use contracts::keys::PostId;
 
 use crate::plan::{CountTransaction, Mark, PostCount, Stamp};
 
@@ -42,12 +44,16 @@ pub fn record_outcome(outcomes: &mut [Outcome], records: &[usize], outcome: Outc
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Counter(usize),
+    /// The new delta of a hot counter, in the counter's place.
+    Delta(usize),
     Mark(usize, usize),
     Uncount(usize, usize),
+    Fold(usize, usize),
 }
 
 /// The items of a counting transaction, and which action each one is. `now_secs` dates the
-/// tombstones.
+/// tombstones; each delta written gets a fresh id (a retry after an unknown outcome cannot
+/// count twice: the marks it carries are then counted, and dropped).
 pub fn transaction_items(
     table: &str,
     transaction: &CountTransaction,
@@ -56,15 +62,33 @@ pub fn transaction_items(
     let mut items = Vec::with_capacity(transaction.actions());
     let mut actions = Vec::with_capacity(transaction.actions());
     for (p, count) in transaction.posts.iter().enumerate() {
-        // The counter update is there even when the delta is zero: its new version tells
-        // `rebuild` that the post's counted likes changed.
-        let counter = counting::move_counter(&count.post.topic, count.post.post, count.delta());
-        items.push(
-            TransactWriteItem::builder()
-                .update(counter.to_update(table)?)
-                .build(),
-        );
-        actions.push(Action::Counter(p));
+        // The counter update (or delta) is there even when the move is zero: its new version
+        // tells `rebuild` that the post's counted likes changed.
+        if count.via_delta {
+            let delta = Delta {
+                topic: count.post.topic.clone(),
+                post_id: count.post.post,
+                delta_id: Ksuid::generate(),
+                delta: count.delta(),
+            };
+            let put = counting::put_delta(&delta).to_put(table)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            actions.push(Action::Delta(p));
+        } else {
+            let (topic, post) = (&count.post.topic, count.post.post);
+            let counter = if count.folds.is_empty() {
+                counting::move_cold_counter(topic, post, count.delta(), now_secs)
+            } else {
+                let hot_until = now_secs + super::HOT_MEMORY.as_secs() as i64;
+                counting::fold_into_counter(topic, post, count.delta(), hot_until)
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .update(counter.to_update(table)?)
+                    .build(),
+            );
+            actions.push(Action::Counter(p));
+        }
         for (m, mark) in count.marks.iter().enumerate() {
             // A failed condition returns the item as it was: screening it tells why.
             let update = counting::count_like(&mark.like, mark.stamp).to_update(table)?;
@@ -75,6 +99,12 @@ pub fn transaction_items(
             let put = counting::tombstone(&uncount.like, now_secs).to_put(table)?;
             items.push(TransactWriteItem::builder().put(put).build());
             actions.push(Action::Uncount(p, u));
+        }
+        for (f, fold) in count.folds.iter().enumerate() {
+            let delete =
+                counting::fold_delta(fold.delta.post_id, fold.delta.delta_id).to_delete(table)?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+            actions.push(Action::Fold(p, f));
         }
     }
     Ok((items, actions))
@@ -112,6 +142,8 @@ pub struct Settlement {
     /// Likes found counted but not stamped (a run that crashed between count and stamp), and
     /// stamps taken out of marks whose view throttled.
     pub stamps: Vec<Stamp>,
+    /// Posts found counted through deltas (a fold marked their counter hot).
+    pub hot_counters: Vec<PostId>,
 }
 
 impl Settlement {
@@ -179,30 +211,61 @@ pub fn throttled_marks(actions: &[Action], reasons: &[CancellationReason]) -> Ve
     posts
 }
 
+/// The posts (indexes in the transaction) whose counter item DynamoDB cancelled the
+/// transaction over, conflicting with another transaction or throttled: hot counters.
+pub fn contended_counters(actions: &[Action], reasons: &[CancellationReason]) -> Vec<usize> {
+    actions
+        .iter()
+        .zip(reasons)
+        .filter(|(_, reason)| {
+            matches!(
+                reason.code(),
+                Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
+            )
+        })
+        .filter_map(|(action, _)| match action {
+            Action::Counter(p) => Some(*p),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Remove from `transaction` the actions whose condition failed, settling why: a mark or
-/// tombstone already there (its like counted or gone), or a post that does not exist
-/// (nothing of it counts). What is left may be sent again.
+/// tombstone already there (its like counted or gone), a delta already folded, or a post that
+/// does not exist (nothing of it counts). A counter found hot at `now_secs` is moved through a
+/// delta instead. What is left may be sent again.
 pub fn drop_failed_conditions(
     transaction: &mut CountTransaction,
     actions: &[Action],
     reasons: &[CancellationReason],
+    now_secs: i64,
     settlement: &mut Settlement,
 ) {
     let failed = |i: usize| reasons.get(i).is_some_and(is_condition_failed);
     let mut missing_posts = Vec::new();
     let mut done_marks = Vec::new();
     let mut done_uncounts = Vec::new();
+    let mut done_folds = Vec::new();
     for (i, action) in actions.iter().enumerate() {
         if !failed(i) {
             continue;
         }
         match *action {
-            Action::Counter(p) => {
-                let count = &transaction.posts[p];
-                tracing::error!(post = %count.post.post, "likes of a post that does not exist: not counted");
-                settlement.settle_post(count, Outcome::Ignored);
-                missing_posts.push(p);
-            }
+            Action::Counter(p) => match CounterState::of(reasons[i].item(), now_secs) {
+                CounterState::Missing => {
+                    let count = &transaction.posts[p];
+                    tracing::error!(post = %count.post.post, "likes of a post that does not exist: not counted");
+                    settlement.settle_post(count, Outcome::Ignored);
+                    missing_posts.push(p);
+                }
+                CounterState::Hot { .. } => {
+                    let count = &mut transaction.posts[p];
+                    count.via_delta = true;
+                    settlement.hot_counters.push(count.post.post);
+                }
+                // Cold again since: the retry moves it.
+                CounterState::Cold => {}
+            },
             Action::Mark(p, m) => {
                 // The item as it was when the condition failed (`ALL_OLD`).
                 let mark = &transaction.posts[p].marks[m];
@@ -215,6 +278,13 @@ pub fn drop_failed_conditions(
                 settlement.outcomes.push((records, Outcome::Redundant));
                 done_uncounts.push((p, u));
             }
+            Action::Fold(p, f) => {
+                let records = transaction.posts[p].folds[f].records.clone();
+                settlement.outcomes.push((records, Outcome::Redundant));
+                done_folds.push((p, f));
+            }
+            // A fresh id that exists already: the retry gets another.
+            Action::Delta(_) => {}
         }
     }
     let posts = std::mem::take(&mut transaction.posts);
@@ -224,6 +294,7 @@ pub fn drop_failed_conditions(
         }
         count.marks = keep(count.marks, |m| !done_marks.contains(&(p, m)));
         count.uncounts = keep(count.uncounts, |u| !done_uncounts.contains(&(p, u)));
+        count.folds = keep(count.folds, |f| !done_folds.contains(&(p, f)));
         transaction.posts.push(count);
     }
 }
@@ -244,7 +315,7 @@ mod tests {
     use contracts::items::{LikeRef, attr};
     use contracts::keys::{self, Ksuid};
 
-    use crate::plan::{PostRef, Uncount};
+    use crate::plan::{Fold, PostRef, Uncount};
 
     fn s(text: &str) -> AttributeValue {
         AttributeValue::S(text.into())
@@ -293,11 +364,15 @@ mod tests {
                     post: post(1),
                     marks: vec![mark(true, 0), mark(true, 1)],
                     uncounts: vec![uncount],
+                    folds: Vec::new(),
+                    via_delta: false,
                 },
                 PostCount {
                     post: post(2),
                     marks: vec![mark(true, 2)],
                     uncounts: Vec::new(),
+                    folds: Vec::new(),
+                    via_delta: false,
                 },
             ],
         }
@@ -336,6 +411,121 @@ mod tests {
         assert!(items[3].put().is_some(), "an uncount is a tombstone put");
     }
 
+    fn fold(record: usize, delta: i64) -> Fold {
+        Fold {
+            records: vec![record],
+            delta: Delta {
+                topic: "t".parse().unwrap(),
+                post_id: Ksuid::generate(),
+                delta_id: Ksuid::generate(),
+                delta,
+            },
+        }
+    }
+
+    #[test]
+    fn a_hot_counter_writes_a_delta_and_a_fold_deletes_what_it_adds() {
+        let mut transaction = transaction();
+        transaction.posts[0].via_delta = true;
+        transaction.posts[1].marks.clear();
+        transaction.posts[1].folds = vec![fold(5, 40), fold(6, -1)];
+        let (items, actions) = transaction_items("t", &transaction, 0).unwrap();
+        assert_eq!(
+            actions,
+            vec![
+                Action::Delta(0),
+                Action::Mark(0, 0),
+                Action::Mark(0, 1),
+                Action::Uncount(0, 0),
+                Action::Counter(1),
+                Action::Fold(1, 0),
+                Action::Fold(1, 1),
+            ]
+        );
+        let delta = items[0].put().unwrap().item();
+        assert_eq!(delta[attr::DELTA], AttributeValue::N("1".into()));
+        assert_eq!(delta[keys::TYPE], s("Delta"));
+        let counter = items[4].update().unwrap();
+        assert_eq!(
+            counter.expression_attribute_values().unwrap()[":delta"],
+            AttributeValue::N("39".into()),
+            "the folded deltas' sum"
+        );
+        let reasons: Vec<_> = (0..7)
+            .map(|i| match i {
+                5 => reason(contracts::dynamo::CONDITION_FAILED),
+                _ => reason("None"),
+            })
+            .collect();
+        let mut settlement = Settlement::default();
+        drop_failed_conditions(&mut transaction, &actions, &reasons, 0, &mut settlement);
+        assert_eq!(settlement.outcomes, vec![(vec![5], Outcome::Redundant)]);
+        assert_eq!(
+            transaction.posts[1].delta(),
+            -1,
+            "an already folded delta is dropped"
+        );
+    }
+
+    #[test]
+    fn a_counter_a_fold_marked_hot_is_moved_through_a_delta_on_retry() {
+        let mut transaction = transaction();
+        let (_, actions) = transaction_items("t", &transaction, 1_000).unwrap();
+        let post = |until: i64| {
+            Item::from([
+                (keys::PK.to_owned(), s("TOPIC#t")),
+                (
+                    attr::HOT_UNTIL.to_owned(),
+                    AttributeValue::N(until.to_string()),
+                ),
+            ])
+        };
+        let failed = |item: Item| {
+            CancellationReason::builder()
+                .code(contracts::dynamo::CONDITION_FAILED)
+                .set_item(Some(item))
+                .build()
+        };
+        let mut reasons: Vec<_> = (0..actions.len()).map(|_| reason("None")).collect();
+        reasons[0] = failed(post(1_200));
+        reasons[4] = failed(post(900));
+        let mut settlement = Settlement::default();
+        drop_failed_conditions(&mut transaction, &actions, &reasons, 1_000, &mut settlement);
+        assert_eq!(transaction.posts.len(), 2, "both posts exist");
+        assert!(transaction.posts[0].via_delta, "hot until after now");
+        assert!(
+            !transaction.posts[1].via_delta,
+            "hot until before now: cold again"
+        );
+        assert_eq!(
+            settlement.hot_counters,
+            vec![transaction.posts[0].post.post]
+        );
+        assert!(
+            settlement.outcomes.is_empty(),
+            "nothing settled: all is retried"
+        );
+    }
+
+    #[test]
+    fn a_counter_that_conflicted_or_throttled_is_contended() {
+        let actions = [
+            Action::Counter(0),
+            Action::Mark(0, 0),
+            Action::Counter(1),
+            Action::Delta(2),
+            Action::Counter(3),
+        ];
+        let reasons = [
+            reason("TransactionConflict"),
+            reason("TransactionConflict"),
+            reason("None"),
+            reason("TransactionConflict"),
+            reason("ThrottlingError"),
+        ];
+        assert_eq!(contended_counters(&actions, &reasons), vec![0, 3]);
+    }
+
     #[test]
     fn failed_conditions_leave_only_what_may_still_succeed() {
         let mut transaction = transaction();
@@ -353,7 +543,7 @@ mod tests {
             reason("None"),
         ];
         let mut settlement = Settlement::default();
-        drop_failed_conditions(&mut transaction, &actions, &reasons, &mut settlement);
+        drop_failed_conditions(&mut transaction, &actions, &reasons, 0, &mut settlement);
         // Post 2 does not exist: all of it is ignored and it leaves the transaction.
         assert_eq!(transaction.posts.len(), 1);
         assert_eq!(

@@ -67,6 +67,9 @@ struct ShardArgs {
     /// Likes, one per user.
     #[arg(long, default_value_t = 10_000)]
     likes: usize,
+    /// Likes written per second while the projection runs.
+    #[arg(long, default_value_t = 1_000.0)]
+    rate: f64,
     /// Share of the likes on the hot post.
     #[arg(long, default_value_t = 0.3)]
     hot_share: f64,
@@ -79,24 +82,38 @@ struct ShardArgs {
     /// Records per batch.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
+    /// Lambda's batching window, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    batching_window_ms: u64,
     /// Write the figures into this JSON file (its `multiShardSimulation` member).
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
-/// Run the simulation on a DynamoDB Local of its own; print the figures, and merge them into
-/// `--json`.
+/// Run the simulation twice, each on a DynamoDB Local of its own: the viral load, and the same
+/// number of likes with no hot post (the lag the other posts would have without it). Print the
+/// figures, and merge them into `--json`.
 async fn shards(args: ShardArgs) {
-    let dynamodb = LocalInstance::start(None);
-    let table = bench::TestTable::on(&dynamodb.endpoint()).await;
-    let load = bench::shards::ViralLoad::write(&table, args.likes, 20, args.hot_share).await;
     let settings = bench::shards::ShardSettings {
         shards: args.shards,
         parallelization: args.parallelization,
         batch_size: args.batch_size,
+        batching_window: Duration::from_millis(args.batching_window_ms),
     };
-    let figures = bench::shards::simulate(&table, &load, settings).await;
-    let figures = serde_json::to_value(&figures).expect("figures serialize");
+    let run = |hot_share: f64| async move {
+        let dynamodb = LocalInstance::start(None);
+        let table = bench::TestTable::on(&dynamodb.endpoint()).await;
+        let load = bench::shards::ViralLoad::new(args.likes, 20, hot_share);
+        bench::shards::simulate(&table, &load, settings, args.rate).await
+    };
+    let viral = run(args.hot_share).await;
+    let even = run(0.0).await;
+    let ratio = viral.other_posts_lag_p99_ms / even.other_posts_lag_p99_ms.max(1.0);
+    let figures = serde_json::json!({
+        "viral": viral,
+        "evenlySpread": even,
+        "otherPostsLagP99Ratio": ratio,
+    });
     println!("{}", serde_json::to_string_pretty(&figures).expect("JSON"));
     if let Some(path) = &args.json {
         let mut document: serde_json::Value = std::fs::read_to_string(path)
@@ -105,7 +122,7 @@ async fn shards(args: ShardArgs) {
             .unwrap_or_else(|| serde_json::json!({}));
         document["multiShardSimulation"] = serde_json::json!({
             "what": "simulated: DynamoDB Local behind the contention model (bench::contention), \
-                     stream shards virtual (bench::shards)",
+                     stream shards virtual and tailed live (bench::shards)",
             "design": "the projection as of this run",
             "figures": figures,
         });
