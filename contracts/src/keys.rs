@@ -7,16 +7,17 @@
 //! | User      | `USER#<id>`      | `USER#<id>`        |                 |                  |
 //! | Like      | `USER#<id>`      | `LIKE#<ksuid>`     | `POST#<ksuid>`* | `LIKE#<id>`*     |
 //! | Tombstone | `TOMB#<likeId>`  | `TOMB#<likeId>`    |                 |                  |
-//! | Delta     | `DELTA#<postKsuid>` | `DELTA#<ksuid>` |                 |                  |
+//! | Delta     | `DELTA#<postKsuid>#<k>` | `DELTA#<ksuid>` |             |                  |
 //! | Checkpoint| `CHECKPOINT#<stream>` | `SHARD#<shard>` |              |                  |
 //! | Quarantine| `QUARANTINE#records` | `SEQ#<sequence>#<eventID>` |               |                  |
 //!
 //! (*) stamped by the projector (or written by the transactional writer), never by the
 //! stream-mode writer: a hot post's GSI1 partition must stay off the request path.
 //!
-//! A delta is a hot post's counted change not yet in its counter: every delta of a post
-//! shares a partition key of the post's own, so the stream hands them, in order, to one
-//! invocation at a time (see `projector::plan`, "Hot counters").
+//! A delta is a hot post's counted change not yet in its counter. A post's deltas spread over
+//! [`DELTA_PARTITIONS`] partition keys of its own (`k` from the delta's id), so the stream
+//! hands each key's deltas, in order, to one invocation at a time, and together they take four
+//! partitions' write units (see `projector::plan`, "Hot counters").
 //!
 //! The identifier newtypes validate on construction, so a key built from them always parses
 //! back, and no identifier can smuggle a `#` into a key.
@@ -234,7 +235,8 @@ pub enum ItemKey {
     User(UserId),
     Like(UserId, PostId),
     Tombstone(LikeId),
-    /// A hot post's counted change waiting to be folded into its counter: post, delta id.
+    /// A hot post's counted change waiting to be folded into its counter: post, delta id
+    /// (which also picks its partition, [`delta_partition_of`]).
     Delta(PostId, Ksuid),
     Checkpoint {
         stream: String,
@@ -257,7 +259,10 @@ impl ItemKey {
             ItemKey::User(u) => (format!("{USER}{u}"), format!("{USER}{u}")),
             ItemKey::Like(u, p) => (format!("{USER}{u}"), format!("{LIKE}{p}")),
             ItemKey::Tombstone(l) => (format!("{TOMB}{l}"), format!("{TOMB}{l}")),
-            ItemKey::Delta(p, d) => (delta_partition(p), format!("{DELTA}{d}")),
+            ItemKey::Delta(p, d) => (
+                delta_partition(p, delta_partition_of(d)),
+                format!("{DELTA}{d}"),
+            ),
             ItemKey::Checkpoint { stream, shard } => {
                 (format!("{CHECKPOINT}{stream}"), format!("{SHARD}{shard}"))
             }
@@ -295,7 +300,14 @@ impl ItemKey {
             (USER, USER) if pk_id == sk_id => ItemKey::User(pk_id.parse()?),
             (USER, LIKE) => ItemKey::Like(pk_id.parse()?, sk_id.parse()?),
             (TOMB, TOMB) if pk_id == sk_id => ItemKey::Tombstone(pk_id.parse()?),
-            (DELTA, DELTA) => ItemKey::Delta(pk_id.parse()?, sk_id.parse()?),
+            (DELTA, DELTA) => {
+                let (post, k) = pk_id.rsplit_once('#').ok_or_else(unknown)?;
+                let (post, id): (PostId, Ksuid) = (post.parse()?, sk_id.parse()?);
+                if k != delta_partition_of(&id).to_string() {
+                    return Err(unknown());
+                }
+                ItemKey::Delta(post, id)
+            }
             (CHECKPOINT, SHARD) => ItemKey::Checkpoint {
                 stream: pk_id.to_owned(),
                 shard: sk_id.to_owned(),
@@ -343,9 +355,17 @@ pub fn user_partition(user: &UserId) -> String {
     ItemKey::User(user.clone()).key().pk
 }
 
-/// The partition key of a post's pending deltas.
-pub fn delta_partition(post: &PostId) -> String {
-    format!("{DELTA}{post}")
+/// How many partition keys a post's deltas spread over.
+pub const DELTA_PARTITIONS: u8 = 4;
+
+/// Which of its post's delta partitions a delta goes to: from the random end of its id.
+pub fn delta_partition_of(delta: &Ksuid) -> u8 {
+    delta.as_str().as_bytes()[KSUID_LEN - 1] % DELTA_PARTITIONS
+}
+
+/// The partition key of a post's pending deltas number `k`.
+pub fn delta_partition(post: &PostId, k: u8) -> String {
+    format!("{DELTA}{post}#{k}")
 }
 
 /// The GSI1 partition key of a post's collection (the post and its stamped likes).

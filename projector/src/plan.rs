@@ -60,12 +60,16 @@
 //! added to the counter in the same transaction that deletes it, and a delete conditioned on
 //! existence succeeds once, so a re-delivered, replayed or concurrent fold of it is dropped as
 //! redundant. At every moment the counter plus the post's pending deltas is its counted likes,
-//! which is what `verify` and `rebuild` read. The counter is written once per fold, folds of
-//! one post never overlap (one invocation at a time holds its deltas), and `apply` spaces one
-//! post's folds [`FOLD_SPACING`](crate::apply::FOLD_SPACING) apart: at most ten counter
-//! writes a second, whatever the number of shards and likes, while a fold of 99 deltas every
-//! 100 ms outpaces what the delta partition can be written at (about 250 deltas/s: a put and
-//! a delete of two write units each in its 1,000 write units/s).
+//! which is what `verify` and `rebuild` read.
+//!
+//! The counter is written once per fold. A post's deltas spread over four partition keys
+//! (`DELTA#<post>#<k>`, `k` from the delta's id), each held by one invocation at a time, and
+//! the four take turns on the counter in 100 ms slots of the wall clock
+//! ([`fold_slot`](crate::apply::fold_slot)): at most ten counter writes a second whatever the
+//! number of shards and likes, without overlap while clocks agree. A delta costs a put and a
+//! delete of two write units each, so one partition takes about 250 deltas a second and the
+//! four about 1,000 (a delta per hot counting transaction, i.e. per lane's batch); a fold of 99
+//! deltas per slot of its partition folds up to about 250 a second each.
 //!
 //! A counter is hot when DynamoDB cancelled a counting transaction over it (a conflict or a
 //! throttle on the counter item: apply notices and switches the retry to a delta at once), or
@@ -75,6 +79,7 @@
 
 use contracts::change::{Change, Decoded, IgnoreReason, LikeRef, Undecodable};
 use contracts::items::Delta;
+use contracts::keys::delta_partition_of;
 use contracts::keys::{LikeId, PostId, TopicSlug, UserId};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -387,12 +392,20 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &HotPosts) -> Plan {
     plan
 }
 
-/// A post's pending deltas in folds of at most [`MAX_CHANGES_PER_TRANSACTION`].
-fn fold_chunks(post: &PostRef, folds: Vec<Fold>) -> Vec<PostCount> {
+/// A post's pending deltas in folds of at most [`MAX_CHANGES_PER_TRANSACTION`], each of one
+/// delta partition (which decides its turn on the counter).
+fn fold_chunks(post: &PostRef, mut folds: Vec<Fold>) -> Vec<PostCount> {
+    folds.sort_by_key(|f| delta_partition_of(&f.delta.delta_id));
     let mut counts: Vec<PostCount> = Vec::new();
     for fold in folds {
+        let k = delta_partition_of(&fold.delta.delta_id);
         match counts.last_mut() {
-            Some(count) if count.actions() < MAX_TRANSACTION_ACTIONS => count.folds.push(fold),
+            Some(count)
+                if count.actions() < MAX_TRANSACTION_ACTIONS
+                    && delta_partition_of(&count.folds[0].delta.delta_id) == k =>
+            {
+                count.folds.push(fold)
+            }
             _ => counts.push(PostCount {
                 folds: vec![fold],
                 ..PostCount::new(post)
@@ -674,10 +687,26 @@ mod tests {
             .flat_map(|t| &t.posts)
             .filter(|p| !p.folds.is_empty())
             .collect();
+        let partitions = |count: &PostCount| -> HashSet<u8> {
+            count
+                .folds
+                .iter()
+                .map(|f| delta_partition_of(&f.delta.delta_id))
+                .collect()
+        };
+        assert!(
+            folds.iter().all(|f| partitions(f).len() == 1),
+            "a fold takes one delta partition's turn"
+        );
+        let hot_partitions: HashSet<u8> = folds
+            .iter()
+            .filter(|f| f.post.post == hot)
+            .flat_map(|f| partitions(f))
+            .collect();
         assert_eq!(
-            folds.len(),
-            3,
-            "150 deltas: two folds, and the other post's"
+            folds.iter().filter(|f| f.post.post == hot).count(),
+            hot_partitions.len(),
+            "150 deltas over four partitions: one fold each"
         );
         assert!(folds.iter().all(|f| !f.via_delta && f.marks.is_empty()));
         assert!(folds.iter().all(|f| f.actions() <= MAX_TRANSACTION_ACTIONS));

@@ -402,35 +402,38 @@ impl Rebuild {
     /// The sum of the post's pending deltas, read consistently.
     async fn pending(&self, post: &PostRef) -> Result<i64, Error> {
         let mut total = 0i64;
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.settings.scan.table)
-                .key_condition_expression("#pk = :pk")
-                .projection_expression("#delta")
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_names("#delta", attr::DELTA)
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::delta_partition(&post.post)),
-                )
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| Error::dynamo("Query", e))?;
-            total += out
-                .items()
-                .iter()
-                .filter_map(|item| item.get(attr::DELTA)?.as_n().ok()?.parse::<i64>().ok())
-                .sum::<i64>();
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(total);
+        for k in 0..keys::DELTA_PARTITIONS {
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.settings.scan.table)
+                    .key_condition_expression("#pk = :pk")
+                    .projection_expression("#delta")
+                    .expression_attribute_names("#pk", keys::PK)
+                    .expression_attribute_names("#delta", attr::DELTA)
+                    .expression_attribute_values(
+                        ":pk",
+                        AttributeValue::S(keys::delta_partition(&post.post, k)),
+                    )
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| Error::dynamo("Query", e))?;
+                total += out
+                    .items()
+                    .iter()
+                    .filter_map(|item| item.get(attr::DELTA)?.as_n().ok()?.parse::<i64>().ok())
+                    .sum::<i64>();
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
             }
         }
+        Ok(total)
     }
 
     async fn counter(&self, post: &PostRef) -> Result<(Option<i64>, Option<String>), Error> {

@@ -32,7 +32,7 @@ use contracts::change::{LikeRef, Undecodable};
 use contracts::counting;
 use contracts::dynamo::{Backoff, Failure, batch_get, is_condition_failed};
 use contracts::items::{Entity, Item, Quarantined, key_of};
-use contracts::keys::{ItemKey, PostId};
+use contracts::keys::{DELTA_PARTITIONS, ItemKey, PostId, delta_partition_of};
 use futures_util::{StreamExt, stream};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -62,10 +62,7 @@ const MAX_QUARANTINED_BYTES: usize = 300_000;
 /// How long a post stays hot after DynamoDB struggled with its view or its counter.
 pub const HOT_MEMORY: Duration = Duration::from_secs(300);
 
-/// The least time between two folds of one post's deltas into its counter: the counter item
-/// is written at most ten times a second however many deltas wait (see "Hot counters" in
-/// [`crate::plan`]).
-pub const FOLD_SPACING: Duration = Duration::from_millis(100);
+pub use requests::{FOLD_SLOT, fold_slot};
 
 /// A fold waits its turn on a counter that other invocations still write in one hop (until
 /// the fold marks it hot, or they meet a conflict of their own): it retries longer than other
@@ -81,7 +78,8 @@ const FOLD_RETRIES: Backoff = Backoff {
 struct HotMemory {
     views: FxHashMap<PostId, Instant>,
     counters: FxHashMap<PostId, Instant>,
-    folded: FxHashMap<PostId, Instant>,
+    /// The slot of each delta partition's last fold.
+    folded: FxHashMap<(PostId, u8), u64>,
 }
 
 /// The projector's writes to one table.
@@ -109,7 +107,9 @@ impl Applier {
             seen.retain(|_, at| at.elapsed() < HOT_MEMORY);
             seen.keys().copied().collect()
         };
-        hot.folded.retain(|_, at| at.elapsed() < FOLD_SPACING);
+        let now = requests::slot_of(Utc::now().timestamp_millis());
+        hot.folded
+            .retain(|_, slot| *slot + 2 * u64::from(DELTA_PARTITIONS) > now);
         HotPosts {
             views: recent(&mut hot.views),
             counters: recent(&mut hot.counters),
@@ -296,11 +296,6 @@ impl Applier {
                 .send();
             let failure = match deadline.run(send).await {
                 Some(Ok(_)) => {
-                    let mut hot = self.hot_memory();
-                    for count in transaction.posts.iter().filter(|p| !p.folds.is_empty()) {
-                        hot.folded.insert(count.post.post, Instant::now());
-                    }
-                    drop(hot);
                     settlement.commit_transaction(&transaction);
                     return settlement;
                 }
@@ -361,21 +356,27 @@ impl Applier {
         }
     }
 
-    /// Wait until the transaction's folds may write their counters: [`FOLD_SPACING`] after
-    /// each post's last fold.
+    /// Wait for the slot in which the transaction's fold may write its counter (see
+    /// [`fold_slot`]), and take it.
     async fn fold_turn(&self, transaction: &CountTransaction) {
-        let turn = {
-            let hot = self.hot_memory();
-            transaction
-                .posts
-                .iter()
-                .filter(|p| !p.folds.is_empty())
-                .filter_map(|p| hot.folded.get(&p.post.post))
-                .map(|last| *last + FOLD_SPACING)
-                .max()
+        let Some((post, k)) = transaction.posts.iter().find_map(|p| {
+            Some((
+                p.post.post,
+                delta_partition_of(&p.folds.first()?.delta.delta_id),
+            ))
+        }) else {
+            return;
         };
-        if let Some(turn) = turn {
-            tokio::time::sleep_until(turn.into()).await;
+        let now = Utc::now().timestamp_millis();
+        let slot = {
+            let mut hot = self.hot_memory();
+            let slot = fold_slot(now, k, hot.folded.get(&(post, k)).copied());
+            hot.folded.insert((post, k), slot);
+            slot
+        };
+        let wait = requests::slot_start(slot) - now;
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         }
     }
 

@@ -8,9 +8,45 @@ use contracts::counting::{self, CounterState, LikeState};
 use contracts::dynamo::is_condition_failed;
 use contracts::items::{Delta, Item};
 use contracts::keys::Ksuid;
-use contracts::keys::PostId;
+use contracts::keys::{DELTA_PARTITIONS, PostId};
+use std::time::Duration;
 
 use crate::plan::{CountTransaction, Mark, PostCount, Stamp};
+
+/// The time a hot counter's folds take turns in: each slot is one delta partition's, round
+/// robin, so a post's counter is written at most once a slot, ten times a second.
+pub const FOLD_SLOT: Duration = Duration::from_millis(100);
+/// How far into its slot a fold may still start: the rest of the slot is for its transaction
+/// to finish before the next partition's turn.
+const FOLD_START_WITHIN: i64 = 40;
+
+/// The slot (counted from the epoch) that the wall clock `now_ms` is in.
+pub fn slot_of(now_ms: i64) -> u64 {
+    (now_ms.max(0) / FOLD_SLOT.as_millis() as i64) as u64
+}
+
+/// When a slot starts, in epoch milliseconds.
+pub fn slot_start(slot: u64) -> i64 {
+    slot as i64 * FOLD_SLOT.as_millis() as i64
+}
+
+/// The slot in which a fold of delta partition `k` may write its post's counter, at `now_ms`
+/// and after its previous fold's slot `last`: the first slot of `k` (slot number ≡ `k` modulo
+/// [`DELTA_PARTITIONS`]) that has not started more than [`FOLD_START_WITHIN`] ago. With the
+/// invocations' clocks in step (Lambda's are kept to milliseconds), the folds of a post's
+/// partitions never overlap on its counter; if clocks drift apart, they conflict and retry.
+pub fn fold_slot(now_ms: i64, k: u8, last: Option<u64>) -> u64 {
+    let period = u64::from(DELTA_PARTITIONS);
+    let mut slot = slot_of(now_ms - FOLD_START_WITHIN);
+    if now_ms - slot_start(slot) > FOLD_START_WITHIN {
+        slot += 1;
+    }
+    slot += (u64::from(k) + period - slot % period) % period;
+    if let Some(last) = last.filter(|last| *last >= slot) {
+        slot = last + period;
+    }
+    slot
+}
 
 /// What happened to one record of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -505,6 +541,26 @@ mod tests {
             settlement.outcomes.is_empty(),
             "nothing settled: all is retried"
         );
+    }
+
+    #[test]
+    fn folds_take_the_slots_of_their_partition_in_turn() {
+        // Slots of 100 ms; partition 2's are 2, 6, 10, ...
+        assert_eq!(fold_slot(200, 2, None), 2, "its slot, just begun");
+        assert_eq!(fold_slot(230, 2, None), 2, "early enough in it");
+        assert_eq!(fold_slot(250, 2, None), 6, "too late in it: the next one");
+        assert_eq!(fold_slot(0, 2, None), 2);
+        assert_eq!(fold_slot(310, 2, None), 6);
+        assert_eq!(fold_slot(200, 2, Some(2)), 6, "one fold a slot");
+        assert_eq!(fold_slot(200, 3, None), 3);
+        for now in (0..2_000).step_by(7) {
+            for k in 0..DELTA_PARTITIONS {
+                let slot = fold_slot(now, k, None);
+                assert_eq!(slot % u64::from(DELTA_PARTITIONS), u64::from(k));
+                assert!(slot_start(slot) >= now - FOLD_START_WITHIN, "{now} {k}");
+                assert!(slot_start(slot) < now + 500, "within one round: {now} {k}");
+            }
+        }
     }
 
     #[test]

@@ -16,14 +16,14 @@ async fn a_batch_stops_at_its_deadline_and_re_delivery_counts_the_rest() {
     let table = TestTable::new().await;
     let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
     // One post with more likes than one transaction holds, behind a DynamoDB answering every
-    // request in 400 ms: screening, counting and stamping cannot all finish in time.
+    // request in a second: screening, counting and stamping cannot all finish in time.
     let post = writer.create_post("t", "hot").await;
     for user in 0..300 {
         writer.like("t", &post, &format!("u{user}")).await;
     }
     let records = bench::app::stream_records(&table).await;
 
-    let proxy = SlowProxy::start(&table.endpoint, Duration::from_millis(400)).await;
+    let proxy = SlowProxy::start(&table.endpoint, Duration::from_millis(1000)).await;
     let slow = bench::app::client_at(&proxy.endpoint).await;
     let projector = Projector::new(Applier::new(slow, &table.name));
     let budget = Duration::from_millis(1500);

@@ -331,10 +331,13 @@ async fn deltas_whose_records_were_lost_count_in_verify_and_rebuild_folds_them_o
     );
 
     let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
-    let summary = Rebuild::new(operator_client(&table), rebuild_settings(&table, &state, None))
-        .run(&|_, _| {})
-        .await
-        .unwrap();
+    let summary = Rebuild::new(
+        operator_client(&table),
+        rebuild_settings(&table, &state, None),
+    )
+    .run(&|_, _| {})
+    .await
+    .unwrap();
     assert_eq!(summary.counters_corrected, 0, "folding is enough");
     let post: PostId = post.parse().unwrap();
     assert_eq!(tallies(&table).await[&post], (150, 150, 150));
