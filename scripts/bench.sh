@@ -24,5 +24,6 @@ target/release/bench load \
   --streams "${STREAMS:-0:1000,1000:1000,5000:2000}" --out "$root/target/load" --report "$root/docs"
 
 echo "== multi-shard simulation: a viral post over 16 virtual shards x 2, conflicts modelled"
-target/release/bench shards --likes 10000 --shards 16 --parallelization 2 --batch-size 1000 \
+target/release/bench shards --likes 10000 --rate 500 --shards 16 --parallelization 2 --batch-size 1000 \
+  --batching-window-ms 1000 \
   --json "$root/docs/benchmarks.json"

@@ -23,6 +23,10 @@
 //!   soft limit AWS raises on request), shared by every write of every like.
 //! - The projection keeps a counter exact while its partitions absorb the rate; beyond, a
 //!   backlog grows by the excess, and the counter falls behind by that backlog.
+//!
+//! The log-driven model above sees one stream shard (DynamoDB Local's). [`EventSourceLoad`]
+//! models what AWS adds: many shards times the parallelization factor, overlapping
+//! transactions on the counter, and the two hops of a hot counter; its assumptions are on it.
 
 use std::collections::BTreeMap;
 
@@ -208,6 +212,123 @@ pub fn counter_lag_after(rate: f64, projection_rate: Option<f64>, seconds: f64) 
     }
 }
 
+// ---- Many shards: the event source, the counter's two hops and the view. ----
+
+/// Write units a delta costs: its put in a counting transaction and its delete in a fold, two
+/// each.
+pub const DELTA_WCU: f64 = 4.0;
+/// Deltas one fold adds up (with the counter update, a transaction's 100 actions).
+pub const DELTAS_PER_FOLD: f64 = 99.0;
+/// Folds a second one delta partition may take: one slot of 100 ms in every round of the
+/// four partitions (`projector::apply::fold_slot`).
+pub const FOLDS_PER_PARTITION_S: f64 = 10.0 / contracts::keys::DELTA_PARTITIONS as f64;
+
+/// Lambda's event source over a table with many stream shards, and the load on one hot post.
+///
+/// # Assumptions
+///
+/// - Records spread evenly over `shards × parallelization` lanes (a post's likes live in its
+///   likers' partitions, which the table spreads over all shards).
+/// - A lane invokes when its batching window has passed or its batch is full, and one at a
+///   time: `invocation_s` is what handling a batch takes on top of the window.
+/// - A hot counter's counting transactions hold at most 99 of its changes, one delta each; a
+///   batch with fewer hot likes than that still writes one delta when it has any (expected
+///   `1 − e^−k` of them for `k` hot likes per batch on average).
+/// - One-hop counting writes the counter once per batch that holds a hot like; transactions on
+///   one item commit one at a time, each holding it `transaction_s`, and overlapping ones are
+///   cancelled (`TransactionConflict`).
+/// - A delta's second hop takes `stream_s` to appear in the stream, then its lane's batching
+///   window, then up to one round of fold slots (400 ms).
+/// - The view (unsharded) is one GSI1 partition: one stamp write unit per like.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventSourceLoad {
+    pub shards: f64,
+    pub parallelization: f64,
+    pub batching_window_s: f64,
+    pub batch_size: f64,
+    pub invocation_s: f64,
+    /// Likes per second of the hot post.
+    pub hot_rate: f64,
+    /// Records per second of everything else.
+    pub other_rate: f64,
+    pub transaction_s: f64,
+    pub stream_s: f64,
+}
+
+/// What the model says about one hot post under an [`EventSourceLoad`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HotCounterModel {
+    pub lanes: f64,
+    pub invocations_per_lane_s: f64,
+    pub hot_likes_per_batch: f64,
+    /// One hop: counter writes offered per second, the share that would overlap another, and
+    /// the likes a second the counter item can commit.
+    pub one_hop_counter_writes_s: f64,
+    pub one_hop_overlap: f64,
+    pub one_hop_counted_rate: f64,
+    /// Two hops: deltas written per second, write units per second on each delta partition,
+    /// counter writes per second, and how long a like takes to reach the counter.
+    pub deltas_s: f64,
+    pub delta_partition_wcu: f64,
+    pub counter_writes_s: f64,
+    pub counter_lag_s: f64,
+    /// The hot post's like rate the two hops keep current (deltas and folds within capacity).
+    pub two_hop_counted_rate: f64,
+    /// The likers view on one GSI1 partition: the rate it keeps current, and how far behind
+    /// its likes it is after a minute at `hot_rate`.
+    pub view_rate: f64,
+    pub view_lag_after_minute_s: f64,
+    /// Write units a second the hot post's likes cost the table (its quota must allow them):
+    /// the writer's put (1), the mark (2, in a transaction) and its stamp (1, GSI1) per like,
+    /// plus deltas and counter writes (2, and 1 for the post's entry in the view).
+    pub table_wcu_s: f64,
+}
+
+impl EventSourceLoad {
+    pub fn model(&self) -> HotCounterModel {
+        let lanes = self.shards * self.parallelization;
+        let lane_rate = (self.hot_rate + self.other_rate) / lanes;
+        let cycle = self.batching_window_s + self.invocation_s;
+        let invocations = (1.0 / cycle)
+            .max(lane_rate / self.batch_size)
+            .min(1.0 / self.invocation_s);
+        let k = self.hot_rate / lanes / invocations;
+        let transactions_per_batch = (1.0 - (-k).exp()) + (k / DELTAS_PER_FOLD).floor();
+        let batches_with_hot = lanes * invocations * transactions_per_batch;
+        let deltas_s = batches_with_hot;
+        let partitions = contracts::keys::DELTA_PARTITIONS as f64;
+        let delta_partition_wcu = deltas_s * DELTA_WCU / partitions;
+        let folds_needed = partitions * invocations.max(deltas_s / partitions / DELTAS_PER_FOLD);
+        let counter_writes_s = folds_needed.min(partitions * FOLDS_PER_PARTITION_S);
+        let fold_capacity = partitions * FOLDS_PER_PARTITION_S * DELTAS_PER_FOLD;
+        let delta_capacity = PARTITION_WCU * partitions / DELTA_WCU;
+        let likes_per_delta = self.hot_rate / deltas_s.max(f64::MIN_POSITIVE);
+        let two_hop_counted_rate = self
+            .hot_rate
+            .min(fold_capacity.min(delta_capacity) * likes_per_delta);
+        let slot_round = 1.0 / FOLDS_PER_PARTITION_S;
+        let counter_lag_s = 2.0 * cycle + self.stream_s + slot_round;
+        let view_rate = PARTITION_WCU - counter_writes_s;
+        HotCounterModel {
+            lanes,
+            invocations_per_lane_s: invocations,
+            hot_likes_per_batch: k,
+            one_hop_counter_writes_s: batches_with_hot,
+            one_hop_overlap: 1.0 - (-batches_with_hot * self.transaction_s).exp(),
+            one_hop_counted_rate: self.hot_rate.min(likes_per_delta / self.transaction_s),
+            deltas_s,
+            delta_partition_wcu,
+            counter_writes_s,
+            counter_lag_s,
+            two_hop_counted_rate,
+            view_rate,
+            view_lag_after_minute_s: counter_lag_after(self.hot_rate, Some(view_rate), 60.0),
+            table_wcu_s: self.hot_rate * 4.0 + deltas_s * DELTA_WCU + counter_writes_s * 3.0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +386,55 @@ mod tests {
         assert_eq!(billed(&write).total(), 4.0);
         let put = entry("writer", "PutItem", &[("a", "1")], (1.0, 0.0));
         assert_eq!(billed(&put).total(), 1.0);
+    }
+
+    fn viral(shards: f64, hot_rate: f64) -> EventSourceLoad {
+        EventSourceLoad {
+            shards,
+            parallelization: 2.0,
+            batching_window_s: 1.0,
+            batch_size: 1_000.0,
+            invocation_s: 0.1,
+            hot_rate,
+            other_rate: 0.0,
+            transaction_s: 0.025,
+            stream_s: 0.5,
+        }
+    }
+
+    #[test]
+    fn a_viral_post_over_100_shards_keeps_its_counter_current_in_two_hops() {
+        let model = viral(100.0, 20_000.0).model();
+        assert_close(model.lanes, 200.0);
+        assert_close(model.invocations_per_lane_s, 1.0 / 1.1);
+        assert_close(model.hot_likes_per_batch, 110.0);
+        // Two transactions per lane's batch: 200 lanes × 1/1.1 s × 2 deltas.
+        assert!((model.deltas_s - 363.6).abs() < 0.1, "{model:?}");
+        assert!(model.delta_partition_wcu < PARTITION_WCU);
+        assert!(model.counter_writes_s <= 10.0);
+        assert_close(model.two_hop_counted_rate, 20_000.0);
+        assert!(model.counter_lag_s < 5.0);
+        // One hop, the counter item would be offered as many writes and almost all overlap.
+        assert!(model.one_hop_overlap > 0.99);
+        assert!(model.one_hop_counted_rate < 20_000.0);
+        // The unsharded view takes about 990 stamps a second.
+        assert!(model.view_rate < 1_000.0);
+        assert!(model.view_lag_after_minute_s > 50.0);
+        // Past the default 40,000 units a second: the quota must be raised.
+        assert!(model.table_wcu_s > TABLE_WCU_QUOTA && model.table_wcu_s < 2.1 * TABLE_WCU_QUOTA);
+    }
+
+    #[test]
+    fn counter_writes_stay_bounded_and_deltas_run_out_of_partitions_only_past_1000_lanes() {
+        for shards in [1.0, 16.0, 100.0, 500.0] {
+            for rate in [100.0, 5_000.0, 20_000.0, 100_000.0] {
+                let model = viral(shards, rate).model();
+                assert!(model.counter_writes_s <= 10.0, "{shards} {rate} {model:?}");
+            }
+        }
+        let crowded = viral(1_000.0, 100_000.0).model();
+        assert!(crowded.delta_partition_wcu > PARTITION_WCU);
+        assert!(crowded.two_hop_counted_rate < 100_000.0);
     }
 
     /// The classic design: like and counter in one transaction, both in the post's view.

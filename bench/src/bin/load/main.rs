@@ -104,7 +104,14 @@ async fn shards(args: ShardArgs) {
         let dynamodb = LocalInstance::start(None);
         let table = bench::TestTable::on(&dynamodb.endpoint()).await;
         let load = bench::shards::ViralLoad::new(args.likes, 20, hot_share);
-        bench::shards::simulate(&table, &load, settings, args.rate).await
+        let figures = bench::shards::simulate(&table, &load, settings, args.rate).await;
+        let counts = bench::tally::until_converged(&table, CONVERGENCE).await;
+        let exact = load.posts.iter().all(|post| {
+            let likes = load.likes_of(post.post_id);
+            counts.get(&post.post_id).copied().unwrap_or_default() == (likes, likes, likes)
+        });
+        assert!(exact, "the simulation left drift: {counts:?}");
+        figures
     };
     let viral = run(args.hot_share).await;
     let even = run(0.0).await;
@@ -112,8 +119,11 @@ async fn shards(args: ShardArgs) {
     let figures = serde_json::json!({
         "viral": viral,
         "evenlySpread": even,
+        "driftingPosts": 0,
         "otherPostsLagP99Ratio": ratio,
     });
+    let model = viral_post_model();
+    println!("{}", serde_json::to_string_pretty(&model).expect("JSON"));
     println!("{}", serde_json::to_string_pretty(&figures).expect("JSON"));
     if let Some(path) = &args.json {
         let mut document: serde_json::Value = std::fs::read_to_string(path)
@@ -126,12 +136,41 @@ async fn shards(args: ShardArgs) {
             "design": "the projection as of this run",
             "figures": figures,
         });
+        document["viralPostModel"] = model;
         std::fs::write(
             path,
             serde_json::to_string_pretty(&document).expect("JSON") + "\n",
         )
         .expect("write the figures");
     }
+}
+
+/// The capacity model's verdict on one post at 20,000 likes/s over 100 shards × 2, with the
+/// deployed batching (1 s window, batches of 1,000), and at the simulation's 16 × 2.
+fn viral_post_model() -> serde_json::Value {
+    let deployed = |shards: f64, hot_rate: f64| bench::capacity::EventSourceLoad {
+        shards,
+        parallelization: 2.0,
+        batching_window_s: 1.0,
+        batch_size: 1_000.0,
+        invocation_s: 0.1,
+        hot_rate,
+        other_rate: 0.0,
+        transaction_s: 0.025,
+        stream_s: 0.5,
+    };
+    serde_json::json!({
+        "what": "model: bench::capacity::EventSourceLoad (assumptions in its docs)",
+        "assumed": {"invocationS": 0.1, "transactionS": 0.025, "streamS": 0.5,
+                    "batchingWindowS": 1.0, "batchSize": 1000, "parallelization": 2},
+        "shards100Rate20000": deployed(100.0, 20_000.0).model(),
+        "shards16Rate3000": deployed(16.0, 3_000.0).model(),
+        "targets": {
+            "counterWithinS": 5.0,
+            "viewCompleteWithinS": 10.0,
+            "counterWritesPerSecondMax": 10.0,
+        },
+    })
 }
 
 fn writer_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
