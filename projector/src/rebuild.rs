@@ -1,5 +1,11 @@
 //! `rebuild`: repair counters and the likers view while writes and projection go on.
 //!
+//! **Phase 0** (the `projector rebuild` command, before this module runs) replays what the
+//! stream still holds through the projector: every change still there is applied, an unlike
+//! with its tombstone, before any counter is recounted. Without it, an unlike whose record
+//! went to the failure queue would be taken back twice: once by the recount below (its like
+//! is gone from the view) and once more when the record is replayed afterwards.
+//!
 //! **Phase 1** scans the table (resumable: each segment's position is saved to a state file
 //! after every page). A like never counted is counted through the projector's own conditional
 //! mark transaction, so if the projector counts it at the same moment one of the two finds

@@ -3,20 +3,26 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::{Context, scan_bar};
+use crate::cli::{Context, replay, scan_bar};
 use crate::error::Error;
 use crate::rebuild::{Phase, Rebuild, RebuildSettings, Summary};
 use crate::verify::{DEFAULT_PAGE_SIZE, ScanSpec};
 
 /// Rounds of the counter check before a still-moving post is reported busy.
 const ROUNDS: u32 = 5;
+/// Records per batch of the replay that comes first.
+const REPLAY_BATCH: i32 = 1000;
 
-/// Repair drift while writes and projection go on: count likes never counted, stamp likes
-/// missing from the view, and correct counters that stay wrong after `--settle`.
+/// Repair drift while writes and projection go on: replay what the stream still holds, count
+/// likes never counted, stamp likes missing from the view, fold pending deltas, and correct
+/// counters that stay wrong after `--settle`.
 ///
-/// Counting uses the projector's own conditional mark, and a counter is corrected only with
-/// an update conditioned on the version it observed, so it is safe next to a running
-/// projector whose lag is below `--settle`. Resumable: progress is saved in `--state`.
+/// The replay comes first, so that every change still in the stream is applied (an unlike with
+/// its tombstone) before a counter is recounted: a replay of the same records afterwards
+/// changes nothing, whatever the order an operator runs them in. Counting uses the projector's
+/// own conditional mark, and a counter is corrected only with an update conditioned on the
+/// version it observed, so it is safe next to a running projector whose lag is below
+/// `--settle`. Resumable: progress is saved in `--state`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RebuildArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1000))]
@@ -54,6 +60,11 @@ pub(crate) async fn run(args: RebuildArgs, context: &Context) -> Result<ExitCode
             .unwrap_or_else(|| format!(".rebuild-{table}.json").into()),
         rounds: ROUNDS,
     };
+    if !args.dry_run {
+        // What the stream no longer holds is what the recount below repairs.
+        let (report, _) = replay::replay_stream(context, None, REPLAY_BATCH).await?;
+        println!("{report}");
+    }
     let bar = scan_bar(context).await;
     let summary = Rebuild::new(context.dynamo.clone(), settings)
         .run(&|phase, n| match phase {

@@ -28,10 +28,26 @@ pub struct ReplayArgs {
 }
 
 pub(crate) async fn run(args: ReplayArgs, context: &Context) -> Result<ExitCode, Error> {
+    let (report, complete) = replay_stream(context, args.since, args.batch_size).await?;
+    println!("{report}");
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INCOMPLETE)
+    })
+}
+
+/// Replay the stream (from `since`, or all it holds): the report, and whether it read
+/// everything asked for.
+pub(crate) async fn replay_stream(
+    context: &Context,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    batch_size: i32,
+) -> Result<(String, bool), Error> {
     let mut settings = PollerSettings::new(&context.table);
     settings.checkpoints = false;
-    settings.since = args.since;
-    settings.batch_size = args.batch_size;
+    settings.since = since;
+    settings.batch_size = batch_size;
     let projector = Projector::new(Applier::new(context.dynamo.clone(), &context.table));
     let streams = aws_sdk_dynamodbstreams::Client::new(&context.config);
     let mut poller = Poller::new(projector, context.dynamo.clone(), streams, settings).await?;
@@ -40,14 +56,12 @@ pub(crate) async fn run(args: ReplayArgs, context: &Context) -> Result<ExitCode,
             .expect("the template is valid"),
     );
     let read = poller.catch_up(&|n| bar.inc(n)).await?;
-    bar.finish();
-    let (report, complete) = verdict(read, poller.trims(), args.since, chrono::Utc::now());
-    println!("{report} (stream {})", poller.stream_arn());
-    Ok(if complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_INCOMPLETE)
-    })
+    bar.finish_and_clear();
+    let (report, complete) = verdict(read, poller.trims(), since, chrono::Utc::now());
+    Ok((
+        format!("{report} (stream {})", poller.stream_arn()),
+        complete,
+    ))
 }
 
 /// Exit code of a replay that could not read all it was asked to.

@@ -357,3 +357,38 @@ async fn deltas_whose_records_were_lost_count_in_verify_and_rebuild_folds_them_o
         .unwrap();
     assert_eq!(tallied.posts.values().next().unwrap().pending, 0);
 }
+
+/// An unlike's record is lost to the failure queue; the operator runs `rebuild` for the drift,
+/// then handles the queue's alarm with `replay`, as the runbook says. The unlike is taken back
+/// once: rebuild replays what the stream holds before it recounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_then_replay_takes_a_lost_unlike_back_once() {
+    let table = TestTable::new().await;
+    let client = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let post = client.create_post("t", "p").await;
+    client.like("t", &post, "ann").await;
+    client.like("t", &post, "bob").await;
+    let likes = bench::app::stream_records(&table).await;
+    let projected = crate::support::projector(&table)
+        .handle(&likes)
+        .await
+        .unwrap();
+    assert!(projected.first_failure.is_none());
+    client.unlike("t", &post, "bob").await;
+    assert_eq!(
+        drifting(&table).await.len(),
+        1,
+        "the unlike was never projected"
+    );
+
+    let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
+    let state = state.to_str().unwrap();
+    let rebuilt = projector_cli(&table, &["rebuild", "--settle", "1", "--state", state]);
+    assert!(rebuilt.status.success(), "{rebuilt:?}");
+    let replayed = projector_cli(&table, &["replay"]);
+    assert!(replayed.status.success(), "{replayed:?}");
+
+    let post: PostId = post.parse().unwrap();
+    assert_eq!(tallies(&table).await[&post], (1, 1, 1));
+    assert!(drifting(&table).await.is_empty());
+}
