@@ -43,6 +43,8 @@ pub struct ContentionSettings {
     /// How long a transaction holds its items after DynamoDB Local answered: DynamoDB's
     /// commit takes longer than DynamoDB Local's in-memory one.
     pub hold: Duration,
+    /// An operation refused with `AccessDeniedException`, as for a role lacking it.
+    pub denied: Option<&'static str>,
 }
 
 impl Default for ContentionSettings {
@@ -50,6 +52,7 @@ impl Default for ContentionSettings {
         Self {
             partition_wcu: 1_000.0,
             hold: Duration::from_millis(10),
+            denied: None,
         }
     }
 }
@@ -359,6 +362,13 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .and_then(|t| t.rsplit('.').next())
         .unwrap_or_default()
         .to_owned();
+    if shared.settings.denied == Some(operation.as_str()) {
+        return refusal(
+            "AccessDeniedException",
+            &format!("not authorized to perform: dynamodb:{operation}"),
+            None,
+        );
+    }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let actions = write_actions(&operation, &parsed);
     if actions.is_empty() {

@@ -46,14 +46,14 @@
 //! likes. A post with a *hot counter* is counted in two hops instead:
 //!
 //! 1. Its counting transactions hold its marks and tombstones and, in place of the counter
-//!    update, the put of a new **delta** item under the post's delta partition
-//!    (`DELTA#<post>`) carrying marks − uncounts. They share no item with any other
-//!    invocation's transactions (each delta is new), so they never conflict, and several run
-//!    side by side within a batch.
-//! 2. The delta's INSERT comes back through the stream. All of a post's deltas share one
-//!    partition key, so they travel one shard, in order, to one invocation at a time: a
-//!    **fold** adds up to [`MAX_CHANGES_PER_TRANSACTION`] deltas to the counter and deletes
-//!    each, conditioned on it existing, in one transaction.
+//!    update, the put of a new **delta** item carrying marks − uncounts, under one of the
+//!    post's delta partitions (`DELTA#<post>#<k>`, `k` from the delta's id). They share no
+//!    item with any other invocation's transactions (each delta is new), so they never
+//!    conflict with another invocation's.
+//! 2. The delta's INSERT comes back through the stream. Each delta partition's records travel
+//!    one shard, in order, to one invocation at a time: a **fold** adds up to
+//!    [`MAX_CHANGES_PER_TRANSACTION`] deltas of one partition to the counter and deletes each,
+//!    conditioned on it existing, in one transaction.
 //!
 //! Exactly once, hop by hop: a like's mark and the delta carrying it commit together or not at
 //! all (hop 1 is the same argument as above, with the delta in the counter's place); a delta is
@@ -62,9 +62,7 @@
 //! redundant. At every moment the counter plus the post's pending deltas is its counted likes,
 //! which is what `verify` and `rebuild` read.
 //!
-//! The counter is written once per fold. A post's deltas spread over four partition keys
-//! (`DELTA#<post>#<k>`, `k` from the delta's id), each held by one invocation at a time, and
-//! the four take turns on the counter in 100 ms slots of the wall clock
+//! The counter is written once per fold. A post's four delta partitions take turns on the counter in 100 ms slots of the wall clock
 //! ([`fold_slot`](crate::apply::fold_slot)): at most ten counter writes a second whatever the
 //! number of shards and likes, without overlap while clocks agree. A delta costs a put and a
 //! delete of two write units each, so one partition takes about 250 deltas a second and the
@@ -74,8 +72,10 @@
 //! A counter is hot when DynamoDB cancelled a counting transaction over it (a conflict or a
 //! throttle on the counter item: apply notices and switches the retry to a delta at once), or
 //! when one batch holds more of its changes than one transaction takes (its counter would be
-//! written more than once by the batch). Cold posts keep the one-hop path: a delta costs a put
-//! and a delete more per transaction, and a second trip through the stream.
+//! written more than once by the batch), or when a fold has marked it hot (`hotUntil`, renewed
+//! by every fold: the one-hop move is conditioned on it, so each invocation learns it from one
+//! cancelled transaction). Cold posts keep the one-hop path: a delta costs a put and a delete
+//! more per transaction, and a second trip through the stream.
 
 use contracts::change::{Change, Decoded, IgnoreReason, LikeRef, Undecodable};
 use contracts::items::Delta;
@@ -415,16 +415,18 @@ fn fold_chunks(post: &PostRef, mut folds: Vec<Fold>) -> Vec<PostCount> {
     counts
 }
 
-/// Transactions in lanes (indexes into `transactions`): transactions that share a post's
-/// counter run one after another in one lane, since two at once would both update its counter
-/// item and DynamoDB would cancel one as a conflict; lanes run side by side. A count through a
-/// delta writes no counter, so it joins no lane by its post.
+/// Transactions in lanes (indexes into `transactions`): transactions that share a post run one
+/// after another in one lane, since two at once would both update its counter item and
+/// DynamoDB would cancel one as a conflict; lanes run side by side. Counts through a delta
+/// write no counter, but keep to their post's lane too: a burst of one post then takes one
+/// lane of a batch's concurrency, not all of it.
 pub(crate) fn lanes(transactions: &[CountTransaction]) -> Vec<Vec<usize>> {
     let mut lanes: Vec<Vec<usize>> = Vec::new();
     let mut lane_of: FxHashMap<&PostRef, usize> = FxHashMap::default();
     for (i, transaction) in transactions.iter().enumerate() {
-        let counters = || transaction.posts.iter().filter(|p| !p.via_delta);
-        let mut joined: Vec<usize> = counters()
+        let mut joined: Vec<usize> = transaction
+            .posts
+            .iter()
             .filter_map(|p| lane_of.get(&p.post).copied())
             .collect();
         joined.sort_unstable();
@@ -450,7 +452,7 @@ pub(crate) fn lanes(transactions: &[CountTransaction]) -> Vec<Vec<usize>> {
             }
         };
         lanes[lane].push(i);
-        for p in counters() {
+        for p in &transaction.posts {
             lane_of.insert(&p.post, lane);
         }
     }
@@ -544,12 +546,6 @@ mod tests {
         let transaction = |posts: &[&PostRef]| CountTransaction {
             posts: posts.iter().map(|p| PostCount::new(p)).collect(),
         };
-        let through_delta = |p: &PostRef| CountTransaction {
-            posts: vec![PostCount {
-                via_delta: true,
-                ..PostCount::new(p)
-            }],
-        };
         let transactions = vec![
             transaction(&[&a]),
             transaction(&[&b]),
@@ -557,13 +553,10 @@ mod tests {
             transaction(&[&c]),
             transaction(&[&b, &c]),
             transaction(&[&d]),
-            through_delta(&a),
-            through_delta(&a),
         ];
         assert_eq!(
             lanes(&transactions),
-            vec![vec![0, 2], vec![1, 3, 4], vec![5], vec![6], vec![7]],
-            "counts through a delta write no counter: they run beside everything"
+            vec![vec![0, 2], vec![1, 3, 4], vec![5]]
         );
     }
 
@@ -592,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_of_1000_likes_is_counted_through_11_deltas_side_by_side() {
+    fn a_burst_of_1000_likes_is_counted_through_11_deltas() {
         let hot = Ksuid::generate();
         let batch: Vec<_> = (0..1000)
             .map(|u| record(Change::LikeAdded(like(u, hot))))
@@ -614,7 +607,6 @@ mod tests {
             touching.iter().all(|t| t.via_delta),
             "more changes than one transaction takes: the counter is not written by this batch"
         );
-        assert_eq!(lanes(&plan.transactions).len(), touching.len());
         assert_eq!(touching.iter().map(|t| t.delta()).sum::<i64>(), 1000);
         assert!(
             touching.iter().flat_map(|t| &t.marks).all(|m| !m.stamp),

@@ -164,3 +164,73 @@ async fn sigterm_stops_the_poller_cleanly_with_its_checkpoint_saved() {
         .count();
     assert_eq!(checkpoints, 1, "the poller saved where it stands");
 }
+
+/// A hot view's likes are stamped apart from counting; when counting fails (here every
+/// transaction is denied, as for a role without the permission), none of them may enter the
+/// likers view uncounted: the records are reported failed and stamped on re-delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_like_whose_counting_failed_stays_out_of_the_view() {
+    use contracts::items::{Entity, Like, Post};
+    use futures_util::StreamExt;
+
+    let table = TestTable::new().await;
+    let post = Post {
+        topic: TOPIC.parse().unwrap(),
+        post_id: contracts::keys::Ksuid::generate(),
+        author_id: "author".parse().unwrap(),
+        title: "viral".into(),
+        body: String::new(),
+        created_at: chrono::Utc::now(),
+        like_count: 0,
+    };
+    table.put(post.to_item()).await;
+    // One batch with projector::plan::HOT_POST_LIKES of its likes: its view is hot.
+    let likes: Vec<_> = (0..projector::plan::HOT_POST_LIKES)
+        .map(|user| Like {
+            user_id: format!("u{user}").parse().unwrap(),
+            post_id: post.post_id,
+            topic: post.topic.clone(),
+            title: post.title.clone(),
+            liked_at: chrono::Utc::now(),
+            like_id: contracts::keys::Ksuid::generate(),
+            counted_by: None,
+        })
+        .collect();
+    futures_util::stream::iter(likes.iter().map(Entity::to_item))
+        .for_each_concurrent(16, |item| table.put(item))
+        .await;
+    let records = bench::app::stream_records(&table).await;
+
+    let denied = bench::contention::ContentionSettings {
+        denied: Some("TransactWriteItems"),
+        ..Default::default()
+    };
+    let model = bench::contention::ContentionModel::start(&table.endpoint, denied).await;
+    let client = bench::app::client_at(&model.endpoint).await;
+    let projector =
+        projector::handler::Projector::new(projector::apply::Applier::new(client, &table.name));
+    let report = projector.handle(&records).await.unwrap();
+    assert!(report.first_failure.is_some(), "counting failed");
+    assert_eq!(
+        bench::tally::view_count(&table, post.post_id).await,
+        0,
+        "no uncounted like in the view"
+    );
+
+    let again = crate::support::projector(&table)
+        .handle(&records)
+        .await
+        .unwrap();
+    assert!(again.first_failure.is_none(), "{:?}", again.metrics);
+    let written = bench::app::stream_records(&table).await;
+    let folded = crate::support::projector(&table)
+        .handle(&written[records.len()..])
+        .await
+        .unwrap();
+    assert!(folded.first_failure.is_none());
+    let likes = likes.len() as i64;
+    assert_eq!(
+        until_converged(&table, Duration::from_secs(60)).await[&post.post_id],
+        (likes, likes, likes)
+    );
+}
