@@ -43,8 +43,10 @@ pub struct ContentionSettings {
     /// How long a transaction holds its items after DynamoDB Local answered: DynamoDB's
     /// commit takes longer than DynamoDB Local's in-memory one.
     pub hold: Duration,
-    /// An operation refused with `AccessDeniedException`, as for a role lacking it.
+    /// An operation refused with `AccessDeniedException`, as for a role lacking it, for its
+    /// first `denied_times` requests (`None`: always).
     pub denied: Option<&'static str>,
+    pub denied_times: Option<u64>,
 }
 
 impl Default for ContentionSettings {
@@ -53,6 +55,7 @@ impl Default for ContentionSettings {
             partition_wcu: 1_000.0,
             hold: Duration::from_millis(10),
             denied: None,
+            denied_times: None,
         }
     }
 }
@@ -96,6 +99,8 @@ struct Model {
 
 struct Shared {
     settings: ContentionSettings,
+    /// Requests refused as denied so far.
+    refused: std::sync::atomic::AtomicU64,
     target: String,
     http: reqwest::Client,
     model: Mutex<Model>,
@@ -276,6 +281,7 @@ impl ContentionModel {
     pub async fn start(target: &str, settings: ContentionSettings) -> Self {
         let shared = Arc::new(Shared {
             settings,
+            refused: Default::default(),
             target: target.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             model: Mutex::default(),
@@ -362,7 +368,12 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .and_then(|t| t.rsplit('.').next())
         .unwrap_or_default()
         .to_owned();
-    if shared.settings.denied == Some(operation.as_str()) {
+    if shared.settings.denied == Some(operation.as_str())
+        && shared
+            .refused
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            < shared.settings.denied_times.unwrap_or(u64::MAX)
+    {
         return refusal(
             "AccessDeniedException",
             &format!("not authorized to perform: dynamodb:{operation}"),

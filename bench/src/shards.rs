@@ -10,10 +10,17 @@
 //! partition key. Every lane hands its records in order, in batches (up to `batch_size`,
 //! gathered for at most `batching_window`), each batch a separate handler call of a projector
 //! of its own, as Lambda's concurrent invocations are separate instances. A batch that reports
-//! a failure is re-sent from that record, as with `ReportBatchItemFailures`, until it is
-//! applied. The projection's own records (a hot counter's deltas) come back through the same
-//! stream, as on AWS: the simulation ends when the stream has been quiet for [`QUIET`] with
-//! every record applied.
+//! a failure is re-sent from that record, as with `ReportBatchItemFailures`; a handler call
+//! that fails outright is retried on half the batch (`BisectBatchOnFunctionError`); after
+//! `max_retries` the batch goes to a stand-in failure destination, which keeps what Lambda
+//! would send (the `DDBStreamBatchInfo`: shard, first and last sequence numbers, arrival
+//! times), and the lane moves on. The projection's own records (a hot counter's deltas) come
+//! back through the same stream, as on AWS: the simulation ends when the stream has been quiet
+//! for [`QUIET`] with every record applied or given up on.
+//!
+//! Not emulated: the invocation timeout (the handler's deadline is tested on its own, in
+//! `projector/tests/it/deadline.rs`), the maximum record age, checkpoints across restarts and
+//! shard rotation (the local poller's, tested in `projector/tests/it/lineage.rs`).
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +52,37 @@ pub struct ShardSettings {
     pub batch_size: usize,
     /// How long a lane gathers records before it invokes (Lambda's batching window).
     pub batching_window: Duration,
+    /// Retries of a failing batch before it goes to the failure destination (Lambda's
+    /// `MaximumRetryAttempts`; `None`: retried until applied).
+    pub max_retries: Option<u32>,
+}
+
+/// What Lambda sends the failure destination about a batch it gave up on: the
+/// `DDBStreamBatchInfo` of its failure record (the lane stands for the shard).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchInfo {
+    pub shard_id: String,
+    pub start_sequence_number: String,
+    pub end_sequence_number: String,
+    pub approximate_arrival_of_first_record: DateTime<Utc>,
+    pub approximate_arrival_of_last_record: DateTime<Utc>,
+    pub batch_size: usize,
+}
+
+impl BatchInfo {
+    fn of(lane: usize, records: &[(Value, Instant)]) -> Option<Self> {
+        let decoded = |r: &(Value, Instant)| decode_json(&r.0).ok();
+        let (first, last) = (decoded(records.first()?)?, decoded(records.last()?)?);
+        Some(Self {
+            shard_id: format!("shardId-lane-{lane:04}"),
+            start_sequence_number: first.sequence,
+            end_sequence_number: last.sequence,
+            approximate_arrival_of_first_record: first.created,
+            approximate_arrival_of_last_record: last.created,
+            batch_size: records.len(),
+        })
+    }
 }
 
 /// What delivery took.
@@ -110,8 +148,10 @@ struct Lag {
 #[derive(Default)]
 struct Progress {
     routed: AtomicUsize,
-    applied: AtomicUsize,
+    /// Records applied, or given up on (sent to the failure destination).
+    settled: AtomicUsize,
     lags: Mutex<Vec<Lag>>,
+    failure_destination: Mutex<Vec<BatchInfo>>,
 }
 
 /// Read the table's stream from its start until `stop`, routing every record the deployed
@@ -184,8 +224,11 @@ async fn tail(
     }
 }
 
-/// One lane: batches in order, each a handler call, re-sent from the first failure.
+/// One lane: batches in order, each a handler call, re-sent from the first failure; a batch
+/// whose call fails outright is halved (`BisectBatchOnFunctionError`); a batch still failing
+/// after `max_retries` goes to the failure destination and the lane moves on.
 async fn run_lane(
+    lane: usize,
     projector: Projector,
     mut records: mpsc::UnboundedReceiver<(Value, Instant)>,
     settings: ShardSettings,
@@ -194,6 +237,7 @@ async fn run_lane(
     let mut delivered = Delivered::default();
     let mut pending: Vec<(Value, Instant)> = Vec::new();
     let mut attempt = 0;
+    let mut limit = settings.batch_size;
     loop {
         if pending.is_empty() {
             match records.recv().await {
@@ -208,15 +252,23 @@ async fn run_lane(
                 _ => break,
             }
         }
-        let end = pending.len().min(settings.batch_size);
+        let end = pending.len().min(limit);
         delivered.invocations += 1;
         let batch: Vec<Value> = pending[..end].iter().map(|(r, _)| r.clone()).collect();
-        let report = projector
-            .handle(&batch)
-            .await
-            .expect("every record has a sequence number");
-        delivered.cancelled += report.metrics.cancelled;
-        let done = report.first_failure.unwrap_or(end);
+        let (done, failed) = match projector.handle(&batch).await {
+            Ok(report) => {
+                delivered.cancelled += report.metrics.cancelled;
+                delivered.failed_records += report.metrics.failed;
+                (
+                    report.first_failure.unwrap_or(end),
+                    report.first_failure.is_some(),
+                )
+            }
+            Err(_) => {
+                limit = (end / 2).max(1);
+                (0, true)
+            }
+        };
         let now = Utc::now();
         progress.lags.lock().expect("lags").extend(
             pending[..done]
@@ -225,13 +277,28 @@ async fn run_lane(
         );
         pending.drain(..done);
         delivered.records += done;
-        progress.applied.fetch_add(done, Ordering::SeqCst);
-        if report.first_failure.is_some() {
-            delivered.failed_records += report.metrics.failed;
-            attempt += 1;
-            RESEND.wait(attempt).await;
-        } else {
+        progress.settled.fetch_add(done, Ordering::SeqCst);
+        if !failed {
             attempt = 0;
+            limit = settings.batch_size;
+            continue;
+        }
+        attempt += 1;
+        if settings.max_retries.is_some_and(|max| attempt > max) {
+            let given_up = (end - done).min(pending.len());
+            if let Some(info) = BatchInfo::of(lane, &pending[..given_up]) {
+                progress
+                    .failure_destination
+                    .lock()
+                    .expect("destination")
+                    .push(info);
+            }
+            pending.drain(..given_up);
+            progress.settled.fetch_add(given_up, Ordering::SeqCst);
+            attempt = 0;
+            limit = settings.batch_size;
+        } else {
+            RESEND.wait(attempt).await;
         }
     }
 }
@@ -261,6 +328,8 @@ fn lag_of(record: &Value, read: Instant, now: DateTime<Utc>) -> Option<Lag> {
 pub struct ViralLoad {
     pub posts: Vec<Post>,
     pub likes: Vec<Like>,
+    /// Likes (by index) taken back once every like is written, as the writer's unlike does.
+    pub unliked: Vec<usize>,
 }
 
 impl ViralLoad {
@@ -294,11 +363,22 @@ impl ViralLoad {
                 }
             })
             .collect();
-        Self { posts, likes }
+        Self {
+            posts,
+            likes,
+            unliked: Vec::new(),
+        }
+    }
+
+    /// The same load, with every `n`th like taken back after all are written.
+    pub fn with_unlikes(mut self, n: usize) -> Self {
+        self.unliked = (0..self.likes.len()).step_by(n.max(1)).collect();
+        self
     }
 
     /// Write the posts, then the likes at `rate` per second (each stamped `likedAt` when
-    /// written), straight into the table as the stream-mode writer appends them.
+    /// written), straight into the table as the stream-mode writer appends them, then the
+    /// unlikes.
     pub async fn write(&self, table: &TestTable, rate: f64) {
         stream::iter(self.posts.iter().map(Entity::to_item))
             .for_each_concurrent(16, |item| table.put(item))
@@ -314,14 +394,31 @@ impl ViralLoad {
                 table.put(like.to_item()).await;
             })
             .await;
+        stream::iter(&self.unliked)
+            .for_each_concurrent(16, |&i| async move {
+                let like = &self.likes[i];
+                contracts::counting::delete_not_writer_counted(&like.user_id, like.post_id)
+                    .delete_item(&table.client, &table.name)
+                    .send()
+                    .await
+                    .expect("unlike");
+            })
+            .await;
     }
 
     pub fn hot(&self) -> PostId {
         self.posts[PostSkew::HOT].post_id
     }
 
+    /// Live likes of `post` once the load is written.
     pub fn likes_of(&self, post: PostId) -> i64 {
-        self.likes.iter().filter(|l| l.post_id == post).count() as i64
+        let liked = self.likes.iter().filter(|l| l.post_id == post).count();
+        let unliked = self
+            .unliked
+            .iter()
+            .filter(|&&i| self.likes[i].post_id == post)
+            .count();
+        (liked - unliked) as i64
     }
 }
 
@@ -356,6 +453,8 @@ pub struct SimulationFigures {
     pub deltas_folded: usize,
     /// From a delta's record read from the stream to its fold, p99.
     pub fold_lag_p99_ms: f64,
+    /// Batches given up on after `max_retries`: what the failure destination received.
+    pub failure_destination: Vec<BatchInfo>,
 }
 
 /// The `q` quantile of `values` (0 when empty).
@@ -377,16 +476,33 @@ pub async fn simulate(
     rate: f64,
 ) -> SimulationFigures {
     let model = ContentionModel::start(&table.endpoint, ContentionSettings::default()).await;
+    simulate_through(table, &model, load, settings, rate).await
+}
+
+/// [`simulate`] through a contention model of the caller's (who may inject faults into it).
+pub async fn simulate_through(
+    table: &TestTable,
+    model: &ContentionModel,
+    load: &ViralLoad,
+    settings: ShardSettings,
+    rate: f64,
+) -> SimulationFigures {
     let client = crate::app::client_at(&model.endpoint).await;
     let progress = Arc::new(Progress::default());
     let (senders, lanes): (Vec<_>, Vec<_>) = (0..settings.shards * settings.parallelization)
         .map(|_| {
             let (sender, receiver) = mpsc::unbounded_channel();
             let projector = Projector::new(Applier::new(client.clone(), &table.name));
-            let lane = tokio::spawn(run_lane(projector, receiver, settings, progress.clone()));
-            (sender, lane)
+            (sender, (projector, receiver))
         })
         .unzip();
+    let lanes: Vec<_> = lanes
+        .into_iter()
+        .enumerate()
+        .map(|(i, (projector, receiver))| {
+            tokio::spawn(run_lane(i, projector, receiver, settings, progress.clone()))
+        })
+        .collect();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let arn = crate::app::stream_arn(table).await;
@@ -402,7 +518,7 @@ pub async fn simulate(
     let mut quiet_since = (Instant::now(), progress.routed.load(Ordering::SeqCst));
     loop {
         let routed = progress.routed.load(Ordering::SeqCst);
-        let applied = progress.applied.load(Ordering::SeqCst);
+        let applied = progress.settled.load(Ordering::SeqCst);
         if routed != quiet_since.1 || applied < routed {
             quiet_since = (Instant::now(), routed);
         } else if quiet_since.0.elapsed() >= QUIET {
@@ -457,6 +573,9 @@ pub async fn simulate(
         hot_post_lag_p99_ms: lag(&|l| !l.delta && l.post == hot),
         deltas_folded: lags.iter().filter(|l| l.delta).count(),
         fold_lag_p99_ms: lag(&|l| l.delta),
+        failure_destination: std::mem::take(
+            &mut *progress.failure_destination.lock().expect("destination"),
+        ),
     }
 }
 
@@ -472,6 +591,7 @@ mod tests {
             parallelization: 2,
             batch_size: 100,
             batching_window: Duration::ZERO,
+            max_retries: None,
         };
         let record = |pk: &str| json!({"dynamodb": {"Keys": {"PK": {"S": pk}}}});
         assert_eq!(

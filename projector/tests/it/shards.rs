@@ -19,6 +19,7 @@ async fn a_viral_post_over_many_shards_is_counted_exactly_through_deltas() {
         parallelization: 2,
         batch_size: 100,
         batching_window: Duration::from_secs(1),
+        max_retries: None,
     };
     let figures = simulate(&table, &load, settings, 300.0).await;
     println!("shards: {figures:?}");

@@ -99,6 +99,7 @@ async fn shards(args: ShardArgs) {
         parallelization: args.parallelization,
         batch_size: args.batch_size,
         batching_window: Duration::from_millis(args.batching_window_ms),
+        max_retries: None,
     };
     let run = |hot_share: f64| async move {
         let dynamodb = LocalInstance::start(None);
