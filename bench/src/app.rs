@@ -81,6 +81,21 @@ pub fn projector(table: &TestTable) -> Projector {
     ))
 }
 
+/// The second hop, as the event source would hand it on: the stream's records after its first
+/// `seen` (the deltas counting wrote) through a fresh projector; all of them applied.
+pub async fn deliver_written_since(
+    table: &TestTable,
+    seen: usize,
+) -> projector::handler::BatchReport {
+    let written = stream_records(table).await;
+    let report = projector(table)
+        .handle(&written[seen..])
+        .await
+        .expect("records with sequence numbers");
+    assert!(report.first_failure.is_none(), "{:?}", report.metrics);
+    report
+}
+
 /// A DynamoDB client as the operator commands (`replay`, `verify`, `rebuild`) use it.
 pub fn operator_client(table: &TestTable) -> aws_sdk_dynamodb::Client {
     dynamodb_for(&table.client, Function::Operator)
@@ -154,28 +169,9 @@ pub async fn stream_arn(table: &TestTable) -> String {
 /// stream is read until a read returns nothing).
 pub async fn stream_records(table: &TestTable) -> Vec<serde_json::Value> {
     let arn = stream_arn(table).await;
-    let shards = table
-        .streams
-        .describe_stream()
-        .stream_arn(&arn)
-        .send()
-        .await
-        .expect("describe the stream")
-        .stream_description
-        .and_then(|d| d.shards)
-        .unwrap_or_default();
     let mut records = Vec::new();
-    for shard in shards {
-        let mut iterator = table
-            .streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard.shard_id.unwrap_or_default())
-            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("a shard iterator")
-            .shard_iterator;
+    for iterator in trim_horizon_iterators(&table.streams, &arn).await {
+        let mut iterator = iterator;
         while let Some(current) = iterator {
             let page = table
                 .streams
@@ -196,4 +192,34 @@ pub async fn stream_records(table: &TestTable) -> Vec<serde_json::Value> {
         }
     }
     records
+}
+
+/// An iterator at the oldest record of each of the stream's shards.
+pub async fn trim_horizon_iterators(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    arn: &str,
+) -> Vec<Option<String>> {
+    let shards = streams
+        .describe_stream()
+        .stream_arn(arn)
+        .send()
+        .await
+        .expect("describe the stream")
+        .stream_description
+        .and_then(|d| d.shards)
+        .unwrap_or_default();
+    let mut iterators = Vec::with_capacity(shards.len());
+    for shard in shards {
+        let iterator = streams
+            .get_shard_iterator()
+            .stream_arn(arn)
+            .shard_id(shard.shard_id.unwrap_or_default())
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("a shard iterator")
+            .shard_iterator;
+        iterators.push(iterator);
+    }
+    iterators
 }

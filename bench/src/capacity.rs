@@ -286,6 +286,23 @@ pub struct HotCounterModel {
 }
 
 impl EventSourceLoad {
+    /// One post liked at `hot_rate` over `shards` shards, with the event source `infra/`
+    /// deploys (parallelization factor 2, 1 s window, batches of 1,000), 0.1 s to handle a
+    /// batch, 25 ms per transaction, 0.5 s from a write to its stream record.
+    pub fn deployed(shards: f64, hot_rate: f64) -> Self {
+        Self {
+            shards,
+            parallelization: 2.0,
+            batching_window_s: 1.0,
+            batch_size: 1_000.0,
+            invocation_s: 0.1,
+            hot_rate,
+            other_rate: 0.0,
+            transaction_s: 0.025,
+            stream_s: 0.5,
+        }
+    }
+
     pub fn model(&self) -> HotCounterModel {
         let lanes = self.shards * self.parallelization;
         let lane_rate = (self.hot_rate + self.other_rate) / lanes;
@@ -389,17 +406,7 @@ mod tests {
     }
 
     fn viral(shards: f64, hot_rate: f64) -> EventSourceLoad {
-        EventSourceLoad {
-            shards,
-            parallelization: 2.0,
-            batching_window_s: 1.0,
-            batch_size: 1_000.0,
-            invocation_s: 0.1,
-            hot_rate,
-            other_rate: 0.0,
-            transaction_s: 0.025,
-            stream_s: 0.5,
-        }
+        EventSourceLoad::deployed(shards, hot_rate)
     }
 
     #[test]

@@ -187,6 +187,14 @@ impl TestTable {
 }
 
 impl TestTable {
+    /// A table on a DynamoDB Local of its own, for a test whose load would hold up every other
+    /// test's (DynamoDB Local serializes requests): keep the instance while the table is used.
+    pub async fn on_own_instance() -> (LocalInstance, Self) {
+        let instance = LocalInstance::start(None);
+        let table = Self::on(&instance.endpoint()).await;
+        (instance, table)
+    }
+
     /// Write `item` as it is (behind the API's back: fixtures and injected states).
     pub async fn put(&self, item: contracts::items::Item) {
         self.client

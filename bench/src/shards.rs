@@ -165,30 +165,7 @@ async fn tail(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let streams = &streams;
-    let mut iterators: Vec<Option<String>> = Vec::new();
-    let describe = || async {
-        streams
-            .describe_stream()
-            .stream_arn(&arn)
-            .send()
-            .await
-            .expect("describe the stream")
-            .stream_description
-            .and_then(|d| d.shards)
-            .unwrap_or_default()
-    };
-    for shard in describe().await {
-        let iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard.shard_id.unwrap_or_default())
-            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("a shard iterator")
-            .shard_iterator;
-        iterators.push(iterator);
-    }
+    let mut iterators = crate::app::trim_horizon_iterators(streams, &arn).await;
     while !*stop.borrow() {
         let mut read_any = false;
         for slot in iterators.iter_mut() {

@@ -32,6 +32,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use contracts::change::{Change, LikeRef};
 use contracts::counting::set_counter;
@@ -409,35 +411,26 @@ impl Rebuild {
     async fn pending(&self, post: &PostRef) -> Result<i64, Error> {
         let mut total = 0i64;
         for k in 0..keys::DELTA_PARTITIONS {
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.settings.scan.table)
-                    .key_condition_expression("#pk = :pk")
-                    .projection_expression("#delta")
-                    .expression_attribute_names("#pk", keys::PK)
-                    .expression_attribute_names("#delta", attr::DELTA)
-                    .expression_attribute_values(
-                        ":pk",
-                        AttributeValue::S(keys::delta_partition(&post.post, k)),
-                    )
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| Error::dynamo("Query", e))?;
-                total += out
-                    .items()
+            let query = self
+                .client
+                .query()
+                .table_name(&self.settings.scan.table)
+                .key_condition_expression("#pk = :pk")
+                .projection_expression("#delta")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#delta", attr::DELTA)
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::delta_partition(&post.post, k)),
+                )
+                .consistent_read(true);
+            total += sum_pages(query, |page| {
+                page.items()
                     .iter()
                     .filter_map(|item| item.get(attr::DELTA)?.as_n().ok()?.parse::<i64>().ok())
-                    .sum::<i64>();
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
-            }
+                    .sum()
+            })
+            .await?;
         }
         Ok(total)
     }
@@ -469,38 +462,23 @@ impl Rebuild {
     }
 
     async fn count_view(&self, post: &PostRef) -> Result<i64, Error> {
-        let mut total = 0i64;
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.settings.scan.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :likes)")
-                .filter_expression("attribute_exists(#counted)")
-                .expression_attribute_names("#pk", keys::GSI1PK)
-                .expression_attribute_names("#sk", keys::GSI1SK)
-                .expression_attribute_names("#counted", attr::COUNTED_BY)
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::post_view_partition(&post.post)),
-                )
-                .expression_attribute_values(
-                    ":likes",
-                    AttributeValue::S(keys::prefix::LIKES.into()),
-                )
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| Error::dynamo("Query", e))?;
-            total += i64::from(out.count);
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(total);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.settings.scan.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :likes)")
+            .filter_expression("attribute_exists(#counted)")
+            .expression_attribute_names("#pk", keys::GSI1PK)
+            .expression_attribute_names("#sk", keys::GSI1SK)
+            .expression_attribute_names("#counted", attr::COUNTED_BY)
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::post_view_partition(&post.post)),
+            )
+            .expression_attribute_values(":likes", AttributeValue::S(keys::prefix::LIKES.into()))
+            .select(Select::Count);
+        sum_pages(query, |page| i64::from(page.count)).await
     }
 
     /// Set the counter to the recount less the pending deltas, if its version is still the one
@@ -530,6 +508,19 @@ impl Rebuild {
             Err(e) => Err(Error::dynamo("UpdateItem", e)),
         }
     }
+}
+
+/// The sum of `each` over every page of a query (the SDK's paginator follows the pages).
+async fn sum_pages(
+    query: QueryFluentBuilder,
+    each: impl Fn(&QueryOutput) -> i64,
+) -> Result<i64, Error> {
+    let mut pages = query.into_paginator().send();
+    let mut total = 0;
+    while let Some(page) = pages.next().await {
+        total += each(&page.map_err(|e| Error::dynamo("Query", e))?);
+    }
+    Ok(total)
 }
 
 /// Which part of the work progress is reported for.

@@ -13,7 +13,9 @@ mod shards;
 
 /// The shared test support these modules use, from the `bench` test bed.
 mod support {
-    pub use bench::app::{projector, start_poller, start_poller_at, writer_client};
+    pub use bench::app::{
+        deliver_written_since, projector, start_poller, start_poller_at, writer_client,
+    };
     pub use bench::load::{Load, assert_acknowledged_hold};
     pub use bench::tally::{scan, tallies, until_converged, view_count};
     pub use bench::writer_client::WriterClient;

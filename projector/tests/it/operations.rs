@@ -78,6 +78,22 @@ fn rebuild_settings(
     }
 }
 
+/// Where a test's rebuild keeps its state.
+fn state_path(table: &TestTable) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("rebuild-{}.json", table.name))
+}
+
+/// A rebuild of the whole table, run to its end.
+async fn rebuild(table: &TestTable) -> projector::rebuild::Summary {
+    Rebuild::new(
+        operator_client(table),
+        rebuild_settings(table, &state_path(table), None),
+    )
+    .run(&|_, _| {})
+    .await
+    .unwrap()
+}
+
 fn projector_cli(table: &TestTable, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_projector"))
         .args(["--table", &table.name, "--endpoint-url", &table.endpoint])
@@ -182,14 +198,7 @@ async fn verify_finds_injected_drift_and_rebuild_repairs_it_under_load() {
     // Rebuild while the load runs again.
     stop.store(false, Ordering::SeqCst);
     let load = background_load(client.clone(), posts[3..].to_vec(), stop.clone());
-    let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
-    let summary = Rebuild::new(
-        operator_client(&table),
-        rebuild_settings(&table, &state, None),
-    )
-    .run(&|_, _| {})
-    .await
-    .unwrap();
+    let summary = rebuild(&table).await;
     assert!(summary.likes_stamped >= 2, "{summary:?}");
     assert!(summary.counters_corrected >= 2, "{summary:?}");
     stop.store(true, Ordering::SeqCst);
@@ -202,7 +211,10 @@ async fn verify_finds_injected_drift_and_rebuild_repairs_it_under_load() {
         "{}",
         String::from_utf8_lossy(&output.stdout)
     );
-    assert!(!state.exists(), "a finished rebuild removes its state");
+    assert!(
+        !state_path(&table).exists(),
+        "a finished rebuild removes its state"
+    );
 }
 
 #[tokio::test]
@@ -260,7 +272,7 @@ async fn an_interrupted_rebuild_resumes_and_ends_clean() {
     }
     // No projector ran: every like is uncounted. Rebuild counts them, interrupted half-way.
     assert_eq!(drifting(&table).await.len(), 8);
-    let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
+    let state = state_path(&table);
     let settings = rebuild_settings(&table, &state, Some(5));
     let first = {
         let (client, settings) = (operator_client(&table), settings.clone());
@@ -330,25 +342,13 @@ async fn deltas_whose_records_were_lost_count_in_verify_and_rebuild_folds_them_o
         "counter plus pending deltas is the truth: no drift"
     );
 
-    let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
-    let summary = Rebuild::new(
-        operator_client(&table),
-        rebuild_settings(&table, &state, None),
-    )
-    .run(&|_, _| {})
-    .await
-    .unwrap();
+    let summary = rebuild(&table).await;
     assert_eq!(summary.counters_corrected, 0, "folding is enough");
     let post: PostId = post.parse().unwrap();
     assert_eq!(tallies(&table).await[&post], (150, 150, 150));
 
     // The lost records turn up after all (a replay of the failure range): nothing moves.
-    let written = bench::app::stream_records(&table).await;
-    let late = crate::support::projector(&table)
-        .handle(&written[likes.len()..])
-        .await
-        .unwrap();
-    assert!(late.first_failure.is_none());
+    let late = crate::support::deliver_written_since(&table, likes.len()).await;
     assert!(late.metrics.redundant > 0, "the deltas were folded already");
     assert_eq!(late.metrics.applied, 0);
     assert_eq!(tallies(&table).await[&post], (150, 150, 150));
@@ -381,7 +381,7 @@ async fn rebuild_then_replay_takes_a_lost_unlike_back_once() {
         "the unlike was never projected"
     );
 
-    let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
+    let state = state_path(&table);
     let state = state.to_str().unwrap();
     let rebuilt = projector_cli(&table, &["rebuild", "--settle", "1", "--state", state]);
     assert!(rebuilt.status.success(), "{rebuilt:?}");
@@ -404,7 +404,7 @@ async fn the_runbook_repairs_batches_lost_to_the_failure_destination_in_either_o
     use bench::shards::{ShardSettings, ViralLoad, simulate_through};
 
     for rebuild_first in [false, true] {
-        let table = TestTable::new().await;
+        let (_dynamodb, table) = TestTable::on_own_instance().await;
         let load = ViralLoad::new(400, 10, 0.3).with_unlikes(5);
         // The projector's role cannot write transactions for its first 40 tries (until a
         // deploy fixes it): with two retries a batch, a dozen batches are given up on.
@@ -430,7 +430,7 @@ async fn the_runbook_repairs_batches_lost_to_the_failure_destination_in_either_o
             "their likes are not counted yet"
         );
 
-        let state = std::env::temp_dir().join(format!("rebuild-{}.json", table.name));
+        let state = state_path(&table);
         let rebuild = || {
             let out = projector_cli(
                 &table,

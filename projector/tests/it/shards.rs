@@ -12,7 +12,7 @@ use contracts::items::ItemType;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viral_post_over_many_shards_is_counted_exactly_through_deltas() {
-    let table = TestTable::new().await;
+    let (_dynamodb, table) = TestTable::on_own_instance().await;
     let load = ViralLoad::new(1_500, 20, 0.3);
     let settings = ShardSettings {
         shards: 16,

@@ -149,17 +149,7 @@ async fn shards(args: ShardArgs) {
 /// The capacity model's verdict on one post at 20,000 likes/s over 100 shards × 2, with the
 /// deployed batching (1 s window, batches of 1,000), and at the simulation's 16 × 2.
 fn viral_post_model() -> serde_json::Value {
-    let deployed = |shards: f64, hot_rate: f64| bench::capacity::EventSourceLoad {
-        shards,
-        parallelization: 2.0,
-        batching_window_s: 1.0,
-        batch_size: 1_000.0,
-        invocation_s: 0.1,
-        hot_rate,
-        other_rate: 0.0,
-        transaction_s: 0.025,
-        stream_s: 0.5,
-    };
+    let deployed = bench::capacity::EventSourceLoad::deployed;
     serde_json::json!({
         "what": "model: bench::capacity::EventSourceLoad (assumptions in its docs)",
         "assumed": {"invocationS": 0.1, "transactionS": 0.025, "streamS": 0.5,
