@@ -312,8 +312,8 @@ impl EventSourceLoad {
             .min(1.0 / self.invocation_s);
         let k = self.hot_rate / lanes / invocations;
         let transactions_per_batch = (1.0 - (-k).exp()) + (k / DELTAS_PER_FOLD).floor();
-        let batches_with_hot = lanes * invocations * transactions_per_batch;
-        let deltas_s = batches_with_hot;
+        // One-hop: a counter write per hot transaction; two hops: a delta per hot transaction.
+        let deltas_s = lanes * invocations * transactions_per_batch;
         let partitions = contracts::keys::DELTA_PARTITIONS as f64;
         let delta_partition_wcu = deltas_s * DELTA_WCU / partitions;
         let folds_needed = partitions * invocations.max(deltas_s / partitions / DELTAS_PER_FOLD);
@@ -331,8 +331,8 @@ impl EventSourceLoad {
             lanes,
             invocations_per_lane_s: invocations,
             hot_likes_per_batch: k,
-            one_hop_counter_writes_s: batches_with_hot,
-            one_hop_overlap: 1.0 - (-batches_with_hot * self.transaction_s).exp(),
+            one_hop_counter_writes_s: deltas_s,
+            one_hop_overlap: 1.0 - (-deltas_s * self.transaction_s).exp(),
             one_hop_counted_rate: self.hot_rate.min(likes_per_delta / self.transaction_s),
             deltas_s,
             delta_partition_wcu,

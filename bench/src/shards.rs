@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use contracts::change::{Change, decode_json};
+use contracts::change::{Change, Decoded, decode_json};
 use contracts::dynamo::Backoff;
 use contracts::items::{Entity, Like, Post};
 use contracts::keys::{Ksuid, PostId, TopicSlug};
@@ -71,18 +71,30 @@ pub struct BatchInfo {
 }
 
 impl BatchInfo {
-    fn of(lane: usize, records: &[(Value, Instant)]) -> Option<Self> {
-        let decoded = |r: &(Value, Instant)| decode_json(&r.0).ok();
-        let (first, last) = (decoded(records.first()?)?, decoded(records.last()?)?);
+    fn of(lane: usize, records: &[Routed]) -> Option<Self> {
+        let (first, last) = (records.first()?, records.last()?);
         Some(Self {
             shard_id: format!("shardId-lane-{lane:04}"),
-            start_sequence_number: first.sequence,
-            end_sequence_number: last.sequence,
+            start_sequence_number: first.sequence.clone(),
+            end_sequence_number: last.sequence.clone(),
             approximate_arrival_of_first_record: first.created,
             approximate_arrival_of_last_record: last.created,
             batch_size: records.len(),
         })
     }
+}
+
+/// A record on its way to its lane, decoded once when read: as Lambda delivers it, when it
+/// was read from the stream, and what the figures need of it.
+struct Routed {
+    record: Value,
+    read: Instant,
+    sequence: String,
+    created: DateTime<Utc>,
+    /// `None`: undecodable (the projector isolates it).
+    change: Option<Change>,
+    /// A like's `likedAt` (its lag runs from there).
+    liked_at: Option<DateTime<Utc>>,
 }
 
 /// What delivery took.
@@ -159,7 +171,7 @@ struct Progress {
 async fn tail(
     streams: aws_sdk_dynamodbstreams::Client,
     arn: String,
-    lanes: Vec<mpsc::UnboundedSender<(Value, Instant)>>,
+    lanes: Vec<mpsc::UnboundedSender<Routed>>,
     settings: ShardSettings,
     progress: Arc<Progress>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -182,17 +194,28 @@ async fn tail(
                 let record =
                     serde_json::to_value(contracts::change::from_streams_record(record, &arn))
                         .expect("records serialize");
-                let passes = !matches!(
-                    decode_json(&record).map(|d| d.change),
-                    Ok(Change::Ignored(_))
-                );
-                if passes {
-                    progress.routed.fetch_add(1, Ordering::SeqCst);
-                    let lane = lane_of(&record, &settings);
-                    lanes[lane]
-                        .send((record, Instant::now()))
-                        .expect("lanes outlive the tail");
-                }
+                let (sequence, created, change) = match decode_json(&record) {
+                    Ok(Decoded {
+                        change: Change::Ignored(_),
+                        ..
+                    }) => continue,
+                    Ok(d) => (d.sequence, d.created, Some(d.change)),
+                    Err(e) => (e.sequence, DateTime::UNIX_EPOCH, None),
+                };
+                progress.routed.fetch_add(1, Ordering::SeqCst);
+                let lane = lane_of(&record, &settings);
+                let liked_at = record["dynamodb"]["NewImage"]["likedAt"]["S"]
+                    .as_str()
+                    .and_then(|t| t.parse().ok());
+                let routed = Routed {
+                    record,
+                    read: Instant::now(),
+                    sequence,
+                    created,
+                    change,
+                    liked_at,
+                };
+                lanes[lane].send(routed).expect("lanes outlive the tail");
             }
         }
         if !read_any {
@@ -207,12 +230,12 @@ async fn tail(
 async fn run_lane(
     lane: usize,
     projector: Projector,
-    mut records: mpsc::UnboundedReceiver<(Value, Instant)>,
+    mut records: mpsc::UnboundedReceiver<Routed>,
     settings: ShardSettings,
     progress: Arc<Progress>,
 ) -> Delivered {
     let mut delivered = Delivered::default();
-    let mut pending: Vec<(Value, Instant)> = Vec::new();
+    let mut pending: Vec<Routed> = Vec::new();
     let mut attempt = 0;
     let mut limit = settings.batch_size;
     loop {
@@ -231,7 +254,7 @@ async fn run_lane(
         }
         let end = pending.len().min(limit);
         delivered.invocations += 1;
-        let batch: Vec<Value> = pending[..end].iter().map(|(r, _)| r.clone()).collect();
+        let batch: Vec<Value> = pending[..end].iter().map(|r| r.record.clone()).collect();
         let (done, failed) = match projector.handle(&batch).await {
             Ok(report) => {
                 delivered.cancelled += report.metrics.cancelled;
@@ -247,11 +270,11 @@ async fn run_lane(
             }
         };
         let now = Utc::now();
-        progress.lags.lock().expect("lags").extend(
-            pending[..done]
-                .iter()
-                .filter_map(|(r, read)| lag_of(r, *read, now)),
-        );
+        progress
+            .lags
+            .lock()
+            .expect("lags")
+            .extend(pending[..done].iter().filter_map(|r| lag_of(r, now)));
         pending.drain(..done);
         delivered.records += done;
         progress.settled.fetch_add(done, Ordering::SeqCst);
@@ -280,17 +303,21 @@ async fn run_lane(
     }
 }
 
-fn lag_of(record: &Value, read: Instant, now: DateTime<Utc>) -> Option<Lag> {
-    let (post, delta, millis) = match decode_json(record).ok()?.change {
+fn lag_of(routed: &Routed, now: DateTime<Utc>) -> Option<Lag> {
+    let (post, delta, millis) = match routed.change.as_ref()? {
         Change::LikeAdded(like) => {
-            let liked: DateTime<Utc> = record["dynamodb"]["NewImage"]["likedAt"]["S"]
-                .as_str()?
-                .parse()
-                .ok()?;
-            let millis = (now - liked).num_microseconds()? as f64 / 1000.0;
-            (like.post, false, millis)
+            let liked = routed.liked_at?;
+            (
+                like.post,
+                false,
+                (now - liked).num_microseconds()? as f64 / 1000.0,
+            )
         }
-        Change::DeltaAdded(delta) => (delta.post_id, true, read.elapsed().as_secs_f64() * 1e3),
+        Change::DeltaAdded(delta) => (
+            delta.post_id,
+            true,
+            routed.read.elapsed().as_secs_f64() * 1e3,
+        ),
         _ => return None,
     };
     Some(Lag {

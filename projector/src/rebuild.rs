@@ -157,31 +157,25 @@ struct PageRepairs {
 
 fn page_repairs(items: Vec<Item>) -> PageRepairs {
     let mut repairs = PageRepairs::default();
-    let PageRepairs {
-        uncounted,
-        unstamped,
-        pending,
-        posts,
-    } = &mut repairs;
     for item in items {
         let kind = item.get(keys::TYPE).and_then(|t| t.as_s().ok()).cloned();
         if kind.as_deref() == Some(ItemType::Delta.as_str()) {
             if let Ok(delta) = Delta::from_item(item) {
-                pending.push(delta);
+                repairs.pending.push(delta);
             }
         } else if kind.as_deref() == Some(ItemType::Like.as_str()) {
             let in_view = item.contains_key(keys::GSI1PK);
             if let Ok(like) = Like::from_item(item) {
                 match like.counted_by {
-                    None => uncounted.push(LikeRef::from(&like)),
-                    Some(_) if !in_view => unstamped.push(LikeRef::from(&like)),
+                    None => repairs.uncounted.push(LikeRef::from(&like)),
+                    Some(_) if !in_view => repairs.unstamped.push(LikeRef::from(&like)),
                     Some(_) => {}
                 }
             }
         } else if kind.as_deref() == Some(ItemType::Post.as_str())
             && let Ok(post) = Post::from_item(item)
         {
-            posts.push(PostRef {
+            repairs.posts.push(PostRef {
                 topic: post.topic,
                 post: post.post_id,
             });

@@ -62,7 +62,7 @@ const MAX_QUARANTINED_BYTES: usize = 300_000;
 /// How long a post stays hot after DynamoDB struggled with its view or its counter.
 pub const HOT_MEMORY: Duration = Duration::from_secs(300);
 
-pub use requests::{FOLD_SLOT, fold_slot};
+pub use requests::fold_slot;
 
 /// A fold waits its turn on a counter that other invocations still write in one hop (until
 /// the fold marks it hot, or they meet a conflict of their own): it retries longer than other
@@ -114,6 +114,11 @@ impl Applier {
             views: recent(&mut hot.views),
             counters: recent(&mut hot.counters),
         }
+    }
+
+    /// Count `post` through deltas for [`HOT_MEMORY`].
+    fn remember_hot_counter(&self, post: PostId) {
+        self.hot_memory().counters.insert(post, Instant::now());
     }
 
     fn hot_memory(&self) -> std::sync::MutexGuard<'_, HotMemory> {
@@ -314,11 +319,15 @@ impl Applier {
                 _ => &[],
             };
             if reasons.iter().any(is_condition_failed) {
-                let hot_before = settlement.hot_counters.len();
-                drop_failed_conditions(&mut transaction, &actions, reasons, now, &mut settlement);
-                let mut hot = self.hot_memory();
-                for post in &settlement.hot_counters[hot_before..] {
-                    hot.counters.insert(*post, Instant::now());
+                let found_hot = drop_failed_conditions(
+                    &mut transaction,
+                    &actions,
+                    reasons,
+                    now,
+                    &mut settlement,
+                );
+                for post in found_hot {
+                    self.remember_hot_counter(post);
                 }
                 continue;
             }
@@ -337,9 +346,7 @@ impl Applier {
                 let count = &mut transaction.posts[p];
                 if count.folds.is_empty() {
                     tracing::info!(post = %count.post.post, "a post's counter is contended: counted through deltas for a while");
-                    self.hot_memory()
-                        .counters
-                        .insert(count.post.post, Instant::now());
+                    self.remember_hot_counter(count.post.post);
                     count.via_delta = true;
                 }
             }

@@ -178,8 +178,6 @@ pub struct Settlement {
     /// Likes found counted but not stamped (a run that crashed between count and stamp), and
     /// stamps taken out of marks whose view throttled.
     pub stamps: Vec<Stamp>,
-    /// Posts found counted through deltas (a fold marked their counter hot).
-    pub hot_counters: Vec<PostId>,
 }
 
 impl Settlement {
@@ -269,14 +267,15 @@ pub fn contended_counters(actions: &[Action], reasons: &[CancellationReason]) ->
 /// Remove from `transaction` the actions whose condition failed, settling why: a mark or
 /// tombstone already there (its like counted or gone), a delta already folded, or a post that
 /// does not exist (nothing of it counts). A counter found hot at `now_secs` is moved through a
-/// delta instead. What is left may be sent again.
+/// delta instead: those posts are returned. What is left may be sent again.
 pub fn drop_failed_conditions(
     transaction: &mut CountTransaction,
     actions: &[Action],
     reasons: &[CancellationReason],
     now_secs: i64,
     settlement: &mut Settlement,
-) {
+) -> Vec<PostId> {
+    let mut hot_counters = Vec::new();
     let failed = |i: usize| reasons.get(i).is_some_and(is_condition_failed);
     let mut missing_posts = Vec::new();
     let mut done_marks = Vec::new();
@@ -297,7 +296,7 @@ pub fn drop_failed_conditions(
                 CounterState::Hot { .. } => {
                     let count = &mut transaction.posts[p];
                     count.via_delta = true;
-                    settlement.hot_counters.push(count.post.post);
+                    hot_counters.push(count.post.post);
                 }
                 // Cold again since: the retry moves it.
                 CounterState::Cold => {}
@@ -333,6 +332,7 @@ pub fn drop_failed_conditions(
         count.folds = keep(count.folds, |f| !done_folds.contains(&(p, f)));
         transaction.posts.push(count);
     }
+    hot_counters
 }
 
 /// The elements whose index passes `wanted`.
@@ -526,17 +526,15 @@ mod tests {
         reasons[0] = failed(post(1_200));
         reasons[4] = failed(post(900));
         let mut settlement = Settlement::default();
-        drop_failed_conditions(&mut transaction, &actions, &reasons, 1_000, &mut settlement);
+        let hot =
+            drop_failed_conditions(&mut transaction, &actions, &reasons, 1_000, &mut settlement);
         assert_eq!(transaction.posts.len(), 2, "both posts exist");
         assert!(transaction.posts[0].via_delta, "hot until after now");
         assert!(
             !transaction.posts[1].via_delta,
             "hot until before now: cold again"
         );
-        assert_eq!(
-            settlement.hot_counters,
-            vec![transaction.posts[0].post.post]
-        );
+        assert_eq!(hot, vec![transaction.posts[0].post.post]);
         assert!(
             settlement.outcomes.is_empty(),
             "nothing settled: all is retried"

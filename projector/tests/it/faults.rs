@@ -170,35 +170,11 @@ async fn sigterm_stops_the_poller_cleanly_with_its_checkpoint_saved() {
 /// likers view uncounted: the records are reported failed and stamped on re-delivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_like_whose_counting_failed_stays_out_of_the_view() {
-    use contracts::items::{Entity, Like, Post};
-    use futures_util::StreamExt;
-
     let (_dynamodb, table) = TestTable::on_own_instance().await;
-    let post = Post {
-        topic: TOPIC.parse().unwrap(),
-        post_id: contracts::keys::Ksuid::generate(),
-        author_id: "author".parse().unwrap(),
-        title: "viral".into(),
-        body: String::new(),
-        created_at: chrono::Utc::now(),
-        like_count: 0,
-    };
-    table.put(post.to_item()).await;
-    // One batch with projector::plan::HOT_POST_LIKES of its likes: its view is hot.
-    let likes: Vec<_> = (0..projector::plan::HOT_POST_LIKES)
-        .map(|user| Like {
-            user_id: format!("u{user}").parse().unwrap(),
-            post_id: post.post_id,
-            topic: post.topic.clone(),
-            title: post.title.clone(),
-            liked_at: chrono::Utc::now(),
-            like_id: contracts::keys::Ksuid::generate(),
-            counted_by: None,
-        })
-        .collect();
-    futures_util::stream::iter(likes.iter().map(Entity::to_item))
-        .for_each_concurrent(16, |item| table.put(item))
-        .await;
+    // One batch with projector::plan::HOT_POST_LIKES likes of one post: its view is hot.
+    let load = bench::shards::ViralLoad::new(projector::plan::HOT_POST_LIKES, 1, 1.0);
+    load.write(&table, f64::INFINITY).await;
+    let post = &load.posts[bench::skew::PostSkew::HOT];
     let records = bench::app::stream_records(&table).await;
 
     let denied = bench::contention::ContentionSettings {
@@ -223,7 +199,8 @@ async fn a_like_whose_counting_failed_stays_out_of_the_view() {
         .unwrap();
     assert!(again.first_failure.is_none(), "{:?}", again.metrics);
     crate::support::deliver_written_since(&table, records.len()).await;
-    let likes = likes.len() as i64;
+    let likes = load.likes_of(post.post_id);
+    assert_eq!(likes, projector::plan::HOT_POST_LIKES as i64);
     assert_eq!(
         until_converged(&table, Duration::from_secs(60)).await[&post.post_id],
         (likes, likes, likes)
