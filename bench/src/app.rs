@@ -101,17 +101,20 @@ pub fn operator_client(table: &TestTable) -> aws_sdk_dynamodb::Client {
     dynamodb_for(&table.client, Function::Operator)
 }
 
+/// A Streams client as the operator commands use it.
+pub fn operator_streams(table: &TestTable) -> aws_sdk_dynamodbstreams::Client {
+    streams_for(&table.streams, Function::Operator)
+}
+
 /// `replay` of `table`'s stream, as the operator command runs it: no checkpoints, every call
 /// made with the operator's permissions.
 pub async fn replay(table: &TestTable) -> Poller {
-    let mut settings = PollerSettings::new(&table.name);
-    settings.checkpoints = false;
-    let dynamo = operator_client(table);
-    Poller::new(
-        Projector::new(Applier::new(dynamo.clone(), &table.name)),
-        dynamo,
-        streams_for(&table.streams, Function::Operator),
-        settings,
+    Poller::replay(
+        operator_client(table),
+        operator_streams(table),
+        &table.name,
+        None,
+        1000,
     )
     .await
     .expect("replay starts")

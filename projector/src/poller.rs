@@ -24,6 +24,7 @@ use contracts::items::{Checkpoint, Entity, ItemType};
 use contracts::keys;
 use serde_json::Value;
 
+use crate::apply::Applier;
 use crate::error::Error;
 use crate::handler::Projector;
 
@@ -159,6 +160,25 @@ impl Poller {
         Ok(poller)
     }
 
+    /// A poller that replays `table`'s stream through a projector of its own: every shard
+    /// from its oldest record (only those written at or after `since`, if given), without
+    /// checkpoints. [`catch_up`](Self::catch_up) reads it to the end, and again later on from
+    /// where it stopped.
+    pub async fn replay(
+        dynamo: aws_sdk_dynamodb::Client,
+        streams: aws_sdk_dynamodbstreams::Client,
+        table: &str,
+        since: Option<DateTime<Utc>>,
+        batch_size: i32,
+    ) -> Result<Self, Error> {
+        let mut settings = PollerSettings::new(table);
+        settings.checkpoints = false;
+        settings.since = since;
+        settings.batch_size = batch_size;
+        let projector = Projector::new(Applier::new(dynamo.clone(), table));
+        Self::new(projector, dynamo, streams, settings).await
+    }
+
     pub fn stream_arn(&self) -> &str {
         &self.stream_arn
     }
@@ -230,8 +250,14 @@ impl Poller {
     }
 
     /// Read until every shard is at its end (closed and read to its end, or open and quiet:
-    /// [`QUIET_PAGES`]); the records read. `progress` hears of each batch. Used by replay.
+    /// [`QUIET_PAGES`]); the records read. `progress` hears of each batch. Used by replay, and
+    /// by rebuild again and again: each call goes on from where the last one stopped, and
+    /// waits for quiet anew (a shard quiet before may hold records now).
     pub async fn catch_up(&mut self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, Error> {
+        for shard in &mut self.shards {
+            shard.empty_pages = 0;
+            shard.quiet_since = None;
+        }
         let mut total = 0u64;
         loop {
             let read = self.poll_once().await? as u64;

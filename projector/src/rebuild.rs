@@ -1,10 +1,10 @@
 //! `rebuild`: repair counters and the likers view while writes and projection go on.
 //!
-//! **Phase 0** (the `projector rebuild` command, before this module runs) replays what the
-//! stream still holds through the projector: every change still there is applied, an unlike
-//! with its tombstone, before any counter is recounted. Without it, an unlike whose record
-//! went to the failure queue would be taken back twice: once by the recount below (its like
-//! is gone from the view) and once more when the record is replayed afterwards.
+//! **Phase 0** replays what the stream still holds through a projector of its own: every
+//! change still there is applied, an unlike with its tombstone, before any counter is
+//! recounted. Without it, an unlike whose record went to the failure queue would be taken back
+//! twice: once by the recount below (its like is gone from the view) and once more when the
+//! record is replayed afterwards.
 //!
 //! **Phase 1** scans the table (resumable: each segment's position is saved to a state file
 //! after every page). A like never counted is counted through the projector's own conditional
@@ -15,16 +15,22 @@
 //! fold by the projector at the same moment finds it gone): a delta whose stream record was
 //! lost is folded here. Every post seen is remembered for phase 2.
 //!
-//! **Phase 2** recounts each post from its view: the counted likes in GSI1 (after phase 1 they
-//! all carry GSI1 keys), against `likeCount` plus the deltas still pending (counted likes not
-//! yet folded). A post whose figures differ is observed again after `settle`;
-//! it is corrected only if neither its counter version (`countVersion`, renewed by every write
-//! that moves the counter) nor its recount changed meanwhile, with an update conditioned on
-//! that version. Why this is safe live: a like deleted but not yet uncounted, or liked and not
-//! yet counted, is projected within the projection lag, and projecting it renews the version;
-//! if the lag is shorter than `settle`, an unchanged version means nothing was in flight, so
-//! the difference is real drift. A post that keeps moving is retried, then reported as busy,
-//! never guessed at. Run it while the projector is healthy (iterator age well under `settle`).
+//! **Phase 2** recounts each post from its view: the counted likes in GSI1, against
+//! `likeCount` plus the deltas still pending (counted likes not yet folded). A post whose
+//! figures differ is observed again after `settle` and after the replay has gone on to the
+//! stream's end; it is corrected only if neither its counter version (`countVersion`, renewed
+//! by every write that moves the counter), its pending deltas nor its recount changed
+//! meanwhile, with an update conditioned on that version.
+//!
+//! Why this is safe live, whatever the projector's lag: a change in flight at the first look
+//! (a like deleted but not yet uncounted, liked but not yet counted, counted but not yet
+//! stamped, a delta not yet folded) has its record in the stream within `settle` (the stream
+//! shows a write within about a second), so the replay before the second look projects it, if
+//! the projector has not: counting or uncounting renews the version, a stamp changes the
+//! recount, a fold changes the pending deltas. An unchanged second look therefore means
+//! nothing was in flight, and the difference is real drift. A post that keeps moving is
+//! retried, then reported as busy, never guessed at. A dry run replays nothing, so its report
+//! of what would be corrected holds only while the projector's lag is below `settle`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -46,7 +52,11 @@ use crate::apply::{Applier, Outcome};
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::plan::{PostRef, Stamp, plan_changes};
+use crate::poller::Poller;
 use crate::verify::{ScanSpec, scan_page};
+
+/// Records per batch of rebuild's replay.
+const REPLAY_BATCH: i32 = 1000;
 
 /// How to rebuild.
 #[derive(Debug, Clone)]
@@ -66,6 +76,7 @@ pub struct RebuildSettings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
+    pub records_replayed: u64,
     pub items_scanned: u64,
     pub likes_counted: u64,
     pub likes_stamped: u64,
@@ -207,22 +218,43 @@ impl Observation {
 /// The rebuild of one table.
 pub struct Rebuild {
     client: Client,
+    streams: aws_sdk_dynamodbstreams::Client,
     applier: Applier,
     settings: RebuildSettings,
 }
 
 impl Rebuild {
-    pub fn new(client: Client, settings: RebuildSettings) -> Self {
+    pub fn new(
+        client: Client,
+        streams: aws_sdk_dynamodbstreams::Client,
+        settings: RebuildSettings,
+    ) -> Self {
         let applier = Applier::new(client.clone(), &settings.scan.table);
         Self {
             client,
+            streams,
             applier,
             settings,
         }
     }
 
-    /// Run (or resume) both phases. `progress` hears of items scanned, then posts checked.
+    /// Run (or resume) the phases. `progress` hears of records replayed, items scanned and
+    /// posts checked.
     pub async fn run(&self, progress: &(dyn Fn(Phase, u64) + Sync)) -> Result<Summary, Error> {
+        let mut replay = None;
+        let mut replayed = 0;
+        if !self.settings.dry_run {
+            let mut poller = Poller::replay(
+                self.client.clone(),
+                self.streams.clone(),
+                &self.settings.scan.table,
+                None,
+                REPLAY_BATCH,
+            )
+            .await?;
+            replayed = poller.catch_up(&|n| progress(Phase::Replay, n)).await?;
+            replay = Some(poller);
+        }
         let state = Mutex::new(RebuildState::load(&self.settings)?);
         let failed = std::sync::atomic::AtomicU64::new(0);
         let segments = (0..self.settings.scan.segments).map(|segment| {
@@ -281,6 +313,7 @@ impl Rebuild {
 
         let state = state.into_inner().expect("state lock");
         let mut summary = state.summary;
+        summary.records_replayed += replayed;
         let posts: Vec<PostRef> = state
             .posts
             .iter()
@@ -291,7 +324,8 @@ impl Rebuild {
                 })
             })
             .collect();
-        let (corrected, busy) = self.correct(&posts, progress).await?;
+        let (corrected, busy, replayed) = self.correct(&posts, replay, progress).await?;
+        summary.records_replayed += replayed;
         summary.posts_checked = posts.len() as u64;
         summary.counters_corrected = corrected;
         summary.posts_busy = busy;
@@ -342,12 +376,13 @@ impl Rebuild {
         (counted, stamped, failed)
     }
 
-    /// Phase 2: (counters corrected, posts still busy).
+    /// Phase 2: (counters corrected, posts still busy, records replayed).
     async fn correct(
         &self,
         posts: &[PostRef],
+        mut replay: Option<Poller>,
         progress: &(dyn Fn(Phase, u64) + Sync),
-    ) -> Result<(u64, u64), Error> {
+    ) -> Result<(u64, u64, u64), Error> {
         let mut drifting: Vec<(PostRef, Observation)> = Vec::new();
         for post in posts {
             if let Some(seen) = self.observe(post).await?
@@ -357,12 +392,16 @@ impl Rebuild {
             }
             progress(Phase::Check, 1);
         }
-        let mut corrected = 0;
+        let (mut corrected, mut replayed) = (0, 0);
         for _ in 0..self.settings.rounds {
             if drifting.is_empty() {
                 break;
             }
             tokio::time::sleep(self.settings.settle).await;
+            // What was in flight at the last look is in the stream by now: project it.
+            if let Some(poller) = replay.as_mut() {
+                replayed += poller.catch_up(&|n| progress(Phase::Replay, n)).await?;
+            }
             let mut still = Vec::new();
             for (post, before) in drifting {
                 let Some(now) = self.observe(&post).await? else {
@@ -384,7 +423,7 @@ impl Rebuild {
             }
             drifting = still;
         }
-        Ok((corrected, drifting.len() as u64))
+        Ok((corrected, drifting.len() as u64, replayed))
     }
 
     /// The post's counter, version, pending deltas and recount; `None` if the counter or the
@@ -520,6 +559,7 @@ async fn sum_pages(
 /// Which part of the work progress is reported for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    Replay,
     Scan,
     Check,
 }

@@ -3,15 +3,13 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::{Context, replay, scan_bar};
+use crate::cli::{Context, scan_bar};
 use crate::error::Error;
 use crate::rebuild::{Phase, Rebuild, RebuildSettings, Summary};
 use crate::verify::{DEFAULT_PAGE_SIZE, ScanSpec};
 
 /// Rounds of the counter check before a still-moving post is reported busy.
 const ROUNDS: u32 = 5;
-/// Records per batch of the replay that comes first.
-const REPLAY_BATCH: i32 = 1000;
 
 /// Repair drift while writes and projection go on: replay what the stream still holds, count
 /// likes never counted, stamp likes missing from the view, fold pending deltas, and correct
@@ -21,8 +19,9 @@ const REPLAY_BATCH: i32 = 1000;
 /// its tombstone) before a counter is recounted: a replay of the same records afterwards
 /// changes nothing, whatever the order an operator runs them in. Counting uses the projector's
 /// own conditional mark, and a counter is corrected only with an update conditioned on the
-/// version it observed, so it is safe next to a running projector whose lag is below
-/// `--settle`. Resumable: progress is saved in `--state`.
+/// version it observed, after a second look for which the stream is replayed to its end again
+/// (what was in flight at the first look is projected by then): safe next to a running
+/// projector whatever its lag. Resumable: progress is saved in `--state`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RebuildArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1000))]
@@ -36,7 +35,8 @@ pub struct RebuildArgs {
     /// Report what would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Seconds a drifting counter must stay unchanged before it is corrected.
+    /// Seconds between the two looks at a drifting counter (covers the stream's own delay in
+    /// showing a write, about a second).
     #[arg(long, default_value_t = 5.0)]
     pub settle: f64,
     /// Progress file (default `.rebuild-<table>.json`); removed when the rebuild ends.
@@ -60,14 +60,11 @@ pub(crate) async fn run(args: RebuildArgs, context: &Context) -> Result<ExitCode
             .unwrap_or_else(|| format!(".rebuild-{table}.json").into()),
         rounds: ROUNDS,
     };
-    if !args.dry_run {
-        // What the stream no longer holds is what the recount below repairs.
-        let (report, _) = replay::replay_stream(context, None, REPLAY_BATCH).await?;
-        println!("{report}");
-    }
     let bar = scan_bar(context).await;
-    let summary = Rebuild::new(context.dynamo.clone(), settings)
+    let streams = aws_sdk_dynamodbstreams::Client::new(&context.config);
+    let summary = Rebuild::new(context.dynamo.clone(), streams, settings)
         .run(&|phase, n| match phase {
+            Phase::Replay => bar.set_message(format!("records replayed ({n})")),
             Phase::Scan => bar.inc(n),
             Phase::Check => bar.set_message(format!("checking counters ({n})")),
         })
@@ -80,7 +77,8 @@ pub(crate) async fn run(args: RebuildArgs, context: &Context) -> Result<ExitCode
 fn render(summary: &Summary, dry_run: bool) -> String {
     let verb = if dry_run { "would be" } else { "were" };
     format!(
-        "{} items scanned; {} likes {verb} counted, {} stamped; {} posts checked, {} counters {verb} corrected, {} still moving",
+        "{} records replayed; {} items scanned; {} likes {verb} counted, {} stamped; {} posts checked, {} counters {verb} corrected, {} still moving",
+        summary.records_replayed,
         summary.items_scanned,
         summary.likes_counted,
         summary.likes_stamped,

@@ -5,11 +5,9 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::apply::Applier;
 use crate::cli::{Context, batch_size};
 use crate::error::Error;
-use crate::handler::Projector;
-use crate::poller::{Poller, PollerSettings};
+use crate::poller::Poller;
 
 /// Re-feed the stream through the projector (idempotent: replaying twice changes nothing).
 ///
@@ -39,18 +37,20 @@ pub(crate) async fn run(args: ReplayArgs, context: &Context) -> Result<ExitCode,
 
 /// Replay the stream (from `since`, or all it holds): the report, and whether it read
 /// everything asked for.
-pub(crate) async fn replay_stream(
+async fn replay_stream(
     context: &Context,
     since: Option<chrono::DateTime<chrono::Utc>>,
     batch_size: i32,
 ) -> Result<(String, bool), Error> {
-    let mut settings = PollerSettings::new(&context.table);
-    settings.checkpoints = false;
-    settings.since = since;
-    settings.batch_size = batch_size;
-    let projector = Projector::new(Applier::new(context.dynamo.clone(), &context.table));
     let streams = aws_sdk_dynamodbstreams::Client::new(&context.config);
-    let mut poller = Poller::new(projector, context.dynamo.clone(), streams, settings).await?;
+    let mut poller = Poller::replay(
+        context.dynamo.clone(),
+        streams,
+        &context.table,
+        since,
+        batch_size,
+    )
+    .await?;
     let bar = ProgressBar::new_spinner().with_style(
         ProgressStyle::with_template("{spinner} {pos} records replayed ({per_sec}) {elapsed}")
             .expect("the template is valid"),
