@@ -43,10 +43,54 @@ pub struct ContentionSettings {
     /// How long a transaction holds its items after DynamoDB Local answered: DynamoDB's
     /// commit takes longer than DynamoDB Local's in-memory one.
     pub hold: Duration,
-    /// An operation refused with `AccessDeniedException`, as for a role lacking it, for its
-    /// first `denied_times` requests (`None`: always).
-    pub denied: Option<&'static str>,
-    pub denied_times: Option<u64>,
+    /// A fault injected into one operation.
+    pub fault: Option<Fault>,
+}
+
+/// A fault injected into the first `times` requests of one operation (`None`: all of them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fault {
+    pub operation: &'static str,
+    pub times: Option<u64>,
+    pub effect: FaultEffect,
+}
+
+/// What a faulty request meets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FaultEffect {
+    /// Refused with `AccessDeniedException`, as for a role lacking the permission.
+    Denied,
+    /// Held this long before it goes on to DynamoDB: an answer slower than an invocation has
+    /// left, so Lambda ends the invocation mid-write.
+    Stalled(Duration),
+}
+
+impl Fault {
+    /// Every request of `operation` denied.
+    pub fn denied(operation: &'static str) -> Self {
+        Self {
+            operation,
+            times: None,
+            effect: FaultEffect::Denied,
+        }
+    }
+
+    /// Every request of `operation` held for `delay`.
+    pub fn stalled(operation: &'static str, delay: Duration) -> Self {
+        Self {
+            operation,
+            times: None,
+            effect: FaultEffect::Stalled(delay),
+        }
+    }
+
+    /// Only the first `n` requests.
+    pub fn times(self, n: u64) -> Self {
+        Self {
+            times: Some(n),
+            ..self
+        }
+    }
 }
 
 impl Default for ContentionSettings {
@@ -54,8 +98,7 @@ impl Default for ContentionSettings {
         Self {
             partition_wcu: 1_000.0,
             hold: Duration::from_millis(10),
-            denied: None,
-            denied_times: None,
+            fault: None,
         }
     }
 }
@@ -99,8 +142,8 @@ struct Model {
 
 struct Shared {
     settings: ContentionSettings,
-    /// Requests refused as denied so far.
-    refused: std::sync::atomic::AtomicU64,
+    /// Requests the fault met so far.
+    faulted: std::sync::atomic::AtomicU64,
     target: String,
     http: reqwest::Client,
     model: Mutex<Model>,
@@ -281,7 +324,7 @@ impl ContentionModel {
     pub async fn start(target: &str, settings: ContentionSettings) -> Self {
         let shared = Arc::new(Shared {
             settings,
-            refused: Default::default(),
+            faulted: Default::default(),
             target: target.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             model: Mutex::default(),
@@ -361,24 +404,41 @@ impl Shared {
     }
 }
 
+/// A request, carried through to its end even if its client stops waiting: DynamoDB goes on
+/// with a request it received (a write whose caller gave up may still land).
 async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    tokio::spawn(answer(shared, headers, body))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn answer(shared: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let operation = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.rsplit('.').next())
         .unwrap_or_default()
         .to_owned();
-    if shared.settings.denied == Some(operation.as_str())
-        && shared
-            .refused
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            < shared.settings.denied_times.unwrap_or(u64::MAX)
-    {
-        return refusal(
-            "AccessDeniedException",
-            &format!("not authorized to perform: dynamodb:{operation}"),
-            None,
-        );
+    let fault = shared
+        .settings
+        .fault
+        .filter(|f| f.operation == operation)
+        .filter(|f| {
+            let met = shared
+                .faulted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            met < f.times.unwrap_or(u64::MAX)
+        });
+    match fault.map(|f| f.effect) {
+        Some(FaultEffect::Denied) => {
+            return refusal(
+                "AccessDeniedException",
+                &format!("not authorized to perform: dynamodb:{operation}"),
+                None,
+            );
+        }
+        Some(FaultEffect::Stalled(delay)) => tokio::time::sleep(delay).await,
+        None => {}
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let actions = write_actions(&operation, &parsed);

@@ -18,9 +18,14 @@
 //! back through the same stream, as on AWS: the simulation ends when the stream has been quiet
 //! for [`QUIET`] with every record applied or given up on.
 //!
-//! Not emulated: the invocation timeout (the handler's deadline is tested on its own, in
-//! `projector/tests/it/deadline.rs`), the maximum record age, checkpoints across restarts and
-//! shard rotation (the local poller's, tested in `projector/tests/it/lineage.rs`).
+//! The function's timeout is Lambda's: the handler gets the deadline, and an invocation still
+//! running at the timeout is ended mid-write (a fault of the contention model can hold a
+//! request that long) and its batch re-sent, halved, to a new instance from the lane's
+//! checkpoint (its first pending record). `max_record_age` gives up on a failing batch whose
+//! oldest record is too old, as `MaximumRecordAgeInSeconds` does.
+//!
+//! Not emulated: shard rotation (the local poller's, tested in
+//! `projector/tests/it/lineage.rs`).
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +39,7 @@ use contracts::items::{Entity, Like, Post};
 use contracts::keys::{Ksuid, PostId, TopicSlug};
 use futures_util::{StreamExt, stream};
 use projector::apply::Applier;
+use projector::deadline::{Deadline, MARGIN};
 use projector::handler::Projector;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -55,6 +61,30 @@ pub struct ShardSettings {
     /// Retries of a failing batch before it goes to the failure destination (Lambda's
     /// `MaximumRetryAttempts`; `None`: retried until applied).
     pub max_retries: Option<u32>,
+    /// The function's timeout: the handler is given Lambda's deadline (less
+    /// `projector::deadline::MARGIN`), and an invocation still running at the timeout is ended
+    /// mid-write, its execution environment replaced (`None`: no timeout).
+    pub timeout: Option<Duration>,
+    /// A failing batch whose oldest record has waited this long goes to the failure destination
+    /// whatever the retries left (Lambda's `MaximumRecordAgeInSeconds`; `None`: no limit). The
+    /// age runs from when the record was read, as DynamoDB Local dates records to the minute.
+    pub max_record_age: Option<Duration>,
+}
+
+impl ShardSettings {
+    /// `shards` × `parallelization` lanes, records handed over as they come, retried until
+    /// applied, no timeout.
+    pub fn lanes(shards: usize, parallelization: usize) -> Self {
+        Self {
+            shards,
+            parallelization,
+            batch_size: 1000,
+            batching_window: Duration::ZERO,
+            max_retries: None,
+            timeout: None,
+            max_record_age: None,
+        }
+    }
 }
 
 /// What Lambda sends the failure destination about a batch it gave up on: the
@@ -105,6 +135,8 @@ pub struct Delivered {
     pub invocations: usize,
     /// Records reported failed (then re-sent).
     pub failed_records: usize,
+    /// Invocations ended by the timeout.
+    pub timeouts: usize,
     /// Counting transactions DynamoDB (the model) cancelled.
     pub cancelled: usize,
 }
@@ -114,6 +146,7 @@ impl Delivered {
         self.records += other.records;
         self.invocations += other.invocations;
         self.failed_records += other.failed_records;
+        self.timeouts += other.timeouts;
         self.cancelled += other.cancelled;
         self
     }
@@ -225,15 +258,19 @@ async fn tail(
 }
 
 /// One lane: batches in order, each a handler call, re-sent from the first failure; a batch
-/// whose call fails outright is halved (`BisectBatchOnFunctionError`); a batch still failing
-/// after `max_retries` goes to the failure destination and the lane moves on.
+/// whose call fails outright (an error, or ended by the timeout) is halved
+/// (`BisectBatchOnFunctionError`); a batch still failing after `max_retries`, or with a record
+/// older than `max_record_age`, goes to the failure destination and the lane moves on. The
+/// lane's checkpoint is its first pending record: an ended invocation's batch is re-sent from
+/// there to a new instance (a fresh projector, its memory of hot posts gone).
 async fn run_lane(
     lane: usize,
-    projector: Projector,
+    instance: impl Fn() -> Projector,
     mut records: mpsc::UnboundedReceiver<Routed>,
     settings: ShardSettings,
     progress: Arc<Progress>,
 ) -> Delivered {
+    let mut projector = instance();
     let mut delivered = Delivered::default();
     let mut pending: Vec<Routed> = Vec::new();
     let mut attempt = 0;
@@ -255,8 +292,8 @@ async fn run_lane(
         let end = pending.len().min(limit);
         delivered.invocations += 1;
         let batch: Vec<Value> = pending[..end].iter().map(|r| r.record.clone()).collect();
-        let (done, failed) = match projector.handle(&batch).await {
-            Ok(report) => {
+        let (done, failed) = match invoke(&projector, &batch, settings.timeout).await {
+            Invocation::Answered(report) => {
                 delivered.cancelled += report.metrics.cancelled;
                 delivered.failed_records += report.metrics.failed;
                 (
@@ -264,7 +301,13 @@ async fn run_lane(
                     report.first_failure.is_some(),
                 )
             }
-            Err(_) => {
+            Invocation::Failed => {
+                limit = (end / 2).max(1);
+                (0, true)
+            }
+            Invocation::TimedOut => {
+                delivered.timeouts += 1;
+                projector = instance();
                 limit = (end / 2).max(1);
                 (0, true)
             }
@@ -284,7 +327,13 @@ async fn run_lane(
             continue;
         }
         attempt += 1;
-        if settings.max_retries.is_some_and(|max| attempt > max) {
+        let retries_spent = settings.max_retries.is_some_and(|max| attempt > max);
+        let too_old = settings.max_record_age.is_some_and(|age| {
+            pending
+                .first()
+                .is_some_and(|oldest| oldest.read.elapsed() >= age)
+        });
+        if retries_spent || too_old {
             let given_up = (end - done).min(pending.len());
             if let Some(info) = BatchInfo::of(lane, &pending[..given_up]) {
                 progress
@@ -300,6 +349,31 @@ async fn run_lane(
         } else {
             RESEND.wait(attempt).await;
         }
+    }
+}
+
+/// How one handler call ended.
+enum Invocation {
+    Answered(projector::handler::BatchReport),
+    /// The function returned an error.
+    Failed,
+    /// Still running at the timeout: ended wherever it was.
+    TimedOut,
+}
+
+/// Call the handler as Lambda does: with its deadline, ended at the timeout.
+async fn invoke(projector: &Projector, batch: &[Value], timeout: Option<Duration>) -> Invocation {
+    let Some(timeout) = timeout else {
+        return match projector.handle(batch).await {
+            Ok(report) => Invocation::Answered(report),
+            Err(_) => Invocation::Failed,
+        };
+    };
+    let deadline = Deadline::after(timeout.saturating_sub(MARGIN));
+    match tokio::time::timeout(timeout, projector.handle_before(batch, deadline)).await {
+        Ok(Ok(report)) => Invocation::Answered(report),
+        Ok(Err(_)) => Invocation::Failed,
+        Err(_) => Invocation::TimedOut,
     }
 }
 
@@ -443,6 +517,8 @@ pub struct SimulationFigures {
     pub invocations: usize,
     /// Records reported failed and re-sent (conflicts and throttling).
     pub records_resent: usize,
+    /// Invocations ended by the function's timeout.
+    pub invocations_timed_out: usize,
     pub transactions: u64,
     /// Counting transactions cancelled because another held one of their items.
     pub transaction_conflicts: u64,
@@ -493,18 +569,16 @@ pub async fn simulate_through(
 ) -> SimulationFigures {
     let client = crate::app::client_at(&model.endpoint).await;
     let progress = Arc::new(Progress::default());
-    let (senders, lanes): (Vec<_>, Vec<_>) = (0..settings.shards * settings.parallelization)
-        .map(|_| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            let projector = Projector::new(Applier::new(client.clone(), &table.name));
-            (sender, (projector, receiver))
-        })
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..settings.shards * settings.parallelization)
+        .map(|_| mpsc::unbounded_channel())
         .unzip();
-    let lanes: Vec<_> = lanes
+    let lanes: Vec<_> = receivers
         .into_iter()
         .enumerate()
-        .map(|(i, (projector, receiver))| {
-            tokio::spawn(run_lane(i, projector, receiver, settings, progress.clone()))
+        .map(|(i, receiver)| {
+            let (client, table) = (client.clone(), table.name.clone());
+            let instance = move || Projector::new(Applier::new(client.clone(), &table));
+            tokio::spawn(run_lane(i, instance, receiver, settings, progress.clone()))
         })
         .collect();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -569,6 +643,7 @@ pub async fn simulate_through(
         seconds,
         invocations: delivered.invocations,
         records_resent: delivered.failed_records,
+        invocations_timed_out: delivered.timeouts,
         transactions,
         transaction_conflicts: conflicts,
         throttled_requests: throttled,
@@ -590,13 +665,7 @@ mod tests {
 
     #[test]
     fn a_partition_keys_records_share_one_lane_and_keys_spread_over_all() {
-        let settings = ShardSettings {
-            shards: 16,
-            parallelization: 2,
-            batch_size: 100,
-            batching_window: Duration::ZERO,
-            max_retries: None,
-        };
+        let settings = ShardSettings::lanes(16, 2);
         let record = |pk: &str| json!({"dynamodb": {"Keys": {"PK": {"S": pk}}}});
         assert_eq!(
             lane_of(&record("USER#a"), &settings),

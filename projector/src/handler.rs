@@ -139,28 +139,35 @@ impl Projector {
 
 /// The batch's metrics as one CloudWatch Embedded Metric Format line.
 pub(crate) fn emf_line(metrics: &BatchMetrics, now: DateTime<Utc>) -> String {
-    let names = [
-        ("Records", "Count", metrics.records as i64),
-        ("Applied", "Count", metrics.applied as i64),
-        ("Redundant", "Count", metrics.redundant as i64),
-        ("Ignored", "Count", metrics.ignored as i64),
-        ("Isolated", "Count", metrics.isolated as i64),
-        ("Failed", "Count", metrics.failed as i64),
-        ("Cancelled", "Count", metrics.cancelled as i64),
-        ("LagMs", "Milliseconds", metrics.lag_ms),
-    ];
+    emf(
+        &[
+            ("Records", "Count", metrics.records as i64),
+            ("Applied", "Count", metrics.applied as i64),
+            ("Redundant", "Count", metrics.redundant as i64),
+            ("Ignored", "Count", metrics.ignored as i64),
+            ("Isolated", "Count", metrics.isolated as i64),
+            ("Failed", "Count", metrics.failed as i64),
+            ("Cancelled", "Count", metrics.cancelled as i64),
+            ("LagMs", "Milliseconds", metrics.lag_ms),
+        ],
+        now,
+    )
+}
+
+/// Metrics `(name, unit, value)` of the projector's namespace as one EMF line.
+pub(crate) fn emf(metrics: &[(&str, &str, i64)], now: DateTime<Utc>) -> String {
     let mut line = serde_json::json!({
         "_aws": {
             "Timestamp": now.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": "Publishing/Projector",
                 "Dimensions": [[]],
-                "Metrics": names.iter().map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+                "Metrics": metrics.iter().map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
             }],
         },
     });
-    for (name, _, value) in names {
-        line[name] = value.into();
+    for (name, _, value) in metrics {
+        line[*name] = (*value).into();
     }
     line.to_string()
 }

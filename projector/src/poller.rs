@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::apply::Applier;
 use crate::error::Error;
-use crate::handler::Projector;
+use crate::handler::{Projector, emf};
 
 /// Where to start a shard that has no checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,6 +41,10 @@ pub enum StartAt {
 /// over at least [`QUIET_FOR`]; a closed shard ends when its iterator does.
 pub const QUIET_PAGES: u32 = 5;
 pub const QUIET_FOR: Duration = Duration::from_secs(1);
+
+/// The metric (EMF, namespace `Publishing/Projector`) counting reads that found records
+/// trimmed before they were read.
+pub const TRIMMED_METRIC: &str = "TrimmedReads";
 
 /// How long the step under way may go on after the poller is told to stop.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -469,6 +473,7 @@ impl Poller {
             "records were trimmed from the stream before they were read: they are not projected; \
              run projector verify, then rebuild (docs/operations.md)"
         );
+        println!("{}", emf(&[(TRIMMED_METRIC, "Count", 1)], Utc::now()));
         state.checkpoint.sequence = None;
         state.iterator = None;
         state.from_oldest = true;

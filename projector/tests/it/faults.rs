@@ -178,7 +178,7 @@ async fn a_like_whose_counting_failed_stays_out_of_the_view() {
     let records = bench::app::stream_records(&table).await;
 
     let denied = bench::contention::ContentionSettings {
-        denied: Some("TransactWriteItems"),
+        fault: Some(bench::contention::Fault::denied("TransactWriteItems")),
         ..Default::default()
     };
     let model = bench::contention::ContentionModel::start(&table.endpoint, denied).await;

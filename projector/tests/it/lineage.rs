@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bench::TestTable;
 use contracts::dynamo::{Endpoint, sdk_config};
+use contracts::items::Entity;
 use projector::poller::{Poller, PollerSettings};
 use serde_json::{Value, json};
 use writer::WriteMode;
@@ -33,6 +34,8 @@ struct FakeShard {
     empty_pages: u32,
     /// Records before this index are past the stream's retention (trimmed).
     trimmed_before: usize,
+    /// An open shard closes (rotates) once the stream has answered this many reads.
+    closes_after_reads: Option<u64>,
 }
 
 impl FakeShard {
@@ -46,6 +49,7 @@ impl FakeShard {
             listed_after: None,
             empty_pages: 0,
             trimmed_before: 0,
+            closes_after_reads: None,
         }
     }
 }
@@ -90,6 +94,10 @@ async fn streams_api(State(stream): State<Shared>, headers: HeaderMap, body: Str
         .unwrap_or_default();
     let request: Value = serde_json::from_str(&body).unwrap_or_default();
     let mut s = stream.lock().unwrap();
+    let calls = s.calls;
+    for shard in &mut s.shards {
+        shard.closed |= shard.closes_after_reads.is_some_and(|n| calls >= n);
+    }
     match target.rsplit('.').next().unwrap_or_default() {
         "DescribeStream" => {
             let shards: Vec<Value> = s
@@ -524,5 +532,93 @@ async fn a_replay_that_meets_trimmed_records_says_so() {
         replay.trims(),
         1,
         "the lost shard is reported, for verify and rebuild"
+    );
+}
+
+/// DynamoDB rotates an open shard: it closes, and a child that holds the records written from
+/// then on appears. The poller, having read the open shard to its (then) end and polled it idle,
+/// reads it to its end again, checkpoints it finished, finds the child and reads it: every
+/// record once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_shard_that_rotates_while_read_hands_over_to_its_child() {
+    let table = TestTable::new().await;
+    let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let post = writer.create_post("lineage", "p").await;
+    for user in ["u1", "u2", "u3", "u4", "u5", "u6"] {
+        writer.like("lineage", &post, user).await;
+    }
+    writer.unlike("lineage", &post, "u2").await;
+    let records = real_records(&table).await;
+    let (before, after) = records.split_at(records.len() / 2);
+    let fake: Shared = Arc::new(Mutex::new(FakeStream {
+        shards: vec![
+            FakeShard {
+                closes_after_reads: Some(30),
+                ..FakeShard::new("shard-open", None, before, false)
+            },
+            FakeShard {
+                listed_after: Some("shard-open".into()),
+                ..FakeShard::new("shard-next", Some("shard-open"), after, false)
+            },
+        ],
+        ..FakeStream::default()
+    }));
+    let streams = serve_fake(fake.clone()).await;
+    let mut settings = PollerSettings::new(&table.name);
+    settings.idle_delay = Duration::from_millis(10);
+    settings.discovery_interval = Duration::from_millis(100);
+    let mut poller = Poller::new(projector(&table), table.client.clone(), streams, settings)
+        .await
+        .unwrap();
+    let polling = tokio::spawn(async move { poller.run().await });
+    let tallies = until_converged(&table, Duration::from_secs(30)).await;
+    assert_eq!(tallies[&post.parse().unwrap()], (5, 5, 5));
+    polling.abort();
+
+    {
+        let s = fake.lock().unwrap();
+        let idle_reads = s
+            .reads
+            .iter()
+            .take_while(|(shard, ended)| shard == "shard-open" && !ended)
+            .count();
+        assert!(
+            idle_reads > 3,
+            "rotated only after idle reads: {:?}",
+            s.reads
+        );
+        let ended = s
+            .reads
+            .iter()
+            .position(|(shard, ended)| shard == "shard-open" && *ended);
+        let child = s.reads.iter().position(|(shard, _)| shard == "shard-next");
+        assert!(
+            matches!((ended, child), (Some(e), Some(c)) if c > e),
+            "the child read after its parent ended: {:?}",
+            s.reads
+        );
+    }
+    let arn = bench::app::stream_arn(&table).await;
+    let checkpoint = table
+        .client
+        .get_item()
+        .table_name(&table.name)
+        .set_key(Some(contracts::items::key_item(
+            &contracts::keys::ItemKey::Checkpoint {
+                stream: arn,
+                shard: "shard-open".into(),
+            },
+        )))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the rotated shard's checkpoint");
+    assert!(
+        contracts::items::Checkpoint::from_item(checkpoint)
+            .unwrap()
+            .finished,
+        "checkpointed as finished: a restart does not read it again"
     );
 }

@@ -3,10 +3,10 @@
 //! rebuild resumes.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::process::Command;
 
 use crate::support::*;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -96,11 +96,13 @@ async fn rebuild(table: &TestTable) -> projector::rebuild::Summary {
         .unwrap()
 }
 
-fn projector_cli(table: &TestTable, args: &[&str]) -> std::process::Output {
+/// The operator's command line, as the runbook gives it.
+async fn projector_cli(table: &TestTable, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_projector"))
         .args(["--table", &table.name, "--endpoint-url", &table.endpoint])
         .args(args)
         .output()
+        .await
         .expect("the projector binary runs")
 }
 
@@ -192,7 +194,7 @@ async fn verify_finds_injected_drift_and_rebuild_repairs_it_under_load() {
     )
     .await;
     assert!(load.await.unwrap() > 0, "the load ran");
-    let output = projector_cli(&table, &["verify", "--json"]);
+    let output = projector_cli(&table, &["verify", "--json"]).await;
     assert_eq!(output.status.code(), Some(1), "drift exits 1");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["drift"].as_array().unwrap().len(), 3);
@@ -208,7 +210,7 @@ async fn verify_finds_injected_drift_and_rebuild_repairs_it_under_load() {
     stop.store(true, Ordering::SeqCst);
     load.await.unwrap();
     until_converged(&table, Duration::from_secs(30)).await;
-    let output = projector_cli(&table, &["verify"]);
+    let output = projector_cli(&table, &["verify"]).await;
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -249,7 +251,7 @@ async fn replaying_the_whole_stream_twice_changes_nothing() {
     let replayed = replay.catch_up(&|_| {}).await.unwrap();
     assert!(replayed > 20, "{replayed} records");
     assert_eq!(tallies(&table).await, before);
-    let output = projector_cli(&table, &["replay"]);
+    let output = projector_cli(&table, &["replay"]).await;
     assert!(
         output.status.success(),
         "{}",
@@ -379,14 +381,76 @@ async fn rebuild_then_replay_takes_a_lost_unlike_back_once() {
 
     let state = state_path(&table);
     let state = state.to_str().unwrap();
-    let rebuilt = projector_cli(&table, &["rebuild", "--settle", "1", "--state", state]);
+    let rebuilt = projector_cli(&table, &["rebuild", "--settle", "1", "--state", state]).await;
     assert!(rebuilt.status.success(), "{rebuilt:?}");
-    let replayed = projector_cli(&table, &["replay"]);
+    let replayed = projector_cli(&table, &["replay"]).await;
     assert!(replayed.status.success(), "{replayed:?}");
 
     let post: PostId = post.parse().unwrap();
     assert_eq!(tallies(&table).await[&post], (1, 1, 1));
     assert!(drifting(&table).await.is_empty());
+}
+
+/// The operator's steps of docs/operations.md ("ProjectorDeadLetters"), as its commands.
+struct Runbook<'a> {
+    table: &'a TestTable,
+    state: std::path::PathBuf,
+}
+
+impl<'a> Runbook<'a> {
+    fn new(table: &'a TestTable) -> Self {
+        Self {
+            table,
+            state: state_path(table),
+        }
+    }
+
+    /// `projector verify`'s exit code.
+    async fn verify(&self) -> Option<i32> {
+        projector_cli(self.table, &["verify"]).await.status.code()
+    }
+
+    async fn rebuild(&self) {
+        let state = self.state.to_str().unwrap();
+        let out = projector_cli(self.table, &["rebuild", "--settle", "1", "--state", state]).await;
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// One replay from the earliest message's first arrival (less a minute) covers every
+    /// message.
+    async fn replay_failures(&self, lost: &[bench::shards::BatchInfo]) {
+        let earliest = lost
+            .iter()
+            .map(|batch| batch.approximate_arrival_of_first_record)
+            .min()
+            .expect("a failure message");
+        let since = earliest - chrono::TimeDelta::minutes(1);
+        let out = projector_cli(self.table, &["replay", "--since", &since.to_rfc3339()]).await;
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// The procedure as written: replay the failure range, verify, rebuild if anything is left.
+    async fn repair(&self, lost: &[bench::shards::BatchInfo]) {
+        self.replay_failures(lost).await;
+        if self.verify().await != Some(0) {
+            self.rebuild().await;
+        }
+    }
+}
+
+/// Every post of `loads` counts its live likes, in its counter and its view.
+async fn assert_exact(table: &TestTable, loads: &[&bench::shards::ViralLoad], context: &str) {
+    let counts = tallies(table).await;
+    for load in loads {
+        for post in &load.posts {
+            let likes = load.likes_of(post.post_id);
+            assert_eq!(
+                counts.get(&post.post_id).copied().unwrap_or_default(),
+                (likes, likes, likes),
+                "{context}"
+            );
+        }
+    }
 }
 
 /// The runbook as a test. Lambda's event source (emulated: 4 shards × 2 lanes, two retries,
@@ -396,7 +460,7 @@ async fn rebuild_then_replay_takes_a_lost_unlike_back_once() {
 /// and rebuild if anything is left; or rebuild first and replay after. Either way: zero drift.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runbook_repairs_batches_lost_to_the_failure_destination_in_either_order() {
-    use bench::contention::{ContentionModel, ContentionSettings};
+    use bench::contention::{ContentionModel, ContentionSettings, Fault};
     use bench::shards::{ShardSettings, ViralLoad, simulate_through};
 
     for rebuild_first in [false, true] {
@@ -405,67 +469,89 @@ async fn the_runbook_repairs_batches_lost_to_the_failure_destination_in_either_o
         // The projector's role cannot write transactions for its first 40 tries (until a
         // deploy fixes it): with two retries a batch, a dozen batches are given up on.
         let denied = ContentionSettings {
-            denied: Some("TransactWriteItems"),
-            denied_times: Some(40),
+            fault: Some(Fault::denied("TransactWriteItems").times(40)),
             ..ContentionSettings::default()
         };
         let model = ContentionModel::start(&table.endpoint, denied).await;
         let settings = ShardSettings {
-            shards: 4,
-            parallelization: 2,
             batch_size: 100,
             batching_window: Duration::from_millis(200),
             max_retries: Some(2),
+            ..ShardSettings::lanes(4, 2)
         };
         let figures = simulate_through(&table, &model, &load, settings, 100.0).await;
         let lost = &figures.failure_destination;
         assert!(!lost.is_empty(), "batches reached the failure destination");
+        let runbook = Runbook::new(&table);
         assert_eq!(
-            projector_cli(&table, &["verify"]).status.code(),
+            runbook.verify().await,
             Some(1),
             "their likes are not counted yet"
         );
 
-        let state = state_path(&table);
-        let rebuild = || {
-            let out = projector_cli(
-                &table,
-                &[
-                    "rebuild",
-                    "--settle",
-                    "1",
-                    "--state",
-                    state.to_str().unwrap(),
-                ],
-            );
-            assert!(out.status.success(), "{out:?}");
-        };
         if rebuild_first {
-            rebuild();
+            runbook.rebuild().await;
         }
-        // One replay from the earliest message's first arrival covers every message.
-        let earliest = lost
-            .iter()
-            .map(|batch| batch.approximate_arrival_of_first_record)
-            .min()
-            .unwrap();
-        let since = earliest - chrono::TimeDelta::minutes(1);
-        let out = projector_cli(&table, &["replay", "--since", &since.to_rfc3339()]);
-        assert!(out.status.success(), "{out:?}");
-        if projector_cli(&table, &["verify"]).status.code() != Some(0) {
-            rebuild();
-        }
-        assert_eq!(projector_cli(&table, &["verify"]).status.code(), Some(0));
-        let counts = tallies(&table).await;
-        for post in &load.posts {
-            let likes = load.likes_of(post.post_id);
-            assert_eq!(
-                counts.get(&post.post_id).copied().unwrap_or_default(),
-                (likes, likes, likes),
-                "rebuild first: {rebuild_first}"
-            );
-        }
+        runbook.repair(lost).await;
+        assert_eq!(runbook.verify().await, Some(0));
+        assert_exact(&table, &[&load], &format!("rebuild first: {rebuild_first}")).await;
     }
+}
+
+/// The runbook repeated, in both orders, while likes keep coming, with DynamoDB answering
+/// slower than an invocation may take. The event source (emulated: 4 × 2 lanes, a timeout
+/// leaving the handler one second before its deadline, two retries, records given up on after
+/// five seconds) meets counting transactions held three seconds on their way to DynamoDB: the
+/// handler abandons them at its deadline and answers in time (no invocation is ended by the
+/// timeout), and they land after it did; batches reach the failure destination by retries and
+/// by age. While a second load is projected, the operator repairs twice over in each order
+/// (replay, verify, rebuild; rebuild, replay, verify); once it is done, as the runbook says.
+/// Zero drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runbook_repeated_in_both_orders_under_load_and_slow_writes_ends_with_zero_drift() {
+    use bench::contention::{ContentionModel, ContentionSettings, Fault};
+    use bench::shards::{ShardSettings, ViralLoad, simulate_through};
+
+    let (_dynamodb, table) = TestTable::on_own_instance().await;
+    let stalled = ContentionSettings {
+        fault: Some(Fault::stalled("TransactWriteItems", Duration::from_secs(3)).times(30)),
+        ..ContentionSettings::default()
+    };
+    let model = ContentionModel::start(&table.endpoint, stalled).await;
+    let settings = ShardSettings {
+        batch_size: 100,
+        batching_window: Duration::from_millis(200),
+        max_retries: Some(2),
+        timeout: Some(projector::deadline::MARGIN + Duration::from_secs(1)),
+        max_record_age: Some(Duration::from_secs(5)),
+        ..ShardSettings::lanes(4, 2)
+    };
+    let first = ViralLoad::new(600, 20, 0.3).with_unlikes(5);
+    let figures = simulate_through(&table, &model, &first, settings, 100.0).await;
+    assert_eq!(figures.invocations_timed_out, 0, "{figures:?}");
+    assert!(figures.records_resent > 0, "{figures:?}");
+    let lost = figures.failure_destination.clone();
+    assert!(!lost.is_empty(), "batches reached the failure destination");
+
+    let runbook = Runbook::new(&table);
+    let second = ViralLoad::new(600, 20, 0.3).with_unlikes(5);
+    let repairs = async {
+        for _ in 0..2 {
+            runbook.repair(&lost).await;
+            runbook.rebuild().await;
+            runbook.replay_failures(&lost).await;
+            runbook.verify().await; // under load: drift in flight is expected
+        }
+    };
+    let (during, ()) = tokio::join!(
+        simulate_through(&table, &model, &second, settings, 100.0),
+        repairs
+    );
+    if !during.failure_destination.is_empty() {
+        runbook.repair(&during.failure_destination).await;
+    }
+    assert_eq!(runbook.verify().await, Some(0));
+    assert_exact(&table, &[&first, &second], "after repairs under load").await;
 }
 
 /// Issue scenario: a hot post's likes are counted while rebuild checks its counter, and their
@@ -507,7 +593,7 @@ async fn rebuild_sees_likes_counted_while_it_checks_whose_stamps_are_held_up() {
     let stamps_denied = ContentionModel::start(
         &table.endpoint,
         ContentionSettings {
-            denied: Some("UpdateItem"),
+            fault: Some(bench::contention::Fault::denied("UpdateItem")),
             ..Default::default()
         },
     )

@@ -15,11 +15,9 @@ async fn a_viral_post_over_many_shards_is_counted_exactly_through_deltas() {
     let (_dynamodb, table) = TestTable::on_own_instance().await;
     let load = ViralLoad::new(1_500, 20, 0.3);
     let settings = ShardSettings {
-        shards: 16,
-        parallelization: 2,
         batch_size: 100,
         batching_window: Duration::from_secs(1),
-        max_retries: None,
+        ..ShardSettings::lanes(16, 2)
     };
     let figures = simulate(&table, &load, settings, 300.0).await;
     println!("shards: {figures:?}");

@@ -95,11 +95,9 @@ struct ShardArgs {
 /// figures, and merge them into `--json`.
 async fn shards(args: ShardArgs) {
     let settings = bench::shards::ShardSettings {
-        shards: args.shards,
-        parallelization: args.parallelization,
         batch_size: args.batch_size,
         batching_window: Duration::from_millis(args.batching_window_ms),
-        max_retries: None,
+        ..bench::shards::ShardSettings::lanes(args.shards, args.parallelization)
     };
     let run = |hot_share: f64| async move {
         let dynamodb = LocalInstance::start(None);
