@@ -35,6 +35,7 @@ async fn main() {
                 body: String::new(),
                 created_at: Utc::now(),
                 like_count: likes_of_post as i64,
+                view_shards: 1,
             }
             .to_item(),
         );

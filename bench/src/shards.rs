@@ -424,6 +424,7 @@ impl ViralLoad {
                 body: String::new(),
                 created_at: Utc::now(),
                 like_count: 0,
+                view_shards: 1,
             })
             .collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(14);

@@ -26,6 +26,10 @@
 //!   marks the counter hot (`hotUntil`), and the projector's one-hop move
 //!   ([`move_cold_counter`]) holds only while it is not: every invocation learns from its
 //!   first cancelled transaction that the post is counted through deltas ([`CounterState`]).
+//! - **A like is in one view shard.** A hot post's likers view is spread over view shards
+//!   (`viewShards` on the post, only ever grown by [`grow_view`] before anything is stamped
+//!   into a new shard); [`stamp_like`] stamps a like only while it is in none, so it never
+//!   moves, and a reader of every shard below the count sees it exactly once.
 //! - **Counters carry a version.** Every write that moves `likeCount` renews `countVersion`;
 //!   `rebuild` corrects a counter only with [`set_counter`], conditioned on the version it
 //!   observed, so it never overwrites a move it did not see.
@@ -185,28 +189,49 @@ pub fn count_like(like: &LikeRef, stamp: bool) -> Write {
     }
 }
 
-/// Put a like into the likers view (its GSI1 keys), if this incarnation still exists. Counts
-/// nothing, so repeating it is harmless.
-pub fn stamp_like(like: &LikeRef) -> Write {
+/// Put a like into view shard `shard` of its post's likers view (its GSI1 keys), if this
+/// incarnation still exists and is in no shard yet. Counts nothing, so repeating it is
+/// harmless, and a like never moves between shards (a reader paging by user id sees it once).
+/// A failed condition means done: in the view already, or gone or re-liked (the new
+/// incarnation's own record stamps it).
+pub fn stamp_like(like: &LikeRef, shard: u32) -> Write {
     let write = Write::new(
         like_key(&like.user, like.post),
-        "attribute_exists(#pk) AND #likeId = :likeId",
+        "attribute_exists(#pk) AND #likeId = :likeId AND attribute_not_exists(#gpk)",
     )
     .name("#pk", keys::PK)
     .name("#likeId", attr::LIKE_ID)
     .value(":likeId", s(like.like_id.as_str()));
-    with_view_keys(write, like).set("SET #gpk = :gpk, #gsk = :gsk".into())
+    in_view_shard(write, like, shard).set("SET #gpk = :gpk, #gsk = :gsk".into())
 }
 
 fn with_view_keys(write: Write, like: &LikeRef) -> Write {
+    in_view_shard(write, like, 0)
+}
+
+fn in_view_shard(write: Write, like: &LikeRef, shard: u32) -> Write {
     let view = ItemKey::Like(like.user.clone(), like.post)
         .gsi1()
         .expect("likes are in GSI1");
     write
         .name("#gpk", keys::GSI1PK)
         .name("#gsk", keys::GSI1SK)
-        .value(":gpk", s(view.pk))
+        .value(":gpk", s(keys::post_view_shard(&like.post, shard)))
         .value(":gsk", s(view.sk))
+}
+
+/// Spread a post's likers view over `shards` view shards, unless it already is over as many
+/// or more (the count is only ever grown). `ALL_OLD` on a failed condition says how many.
+pub fn grow_view(topic: &TopicSlug, post: PostId, shards: u32) -> Write {
+    Write::new(
+        key_item(&ItemKey::Post(topic.clone(), post)),
+        "attribute_exists(#pk) AND (attribute_not_exists(#shards) OR #shards < :shards)",
+    )
+    .set("SET #shards = :shards".into())
+    .name("#pk", keys::PK)
+    .name("#shards", attr::VIEW_SHARDS)
+    .value(":shards", AttributeValue::N(shards.to_string()))
+    .returning_old()
 }
 
 /// The tombstone that takes back the projector's count of one incarnation, at most once: a
@@ -440,7 +465,9 @@ mod tests {
         for write in [
             count_like(&like, true),
             count_like(&like, false),
-            stamp_like(&like),
+            stamp_like(&like, 0),
+            stamp_like(&like, 5),
+            grow_view(&topic, post, 8),
             tombstone(&like, 0),
             put_delta(&Delta {
                 topic: topic.clone(),

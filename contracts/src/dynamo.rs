@@ -80,6 +80,15 @@ pub fn retryable(code: Option<&str>) -> bool {
     code.is_some_and(|c| RETRYABLE.contains(&c))
 }
 
+/// Whether an error code says a partition (of the table or an index) took more than its
+/// throughput.
+pub fn is_throttle(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("ThrottlingException" | "ProvisionedThroughputExceededException")
+    )
+}
+
 /// The cancellation reason of a failed condition.
 pub const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 

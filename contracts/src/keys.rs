@@ -3,16 +3,20 @@
 //! | entity    | PK               | SK                 | GSI1PK          | GSI1SK           |
 //! |-----------|------------------|--------------------|-----------------|------------------|
 //! | Topic     | `TOPIC#<slug>`   | `TOPIC#<slug>`     |                 |                  |
-//! | Post      | `TOPIC#<slug>`   | `POST#<ksuid>`     | `POST#<ksuid>`  | `POST#<ksuid>`   |
+//! | Post      | `TOPIC#<slug>`   | `POST#<ksuid>`     |                 |                  |
 //! | User      | `USER#<id>`      | `USER#<id>`        |                 |                  |
-//! | Like      | `USER#<id>`      | `LIKE#<ksuid>`     | `POST#<ksuid>`* | `LIKE#<id>`*     |
+//! | Like      | `USER#<id>`      | `LIKE#<ksuid>`     | `POST#<ksuid>[#<k>]`* | `LIKE#<id>`* |
 //! | Tombstone | `TOMB#<likeId>`  | `TOMB#<likeId>`    |                 |                  |
 //! | Delta     | `DELTA#<postKsuid>#<k>` | `DELTA#<ksuid>` |             |                  |
 //! | Checkpoint| `CHECKPOINT#<stream>` | `SHARD#<shard>` |              |                  |
 //! | Quarantine| `QUARANTINE#records` | `SEQ#<sequence>#<eventID>` |               |                  |
 //!
 //! (*) stamped by the projector (or written by the transactional writer), never by the
-//! stream-mode writer: a hot post's GSI1 partition must stay off the request path.
+//! stream-mode writer: a hot post's GSI1 partition must stay off the request path. A post's
+//! likers view is its view shards (`k` from 1 below the post's `viewShards`; shard 0 has no
+//! suffix, see [`post_view_shard`]). The post item itself is not in GSI1: the likers page
+//! reads it by key, so its counter writes cost no index write and are never held up by a
+//! view that throttles.
 //!
 //! A delta is a hot post's counted change not yet in its counter. A post's deltas spread over
 //! [`DELTA_PARTITIONS`] partition keys of its own (`k` from the delta's id), so the stream
@@ -274,13 +278,9 @@ impl ItemKey {
         KeyPair { pk, sk }
     }
 
-    /// The GSI1 key the item carries once it is in the view, if it belongs there.
+    /// The GSI1 key the item carries once it is in the view (shard 0), if it belongs there.
     pub fn gsi1(&self) -> Option<KeyPair> {
         match self {
-            ItemKey::Post(_, p) => Some(KeyPair {
-                pk: post_gsi1pk(p),
-                sk: format!("{POST}{p}"),
-            }),
             ItemKey::Like(u, p) => Some(KeyPair {
                 pk: post_gsi1pk(p),
                 sk: format!("{LIKE}{u}"),
@@ -343,6 +343,8 @@ pub mod prefix {
     pub const POSTS: &str = super::POST;
     /// A user's likes in their partition; a post's likers in its GSI1 collection.
     pub const LIKES: &str = super::LIKE;
+    /// Above every like's sort key (`$` follows `#`): the end of a `BETWEEN` over likes.
+    pub const LIKES_END: &str = "LIKE$";
 }
 
 /// The partition key of a topic's collection (the topic and its posts).
@@ -368,14 +370,55 @@ pub fn delta_partition(post: &PostId, k: u8) -> String {
     format!("{DELTA}{post}#{k}")
 }
 
-/// The GSI1 partition key of a post's collection (the post and its stamped likes).
+/// The GSI1 partition key of a post's view shard 0 (where cold posts' likes are stamped).
 pub fn post_view_partition(post: &PostId) -> String {
     post_gsi1pk(post)
+}
+
+/// The most view shards a post's likers view is spread over: 64 GSI1 partitions take about
+/// 64,000 stamps a second.
+pub const MAX_VIEW_SHARDS: u32 = 64;
+
+/// The GSI1 partition key of a post's view shard `k`: shard 0 is the post's own collection
+/// (`POST#<id>`, where cold posts' likes are stamped), shard `k > 0` is `POST#<id>#<k>`.
+pub fn post_view_shard(post: &PostId, k: u32) -> String {
+    if k == 0 {
+        post_gsi1pk(post)
+    } else {
+        format!("{POST}{post}#{k}")
+    }
+}
+
+/// The view shard, of `shards`, a user's like of a hot post is stamped into: FNV-1a of the
+/// user id, so every process picks the same (readers do not depend on it: they read every
+/// shard).
+pub fn view_shard_of(user: &UserId, shards: u32) -> u32 {
+    let hash = user
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % u64::from(shards.max(1))) as u32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn view_shards_spread_users_and_shard_zero_is_the_posts_collection() {
+        let post: PostId = Ksuid::generate();
+        assert_eq!(post_view_shard(&post, 0), post_view_partition(&post));
+        assert_eq!(post_view_shard(&post, 3), format!("POST#{post}#3"));
+        let mut seen = [0u32; 8];
+        for i in 0..8000 {
+            let user: UserId = format!("user-{i}").parse().unwrap();
+            assert_eq!(view_shard_of(&user, 1), 0);
+            seen[view_shard_of(&user, 8) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
+    }
 
     fn slug(s: &str) -> TopicSlug {
         s.parse().unwrap()
@@ -408,13 +451,12 @@ mod tests {
     }
 
     #[test]
-    fn like_and_post_share_the_post_view_partition() {
+    fn likes_are_in_their_posts_view_and_the_post_is_not() {
         let post = Ksuid::generate();
         let like = ItemKey::Like("alice".parse().unwrap(), post)
             .gsi1()
             .unwrap();
-        let item = ItemKey::Post(slug("t"), post).gsi1().unwrap();
-        assert_eq!(like.pk, item.pk);
+        assert_eq!(ItemKey::Post(slug("t"), post).gsi1(), None);
         assert_eq!(like.pk, post_view_partition(&post));
         assert!(like.sk.starts_with(prefix::LIKES));
     }

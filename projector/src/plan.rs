@@ -37,6 +37,15 @@
 //! a counting transaction recently (apply notices; only DynamoDB sees a post's total rate over
 //! all shards) or when one batch holds [`HOT_POST_LIKES`] of its likes.
 //!
+//! A separate stamp goes to one of the post's *view shards* (GSI1 partitions `POST#<id>` and
+//! `POST#<id>#<k>`, picked by the liker's id), so the view takes as many thousand stamps a
+//! second as it has shards. The count is recorded on the post (`viewShards`) and only ever
+//! grown: when a stamp throttles, the instance doubles the count it knows on the post (a
+//! conditional update that also tells it a larger count grown by another instance) and stamps
+//! into the new shards only after that update, so a reader that reads every shard below the
+//! post's count misses no stamped like. A stamp applies only to a like in no shard yet, so a
+//! like never moves between shards. Stamps of a cold view ride with the mark, into shard 0.
+//!
 //! # Hot counters
 //!
 //! On AWS a post's likes live in its likers' partitions, so they arrive through every stream

@@ -15,7 +15,8 @@
 //! fold by the projector at the same moment finds it gone): a delta whose stream record was
 //! lost is folded here. Every post seen is remembered for phase 2.
 //!
-//! **Phase 2** recounts each post from its view: the counted likes in GSI1, against
+//! **Phase 2** recounts each post from its view: the counted likes in every GSI1 view shard
+//! below the post's `viewShards`, against
 //! `likeCount` plus the deltas still pending (counted likes not yet folded). A post whose
 //! figures differ is observed again after `settle` and after the replay has gone on to the
 //! stream's end; it is corrected only if neither its counter version (`countVersion`, renewed
@@ -193,6 +194,14 @@ fn page_repairs(items: Vec<Item>) -> PageRepairs {
         }
     }
     repairs
+}
+
+/// A post item's counter, its version and its number of view shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Counter {
+    stored: Option<i64>,
+    version: Option<String>,
+    view_shards: u32,
 }
 
 /// A post's counter, its pending deltas and its recount, seen at one moment.
@@ -430,11 +439,11 @@ impl Rebuild {
     /// deltas moved during the recount.
     async fn observe(&self, post: &PostRef) -> Result<Option<Observation>, Error> {
         let first = (self.counter(post).await?, self.pending(post).await?);
-        let counted_in_view = self.count_view(post).await?;
+        let counted_in_view = self.count_view(post, first.0.view_shards).await?;
         let second = (self.counter(post).await?, self.pending(post).await?);
         Ok((first == second).then_some(Observation {
-            stored: first.0.0,
-            version: first.0.1,
+            stored: first.0.stored,
+            version: first.0.version,
             pending: first.1,
             counted_in_view,
         }))
@@ -468,7 +477,7 @@ impl Rebuild {
         Ok(total)
     }
 
-    async fn counter(&self, post: &PostRef) -> Result<(Option<i64>, Option<String>), Error> {
+    async fn counter(&self, post: &PostRef) -> Result<Counter, Error> {
         let item = self
             .client
             .get_item()
@@ -483,35 +492,43 @@ impl Rebuild {
             .map_err(|e| Error::dynamo("GetItem", e))?
             .item
             .unwrap_or_default();
-        let stored = item
-            .get(attr::LIKE_COUNT)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok());
-        let version = item
-            .get(attr::COUNT_VERSION)
-            .and_then(|v| v.as_s().ok())
-            .cloned();
-        Ok((stored, version))
+        let number = |name: &str| item.get(name)?.as_n().ok()?.parse().ok();
+        Ok(Counter {
+            stored: number(attr::LIKE_COUNT),
+            version: item
+                .get(attr::COUNT_VERSION)
+                .and_then(|v| v.as_s().ok())
+                .cloned(),
+            view_shards: number(attr::VIEW_SHARDS).map_or(1, |n: i64| n.max(1) as u32),
+        })
     }
 
-    async fn count_view(&self, post: &PostRef) -> Result<i64, Error> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.settings.scan.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :likes)")
-            .filter_expression("attribute_exists(#counted)")
-            .expression_attribute_names("#pk", keys::GSI1PK)
-            .expression_attribute_names("#sk", keys::GSI1SK)
-            .expression_attribute_names("#counted", attr::COUNTED_BY)
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(keys::post_view_partition(&post.post)),
-            )
-            .expression_attribute_values(":likes", AttributeValue::S(keys::prefix::LIKES.into()))
-            .select(Select::Count);
-        sum_pages(query, |page| i64::from(page.count)).await
+    /// The counted likes in every view shard of the post.
+    async fn count_view(&self, post: &PostRef, shards: u32) -> Result<i64, Error> {
+        let mut total = 0;
+        for k in 0..shards {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.settings.scan.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :likes)")
+                .filter_expression("attribute_exists(#counted)")
+                .expression_attribute_names("#pk", keys::GSI1PK)
+                .expression_attribute_names("#sk", keys::GSI1SK)
+                .expression_attribute_names("#counted", attr::COUNTED_BY)
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::post_view_shard(&post.post, k)),
+                )
+                .expression_attribute_values(
+                    ":likes",
+                    AttributeValue::S(keys::prefix::LIKES.into()),
+                )
+                .select(Select::Count);
+            total += sum_pages(query, |page| i64::from(page.count)).await?;
+        }
+        Ok(total)
     }
 
     /// Set the counter to the recount less the pending deltas, if its version is still the one

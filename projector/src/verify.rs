@@ -251,6 +251,7 @@ mod tests {
             body: String::new(),
             created_at: Utc::now(),
             like_count: count,
+            view_shards: 1,
         }
         .to_item()
     }

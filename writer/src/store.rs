@@ -48,8 +48,9 @@ fn decode<E: Entity>(item: Item) -> Result<E, Error> {
 pub(crate) enum Collection {
     /// A topic's posts, newest first (base table).
     TopicPosts(TopicSlug),
-    /// The users who liked a post, by user id (GSI1: stamped likes only).
-    PostLikers(PostId),
+    /// The users who liked a post, by user id (GSI1: stamped likes only), over the post's
+    /// view shards.
+    PostLikers { post: PostId, view_shards: u32 },
     /// The posts a user liked, newest post first (base table).
     UserLikes(UserId),
 }
@@ -59,7 +60,9 @@ impl Collection {
     pub(crate) fn scope(&self) -> String {
         match self {
             Collection::TopicPosts(t) => format!("base|{}", keys::topic_partition(t)),
-            Collection::PostLikers(p) => format!("gsi1|{}", keys::post_view_partition(p)),
+            Collection::PostLikers { post, .. } => {
+                format!("gsi1|{}", keys::post_view_partition(post))
+            }
             Collection::UserLikes(u) => format!("base|{}", keys::user_partition(u)),
         }
     }
@@ -160,31 +163,12 @@ impl Store {
         limit: u16,
         resume: Option<ResumeKey>,
     ) -> Result<Page<E>, Error> {
-        let (index, pk_name, sk_name, pk, sk_prefix, forward) = match collection {
-            Collection::TopicPosts(t) => (
-                None,
-                keys::PK,
-                keys::SK,
-                keys::topic_partition(t),
-                prefix::POSTS,
-                false,
-            ),
-            Collection::PostLikers(p) => (
-                Some(keys::GSI1),
-                keys::GSI1PK,
-                keys::GSI1SK,
-                keys::post_view_partition(p),
-                prefix::LIKES,
-                true,
-            ),
-            Collection::UserLikes(u) => (
-                None,
-                keys::PK,
-                keys::SK,
-                keys::user_partition(u),
-                prefix::LIKES,
-                false,
-            ),
+        let (pk, sk_prefix) = match collection {
+            Collection::TopicPosts(t) => (keys::topic_partition(t), prefix::POSTS),
+            Collection::UserLikes(u) => (keys::user_partition(u), prefix::LIKES),
+            Collection::PostLikers { post, view_shards } => {
+                return self.likers_page(post, *view_shards, limit, resume).await;
+            }
         };
         let start = resume.map(|key| {
             key.into_iter()
@@ -195,13 +179,12 @@ impl Store {
             .client
             .query()
             .table_name(&self.table)
-            .set_index_name(index.map(str::to_owned))
             .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", pk_name)
-            .expression_attribute_names("#sk", sk_name)
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
             .expression_attribute_values(":pk", AttributeValue::S(pk))
             .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix.to_owned()))
-            .scan_index_forward(forward)
+            .scan_index_forward(false)
             .limit(i32::from(limit))
             .set_exclusive_start_key(start)
             .send()
@@ -221,6 +204,70 @@ impl Store {
                 })
                 .collect()
         });
+        Ok(Page { items, resume })
+    }
+
+    /// One page of a post's likers: its view shards read concurrently from after the cursor's
+    /// user id, merged by user id, the first `limit` taken. A like is in one shard and the
+    /// cursor (the last user id given) only moves forward, so paging gives every like in the
+    /// view once, also while the shard count grows.
+    async fn likers_page<E: Entity>(
+        &self,
+        post: &PostId,
+        view_shards: u32,
+        limit: u16,
+        resume: Option<ResumeKey>,
+    ) -> Result<Page<E>, Error> {
+        let after = resume.and_then(|mut key| key.remove(keys::GSI1SK));
+        let from = after.clone().unwrap_or_else(|| prefix::LIKES.to_owned());
+        // The cursor's own like comes back (BETWEEN is inclusive): one more each.
+        let per_shard = i32::from(limit) + 1;
+        let shards = (0..view_shards.max(1)).map(|k| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", keys::GSI1PK)
+                .expression_attribute_names("#sk", keys::GSI1SK)
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::post_view_shard(post, k)),
+                )
+                .expression_attribute_values(":from", AttributeValue::S(from.clone()))
+                .expression_attribute_values(":to", AttributeValue::S(prefix::LIKES_END.to_owned()))
+                .limit(per_shard)
+                .send()
+        });
+        let pages = futures_util::future::try_join_all(shards)
+            .await
+            .map_err(classify)?;
+        let mut more = false;
+        let mut likers: Vec<(String, Item)> = Vec::new();
+        for page in pages {
+            more |= page.last_evaluated_key.is_some();
+            for item in page.items.unwrap_or_default() {
+                let user = item
+                    .get(keys::GSI1SK)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                if Some(&user) != after.as_ref() {
+                    likers.push((user, item));
+                }
+            }
+        }
+        likers.sort_by(|a, b| a.0.cmp(&b.0));
+        more |= likers.len() > usize::from(limit);
+        likers.truncate(usize::from(limit));
+        let resume = more
+            .then(|| likers.last())
+            .flatten()
+            .map(|(user, _)| ResumeKey::from([(keys::GSI1SK.to_owned(), user.clone())]));
+        let items = likers
+            .into_iter()
+            .map(|(_, item)| decode(item))
+            .collect::<Result<Vec<E>, _>>()?;
         Ok(Page { items, resume })
     }
 

@@ -27,12 +27,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use chrono::Utc;
 use contracts::change::{LikeRef, Undecodable};
 use contracts::counting;
-use contracts::dynamo::{Backoff, Failure, batch_get, is_condition_failed};
-use contracts::items::{Entity, Item, Quarantined, key_of};
-use contracts::keys::{DELTA_PARTITIONS, ItemKey, PostId, delta_partition_of};
+use contracts::dynamo::{Backoff, Failure, batch_get, is_condition_failed, is_throttle};
+use contracts::items::{Entity, Item, Quarantined, attr, key_of};
+use contracts::keys::{
+    DELTA_PARTITIONS, ItemKey, MAX_VIEW_SHARDS, PostId, delta_partition_of, view_shard_of,
+};
 use futures_util::{StreamExt, stream};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -80,7 +84,23 @@ struct HotMemory {
     counters: FxHashMap<PostId, Instant>,
     /// The slot of each delta partition's last fold.
     folded: FxHashMap<(PostId, u8), u64>,
+    /// What this instance knows of posts' view shards (absent: 1).
+    view_shards: FxHashMap<PostId, ViewShards>,
 }
+
+/// A post's view shards as this instance knows them.
+#[derive(Debug, Clone, Copy)]
+struct ViewShards {
+    /// Recorded on the post (read back from DynamoDB): stamping into any shard below it is
+    /// safe, since the count only grows.
+    count: u32,
+    /// When this instance last tried to grow it.
+    grown: Option<Instant>,
+}
+
+/// How long an instance waits before it grows a post's view shards again: a storm of
+/// throttled stamps asks once, and the stamps retried meanwhile see the new count.
+pub const GROW_PAUSE: Duration = Duration::from_secs(1);
 
 /// The projector's writes to one table.
 #[derive(Clone, Debug)]
@@ -387,25 +407,37 @@ impl Applier {
         }
     }
 
-    /// Set a like's GSI1 keys if this incarnation still exists. `false` if it could not be
-    /// done by `deadline` (the records are then re-delivered).
+    /// Set a like's GSI1 keys, in one of its post's view shards, if this incarnation still
+    /// exists. `false` if it could not be done by `deadline` (the records are then
+    /// re-delivered). A throttled stamp grows the post's view shards (see "Hot views").
     async fn stamp(&self, like: &LikeRef, deadline: Deadline) -> bool {
         let policy = Backoff::STANDARD;
-        let write = counting::stamp_like(like);
         for attempt in 1.. {
             if deadline.passed() {
                 return false;
             }
-            let failure = match deadline
-                .run(write.update_item(&self.client, &self.table).send())
-                .await
-            {
+            let shards = self.view_shards(like.post);
+            let write = counting::stamp_like(like, view_shard_of(&like.user, shards));
+            // Retried here, not by the SDK: a throttle must be seen at once to grow the view.
+            let call = write
+                .update_item(&self.client, &self.table)
+                .customize()
+                .config_override(
+                    aws_sdk_dynamodb::config::Builder::default()
+                        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()),
+                )
+                .send();
+            let error = match deadline.run(call).await {
                 None => return false,
                 Some(Ok(_)) => return true,
-                Some(Err(e)) => Failure::of(&e),
+                Some(Err(e)) => e,
             };
-            match failure {
-                // Gone or re-liked: its own record stamps the new incarnation.
+            if is_throttle(error.code()) {
+                self.grow_view(like, shards, deadline).await;
+            }
+            match Failure::of(&error) {
+                // In the view already, or gone or re-liked: its own record stamps the new
+                // incarnation.
                 Failure::ConditionFailed => return true,
                 f if f.is_transient() && policy.may_retry(attempt) => {
                     if deadline.run(policy.wait(attempt)).await.is_none() {
@@ -419,6 +451,53 @@ impl Applier {
             }
         }
         unreachable!("the loop returns on its last attempt")
+    }
+
+    /// The view shards of `post` this instance knows to be recorded.
+    fn view_shards(&self, post: PostId) -> u32 {
+        self.hot_memory()
+            .view_shards
+            .get(&post)
+            .map_or(1, |known| known.count)
+    }
+
+    /// A stamp into one of `known` view shards of `like`'s post throttled: record twice as
+    /// many on the post (at most [`MAX_VIEW_SHARDS`], once per [`GROW_PAUSE`]), and learn the
+    /// count recorded, which another instance may have grown further.
+    async fn grow_view(&self, like: &LikeRef, known: u32, deadline: Deadline) {
+        let target = (known * 2).min(MAX_VIEW_SHARDS);
+        {
+            let mut hot = self.hot_memory();
+            let entry = hot.view_shards.entry(like.post).or_insert(ViewShards {
+                count: 1,
+                grown: None,
+            });
+            let asked_lately = entry.grown.is_some_and(|at| at.elapsed() < GROW_PAUSE);
+            if target <= entry.count || asked_lately {
+                return;
+            }
+            entry.grown = Some(Instant::now());
+        }
+        let write = counting::grow_view(&like.topic, like.post, target);
+        let recorded = match deadline
+            .run(write.update_item(&self.client, &self.table).send())
+            .await
+        {
+            Some(Ok(_)) => target,
+            Some(Err(e)) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => failed
+                    .item()
+                    .and_then(|old| old.get(attr::VIEW_SHARDS)?.as_n().ok()?.parse().ok())
+                    .unwrap_or(known),
+                _ => return, // throttled or unreachable: asked again after the pause
+            },
+            None => return,
+        };
+        tracing::info!(post = %like.post, view_shards = recorded, "likers view spread");
+        let mut hot = self.hot_memory();
+        if let Some(entry) = hot.view_shards.get_mut(&like.post) {
+            entry.count = entry.count.max(recorded);
+        }
     }
 
     async fn quarantine(&self, record: &Undecodable, mut raw: String) -> Result<(), Error> {

@@ -266,7 +266,7 @@ async fn zero_drift_under_duplication_redelivery_bisection_crashes_and_racing_wo
     let hot: contracts::keys::PostId = posts[PostSkew::HOT].parse().unwrap();
     let (count, live, _) = tallies[&hot];
     assert_eq!(
-        crate::support::view_count(&table, hot).await,
+        crate::support::view_count(&table, &crate::support::topic("chaos"), hot).await,
         live,
         "the hot post's GSI1 view"
     );

@@ -188,7 +188,7 @@ async fn a_like_whose_counting_failed_stays_out_of_the_view() {
     let report = projector.handle(&records).await.unwrap();
     assert!(report.first_failure.is_some(), "counting failed");
     assert_eq!(
-        bench::tally::view_count(&table, post.post_id).await,
+        bench::tally::view_count(&table, &post.topic, post.post_id).await,
         0,
         "no uncounted like in the view"
     );

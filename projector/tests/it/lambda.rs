@@ -21,6 +21,7 @@ async fn seed(table: &TestTable, event: &Value) {
         body: String::new(),
         created_at: Utc::now(),
         like_count: 0,
+        view_shards: 1,
     };
     let mut items = vec![post.to_item()];
     for record in &event["Records"].as_array().unwrap()[..2] {

@@ -52,3 +52,115 @@ async fn a_viral_post_over_many_shards_is_counted_exactly_through_deltas() {
         "the hot counter is written at most ten times a second: {figures:?}"
     );
 }
+
+/// A hot view whose GSI1 partition throttles spreads over view shards: the stamps that throttle
+/// grow the post's `viewShards` (only ever grown), later stamps go to the new shards, every
+/// like ends up in exactly one, and the writer's likers pages give each liker once, by user id.
+/// DynamoDB's partitions take 250 write units a second here, so a thousand likes in one batch
+/// (a hot view: stamps apart from counting) throttle a single view partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_view_that_throttles_spreads_over_view_shards_and_pages_each_liker_once() {
+    use bench::contention::{ContentionModel, ContentionSettings};
+    use reqwest::{Method, StatusCode};
+
+    let (_dynamodb, table) = TestTable::on_own_instance().await;
+    let load = ViralLoad::new(projector::plan::HOT_POST_LIKES, 1, 1.0);
+    load.write(&table, f64::INFINITY).await;
+    let hot = &load.posts[bench::skew::PostSkew::HOT];
+    let records = bench::app::stream_records(&table).await;
+    let model = ContentionModel::start(
+        &table.endpoint,
+        ContentionSettings {
+            partition_wcu: 250.0,
+            ..ContentionSettings::default()
+        },
+    )
+    .await;
+    let lambda = projector::handler::Projector::new(projector::apply::Applier::new(
+        bench::app::client_at(&model.endpoint).await,
+        &table.name,
+    ));
+    // Lambda's retries: re-sent from the first record reported failed.
+    let mut from = 0;
+    for attempt in 1.. {
+        let report = lambda.handle(&records[from..]).await.unwrap();
+        match report.first_failure {
+            None => break,
+            Some(failed) => from += failed,
+        }
+        assert!(attempt < 50, "still failing after {attempt} deliveries");
+    }
+    assert!(model.stats().throttled > 0, "the view throttled");
+    crate::support::deliver_written_since(&table, records.len()).await;
+    let likes = load.likes_of(hot.post_id);
+    assert_eq!(
+        crate::support::until_converged(&table, Duration::from_secs(60)).await[&hot.post_id],
+        (likes, likes, likes),
+        "counted once and in the view once"
+    );
+    let post = table
+        .client
+        .get_item()
+        .table_name(&table.name)
+        .set_key(Some(contracts::items::key_item(
+            &contracts::keys::ItemKey::Post(hot.topic.clone(), hot.post_id),
+        )))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let post = <contracts::items::Post as contracts::items::Entity>::from_item(post).unwrap();
+    assert!(post.view_shards > 1, "the view was spread: {post:?}");
+    let in_shard_zero = table
+        .client
+        .query()
+        .table_name(&table.name)
+        .index_name(contracts::keys::GSI1)
+        .key_condition_expression("GSI1PK = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(contracts::keys::post_view_partition(
+                &hot.post_id,
+            )),
+        )
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .send()
+        .await
+        .unwrap()
+        .count;
+    assert!(
+        i64::from(in_shard_zero) < likes,
+        "later stamps went to the new shards: {in_shard_zero} of {likes} in shard 0"
+    );
+
+    let writer = crate::support::writer_client(&table, writer::WriteMode::Stream).await;
+    let (mut likers, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let path = format!(
+            "/topics/{}/posts/{}/likes?limit=100{}",
+            hot.topic,
+            hot.post_id,
+            cursor.map(|c| format!("&cursor={c}")).unwrap_or_default()
+        );
+        let page = writer
+            .expect(Method::GET, &path, None, None, StatusCode::OK)
+            .await;
+        likers.extend(
+            page["likers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["userId"].as_str().unwrap().to_owned()),
+        );
+        cursor = page["nextCursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(likers.len() as i64, likes, "every liker");
+    assert!(
+        likers.windows(2).all(|pair| pair[0] < pair[1]),
+        "each once, by user id"
+    );
+}

@@ -42,6 +42,7 @@ pub async fn create(
         body: input.body,
         created_at: Utc::now(),
         like_count: 0,
+        view_shards: 1,
     };
     if !app.store.put_new(&post).await? {
         // Two KSUIDs collided within 4 ms and 128 random bits: ask the client to retry.
@@ -80,9 +81,15 @@ pub async fn list(
     }))
 }
 
-async fn read_post(app: &AppState, topic: TopicSlug, post: PostId) -> Result<Post, ApiError> {
+/// The post, read `consistent`ly or not.
+async fn read_post(
+    app: &AppState,
+    topic: TopicSlug,
+    post: PostId,
+    consistent: bool,
+) -> Result<Post, ApiError> {
     app.store
-        .get(&ItemKey::Post(topic, post), false)
+        .get(&ItemKey::Post(topic, post), consistent)
         .await?
         .ok_or(ApiError::NotFound("post"))
 }
@@ -100,7 +107,7 @@ pub async fn get(
     State(app): State<AppState>,
     path: PathParams,
 ) -> Result<Json<PostView>, ApiError> {
-    let post = read_post(&app, path.topic()?, path.post()?).await?;
+    let post = read_post(&app, path.topic()?, path.post()?, false).await?;
     Ok(Json(post.into()))
 }
 
@@ -118,9 +125,13 @@ pub async fn likers(
     path: PathParams,
     page: PageRequest,
 ) -> Result<Json<PostLikers>, ApiError> {
-    let post = read_post(&app, path.topic()?, path.post()?).await?;
-    let (likes, next_cursor) =
-        super::page::<Like>(&app, Collection::PostLikers(post.post_id), &page).await?;
+    // Consistently: the page must read every view shard there is (see `Store::likers_page`).
+    let post = read_post(&app, path.topic()?, path.post()?, true).await?;
+    let likers = Collection::PostLikers {
+        post: post.post_id,
+        view_shards: post.view_shards,
+    };
+    let (likes, next_cursor) = super::page::<Like>(&app, likers, &page).await?;
     Ok(Json(PostLikers {
         post: post.into(),
         likers: likes

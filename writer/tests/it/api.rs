@@ -480,3 +480,103 @@ async fn a_writer_counted_like_is_uncounted_by_a_stream_mode_unlike() {
     assert_eq!(view["likeCount"], 0);
     assert_eq!(like_items(&txn, "gus", &post).await, 0);
 }
+
+/// A hot post's likers view spread over view shards (as the projector stamps them): pages merge
+/// the shards by user id, and a reader paging while the shard count grows gets every like
+/// that was in the view when it started once, in order, and every later one above its cursor.
+#[tokio::test]
+async fn likers_are_paged_by_user_id_across_view_shards_while_their_count_grows() {
+    use contracts::counting::{grow_view, stamp_like};
+    use contracts::items::{Entity, Like, LikeRef};
+    use contracts::keys::{Ksuid, PostId, TopicSlug, view_shard_of};
+
+    let w = TestWriter::start(WriteMode::Stream).await;
+    w.create_topic("t").await;
+    let post_id = w.create_post("t", "p").await;
+    let post: PostId = post_id.parse().unwrap();
+    let topic: TopicSlug = "t".parse().unwrap();
+    let stamped = |user: String, shards: u32| {
+        let (topic, table) = (topic.clone(), &w.table);
+        async move {
+            let like = Like {
+                user_id: user.parse().unwrap(),
+                post_id: post,
+                topic,
+                title: "p".into(),
+                liked_at: chrono::Utc::now(),
+                like_id: Ksuid::generate(),
+                counted_by: None,
+            };
+            table.put(like.to_item()).await;
+            stamp_like(&LikeRef::from(&like), view_shard_of(&like.user_id, shards))
+                .update_item(&table.client, &table.name)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let page = |cursor: Option<String>| {
+        let path = match cursor {
+            None => format!("/topics/t/posts/{post_id}/likes?limit=7"),
+            Some(c) => format!("/topics/t/posts/{post_id}/likes?limit=7&cursor={c}"),
+        };
+        let w = &w;
+        async move {
+            let page = w
+                .expect(Method::GET, &path, None, None, StatusCode::OK)
+                .await;
+            let users: Vec<String> = page["likers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["userId"].as_str().unwrap().to_owned())
+                .collect();
+            (users, page["nextCursor"].as_str().map(str::to_owned))
+        }
+    };
+
+    let users: Vec<String> = (0..60).map(|i| format!("u{i:02}")).collect();
+    let (early, late): (Vec<_>, Vec<_>) = users
+        .iter()
+        .cloned()
+        .partition(|u| u.ends_with(['0', '2', '4', '6', '8']));
+    grow_view(&topic, post, 2)
+        .update_item(&w.table.client, &w.table.name)
+        .send()
+        .await
+        .unwrap();
+    for user in &early {
+        stamped(user.clone(), 2).await;
+    }
+    let (mut seen, mut cursor) = page(None).await;
+    assert_eq!(
+        seen,
+        early[..7],
+        "the first page merges both shards by user id"
+    );
+    // The view spreads over eight shards while the reader pages; more likes come in.
+    grow_view(&topic, post, 8)
+        .update_item(&w.table.client, &w.table.name)
+        .send()
+        .await
+        .unwrap();
+    for user in &late {
+        stamped(user.clone(), 8).await;
+    }
+    while let Some(next) = cursor {
+        let (users, after) = page(Some(next)).await;
+        seen.extend(users);
+        cursor = after;
+    }
+    assert!(
+        seen.windows(2).all(|pair| pair[0] < pair[1]),
+        "each like once, by user id: {seen:?}"
+    );
+    let first_cursor = &early[6];
+    for user in early
+        .iter()
+        .chain(late.iter().filter(|u| *u > first_cursor))
+    {
+        assert!(seen.contains(user), "{user} missing: {seen:?}");
+    }
+}
