@@ -16,18 +16,18 @@
 //! lost is folded here. Every post seen is remembered for phase 2.
 //!
 //! **Phase 2** recounts each post from its view: the counted likes in every GSI1 view shard
-//! below the post's `viewShards`, against
-//! `likeCount` plus the deltas still pending (counted likes not yet folded). A post whose
-//! figures differ is observed again after `settle` and after the replay has gone on to the
-//! stream's end; it is corrected only if neither its counter version (`countVersion`, renewed
-//! by every write that moves the counter), its pending deltas nor its recount changed
-//! meanwhile, with an update conditioned on that version.
+//! below the post's `viewShards`, against `likeCount` plus the deltas still pending (counted
+//! likes not yet folded). A post whose figures differ is observed again after `settle` and
+//! after the replay has gone on to the stream's end; it is corrected only if neither its
+//! counter version (`countVersion`, renewed by every write that moves the counter), its pending
+//! deltas nor its recount changed meanwhile, with an update conditioned on that version.
 //!
 //! Why this is safe live, whatever the projector's lag: a change in flight at the first look
 //! (a like deleted but not yet uncounted, liked but not yet counted, counted but not yet
 //! stamped, a delta not yet folded) has its record in the stream within `settle` (the stream
 //! shows a write within about a second), so the replay before the second look projects it, if
-//! the projector has not: counting or uncounting renews the version, a stamp changes the
+//! the projector has not (the replay retries a record until it is applied, a stamp into a
+//! throttled view too): counting or uncounting renews the version, a stamp changes the
 //! recount, a fold changes the pending deltas. An unchanged second look therefore means
 //! nothing was in flight, and the difference is real drift. A post that keeps moving is
 //! retried, then reported as busy, never guessed at. A dry run replays nothing, so its report
