@@ -110,6 +110,7 @@ pub fn operator_streams(table: &TestTable) -> aws_sdk_dynamodbstreams::Client {
 /// made with the operator's permissions.
 pub async fn replay(table: &TestTable) -> Poller {
     Poller::replay(
+        Applier::new(operator_client(table), &table.name),
         operator_client(table),
         operator_streams(table),
         &table.name,

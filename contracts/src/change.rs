@@ -7,11 +7,13 @@
 //! What matters to the projection:
 //! - an INSERT of a like not yet counted: [`Change::LikeAdded`];
 //! - a REMOVE of a like, with who had counted it: [`Change::LikeRemoved`];
-//! - an INSERT of a hot post's delta, to be folded into its counter: [`Change::DeltaAdded`].
+//! - an INSERT of a hot post's delta, to be folded into its counter: [`Change::DeltaAdded`];
+//! - a MODIFY of a counted like whose stamp the projector put off (`stampDue` set, not yet in
+//!   the view): [`Change::StampDue`].
 //!
-//! Everything else is [`Change::Ignored`]: MODIFY records (the projector's own marks, stamps and
-//! counters; profile updates), TTL deletions (tombstones expiring), likes the transactional
-//! writer counted itself, and other item types.
+//! Everything else is [`Change::Ignored`]: other MODIFY records (the projector's own marks,
+//! stamps and counters; profile updates), TTL deletions (tombstones expiring), likes the
+//! transactional writer counted itself, and other item types.
 
 use aws_lambda_events::dynamodb::{EventRecord, StreamRecord, UserIdentity};
 use chrono::{DateTime, Utc};
@@ -53,6 +55,8 @@ pub enum Change {
     LikeRemoved(LikeRef),
     /// A hot post's counting transaction wrote this delta: add it to the counter.
     DeltaAdded(Delta),
+    /// A counted like whose stamp was put off (its view throttled): stamp it now.
+    StampDue(LikeRef),
     Ignored(IgnoreReason),
 }
 
@@ -120,6 +124,10 @@ pub fn decode_json(raw: &Value) -> Result<Decoded, Undecodable> {
     let created = creation_time(created)
         .ok_or_else(|| fail("ApproximateCreationDateTime is not epoch seconds".into()))?;
     let change = match event_name.and_then(Value::as_str) {
+        Some("MODIFY") if stamp_due(new_image) => match Image::of(new_image) {
+            Some(Image::Like(like)) => Change::StampDue(like.map_err(fail)?.0),
+            _ => Change::Ignored(IgnoreReason::Modified),
+        },
         Some("MODIFY") => Change::Ignored(IgnoreReason::Modified),
         Some("INSERT") => match Image::of(new_image) {
             Some(Image::Like(like)) => match like.map_err(fail)? {
@@ -176,6 +184,14 @@ fn creation_time(value: Option<&Value>) -> Option<DateTime<Utc>> {
         .is_finite()
         .then(|| DateTime::from_timestamp_millis(millis as i64))
         .flatten()
+}
+
+/// Whether an image is of an item whose stamp is due: `stampDue` set, not in the view yet.
+fn stamp_due(image: Option<&Value>) -> bool {
+    let [due, in_view] = image.map_or([None; 2], |image| {
+        members(image, [crate::items::attr::STAMP_DUE, keys::GSI1PK])
+    });
+    due.is_some() && in_view.is_none()
 }
 
 fn is_ttl_delete(identity: Option<&Value>) -> bool {
@@ -390,6 +406,23 @@ mod tests {
         let mut broken = image;
         broken["delta"] = json!({"S": "two"});
         assert!(decode_json(&record("INSERT", Some(broken), None)).is_err());
+    }
+
+    #[test]
+    fn a_counted_like_whose_stamp_is_due_comes_back_until_it_is_in_the_view() {
+        let mut due = like(Some("projector"));
+        due["stampDue"] = json!({"N": "1767225600000"});
+        let Change::StampDue(like_ref) = change_of(record("MODIFY", Some(due.clone()), None))
+        else {
+            panic!("expected a due stamp")
+        };
+        assert_eq!(like_ref.user.as_str(), "ann");
+        // The stamp removes stampDue; a like in the view is done whatever it carries.
+        due["GSI1PK"] = json!({"S": "POST#2lPNkfHnGyd3WnfyeBX4bRb3X2b#3"});
+        assert_eq!(
+            change_of(record("MODIFY", Some(due), None)),
+            Change::Ignored(IgnoreReason::Modified)
+        );
     }
 
     #[test]

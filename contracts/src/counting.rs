@@ -201,8 +201,28 @@ pub fn stamp_like(like: &LikeRef, shard: u32) -> Write {
     )
     .name("#pk", keys::PK)
     .name("#likeId", attr::LIKE_ID)
+    .name("#due", attr::STAMP_DUE)
     .value(":likeId", s(like.like_id.as_str()));
-    in_view_shard(write, like, shard).set("SET #gpk = :gpk, #gsk = :gsk".into())
+    in_view_shard(write, like, shard).set("SET #gpk = :gpk, #gsk = :gsk REMOVE #due".into())
+}
+
+/// Put a like's stamp off (its view throttled): mark it `stampDue`, if this incarnation still
+/// exists and is in no view shard. The mark's MODIFY record brings the like back through the
+/// stream ([`crate::change::Change::StampDue`]), so the batch that could not stamp it need not
+/// fail: a view that throttles slows no other post's records. The like is not in GSI1, so this
+/// costs one write unit on the liker's partition.
+pub fn defer_stamp(like: &LikeRef, now_ms: i64) -> Write {
+    Write::new(
+        like_key(&like.user, like.post),
+        "attribute_exists(#pk) AND #likeId = :likeId AND attribute_not_exists(#gpk)",
+    )
+    .set("SET #due = :now".into())
+    .name("#pk", keys::PK)
+    .name("#likeId", attr::LIKE_ID)
+    .name("#gpk", keys::GSI1PK)
+    .name("#due", attr::STAMP_DUE)
+    .value(":likeId", s(like.like_id.as_str()))
+    .value(":now", AttributeValue::N(now_ms.to_string()))
 }
 
 fn with_view_keys(write: Write, like: &LikeRef) -> Write {
@@ -467,6 +487,7 @@ mod tests {
             count_like(&like, false),
             stamp_like(&like, 0),
             stamp_like(&like, 5),
+            defer_stamp(&like, 0),
             grow_view(&topic, post, 8),
             tombstone(&like, 0),
             put_delta(&Delta {

@@ -77,6 +77,9 @@ pub mod attr {
     pub const HOT_UNTIL: &str = "hotUntil";
     /// A post's number of likers view shards.
     pub const VIEW_SHARDS: &str = "viewShards";
+    /// On a counted like: its stamp was put off (epoch milliseconds of the last try); the
+    /// MODIFY this write makes brings it back through the stream. Removed by the stamp.
+    pub const STAMP_DUE: &str = "stampDue";
 }
 
 /// The `type` attribute of every item.

@@ -111,6 +111,18 @@ export const PROJECTOR_FILTERS = [
     eventName: lambda.FilterRule.isEqual('INSERT'),
     dynamodb: { NewImage: { type: { S: lambda.FilterRule.isEqual('Delta') } } },
   }),
+  // A counted like whose stamp the projector put off (its view throttled): stamped when it
+  // comes back. The stamp removes `stampDue`, so its own MODIFY does not pass.
+  lambda.FilterCriteria.filter({
+    eventName: lambda.FilterRule.isEqual('MODIFY'),
+    dynamodb: {
+      NewImage: {
+        type: { S: lambda.FilterRule.isEqual('Like') },
+        stampDue: lambda.FilterRule.exists(),
+        GSI1PK: lambda.FilterRule.notExists(),
+      },
+    },
+  }),
 ];
 
 /**

@@ -131,6 +131,10 @@ test('the projector reads the stream with partial batch responses, filters and a
     { eventName: ['INSERT'], dynamodb: { NewImage: { type: { S: ['Like'] }, countedBy: [{ exists: false }] } } },
     { eventName: ['REMOVE'], dynamodb: { OldImage: { type: { S: ['Like'] }, countedBy: { S: ['projector'] } } } },
     { eventName: ['INSERT'], dynamodb: { NewImage: { type: { S: ['Delta'] } } } },
+    {
+      eventName: ['MODIFY'],
+      dynamodb: { NewImage: { type: { S: ['Like'] }, stampDue: [{ exists: true }], GSI1PK: [{ exists: false }] } },
+    },
   ]);
   dev.template.hasResourceProperties('AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600 });
 });

@@ -46,6 +46,12 @@
 //! post's count misses no stamped like. A stamp applies only to a like in no shard yet, so a
 //! like never moves between shards. Stamps of a cold view ride with the mark, into shard 0.
 //!
+//! A stamp still throttled once the count has grown is *put off*, not failed: the like is
+//! marked `stampDue` (one write on the liker's partition, outside GSI1), and that MODIFY brings
+//! it back through the stream ([`Change::StampDue`]) to be stamped then. So a view that cannot
+//! keep up fails no record and holds up no other post's batch; its likes enter it a stream
+//! trip or a few later. (Rebuild stamps in place instead: its recount must see its stamps.)
+//!
 //! # Hot counters
 //!
 //! On AWS a post's likes live in its likers' partitions, so they arrive through every stream
@@ -303,11 +309,26 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &HotPosts) -> Plan {
             _ => None,
         })
         .collect();
+    // Stamps put off by an earlier delivery, one per like however many records ask for it.
+    let mut due: FxHashMap<LikeId, usize> = FxHashMap::default();
     for (position, change) in changes.iter().enumerate() {
         let Some(change) = change else { continue };
         let (topic, post) = match change {
-            Change::LikeAdded(like) if gone.contains(&like.like_id) => {
+            Change::LikeAdded(like) | Change::StampDue(like) if gone.contains(&like.like_id) => {
                 plan.ignored.push(position);
+                continue;
+            }
+            Change::StampDue(like) => {
+                match due.get(&like.like_id) {
+                    Some(&i) => plan.stamps[i].records.push(position),
+                    None => {
+                        due.insert(like.like_id, plan.stamps.len());
+                        plan.stamps.push(Stamp {
+                            records: vec![position],
+                            like: like.clone(),
+                        });
+                    }
+                }
                 continue;
             }
             Change::LikeAdded(like) | Change::LikeRemoved(like) => (&like.topic, like.post),
@@ -344,7 +365,7 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &HotPosts) -> Plan {
             }
             Change::LikeAdded(like) => (like, true),
             Change::LikeRemoved(like) => (like, false),
-            Change::Ignored(_) => unreachable!("ignored above"),
+            Change::Ignored(_) | Change::StampDue(_) => unreachable!("planned above"),
         };
         if added {
             match changes.mark_index.get(&like.like_id) {
@@ -589,8 +610,31 @@ mod tests {
                 );
             }
         }
+        // Stamps split from marks share their records; a stamp put off earlier has its own.
+        let marked: HashSet<usize> = seen.iter().copied().collect();
+        for stamp in &plan.stamps {
+            seen.extend(stamp.records.iter().filter(|r| !marked.contains(r)));
+        }
         seen.sort_unstable();
         assert_eq!(seen, (0..batch_len).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn stamps_put_off_come_back_once_each_and_not_for_likes_gone() {
+        let post = Ksuid::generate();
+        let (due, gone) = (like(1, post), like(2, post));
+        let batch = vec![
+            record(Change::StampDue(due.clone())),
+            record(Change::StampDue(gone.clone())),
+            record(Change::StampDue(due.clone())),
+            record(Change::LikeRemoved(gone)),
+        ];
+        let plan = plan(&batch);
+        check_shape(batch.len(), &plan);
+        assert_eq!(plan.stamps.len(), 1);
+        assert_eq!(plan.stamps[0].like, due);
+        assert_eq!(plan.stamps[0].records, [0, 2], "one stamp for both records");
+        assert_eq!(plan.ignored, [1], "its like is gone in this batch");
     }
 
     #[test]

@@ -164,11 +164,12 @@ impl Poller {
         Ok(poller)
     }
 
-    /// A poller that replays `table`'s stream through a projector of its own: every shard
+    /// A poller that replays `table`'s stream through a projector on `applier`: every shard
     /// from its oldest record (only those written at or after `since`, if given), without
     /// checkpoints. [`catch_up`](Self::catch_up) reads it to the end, and again later on from
     /// where it stopped.
     pub async fn replay(
+        applier: Applier,
         dynamo: aws_sdk_dynamodb::Client,
         streams: aws_sdk_dynamodbstreams::Client,
         table: &str,
@@ -179,8 +180,7 @@ impl Poller {
         settings.checkpoints = false;
         settings.since = since;
         settings.batch_size = batch_size;
-        let projector = Projector::new(Applier::new(dynamo.clone(), table));
-        Self::new(projector, dynamo, streams, settings).await
+        Self::new(Projector::new(applier), dynamo, streams, settings).await
     }
 
     pub fn stream_arn(&self) -> &str {

@@ -238,7 +238,8 @@ impl Rebuild {
         streams: aws_sdk_dynamodbstreams::Client,
         settings: RebuildSettings,
     ) -> Self {
-        let applier = Applier::new(client.clone(), &settings.scan.table);
+        // Its recount must see every stamp it asked for: none is put off.
+        let applier = Applier::new(client.clone(), &settings.scan.table).stamping_in_place();
         Self {
             client,
             streams,
@@ -254,6 +255,7 @@ impl Rebuild {
         let mut replayed = 0;
         if !self.settings.dry_run {
             let mut poller = Poller::replay(
+                self.applier.clone(),
                 self.client.clone(),
                 self.streams.clone(),
                 &self.settings.scan.table,

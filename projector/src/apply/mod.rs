@@ -98,6 +98,10 @@ struct ViewShards {
     grown: Option<Instant>,
 }
 
+/// The attempt of a stamp from which a throttle puts it off (the first retry already sees
+/// the view's shards grown).
+const DEFER_AFTER: u32 = 2;
+
 /// How long an instance waits before it grows a post's view shards again: a storm of
 /// throttled stamps asks once, and the stamps retried meanwhile see the new count.
 pub const GROW_PAUSE: Duration = Duration::from_secs(1);
@@ -108,6 +112,8 @@ pub struct Applier {
     client: Client,
     table: String,
     hot: Arc<Mutex<HotMemory>>,
+    /// Put a stamp off when its view throttles, instead of failing its records.
+    defers_stamps: bool,
 }
 
 impl Applier {
@@ -116,7 +122,15 @@ impl Applier {
             client,
             table: table.into(),
             hot: Arc::default(),
+            defers_stamps: true,
         }
+    }
+
+    /// An applier that never puts a stamp off: a stamp into a throttled view is retried, then
+    /// fails its records. For rebuild, whose recount must see every stamp it asked for.
+    pub fn stamping_in_place(mut self) -> Self {
+        self.defers_stamps = false;
+        self
     }
 
     /// Posts whose view or counter DynamoDB struggled with in the last [`HOT_MEMORY`]: plan
@@ -434,6 +448,11 @@ impl Applier {
             };
             if is_throttle(error.code()) {
                 self.grow_view(like, shards, deadline).await;
+                // Tried once more with the count grown: still throttled, it waits its turn
+                // in the stream instead of failing the records (and the batch) behind it.
+                if self.defers_stamps && attempt >= DEFER_AFTER {
+                    return self.defer_stamp(like, deadline).await;
+                }
             }
             match Failure::of(&error) {
                 // In the view already, or gone or re-liked: its own record stamps the new
@@ -451,6 +470,24 @@ impl Applier {
             }
         }
         unreachable!("the loop returns on its last attempt")
+    }
+
+    /// Put `like`'s stamp off (`stampDue`): its MODIFY record brings it back. `true` if done,
+    /// or not needed any more (stamped meanwhile, gone or re-liked).
+    async fn defer_stamp(&self, like: &LikeRef, deadline: Deadline) -> bool {
+        let write = counting::defer_stamp(like, Utc::now().timestamp_millis());
+        match deadline
+            .run(write.update_item(&self.client, &self.table).send())
+            .await
+        {
+            Some(Ok(_)) => true,
+            Some(Err(e)) if matches!(Failure::of(&e), Failure::ConditionFailed) => true,
+            Some(Err(e)) => {
+                tracing::warn!(error = %Failure::of(&e).describe(), "stamp could not be put off; records will be re-delivered");
+                false
+            }
+            None => false,
+        }
     }
 
     /// The view shards of `post` this instance knows to be recorded.
@@ -493,6 +530,7 @@ impl Applier {
             },
             None => return,
         };
+
         tracing::info!(post = %like.post, view_shards = recorded, "likers view spread");
         let mut hot = self.hot_memory();
         if let Some(entry) = hot.view_shards.get_mut(&like.post) {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::apply::Applier;
 use crate::cli::{Context, batch_size};
 use crate::error::Error;
 use crate::poller::Poller;
@@ -43,7 +44,9 @@ async fn replay_stream(
     batch_size: i32,
 ) -> Result<(String, bool), Error> {
     let streams = aws_sdk_dynamodbstreams::Client::new(&context.config);
+    let applier = Applier::new(context.dynamo.clone(), &context.table);
     let mut poller = Poller::replay(
+        applier,
         context.dynamo.clone(),
         streams,
         &context.table,

@@ -540,11 +540,18 @@ async fn likers_are_paged_by_user_id_across_view_shards_while_their_count_grows(
         .iter()
         .cloned()
         .partition(|u| u.ends_with(['0', '2', '4', '6', '8']));
-    grow_view(&topic, post, 2)
-        .update_item(&w.table.client, &w.table.name)
-        .send()
-        .await
-        .unwrap();
+    let grow = |shards: u32| {
+        let write = grow_view(&topic, post, shards);
+        let table = &w.table;
+        async move {
+            write
+                .update_item(&table.client, &table.name)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    grow(2).await;
     for user in &early {
         stamped(user.clone(), 2).await;
     }
@@ -555,11 +562,7 @@ async fn likers_are_paged_by_user_id_across_view_shards_while_their_count_grows(
         "the first page merges both shards by user id"
     );
     // The view spreads over eight shards while the reader pages; more likes come in.
-    grow_view(&topic, post, 8)
-        .update_item(&w.table.client, &w.table.name)
-        .send()
-        .await
-        .unwrap();
+    grow(8).await;
     for user in &late {
         stamped(user.clone(), 8).await;
     }
