@@ -249,7 +249,8 @@ pub const FOLDS_PER_PARTITION_S: f64 = 10.0 / contracts::keys::DELTA_PARTITIONS 
 ///   count learnt), up to `contracts::keys::MAX_VIEW_SHARDS`; each shard takes
 ///   [`PARTITION_WCU`] stamps a second (users spread evenly). Stamps wait in line, first come
 ///   first served: a like's view lag is the backlog over the capacity, plus its trip through
-///   the stream and a batch.
+///   the stream and a batch. (A stamp put off waits its turn back through the stream; the
+///   write that puts it off, one unit on the liker's partition, is not in the table's units.)
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EventSourceLoad {
     pub shards: f64,

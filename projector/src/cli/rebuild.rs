@@ -62,9 +62,13 @@ pub(crate) async fn run(args: RebuildArgs, context: &Context) -> Result<ExitCode
     };
     let bar = scan_bar(context).await;
     let streams = aws_sdk_dynamodbstreams::Client::new(&context.config);
+    let replayed = std::sync::atomic::AtomicU64::new(0);
     let summary = Rebuild::new(context.dynamo.clone(), streams, settings)
         .run(&|phase, n| match phase {
-            Phase::Replay => bar.set_message(format!("records replayed ({n})")),
+            Phase::Replay => {
+                let so_far = replayed.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                bar.set_message(format!("{so_far} records replayed"));
+            }
             Phase::Scan => bar.inc(n),
             Phase::Check => bar.set_message(format!("checking counters ({n})")),
         })
