@@ -81,6 +81,15 @@ pub fn projector(table: &TestTable) -> Projector {
     ))
 }
 
+/// The projection of `table` as one Lambda instance whose every call goes through `model`
+/// (which may inject faults).
+pub async fn projector_through(
+    model: &crate::contention::ContentionModel,
+    table: &TestTable,
+) -> Projector {
+    Projector::new(Applier::new(client_at(&model.endpoint).await, &table.name))
+}
+
 /// The second hop, as the event source would hand it on: the stream's records after its first
 /// `seen` (the deltas counting wrote) through a fresh projector; all of them applied.
 pub async fn deliver_written_since(
@@ -174,8 +183,7 @@ pub async fn stream_arn(table: &TestTable) -> String {
 pub async fn stream_records(table: &TestTable) -> Vec<serde_json::Value> {
     let arn = stream_arn(table).await;
     let mut records = Vec::new();
-    for iterator in trim_horizon_iterators(&table.streams, &arn).await {
-        let mut iterator = iterator;
+    for mut iterator in trim_horizon_iterators(&table.streams, &arn).await {
         while let Some(current) = iterator {
             let page = table
                 .streams

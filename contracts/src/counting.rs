@@ -182,7 +182,7 @@ pub fn count_like(like: &LikeRef, stamp: bool) -> Write {
     .value(":projector", s(CountedBy::Projector.as_str()))
     .returning_old();
     if stamp {
-        with_view_keys(write, like)
+        in_view_shard(write, like, 0)
             .set("SET #counted = :projector, #gpk = :gpk, #gsk = :gsk".into())
     } else {
         write.set("SET #counted = :projector".into())
@@ -223,10 +223,6 @@ pub fn defer_stamp(like: &LikeRef, now_ms: i64) -> Write {
     .name("#due", attr::STAMP_DUE)
     .value(":likeId", s(like.like_id.as_str()))
     .value(":now", AttributeValue::N(now_ms.to_string()))
-}
-
-fn with_view_keys(write: Write, like: &LikeRef) -> Write {
-    in_view_shard(write, like, 0)
 }
 
 fn in_view_shard(write: Write, like: &LikeRef, shard: u32) -> Write {

@@ -80,12 +80,17 @@ pub fn retryable(code: Option<&str>) -> bool {
     code.is_some_and(|c| RETRYABLE.contains(&c))
 }
 
-/// Whether an error code says a partition (of the table or an index) took more than its
-/// throughput.
+/// Whether an error code, or a transaction's cancellation reason, says a partition (of the
+/// table or an index) took more than its throughput.
 pub fn is_throttle(code: Option<&str>) -> bool {
     matches!(
         code,
-        Some("ThrottlingException" | "ProvisionedThroughputExceededException")
+        Some(
+            "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "ThrottlingError"
+                | "ProvisionedThroughputExceeded"
+        )
     )
 }
 

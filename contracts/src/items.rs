@@ -191,6 +191,15 @@ fn one_view_shard() -> u32 {
     1
 }
 
+impl Post {
+    /// The view shard count of a stored post item, read alone (1 while never grown).
+    pub fn view_shards_in(item: &Item) -> u32 {
+        item.get(attr::VIEW_SHARDS)
+            .and_then(|v| v.as_n().ok()?.parse().ok())
+            .unwrap_or_else(one_view_shard)
+    }
+}
+
 impl Entity for Post {
     const TYPE: ItemType = ItemType::Post;
     fn item_key(&self) -> ItemKey {

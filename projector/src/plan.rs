@@ -95,7 +95,7 @@
 use contracts::change::{Change, Decoded, IgnoreReason, LikeRef, Undecodable};
 use contracts::items::Delta;
 use contracts::keys::delta_partition_of;
-use contracts::keys::{LikeId, PostId, TopicSlug, UserId};
+use contracts::keys::{Ksuid, LikeId, PostId, TopicSlug, UserId};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// DynamoDB's limit on actions in one transaction.
@@ -254,12 +254,54 @@ pub struct Plan {
 /// Changes of one post, in first-seen order, duplicates merged.
 #[derive(Default)]
 struct PostChanges {
-    marks: Vec<Mark>,
-    uncounts: Vec<Uncount>,
-    folds: Vec<Fold>,
-    mark_index: FxHashMap<LikeId, usize>,
-    uncount_index: FxHashMap<LikeId, usize>,
-    fold_index: FxHashMap<contracts::keys::Ksuid, usize>,
+    marks: Merged<LikeId, Mark>,
+    uncounts: Merged<LikeId, Uncount>,
+    folds: Merged<Ksuid, Fold>,
+}
+
+/// What a planned write carries: the batch positions it settles.
+trait Settles {
+    fn records(&mut self) -> &mut Vec<usize>;
+}
+
+macro_rules! settles {
+    ($($entry:ty),*) => {
+        $(impl Settles for $entry {
+            fn records(&mut self) -> &mut Vec<usize> {
+                &mut self.records
+            }
+        })*
+    };
+}
+settles!(Mark, Uncount, Fold, Stamp);
+
+/// Writes of one kind in first-seen order, one per key (a like incarnation, a delta): a change
+/// delivered again in the batch joins the write it already has.
+struct Merged<K, T> {
+    entries: Vec<T>,
+    index: FxHashMap<K, usize>,
+}
+
+impl<K, T> Default for Merged<K, T> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            index: FxHashMap::default(),
+        }
+    }
+}
+
+impl<K: Eq + std::hash::Hash, T: Settles> Merged<K, T> {
+    /// The change at `position`, keyed `key`: joins its write, or makes one with `new`.
+    fn add(&mut self, key: K, position: usize, new: impl FnOnce(Vec<usize>) -> T) {
+        match self.index.get(&key) {
+            Some(&i) => self.entries[i].records().push(position),
+            None => {
+                self.index.insert(key, self.entries.len());
+                self.entries.push(new(vec![position]));
+            }
+        }
+    }
 }
 
 /// Plan the writes for a batch. Pure and deterministic.
@@ -310,7 +352,7 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &HotPosts) -> Plan {
         })
         .collect();
     // Stamps put off by an earlier delivery, one per like however many records ask for it.
-    let mut due: FxHashMap<LikeId, usize> = FxHashMap::default();
+    let mut due: Merged<LikeId, Stamp> = Merged::default();
     for (position, change) in changes.iter().enumerate() {
         let Some(change) = change else { continue };
         let (topic, post) = match change {
@@ -319,16 +361,10 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &HotPosts) -> Plan {
                 continue;
             }
             Change::StampDue(like) => {
-                match due.get(&like.like_id) {
-                    Some(&i) => plan.stamps[i].records.push(position),
-                    None => {
-                        due.insert(like.like_id, plan.stamps.len());
-                        plan.stamps.push(Stamp {
-                            records: vec![position],
-                            like: like.clone(),
-                        });
-                    }
-                }
+                due.add(like.like_id, position, |records| Stamp {
+                    records,
+                    like: like.clone(),
+                });
                 continue;
             }
             Change::LikeAdded(like) | Change::LikeRemoved(like) => (&like.topic, like.post),
@@ -347,62 +383,38 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &HotPosts) -> Plan {
             posts.len() - 1
         });
         let changes = &mut posts[index].1;
-        let (like, added) = match change {
+        match change {
             Change::DeltaAdded(delta) => {
-                match changes.fold_index.get(&delta.delta_id) {
-                    Some(&i) => changes.folds[i].records.push(position),
-                    None => {
-                        changes
-                            .fold_index
-                            .insert(delta.delta_id, changes.folds.len());
-                        changes.folds.push(Fold {
-                            records: vec![position],
-                            delta: delta.clone(),
-                        });
-                    }
-                }
-                continue;
+                changes.folds.add(delta.delta_id, position, |records| Fold {
+                    records,
+                    delta: delta.clone(),
+                })
             }
-            Change::LikeAdded(like) => (like, true),
-            Change::LikeRemoved(like) => (like, false),
+            Change::LikeAdded(like) => changes.marks.add(like.like_id, position, |records| Mark {
+                records,
+                like: like.clone(),
+                stamp: true,
+            }),
+            Change::LikeRemoved(like) => {
+                changes
+                    .uncounts
+                    .add(like.like_id, position, |records| Uncount {
+                        records,
+                        like: like.clone(),
+                    })
+            }
             Change::Ignored(_) | Change::StampDue(_) => unreachable!("planned above"),
-        };
-        if added {
-            match changes.mark_index.get(&like.like_id) {
-                Some(&i) => changes.marks[i].records.push(position),
-                None => {
-                    changes.mark_index.insert(like.like_id, changes.marks.len());
-                    changes.marks.push(Mark {
-                        records: vec![position],
-                        like: like.clone(),
-                        stamp: true,
-                    });
-                }
-            }
-        } else {
-            match changes.uncount_index.get(&like.like_id) {
-                Some(&i) => changes.uncounts[i].records.push(position),
-                None => {
-                    changes
-                        .uncount_index
-                        .insert(like.like_id, changes.uncounts.len());
-                    changes.uncounts.push(Uncount {
-                        records: vec![position],
-                        like: like.clone(),
-                    });
-                }
-            }
         }
     }
+    plan.stamps = due.entries;
     let mut cold: Vec<PostCount> = Vec::new();
     for (post, changes) in posts {
-        let hot_view =
-            changes.marks.len() >= HOT_POST_LIKES || hot_posts.views.contains(&post.post);
-        let hot_counter = changes.marks.len() + changes.uncounts.len()
-            > MAX_CHANGES_PER_TRANSACTION
+        let (marks, uncounts) = (changes.marks.entries, changes.uncounts.entries);
+        let hot_view = marks.len() >= HOT_POST_LIKES || hot_posts.views.contains(&post.post);
+        let hot_counter = marks.len() + uncounts.len() > MAX_CHANGES_PER_TRANSACTION
             || hot_posts.counters.contains(&post.post);
-        let folds = fold_chunks(&post, changes.folds);
-        let mut counts = chunk(&post, changes.marks, changes.uncounts);
+        let folds = fold_chunks(&post, changes.folds.entries);
+        let mut counts = chunk(&post, marks, uncounts);
         for count in &mut counts {
             count.via_delta = hot_counter;
             if hot_view {

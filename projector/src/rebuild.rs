@@ -501,7 +501,7 @@ impl Rebuild {
                 .get(attr::COUNT_VERSION)
                 .and_then(|v| v.as_s().ok())
                 .cloned(),
-            view_shards: number(attr::VIEW_SHARDS).map_or(1, |n: i64| n.max(1) as u32),
+            view_shards: Post::view_shards_in(&item),
         })
     }
 

@@ -4,8 +4,8 @@
 //! items into per-post figures: the stored `likeCount`, the pending deltas of a hot counter
 //! (counted, not yet folded into it), the live likes (the truth), and the likes stamped into
 //! the GSI1 view. A post drifts when its stored count plus its pending deltas, or its view,
-//! differs from its live likes. Likes still in flight through the projector show as drift too: verify a quiet table,
-//! or expect in-flight likes in the report.
+//! differs from its live likes. Likes still in flight through the projector show as drift
+//! too: verify a quiet table, or expect in-flight likes in the report.
 
 use std::collections::BTreeMap;
 

@@ -33,7 +33,7 @@ use chrono::Utc;
 use contracts::change::{LikeRef, Undecodable};
 use contracts::counting;
 use contracts::dynamo::{Backoff, Failure, batch_get, is_condition_failed, is_throttle};
-use contracts::items::{Entity, Item, Quarantined, attr, key_of};
+use contracts::items::{Entity, Item, Post, Quarantined, key_of};
 use contracts::keys::{
     DELTA_PARTITIONS, ItemKey, MAX_VIEW_SHARDS, PostId, delta_partition_of, view_shard_of,
 };
@@ -110,6 +110,9 @@ pub const GROW_PAUSE: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub struct Applier {
     client: Client,
+    /// The same client without the SDK's own retries, for stamps: a throttle must be seen at
+    /// once to grow the view (the stamp loop retries itself).
+    stamp_client: Client,
     table: String,
     hot: Arc<Mutex<HotMemory>>,
     /// Put a stamp off when its view throttles, instead of failing its records.
@@ -118,7 +121,13 @@ pub struct Applier {
 
 impl Applier {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let unretried = client
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
         Self {
+            stamp_client: Client::from_conf(unretried),
             client,
             table: table.into(),
             hot: Arc::default(),
@@ -432,15 +441,7 @@ impl Applier {
             }
             let shards = self.view_shards(like.post);
             let write = counting::stamp_like(like, view_shard_of(&like.user, shards));
-            // Retried here, not by the SDK: a throttle must be seen at once to grow the view.
-            let call = write
-                .update_item(&self.client, &self.table)
-                .customize()
-                .config_override(
-                    aws_sdk_dynamodb::config::Builder::default()
-                        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()),
-                )
-                .send();
+            let call = write.update_item(&self.stamp_client, &self.table).send();
             let error = match deadline.run(call).await {
                 None => return false,
                 Some(Ok(_)) => return true,
@@ -522,10 +523,9 @@ impl Applier {
         {
             Some(Ok(_)) => target,
             Some(Err(e)) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => failed
-                    .item()
-                    .and_then(|old| old.get(attr::VIEW_SHARDS)?.as_n().ok()?.parse().ok())
-                    .unwrap_or(known),
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    failed.item().map_or(known, Post::view_shards_in)
+                }
                 _ => return, // throttled or unreachable: asked again after the pause
             },
             None => return,

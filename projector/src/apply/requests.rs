@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 use contracts::counting::{self, CounterState, LikeState};
-use contracts::dynamo::is_condition_failed;
+use contracts::dynamo::{is_condition_failed, is_throttle};
 use contracts::items::{Delta, Item};
 use contracts::keys::Ksuid;
 use contracts::keys::{DELTA_PARTITIONS, PostId};
@@ -230,12 +230,7 @@ pub fn throttled_marks(actions: &[Action], reasons: &[CancellationReason]) -> Ve
     let mut posts: Vec<usize> = actions
         .iter()
         .zip(reasons)
-        .filter(|(_, reason)| {
-            matches!(
-                reason.code(),
-                Some("ThrottlingError" | "ProvisionedThroughputExceeded")
-            )
-        })
+        .filter(|(_, reason)| is_throttle(reason.code()))
         .filter_map(|(action, _)| match action {
             Action::Mark(p, _) => Some(*p),
             _ => None,
@@ -252,10 +247,7 @@ pub fn contended_counters(actions: &[Action], reasons: &[CancellationReason]) ->
         .iter()
         .zip(reasons)
         .filter(|(_, reason)| {
-            matches!(
-                reason.code(),
-                Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
-            )
+            reason.code() == Some("TransactionConflict") || is_throttle(reason.code())
         })
         .filter_map(|(action, _)| match action {
             Action::Counter(p) => Some(*p),

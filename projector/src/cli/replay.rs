@@ -27,22 +27,6 @@ pub struct ReplayArgs {
 }
 
 pub(crate) async fn run(args: ReplayArgs, context: &Context) -> Result<ExitCode, Error> {
-    let (report, complete) = replay_stream(context, args.since, args.batch_size).await?;
-    println!("{report}");
-    Ok(if complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_INCOMPLETE)
-    })
-}
-
-/// Replay the stream (from `since`, or all it holds): the report, and whether it read
-/// everything asked for.
-async fn replay_stream(
-    context: &Context,
-    since: Option<chrono::DateTime<chrono::Utc>>,
-    batch_size: i32,
-) -> Result<(String, bool), Error> {
     let streams = aws_sdk_dynamodbstreams::Client::new(&context.config);
     let applier = Applier::new(context.dynamo.clone(), &context.table);
     let mut poller = Poller::replay(
@@ -50,8 +34,8 @@ async fn replay_stream(
         context.dynamo.clone(),
         streams,
         &context.table,
-        since,
-        batch_size,
+        args.since,
+        args.batch_size,
     )
     .await?;
     let bar = ProgressBar::new_spinner().with_style(
@@ -60,11 +44,13 @@ async fn replay_stream(
     );
     let read = poller.catch_up(&|n| bar.inc(n)).await?;
     bar.finish_and_clear();
-    let (report, complete) = verdict(read, poller.trims(), since, chrono::Utc::now());
-    Ok((
-        format!("{report} (stream {})", poller.stream_arn()),
-        complete,
-    ))
+    let (report, complete) = verdict(read, poller.trims(), args.since, chrono::Utc::now());
+    println!("{report} (stream {})", poller.stream_arn());
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INCOMPLETE)
+    })
 }
 
 /// Exit code of a replay that could not read all it was asked to.

@@ -182,9 +182,7 @@ async fn a_like_whose_counting_failed_stays_out_of_the_view() {
         ..Default::default()
     };
     let model = bench::contention::ContentionModel::start(&table.endpoint, denied).await;
-    let client = bench::app::client_at(&model.endpoint).await;
-    let projector =
-        projector::handler::Projector::new(projector::apply::Applier::new(client, &table.name));
+    let projector = bench::app::projector_through(&model, &table).await;
     let report = projector.handle(&records).await.unwrap();
     assert!(report.first_failure.is_some(), "counting failed");
     assert_eq!(

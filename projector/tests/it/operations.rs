@@ -442,6 +442,17 @@ impl<'a> Runbook<'a> {
     }
 }
 
+/// The runbook tests' event source: 4 shards × 2 lanes, batches of up to 100 gathered for
+/// 200 ms, two retries before a batch goes to the failure destination.
+fn runbook_lanes() -> bench::shards::ShardSettings {
+    bench::shards::ShardSettings {
+        batch_size: 100,
+        batching_window: Duration::from_millis(200),
+        max_retries: Some(2),
+        ..bench::shards::ShardSettings::lanes(4, 2)
+    }
+}
+
 /// Every post of `loads` counts its live likes, in its counter and its view.
 async fn assert_exact(table: &TestTable, loads: &[&bench::shards::ViralLoad], context: &str) {
     let counts = tallies(table).await;
@@ -465,7 +476,7 @@ async fn assert_exact(table: &TestTable, loads: &[&bench::shards::ViralLoad], co
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runbook_repairs_batches_lost_to_the_failure_destination_in_either_order() {
     use bench::contention::{ContentionModel, ContentionSettings, Fault};
-    use bench::shards::{ShardSettings, ViralLoad, simulate_through};
+    use bench::shards::{ViralLoad, simulate_through};
 
     for rebuild_first in [false, true] {
         let (_dynamodb, table) = TestTable::on_own_instance().await;
@@ -477,13 +488,7 @@ async fn the_runbook_repairs_batches_lost_to_the_failure_destination_in_either_o
             ..ContentionSettings::default()
         };
         let model = ContentionModel::start(&table.endpoint, denied).await;
-        let settings = ShardSettings {
-            batch_size: 100,
-            batching_window: Duration::from_millis(200),
-            max_retries: Some(2),
-            ..ShardSettings::lanes(4, 2)
-        };
-        let figures = simulate_through(&table, &model, &load, settings, 100.0).await;
+        let figures = simulate_through(&table, &model, &load, runbook_lanes(), 100.0).await;
         let lost = &figures.failure_destination;
         assert!(!lost.is_empty(), "batches reached the failure destination");
         let runbook = Runbook::new(&table);
@@ -523,12 +528,9 @@ async fn the_runbook_repeated_in_both_orders_under_load_and_slow_writes_ends_wit
     };
     let model = ContentionModel::start(&table.endpoint, stalled).await;
     let settings = ShardSettings {
-        batch_size: 100,
-        batching_window: Duration::from_millis(200),
-        max_retries: Some(2),
         timeout: Some(projector::deadline::MARGIN + Duration::from_secs(1)),
         max_record_age: Some(Duration::from_secs(5)),
-        ..ShardSettings::lanes(4, 2)
+        ..runbook_lanes()
     };
     let first = ViralLoad::new(600, 20, 0.3).with_unlikes(5);
     let figures = simulate_through(&table, &model, &first, settings, 100.0).await;
@@ -602,10 +604,7 @@ async fn rebuild_sees_likes_counted_while_it_checks_whose_stamps_are_held_up() {
         },
     )
     .await;
-    let lambda = projector::handler::Projector::new(projector::apply::Applier::new(
-        bench::app::client_at(&stamps_denied.endpoint).await,
-        &table.name,
-    ));
+    let lambda = bench::app::projector_through(&stamps_denied, &table).await;
     // Right after rebuild's first look at the counter, the likes come and are counted, and
     // their stamps fail (rebuild waits meanwhile: the order is what the test is about).
     let liked = std::sync::Once::new();

@@ -77,10 +77,7 @@ async fn a_hot_view_that_throttles_spreads_over_view_shards_fails_no_record_and_
         },
     )
     .await;
-    let lambda = projector::handler::Projector::new(projector::apply::Applier::new(
-        bench::app::client_at(&model.endpoint).await,
-        &table.name,
-    ));
+    let lambda = bench::app::projector_through(&model, &table).await;
     // Lambda hands on what the stream holds, batch after batch: the likes, the deltas of the
     // hot counter, and the likes whose stamps were put off coming back. The view's throttling
     // fails no record (so it slows no other post's).
