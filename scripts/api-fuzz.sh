@@ -2,14 +2,14 @@
 # Schemathesis against a running writer: every operation of the OpenAPI document the server
 # serves, with positive and negative data and stateful sequences, checked by every
 # applicable Schemathesis check (no 5xx, status codes, content types, headers and bodies as
-# documented). Needs DYNAMODB_LOCAL_ENDPOINT; runs WRITER_BIN, or builds the writer (debug).
+# documented). Needs LOCAL_ENGINE_ENDPOINT; runs WRITER_BIN, or builds the writer (debug).
 #
 # FUZZ_EXAMPLES: test cases per operation and phase (default 1700). The count of requests the
 # writer answered is read from its own request log, so the figure printed is what it served.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-: "${DYNAMODB_LOCAL_ENDPOINT:?start DynamoDB Local first (scripts/dynamodb-local.sh start NAME)}"
+: "${LOCAL_ENGINE_ENDPOINT:?start the local engine first (scripts/engine.sh start NAME)}"
 examples=${FUZZ_EXAMPLES:-1700}
 minimum=${FUZZ_MIN_REQUESTS:-10000}
 writer_bin=${WRITER_BIN:-}
@@ -21,7 +21,7 @@ bin=$(bash scripts/python-tools.sh)
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 RUST_LOG=info NO_COLOR=1 "$writer_bin" serve --listen "127.0.0.1:$port" \
-  --table "fuzz-$$-$RANDOM" --endpoint-url "$DYNAMODB_LOCAL_ENDPOINT" \
+  --table "fuzz-$$-$RANDOM" --endpoint-url "$LOCAL_ENGINE_ENDPOINT" \
   --dev-identity --create-table >"$work/writer.log" 2>&1 &
 writer=$!
 trap 'kill $writer 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start the whole system locally: DynamoDB Local (data kept in .local/dev-db), the table, the
+# Start the whole system locally: the local engine (dynoxide; data kept in .local/dev.db, expired
+# tombstones swept every minute), the table, the
 # writer with the dev identity header, the projector's stream poller, and demo data. Ctrl-C
 # stops everything.
 #
@@ -16,16 +17,16 @@ pids=()
 
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  bash scripts/dynamodb-local.sh stop dev
+  bash scripts/engine.sh stop dev
 }
 trap cleanup EXIT INT TERM
 
 echo "== building"
 cargo build --workspace --locked
 
-echo "== DynamoDB Local"
-endpoint=$(bash scripts/dynamodb-local.sh start dev --db-path .local/dev-db)
-echo "DynamoDB Local at $endpoint"
+echo "== the local engine (dynoxide)"
+endpoint=$(bash scripts/engine.sh start dev --db-path .local/dev.db --ttl-sweep-secs 60)
+echo "the engine at $endpoint"
 
 echo "== writer"
 ./target/debug/writer serve --listen "127.0.0.1:$port" --table "$table" --endpoint-url "$endpoint" \

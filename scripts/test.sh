@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every check and test: formatting, lints, the CDK app's offline checks, the whole Rust
-# suite against one DynamoDB Local started for this run (each test makes its own table, so
+# suite against one local engine (dynoxide) started for this run (each test makes its own table, so
 # tests run in parallel), and Schemathesis against a running writer.
 #
 #   scripts/test.sh           everything (what CI runs)
@@ -24,7 +24,7 @@ logs=$(mktemp -d)
 background=()
 cleanup() {
   for pid in "${background[@]}"; do kill "$pid" 2>/dev/null || true; done
-  bash scripts/dynamodb-local.sh stop "$instance"
+  bash scripts/engine.sh stop "$instance"
   rm -rf "$logs"
 }
 trap cleanup EXIT
@@ -54,10 +54,10 @@ echo "== formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== DynamoDB Local"
-DYNAMODB_LOCAL_ENDPOINT=$(bash scripts/dynamodb-local.sh start "$instance")
-export DYNAMODB_LOCAL_ENDPOINT
-echo "tests use $DYNAMODB_LOCAL_ENDPOINT"
+echo "== the local engine (dynoxide)"
+LOCAL_ENGINE_ENDPOINT=$(bash scripts/engine.sh start "$instance")
+export LOCAL_ENGINE_ENDPOINT
+echo "tests use $LOCAL_ENGINE_ENDPOINT"
 
 echo "== Rust build"
 cargo nextest run --workspace --locked --no-run

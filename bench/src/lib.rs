@@ -39,4 +39,4 @@ pub mod tally;
 pub mod write_log;
 pub mod writer_client;
 
-pub use local::{LocalInstance, TestTable, dynamodb_local, eventually, terminate};
+pub use local::{LocalInstance, TestTable, local_engine, eventually, terminate};

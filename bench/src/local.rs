@@ -1,11 +1,13 @@
-//! DynamoDB Local, a table per test, and polling with a deadline instead of sleeping.
+//! The local engine, a table per test, and polling with a deadline instead of sleeping.
 //!
-//! `DYNAMODB_LOCAL_ENDPOINT` names a running DynamoDB Local to reuse (the test command starts
-//! one for the whole run); without it, the first test of a process starts its own instance,
-//! which dies with the process.
+//! The engine is dynoxide (open source), built with the workspace as bench's `engine` binary.
+//! `LOCAL_ENGINE_ENDPOINT` names a running one to reuse (the test command starts one for the
+//! whole run); without it, the first test of a process starts its own, which dies with the
+//! process.
 
 use std::fmt::Debug;
 use std::future::Future;
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,15 +19,15 @@ use rand::Rng;
 
 use contracts::dynamo::{Endpoint, create_table, sdk_config};
 
-/// The environment variable naming a running DynamoDB Local.
-pub const ENDPOINT_VAR: &str = "DYNAMODB_LOCAL_ENDPOINT";
+/// The environment variable naming a running local engine.
+pub const ENDPOINT_VAR: &str = "LOCAL_ENGINE_ENDPOINT";
 
-/// The endpoint of the DynamoDB Local this test process uses.
-pub fn dynamodb_local() -> &'static str {
+/// The endpoint of the local engine this test process uses.
+pub fn local_engine() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT.get_or_init(|| match std::env::var(ENDPOINT_VAR) {
         Ok(url) if !url.is_empty() => url,
-        _ => start_dynamodb_local(),
+        _ => start_shared_engine(),
     })
 }
 
@@ -37,8 +39,8 @@ pub(crate) fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Install (if needed) and start the shared in-memory DynamoDB Local of this process.
-fn start_dynamodb_local() -> String {
+/// Start the shared in-memory engine of this process.
+fn start_shared_engine() -> String {
     let instance = LocalInstance::start(None);
     let endpoint = instance.endpoint();
     // The shared instance lives as long as the process.
@@ -46,8 +48,36 @@ fn start_dynamodb_local() -> String {
     endpoint
 }
 
-/// A DynamoDB Local process of a test's own: in memory, or on disk (`-dbPath`) so that it can
-/// be killed and restarted with its data, as the fault tests do.
+/// The `engine` binary beside the running executable (a test binary in `target/<profile>/deps`
+/// or a binary in `target/<profile>`), built first if it is not there yet.
+pub fn engine_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("the running executable's path");
+            let mut dir = exe.parent().expect("an executable's folder");
+            if dir.ends_with("deps") {
+                dir = dir.parent().expect("target/<profile>");
+            }
+            let binary = dir.join("engine");
+            if !binary.exists() {
+                let mut build = Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
+                build
+                    .current_dir(workspace_root())
+                    .args(["build", "--workspace", "--locked", "--bin", "engine"]);
+                if dir.ends_with("release") {
+                    build.arg("--release");
+                }
+                let status = build.status().expect("run cargo to build the engine");
+                assert!(status.success(), "cargo build --bin engine failed");
+            }
+            binary
+        })
+        .clone()
+}
+
+/// An engine process of a test's own: in memory, or in a SQLite file so that it can be killed
+/// and restarted with its data, as the fault tests do.
 pub struct LocalInstance {
     port: u16,
     db_path: Option<PathBuf>,
@@ -55,7 +85,7 @@ pub struct LocalInstance {
 }
 
 impl LocalInstance {
-    /// Start on a free loopback port; keep the data in `db_path` when given.
+    /// Start on a free loopback port; keep the data in the folder `db_path` when given.
     pub fn start(db_path: Option<&Path>) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -88,14 +118,12 @@ impl LocalInstance {
     /// Start the process (again) on the same port and wait until it listens.
     pub fn restart(&mut self) {
         self.kill();
-        let mut command = Command::new("bash");
-        command
-            .arg(workspace_root().join("scripts/dynamodb-local.sh"))
-            .args(["run", &self.port.to_string()]);
-        if let Some(path) = &self.db_path {
-            command.arg("--db-path").arg(path);
+        let mut command = Command::new(engine_binary());
+        command.args(["--port", &self.port.to_string()]);
+        if let Some(folder) = &self.db_path {
+            command.arg("--db-path").arg(folder.join("engine.db"));
         }
-        command.stdout(Stdio::null()).stderr(Stdio::null());
+        command.stdout(Stdio::piped()).stderr(Stdio::null());
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             use std::os::unix::process::CommandExt;
@@ -110,6 +138,10 @@ impl LocalInstance {
         let waiter = std::thread::spawn(move || match command.spawn() {
             Ok(mut child) => {
                 let _ = spawned.send(Ok(child.id()));
+                // Drain what it prints (its endpoint) so that it never blocks on a full pipe.
+                if let Some(out) = child.stdout.take() {
+                    for _ in BufReader::new(out).lines() {}
+                }
                 let _ = child.wait();
             }
             Err(e) => {
@@ -119,9 +151,9 @@ impl LocalInstance {
         let pid = started
             .recv()
             .expect("the spawning thread answers")
-            .expect("start java for DynamoDB Local");
+            .expect("start the engine");
         self.running = Some((pid, waiter));
-        until_listening(self.port, Duration::from_secs(180), "DynamoDB Local");
+        until_listening(self.port, Duration::from_secs(60), "the local engine");
     }
 }
 
@@ -156,10 +188,10 @@ pub struct TestTable {
 impl TestTable {
     /// Create a fresh table as `contracts::table::TABLE` defines it.
     pub async fn new() -> Self {
-        Self::on(dynamodb_local()).await
+        Self::on(local_engine()).await
     }
 
-    /// Create a fresh table on the DynamoDB Local at `endpoint`.
+    /// Create a fresh table on the engine at `endpoint`.
     pub async fn on(endpoint: &str) -> Self {
         let endpoint = endpoint.to_owned();
         let config = sdk_config(&Endpoint {
@@ -172,7 +204,7 @@ impl TestTable {
         match create_table(&client, &name).await {
             Ok(()) => {}
             // The name is unique to this test: "in use" means an attempt that timed out on a
-            // busy DynamoDB Local did create it before the SDK retried.
+            // busy engine did create it before the SDK retried.
             Err(aws_sdk_dynamodb::Error::ResourceInUseException(_)) => {}
             Err(e) => panic!("create table {name} on {endpoint}: {e:?}"),
         }
@@ -187,8 +219,8 @@ impl TestTable {
 }
 
 impl TestTable {
-    /// A table on a DynamoDB Local of its own, for a test whose load would hold up every other
-    /// test's (DynamoDB Local serializes requests): keep the instance while the table is used.
+    /// A table on an engine of its own, for a test whose load would hold up every other test's
+    /// (the engine serializes writes): keep the instance while the table is used.
     pub async fn on_own_instance() -> (LocalInstance, Self) {
         let instance = LocalInstance::start(None);
         let table = Self::on(&instance.endpoint()).await;

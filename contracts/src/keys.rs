@@ -158,6 +158,14 @@ impl Ksuid {
         Self::from_ksuid(KsuidMs::from_millis(Some(millis), None))
     }
 
+    /// Its time, in milliseconds since the epoch, to its 4 ms resolution: ids of one tick
+    /// share it and sort among themselves by their random part.
+    pub fn millis(&self) -> i64 {
+        KsuidMs::from_str(self.as_str())
+            .expect("a Ksuid holds canonical text")
+            .timestamp_millis()
+    }
+
     /// The base62 text.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("a KSUID's text is ASCII")

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{Load, WriterClient, assert_acknowledged_hold, start_poller, until_converged};
-use bench::{LocalInstance, TestTable, dynamodb_local, eventually};
+use bench::{LocalInstance, TestTable, local_engine, eventually};
 use rand::{Rng, SeedableRng};
 use writer::WriteMode;
 
@@ -97,7 +97,7 @@ fn spawn_poller(table: &TestTable) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poller_killed_mid_batch_again_and_again_ends_exact() {
-    let table = TestTable::on(dynamodb_local()).await;
+    let table = TestTable::on(local_engine()).await;
     let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
     let posts = posts(&writer, 3).await;
     let load = Load::start(&writer.base, TOPIC, &posts, 6);

@@ -195,7 +195,7 @@ async fn streams_api(State(stream): State<Shared>, headers: HeaderMap, body: Str
     }
 }
 
-/// Every record of the table's (single-shard) stream on DynamoDB Local, in the wire format.
+/// Every record of the table's (single-shard) stream on the local engine, in the wire format.
 async fn real_records(table: &TestTable) -> Vec<Value> {
     let http = reqwest::Client::new();
     let call = |target: &'static str, body: Value| {
@@ -205,6 +205,8 @@ async fn real_records(table: &TestTable) -> Vec<Value> {
             http.post(endpoint)
                 .header("content-type", "application/x-amz-json-1.0")
                 .header("x-amz-target", format!("DynamoDBStreams_20120810.{target}"))
+                // SigV4 requires the request's date; the engine checks it is there.
+                .header("x-amz-date", "20260101T000000Z")
                 .header(
                     "authorization",
                     "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, \
