@@ -117,6 +117,7 @@ impl RuntimeEmulator {
         let child = Command::new(binary)
             .envs(self.function_env())
             .env("TABLE_NAME", &table.name)
+            .env("STAGE", "test")
             .env("AWS_ENDPOINT_URL_DYNAMODB", &table.endpoint)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "local")

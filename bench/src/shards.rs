@@ -1,11 +1,11 @@
-//! Lambda's DynamoDB event source over many stream shards, simulated on DynamoDB Local's one.
+//! Lambda's DynamoDB event source over many stream shards, simulated on the local engine's one.
 //!
 //! AWS gives a table as many stream shards as partitions and routes an item's records by its
 //! partition key, so a post's likes (which live in their likers' partitions) arrive through
 //! every shard. Lambda runs one invocation per shard at a time, or up to a parallelization
 //! factor of them, keeping order per partition key only. [`simulate`] does the same, live: it
-//! tails DynamoDB Local's stream while the load is written, passes what the deployed event
-//! filters pass (the records that decode to a change), and sends each record to a virtual
+//! tails the engine's stream while the load is written, passes what the deployed event
+//! filters pass ([`contracts::filters::Filter`], matched as Lambda matches them), and sends each record to a virtual
 //! shard by its partition key, and within it to one of `parallelization` lanes, again by
 //! partition key. Every lane hands its records in order, in batches (up to `batch_size`,
 //! gathered for at most `batching_window`), each batch a separate handler call of a projector
@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use contracts::change::{Change, Decoded, decode_json};
+use contracts::change::{Change, decode_json};
 use contracts::dynamo::Backoff;
 use contracts::items::{Entity, Like, Post};
 use contracts::keys::{Ksuid, PostId, TopicSlug};
@@ -210,6 +210,7 @@ async fn tail(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let streams = &streams;
+    let filter = contracts::filters::Filter::deployed();
     let mut iterators = crate::app::trim_horizon_iterators(streams, &arn).await;
     while !*stop.borrow() {
         let mut read_any = false;
@@ -227,11 +228,10 @@ async fn tail(
                 let record =
                     serde_json::to_value(contracts::change::from_streams_record(record, &arn))
                         .expect("records serialize");
+                if !filter.passes(&record) {
+                    continue;
+                }
                 let (sequence, created, change) = match decode_json(&record) {
-                    Ok(Decoded {
-                        change: Change::Ignored(_),
-                        ..
-                    }) => continue,
                     Ok(d) => (d.sequence, d.created, Some(d.change)),
                     Err(e) => (e.sequence, DateTime::UNIX_EPOCH, None),
                 };

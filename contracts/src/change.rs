@@ -13,7 +13,8 @@
 //!
 //! Everything else is [`Change::Ignored`]: other MODIFY records (the projector's own marks,
 //! stamps and counters; profile updates), TTL deletions (tombstones expiring), likes the
-//! transactional writer counted itself, and other item types.
+//! transactional writer counted itself, and other item types. Which records are work is
+//! decided by [`crate::filters::RULES`], the rules the deployed event filters are made of.
 
 use aws_lambda_events::dynamodb::{EventRecord, StreamRecord, UserIdentity};
 use chrono::{DateTime, Utc};
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use crate::items::LikeRef;
+use crate::filters::{Image as FilterImage, Work};
 use crate::items::{CountedBy, Delta, ItemType};
 use crate::keys::{self, KeyError, LikeId};
 
@@ -123,38 +125,66 @@ pub fn decode_json(raw: &Value) -> Result<Decoded, Undecodable> {
     };
     let created = creation_time(created)
         .ok_or_else(|| fail("ApproximateCreationDateTime is not epoch seconds".into()))?;
-    let change = match event_name.and_then(Value::as_str) {
-        Some("MODIFY") if stamp_due(new_image) => match Image::of(new_image) {
-            Some(Image::Like(like)) => Change::StampDue(like.map_err(fail)?.0),
-            _ => Change::Ignored(IgnoreReason::Modified),
-        },
-        Some("MODIFY") => Change::Ignored(IgnoreReason::Modified),
-        Some("INSERT") => match Image::of(new_image) {
-            Some(Image::Like(like)) => match like.map_err(fail)? {
-                (like, None) => Change::LikeAdded(like),
-                (_, Some(_)) => Change::Ignored(IgnoreReason::CountedByWriter),
-            },
-            Some(Image::Delta(delta)) => Change::DeltaAdded(delta.map_err(fail)?),
-            Some(Image::Other) => Change::Ignored(IgnoreReason::OtherItem),
-            None => return Err(fail("INSERT without a NewImage type".into())),
-        },
-        Some("REMOVE") if is_ttl_delete(identity) => Change::Ignored(IgnoreReason::Expired),
-        Some("REMOVE") => match Image::of(old_image) {
-            Some(Image::Like(like)) => match like.map_err(fail)? {
-                (like, Some(CountedBy::Projector)) => Change::LikeRemoved(like),
-                (_, Some(CountedBy::Writer)) => Change::Ignored(IgnoreReason::RemovedByWriter),
-                (like, None) => Change::Ignored(IgnoreReason::RemovedUncounted(like.like_id)),
-            },
-            Some(Image::Delta(_)) => Change::Ignored(IgnoreReason::Folded),
-            Some(Image::Other) => Change::Ignored(IgnoreReason::OtherItem),
-            None => return Err(fail("REMOVE without an OldImage type".into())),
-        },
-        other => return Err(fail(format!("unknown event name {other:?}"))),
+    // What is work is decided by the rules the deployed event filters are made of.
+    let change = match crate::filters::work_of(raw) {
+        Some(work) => {
+            let image = match work.rule().image {
+                FilterImage::New => new_image,
+                FilterImage::Old => old_image,
+            };
+            match (work, Image::of(image)) {
+                (Work::LikeAdded, Some(Image::Like(like))) => {
+                    Change::LikeAdded(like.map_err(fail)?.0)
+                }
+                (Work::LikeRemoved, Some(Image::Like(like))) => {
+                    Change::LikeRemoved(like.map_err(fail)?.0)
+                }
+                (Work::StampDue, Some(Image::Like(like))) => {
+                    Change::StampDue(like.map_err(fail)?.0)
+                }
+                (Work::DeltaAdded, Some(Image::Delta(delta))) => {
+                    Change::DeltaAdded(delta.map_err(fail)?)
+                }
+                (work, _) => return Err(fail(format!("{} of an item of another type", work.name()))),
+            }
+        }
+        None => Change::Ignored(ignored(event_name, identity, new_image, old_image).map_err(fail)?),
     };
     Ok(Decoded {
         sequence,
         created,
         change,
+    })
+}
+
+/// Why a record no rule of [`crate::filters::RULES`] holds for needs no projection.
+fn ignored(
+    event_name: Option<&Value>,
+    identity: Option<&Value>,
+    new_image: Option<&Value>,
+    old_image: Option<&Value>,
+) -> Result<IgnoreReason, String> {
+    Ok(match event_name.and_then(Value::as_str) {
+        Some("MODIFY") => IgnoreReason::Modified,
+        Some("INSERT") => match Image::of(new_image) {
+            Some(Image::Like(like)) => {
+                like?;
+                IgnoreReason::CountedByWriter
+            }
+            Some(Image::Delta(_) | Image::Other) => IgnoreReason::OtherItem,
+            None => return Err("INSERT without a NewImage type".into()),
+        },
+        Some("REMOVE") if is_ttl_delete(identity) => IgnoreReason::Expired,
+        Some("REMOVE") => match Image::of(old_image) {
+            Some(Image::Like(like)) => match like? {
+                (_, Some(CountedBy::Writer)) => IgnoreReason::RemovedByWriter,
+                (like, _) => IgnoreReason::RemovedUncounted(like.like_id),
+            },
+            Some(Image::Delta(_)) => IgnoreReason::Folded,
+            Some(Image::Other) => IgnoreReason::OtherItem,
+            None => return Err("REMOVE without an OldImage type".into()),
+        },
+        other => return Err(format!("unknown event name {other:?}")),
     })
 }
 
@@ -184,14 +214,6 @@ fn creation_time(value: Option<&Value>) -> Option<DateTime<Utc>> {
         .is_finite()
         .then(|| DateTime::from_timestamp_millis(millis as i64))
         .flatten()
-}
-
-/// Whether an image is of an item whose stamp is due: `stampDue` set, not in the view yet.
-fn stamp_due(image: Option<&Value>) -> bool {
-    let [due, in_view] = image.map_or([None; 2], |image| {
-        members(image, [crate::items::attr::STAMP_DUE, keys::GSI1PK])
-    });
-    due.is_some() && in_view.is_none()
 }
 
 fn is_ttl_delete(identity: Option<&Value>) -> bool {

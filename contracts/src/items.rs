@@ -96,7 +96,7 @@ pub enum ItemType {
 }
 
 impl ItemType {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ItemType::Topic => "Topic",
             ItemType::Post => "Post",
@@ -236,7 +236,7 @@ pub enum CountedBy {
 }
 
 impl CountedBy {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             CountedBy::Projector => "projector",
             CountedBy::Writer => "writer",

@@ -11,6 +11,8 @@
 //!   creating the table.
 //! - `api` (feature `api`, the writer's): the HTTP API's bodies and validation rules.
 //! - `change` (feature `stream`, the projector's): stream records decoded into typed changes.
+//! - `filters` (feature `stream`): which stream records are work: the rules the decoder checks
+//!   and the deployed event filters are written from.
 //! - `telemetry` (feature `telemetry`): log setup shared by the binaries.
 //!
 //! Data flows one way: HTTP request → writer → table → stream → projector → table. The writer
@@ -23,6 +25,8 @@ pub mod api;
 pub mod change;
 pub mod counting;
 pub mod dynamo;
+#[cfg(feature = "stream")]
+pub mod filters;
 pub mod items;
 pub mod keys;
 pub mod table;

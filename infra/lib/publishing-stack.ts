@@ -64,6 +64,10 @@ export function loadRuntimeFacts(file = path.join(__dirname, '..', 'runtime.json
   return JSON.parse(fs.readFileSync(file, 'utf8')) as RuntimeFacts;
 }
 
+/** The projector's metrics (EMF) and the dimension that tells stages apart in them. */
+export const PROJECTOR_NAMESPACE = 'Publishing/Projector';
+export const STAGE_DIMENSION = 'Stage';
+
 /** Time a function keeps beyond its code's own limit, to answer. */
 export const ANSWER_MARGIN_SECONDS = 2;
 
@@ -86,44 +90,20 @@ export interface PublishingStackProps extends StackProps {
   permissions?: Permissions;
 }
 
-/** Shape of the stream records the projector must see (anything else is filtered out). */
-export const PROJECTOR_FILTERS = [
-  // A like appended by the writer and not counted yet. REMOVE records have no NewImage, so
-  // inserts and removals need a pattern each.
-  lambda.FilterCriteria.filter({
-    eventName: lambda.FilterRule.isEqual('INSERT'),
-    dynamodb: {
-      NewImage: { type: { S: lambda.FilterRule.isEqual('Like') }, countedBy: lambda.FilterRule.notExists() },
-    },
-  }),
-  // The removal of a like the projector counted. TTL deletions carry a userIdentity and are
-  // tombstones, not likes; the projector's own writes are MODIFY, tombstone INSERTs, delta
-  // INSERTs (below) and delta REMOVEs (folded: nothing to do).
-  lambda.FilterCriteria.filter({
-    eventName: lambda.FilterRule.isEqual('REMOVE'),
-    dynamodb: {
-      OldImage: { type: { S: lambda.FilterRule.isEqual('Like') }, countedBy: { S: lambda.FilterRule.isEqual('projector') } },
-    },
-  }),
-  // A hot counter's delta, written by a counting transaction: the second hop folds it into
-  // the counter.
-  lambda.FilterCriteria.filter({
-    eventName: lambda.FilterRule.isEqual('INSERT'),
-    dynamodb: { NewImage: { type: { S: lambda.FilterRule.isEqual('Delta') } } },
-  }),
-  // A counted like whose stamp the projector put off (its view throttled): stamped when it
-  // comes back. The stamp removes `stampDue`, so its own MODIFY does not pass.
-  lambda.FilterCriteria.filter({
-    eventName: lambda.FilterRule.isEqual('MODIFY'),
-    dynamodb: {
-      NewImage: {
-        type: { S: lambda.FilterRule.isEqual('Like') },
-        stampDue: lambda.FilterRule.exists(),
-        GSI1PK: lambda.FilterRule.notExists(),
-      },
-    },
-  }),
-];
+/** One kind of the projector's work and the event filter pattern of its records. */
+export interface WorkFilter {
+  work: string;
+  pattern: Record<string, unknown>;
+}
+
+/**
+ * The projector's event filters (infra/filters.json, written by `contracts::filters` from the
+ * rules its decoder checks; a test fails when the file is stale). Every `exists` names the
+ * attribute's type key: Lambda's `exists` matches leaf nodes only.
+ */
+export function loadFilters(file = path.join(__dirname, '..', 'filters.json')): WorkFilter[] {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as WorkFilter[];
+}
 
 /**
  * Acknowledge a checkov finding on `construct`'s CloudFormation resource, with the reason
@@ -143,9 +123,11 @@ export class PublishingStack extends Stack {
   readonly deadLetters: sqs.Queue;
   readonly operatorPolicy: iam.ManagedPolicy;
   readonly cursorSecret: secretsmanager.Secret;
+  readonly stage: Stage;
 
   constructor(scope: Construct, id: string, props: PublishingStackProps) {
     super(scope, id, props);
+    this.stage = props.stage;
     const prod = props.stage === 'prod';
     const def = props.table ?? loadTableDefinition();
     const removalPolicy = prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
@@ -270,6 +252,14 @@ export class PublishingStack extends Stack {
     read('/topics/{topic}/posts/{post}/likes');
     read('/users/{user}');
     read('/openapi.json');
+    // Every other request reaches the writer too, so clients get its 404 and 405 problem
+    // documents (application/problem+json), not API Gateway's own body. It runs no write:
+    // the writer takes the caller from the authorizer only, and this route has none.
+    new apigw.HttpRoute(this.api, 'DefaultRoute', {
+      httpApi: this.api,
+      routeKey: apigw.HttpRouteKey.DEFAULT,
+      integration,
+    });
 
     // Projector: counts and stamps likes, writes tombstones and quarantined records.
     this.deadLetters = new sqs.Queue(this, 'ProjectorFailures', {
@@ -303,7 +293,7 @@ export class PublishingStack extends Stack {
       timeout: Duration.seconds(PROJECTOR_TIMEOUT_SECONDS),
       role: projectorRole,
       logGroup: projectorLogs,
-      environment: { TABLE_NAME: this.table.tableName, RUST_LOG: 'info' },
+      environment: { TABLE_NAME: this.table.tableName, STAGE: props.stage, RUST_LOG: 'info' },
     });
     this.projector.addEventSource(
       new DynamoEventSource(this.table, {
@@ -318,7 +308,7 @@ export class PublishingStack extends Stack {
         maxRecordAge: Duration.hours(6),
         reportBatchItemFailures: true,
         onFailure: new SqsDlq(this.deadLetters),
-        filters: PROJECTOR_FILTERS,
+        filters: loadFilters().map((f) => lambda.FilterCriteria.filter(f.pattern)),
         // With a factor above 1, Lambda processes a shard in concurrent batches, keeping order
         // only per partition key (per item). Records of different items, e.g. two users' likes
         // of one post, may then be applied out of order and two batches may update one post's
@@ -353,12 +343,7 @@ export class PublishingStack extends Stack {
     new cloudwatch.Alarm(this, 'ProjectorQuarantined', {
       alarmDescription:
         'Stream records could not be decoded and were quarantined in the table: inspect, fix, replay (docs/operations.md).',
-      metric: new cloudwatch.Metric({
-        namespace: 'Publishing/Projector',
-        metricName: 'Isolated',
-        statistic: 'Sum',
-        period: Duration.minutes(5),
-      }),
+      metric: this.projectorMetric('Isolated', 'Sum', Duration.minutes(5)),
       threshold: 1,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -383,7 +368,7 @@ export class PublishingStack extends Stack {
 
     Validations.of(this.api).acknowledge({
       id: 'AwsSolutions-APIG4',
-      reason: 'Read routes are public by design (published posts); every write route has the JWT authorizer.',
+      reason: 'Read routes are public by design (published posts), and so is $default, which the writer answers 404/405 without writing; every write route has the JWT authorizer.',
     });
     Validations.of(this.api).acknowledge({
       id: 'AwsSolutions-APIG1',
@@ -457,11 +442,25 @@ export class PublishingStack extends Stack {
     });
   }
 
+  /**
+   * One of the projector's own metrics (EMF, namespace `Publishing/Projector`) for this stage:
+   * the projector writes the `Stage` dimension from its STAGE variable, so stages sharing an
+   * account keep their alarms and dashboards apart.
+   */
+  private projectorMetric(metricName: string, statistic: string, period: Duration): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: PROJECTOR_NAMESPACE,
+      metricName,
+      statistic,
+      period,
+      dimensionsMap: { [STAGE_DIMENSION]: this.stage },
+    });
+  }
+
   /** One dashboard of the projection and the API, and alarms on what needs an operator. */
   private dashboardAndAlarms(indexName: string): void {
     const minute = Duration.minutes(1);
-    const projectorMetric = (metricName: string, statistic = 'Sum') =>
-      new cloudwatch.Metric({ namespace: 'Publishing/Projector', metricName, statistic, period: minute });
+    const projectorMetric = (metricName: string, statistic = 'Sum') => this.projectorMetric(metricName, statistic, minute);
     /** Read and write throttle events summed; `id` keeps the two expressions' metrics apart. */
     const throttles = (id: string, label: string, dimensionsMap: Record<string, string>) =>
       new cloudwatch.MathExpression({

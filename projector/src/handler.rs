@@ -60,7 +60,12 @@ impl BatchReport {
 #[derive(Clone, Debug)]
 pub struct Projector {
     applier: Applier,
+    /// The deployment stage its metrics are for (the `Stage` dimension).
+    stage: String,
 }
+
+/// The stage of a projector that is not deployed (the local poller, tests).
+pub const LOCAL_STAGE: &str = "local";
 
 fn metrics(
     decoded: &[Result<Decoded, Undecodable>],
@@ -84,7 +89,22 @@ fn metrics(
 
 impl Projector {
     pub fn new(applier: Applier) -> Self {
-        Self { applier }
+        Self {
+            applier,
+            stage: LOCAL_STAGE.to_owned(),
+        }
+    }
+
+    /// The same projection, its metrics for `stage` (dev and prod share a namespace).
+    pub fn in_stage(self, stage: impl Into<String>) -> Self {
+        Self {
+            stage: stage.into(),
+            ..self
+        }
+    }
+
+    pub fn stage(&self) -> &str {
+        &self.stage
     }
 
     /// Decode, plan and apply one batch, with no deadline (the local poller, replay).
@@ -138,8 +158,9 @@ impl Projector {
 }
 
 /// The batch's metrics as one CloudWatch Embedded Metric Format line.
-pub(crate) fn emf_line(metrics: &BatchMetrics, now: DateTime<Utc>) -> String {
+pub(crate) fn emf_line(stage: &str, metrics: &BatchMetrics, now: DateTime<Utc>) -> String {
     emf(
+        stage,
         &[
             ("Records", "Count", metrics.records as i64),
             ("Applied", "Count", metrics.applied as i64),
@@ -154,18 +175,22 @@ pub(crate) fn emf_line(metrics: &BatchMetrics, now: DateTime<Utc>) -> String {
     )
 }
 
-/// Metrics `(name, unit, value)` of the projector's namespace as one EMF line.
-pub(crate) fn emf(metrics: &[(&str, &str, i64)], now: DateTime<Utc>) -> String {
+/// The dimension that tells stages apart in the projector's namespace.
+pub const STAGE_DIMENSION: &str = "Stage";
+
+/// Metrics `(name, unit, value)` of the projector's namespace, for one stage, as one EMF line.
+pub(crate) fn emf(stage: &str, metrics: &[(&str, &str, i64)], now: DateTime<Utc>) -> String {
     let mut line = serde_json::json!({
         "_aws": {
             "Timestamp": now.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": "Publishing/Projector",
-                "Dimensions": [[]],
+                "Dimensions": [[STAGE_DIMENSION]],
                 "Metrics": metrics.iter().map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
             }],
         },
     });
+    line[STAGE_DIMENSION] = stage.into();
     for (name, _, value) in metrics {
         line[*name] = (*value).into();
     }
@@ -188,7 +213,12 @@ mod tests {
             cancelled: 3,
             lag_ms: 1234,
         };
-        let line: Value = serde_json::from_str(&emf_line(&metrics, Utc::now())).unwrap();
+        let line: Value = serde_json::from_str(&emf_line("prod", &metrics, Utc::now())).unwrap();
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Stage"]])
+        );
+        assert_eq!(line["Stage"], "prod");
         let declared = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap();

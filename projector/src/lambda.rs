@@ -19,6 +19,10 @@ pub struct LambdaArgs {
     /// The DynamoDB table.
     #[arg(long, env = "TABLE_NAME")]
     pub table: String,
+    /// The deployment stage (`dev`, `prod`): the `Stage` dimension of every metric, so that
+    /// stages sharing an account keep their alarms and dashboards apart.
+    #[arg(long, env = "STAGE")]
+    pub stage: String,
 }
 
 /// Handle one stream event by `deadline`; print the batch's metrics as an EMF line for
@@ -33,7 +37,10 @@ pub async fn handle_event(
         .and_then(Value::as_array)
         .ok_or(Error::NoRecords)?;
     let report = projector.handle_before(records, deadline).await?;
-    println!("{}", emf_line(&report.metrics, chrono::Utc::now()));
+    println!(
+        "{}",
+        emf_line(projector.stage(), &report.metrics, chrono::Utc::now())
+    );
     Ok(report.response())
 }
 

@@ -39,7 +39,8 @@ fn main() -> ExitCode {
             (Some(cli), _) => cli::run(cli, plain_client).await,
             (None, Some(args)) => {
                 let config = sdk_config(&Endpoint::default()).await;
-                let projector = Projector::new(Applier::new(plain_client(&config), args.table));
+                let projector = Projector::new(Applier::new(plain_client(&config), args.table))
+                    .in_stage(args.stage);
                 match lambda::run(projector).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {

@@ -2,7 +2,10 @@
 //!
 //! It discovers shards, reads a parent shard to its end before any child, starts at
 //! `TRIM_HORIZON` or `LATEST`, reads batches of up to `batch_size` records, and hands them to
-//! the same [`Projector::handle`] as the Lambda. When a batch reports a failure it resumes at
+//! the same [`Projector::handle`] as the Lambda, after the deployed event filters
+//! ([`contracts::filters`], matched as Lambda matches them): the handler sees here exactly what
+//! it sees on AWS. (Lambda fills a batch with records that pass; here a batch is what passed of
+//! up to `batch_size` records read.) When a batch reports a failure it resumes at
 //! that record (like `ReportBatchItemFailures`) with backoff; a batch that errors as a whole is
 //! bisected. It never skips a record: a record that keeps failing is retried until it succeeds.
 //!
@@ -20,6 +23,7 @@ use aws_sdk_dynamodbstreams::types::{Shard, ShardIteratorType};
 use chrono::{DateTime, Utc};
 use contracts::change::from_streams_record;
 use contracts::dynamo::Backoff;
+use contracts::filters::Filter;
 use contracts::items::{Checkpoint, Entity, ItemType};
 use contracts::keys;
 use serde_json::Value;
@@ -131,6 +135,8 @@ pub struct Poller {
     shards: Vec<ShardState>,
     /// Times the stream had trimmed records a shard had not read yet.
     trims: usize,
+    /// The deployed event filters.
+    filter: Filter,
 }
 
 impl Poller {
@@ -159,6 +165,7 @@ impl Poller {
             stream_arn,
             shards: Vec::new(),
             trims: 0,
+            filter: Filter::deployed(),
         };
         poller.discover().await?;
         Ok(poller)
@@ -409,6 +416,7 @@ impl Poller {
                     serde_json::to_value(from_streams_record(r, &self.stream_arn))
                         .expect("event records serialize")
                 })
+                .filter(|event| self.filter.passes(event))
                 .collect();
             if !events.is_empty() {
                 self.deliver(&events).await;
@@ -473,7 +481,8 @@ impl Poller {
             "records were trimmed from the stream before they were read: they are not projected; \
              run projector verify, then rebuild (docs/operations.md)"
         );
-        println!("{}", emf(&[(TRIMMED_METRIC, "Count", 1)], Utc::now()));
+        let stage = self.projector.stage();
+        println!("{}", emf(stage, &[(TRIMMED_METRIC, "Count", 1)], Utc::now()));
         state.checkpoint.sequence = None;
         state.iterator = None;
         state.from_oldest = true;

@@ -163,6 +163,7 @@ fn the_function_without_a_table_stops_at_start() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
         .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
         .env_remove("TABLE_NAME")
+        .env("STAGE", "test")
         .output()
         .expect("run the projector");
     let stderr = String::from_utf8_lossy(&out.stderr);
