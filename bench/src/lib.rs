@@ -4,9 +4,9 @@
 //! The writer's and the projector's integration tests, the load benchmark and the criterion
 //! benches use it; no deployed binary links it.
 //!
-//! - [`local`]: DynamoDB Local (started through `scripts/dynamodb-local.sh`, the project's one
-//!   way to start it), a uniquely named table per test, and [`local::eventually`], the way
-//!   tests wait for eventual consistency.
+//! - [`local`]: the local engine (dynoxide, the `engine` binary of this crate), a uniquely
+//!   named table per test, and [`local::eventually`], the way tests wait for eventual
+//!   consistency; [`departures`]: where the engine departs from DynamoDB, worked around.
 //! - [`app`]: the writer and the projector built in-process on a test table.
 //! - [`writer_client`]: the writer's HTTP API as tests and the benchmark call it.
 //! - [`tally`]: the true counts of a table (stored counter, live likes, likes in the view).
@@ -18,7 +18,7 @@
 //! - [`write_log`]: an SDK interceptor that logs every write with its consumed capacity.
 //! - [`capacity`]: the capacity model that replays those logs against DynamoDB's limits.
 //! - [`contention`]: transaction conflicts and partition throttling, modelled in front of
-//!   DynamoDB Local; [`shards`]: Lambda's delivery over many stream shards, simulated.
+//!   the local engine; [`shards`]: Lambda's delivery over many stream shards, simulated.
 //! - [`permissions`]: the IAM actions each deployed function calls, recorded in the tests.
 //!
 //! The `bench` binary (`src/bin/load`) is the load benchmark; `bench writer` and `bench
@@ -27,6 +27,7 @@
 pub mod app;
 pub mod capacity;
 pub mod contention;
+pub mod departures;
 pub mod lambda_runtime;
 pub mod load;
 pub mod local;

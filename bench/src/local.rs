@@ -81,12 +81,25 @@ pub fn engine_binary() -> PathBuf {
 pub struct LocalInstance {
     port: u16,
     db_path: Option<PathBuf>,
+    /// Seconds between TTL sweeps; 0 never sweeps (the shared engine: no test's items expire
+    /// under another's feet).
+    ttl_sweep_secs: u64,
     running: Option<(u32, std::thread::JoinHandle<()>)>,
 }
 
 impl LocalInstance {
     /// Start on a free loopback port; keep the data in the folder `db_path` when given.
     pub fn start(db_path: Option<&Path>) -> Self {
+        Self::launch(db_path, 0)
+    }
+
+    /// In memory, deleting expired items (TTL) every `secs` seconds as DynamoDB's sweeper
+    /// does, for a test of what expiry writes to the stream.
+    pub fn sweeping_ttl(secs: u64) -> Self {
+        Self::launch(None, secs)
+    }
+
+    fn launch(db_path: Option<&Path>, ttl_sweep_secs: u64) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -94,6 +107,7 @@ impl LocalInstance {
         let mut instance = Self {
             port,
             db_path: db_path.map(Path::to_path_buf),
+            ttl_sweep_secs,
             running: None,
         };
         instance.restart();
@@ -120,6 +134,7 @@ impl LocalInstance {
         self.kill();
         let mut command = Command::new(engine_binary());
         command.args(["--port", &self.port.to_string()]);
+        command.args(["--ttl-sweep-secs", &self.ttl_sweep_secs.to_string()]);
         if let Some(folder) = &self.db_path {
             command.arg("--db-path").arg(folder.join("engine.db"));
         }
@@ -199,7 +214,7 @@ impl TestTable {
         })
         .await;
         let client = aws_sdk_dynamodb::Client::new(&config);
-        let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+        let streams = crate::departures::streams_client(&config);
         let name = format!("test-{:016x}", rand::rng().random::<u64>());
         match create_table(&client, &name).await {
             Ok(()) => {}

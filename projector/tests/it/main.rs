@@ -1,9 +1,10 @@
-//! The projector's integration tests: one binary, a module per concern, on DynamoDB Local.
+//! The projector's integration tests: one binary, a module per concern, on the local engine.
 
 mod chaos;
 mod deadline;
 mod end_to_end;
 mod faults;
+mod filters;
 mod lambda;
 mod lineage;
 mod operations;
