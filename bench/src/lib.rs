@@ -40,4 +40,4 @@ pub mod tally;
 pub mod write_log;
 pub mod writer_client;
 
-pub use local::{LocalInstance, TestTable, local_engine, eventually, terminate};
+pub use local::{LocalInstance, TestTable, eventually, local_engine, terminate};

@@ -62,9 +62,13 @@ pub fn engine_binary() -> PathBuf {
             let binary = dir.join("engine");
             if !binary.exists() {
                 let mut build = Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-                build
-                    .current_dir(workspace_root())
-                    .args(["build", "--workspace", "--locked", "--bin", "engine"]);
+                build.current_dir(workspace_root()).args([
+                    "build",
+                    "--workspace",
+                    "--locked",
+                    "--bin",
+                    "engine",
+                ]);
                 if dir.ends_with("release") {
                     build.arg("--release");
                 }

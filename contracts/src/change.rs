@@ -23,8 +23,8 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use crate::items::LikeRef;
 use crate::filters::{Image as FilterImage, Work};
+pub use crate::items::LikeRef;
 use crate::items::{CountedBy, Delta, ItemType};
 use crate::keys::{self, KeyError, LikeId};
 
@@ -145,7 +145,9 @@ pub fn decode_json(raw: &Value) -> Result<Decoded, Undecodable> {
                 (Work::DeltaAdded, Some(Image::Delta(delta))) => {
                     Change::DeltaAdded(delta.map_err(fail)?)
                 }
-                (work, _) => return Err(fail(format!("{} of an item of another type", work.name()))),
+                (work, _) => {
+                    return Err(fail(format!("{} of an item of another type", work.name())));
+                }
             }
         }
         None => Change::Ignored(ignored(event_name, identity, new_image, old_image).map_err(fail)?),

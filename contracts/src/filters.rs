@@ -110,7 +110,10 @@ pub const RULES: [Rule; 4] = [
         event: "INSERT",
         image: Image::New,
         // A like the transactional writer counted arrives with `countedBy` set.
-        conditions: &[of_type(ItemType::Like), string(attr::COUNTED_BY, Test::Absent)],
+        conditions: &[
+            of_type(ItemType::Like),
+            string(attr::COUNTED_BY, Test::Absent),
+        ],
     },
     Rule {
         work: Work::LikeRemoved,
@@ -268,7 +271,8 @@ mod tests {
         let absent = json!({"dynamodb": {"NewImage": {"stampDue": [{"exists": false}]}}});
         assert!(matches(absent.clone(), plain.clone()));
         assert!(matches(absent, due.clone()));
-        let absent_leaf = json!({"dynamodb": {"NewImage": {"stampDue": {"N": [{"exists": false}]}}}});
+        let absent_leaf =
+            json!({"dynamodb": {"NewImage": {"stampDue": {"N": [{"exists": false}]}}}});
         assert!(matches(absent_leaf.clone(), plain.clone()));
         assert!(!matches(absent_leaf, due.clone()));
         // Values match exactly, under their DynamoDB JSON type key; a list of values is an OR.
@@ -277,7 +281,8 @@ mod tests {
         let untyped = json!({"dynamodb": {"NewImage": {"type": ["Like"]}}});
         assert!(!matches(untyped, plain.clone()));
         // Every field of a pattern must match.
-        let both = json!({"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["Like"]}}}});
+        let both =
+            json!({"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["Like"]}}}});
         assert!(!matches(both, plain));
     }
 
@@ -291,7 +296,10 @@ mod tests {
                     panic!("{}: {attribute} must name its type key", rule.work.name())
                 });
                 assert_eq!(object.len(), 1, "{attribute}: one type key");
-                assert!(object.values().all(Value::is_array), "{attribute}: a leaf test");
+                assert!(
+                    object.values().all(Value::is_array),
+                    "{attribute}: a leaf test"
+                );
             }
         }
     }

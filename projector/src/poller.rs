@@ -482,7 +482,10 @@ impl Poller {
              run projector verify, then rebuild (docs/operations.md)"
         );
         let stage = self.projector.stage();
-        println!("{}", emf(stage, &[(TRIMMED_METRIC, "Count", 1)], Utc::now()));
+        println!(
+            "{}",
+            emf(stage, &[(TRIMMED_METRIC, "Count", 1)], Utc::now())
+        );
         state.checkpoint.sequence = None;
         state.iterator = None;
         state.from_oldest = true;

@@ -35,7 +35,8 @@ async fn main() -> Result<(), String> {
     let db = match &args.db_path {
         Some(path) => {
             if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+                std::fs::create_dir_all(folder)
+                    .map_err(|e| format!("{}: {e}", folder.display()))?;
             }
             Database::new(&path.to_string_lossy())
         }

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{Load, WriterClient, assert_acknowledged_hold, start_poller, until_converged};
-use bench::{LocalInstance, TestTable, local_engine, eventually};
+use bench::{LocalInstance, TestTable, eventually, local_engine};
 use rand::{Rng, SeedableRng};
 use writer::WriteMode;
 

@@ -86,8 +86,12 @@ async fn the_deployed_filters_pass_exactly_the_records_that_are_work() {
     let hot = writer.create_post("f", "hot").await;
     let due = writer.create_post("f", "due").await;
     let profile = |name: &str| Some(json!({"displayName": name}));
-    writer.call(Method::PUT, "/users/me", "u1", profile("U")).await;
-    writer.call(Method::PUT, "/users/me", "u1", profile("V")).await;
+    writer
+        .call(Method::PUT, "/users/me", "u1", profile("U"))
+        .await;
+    writer
+        .call(Method::PUT, "/users/me", "u1", profile("V"))
+        .await;
 
     // A like taken back before anything counted it; likes counted and stamped (the poller
     // checkpoints as it goes); a counted like taken back (its tombstone) and liked again.
@@ -119,8 +123,12 @@ async fn the_deployed_filters_pass_exactly_the_records_that_are_work() {
     let due_id: PostId = due.parse().unwrap();
     let put_off = like_ref(&table, "d1", due_id).await;
     let counting_transaction = [
-        counting::count_like(&put_off, false).to_update(&table.name).unwrap(),
-        counting::move_counter(&topic, due_id, 1).to_update(&table.name).unwrap(),
+        counting::count_like(&put_off, false)
+            .to_update(&table.name)
+            .unwrap(),
+        counting::move_counter(&topic, due_id, 1)
+            .to_update(&table.name)
+            .unwrap(),
     ];
     table
         .client
@@ -139,20 +147,34 @@ async fn the_deployed_filters_pass_exactly_the_records_that_are_work() {
     update(&table, counting::defer_stamp(&put_off, now_ms + 1)).await;
     // View growth, and a counter repair as rebuild writes it.
     update(&table, counting::grow_view(&topic, due_id, 2)).await;
-    let post = table.get(&ItemKey::Post(topic.clone(), due_id)).await.unwrap();
-    let version = post.get(attr::COUNT_VERSION).and_then(|v| v.as_s().ok()).cloned();
-    update(&table, counting::set_counter(&topic, due_id, 1, version.as_deref())).await;
+    let post = table
+        .get(&ItemKey::Post(topic.clone(), due_id))
+        .await
+        .unwrap();
+    let version = post
+        .get(attr::COUNT_VERSION)
+        .and_then(|v| v.as_s().ok())
+        .cloned();
+    update(
+        &table,
+        counting::set_counter(&topic, due_id, 1, version.as_deref()),
+    )
+    .await;
 
     // The poller again, from its checkpoints: the put-off stamp passes the deployed filters
     // and the like enters the view.
     let poller = start_poller(&table).await;
     count_is(&writer, &hot, 300).await;
-    eventually("the put-off stamp is applied", Duration::from_secs(30), || async {
-        match view_count(&table, &topic, due_id).await {
-            1 => Ok(()),
-            n => Err(n),
-        }
-    })
+    eventually(
+        "the put-off stamp is applied",
+        Duration::from_secs(30),
+        || async {
+            match view_count(&table, &topic, due_id).await {
+                1 => Ok(()),
+                n => Err(n),
+            }
+        },
+    )
     .await;
     poller.abort();
     let _ = poller.await;
@@ -175,12 +197,16 @@ async fn the_deployed_filters_pass_exactly_the_records_that_are_work() {
     };
     table.put(expired.to_item()).await;
     let key = expired.item_key();
-    eventually("the expired tombstone is swept", Duration::from_secs(30), || async {
-        match table.get(&key).await {
-            None => Ok(()),
-            Some(item) => Err(item.len()),
-        }
-    })
+    eventually(
+        "the expired tombstone is swept",
+        Duration::from_secs(30),
+        || async {
+            match table.get(&key).await {
+                None => Ok(()),
+                Some(item) => Err(item.len()),
+            }
+        },
+    )
     .await;
 
     // Every record: the filters pass it exactly when the decoder finds work in it.
@@ -197,11 +223,17 @@ async fn the_deployed_filters_pass_exactly_the_records_that_are_work() {
             kind.is_ok(),
             "{kind:?}: the deployed filters and the decoder disagree on {record}"
         );
-        let image = if record["eventName"] == "REMOVE" { "OldImage" } else { "NewImage" };
+        let image = if record["eventName"] == "REMOVE" {
+            "OldImage"
+        } else {
+            "NewImage"
+        };
         shapes.insert(format!(
             "{} {}",
             record["eventName"].as_str().unwrap(),
-            record["dynamodb"][image]["type"]["S"].as_str().unwrap_or("?")
+            record["dynamodb"][image]["type"]["S"]
+                .as_str()
+                .unwrap_or("?")
         ));
         kinds.insert(kind.map(Work::name).unwrap_or_else(|reason| reason));
     }
