@@ -85,25 +85,30 @@ pub fn engine_binary() -> PathBuf {
 pub struct LocalInstance {
     port: u16,
     db_path: Option<PathBuf>,
-    /// Seconds between TTL sweeps; 0 never sweeps (the shared engine: no test's items expire
-    /// under another's feet).
-    ttl_sweep_secs: u64,
+    /// The engine's flags beyond port and data (`engine --help`).
+    flags: Vec<String>,
     running: Option<(u32, std::thread::JoinHandle<()>)>,
 }
 
 impl LocalInstance {
     /// Start on a free loopback port; keep the data in the folder `db_path` when given.
     pub fn start(db_path: Option<&Path>) -> Self {
-        Self::launch(db_path, 0)
+        Self::launch(db_path, Vec::new())
     }
 
     /// In memory, deleting expired items (TTL) every `secs` seconds as DynamoDB's sweeper
-    /// does, for a test of what expiry writes to the stream.
+    /// does, for a test of what expiry writes to the stream. (The shared engine never sweeps,
+    /// so that no test's items expire under another's feet.)
     pub fn sweeping_ttl(secs: u64) -> Self {
-        Self::launch(None, secs)
+        Self::launch(None, vec!["--ttl-sweep-secs".into(), secs.to_string()])
     }
 
-    fn launch(db_path: Option<&Path>, ttl_sweep_secs: u64) -> Self {
+    /// In memory, with `flags` (`engine --help`).
+    pub fn with_flags(flags: &[&str]) -> Self {
+        Self::launch(None, flags.iter().map(|f| f.to_string()).collect())
+    }
+
+    fn launch(db_path: Option<&Path>, flags: Vec<String>) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -111,7 +116,7 @@ impl LocalInstance {
         let mut instance = Self {
             port,
             db_path: db_path.map(Path::to_path_buf),
-            ttl_sweep_secs,
+            flags,
             running: None,
         };
         instance.restart();
@@ -138,7 +143,7 @@ impl LocalInstance {
         self.kill();
         let mut command = Command::new(engine_binary());
         command.args(["--port", &self.port.to_string()]);
-        command.args(["--ttl-sweep-secs", &self.ttl_sweep_secs.to_string()]);
+        command.args(&self.flags);
         if let Some(folder) = &self.db_path {
             command.arg("--db-path").arg(folder.join("engine.db"));
         }

@@ -23,6 +23,7 @@
 //! hold. The write logs give WCU per operation and the hot counter's writes. `--report docs` writes `benchmarks.md` and
 //! `benchmarks.svg` there. `scripts/bench.sh` builds the binaries and runs everything.
 
+mod engine;
 mod report;
 mod system;
 mod workload;
@@ -58,8 +59,10 @@ enum Cli {
     /// The projector's CLI, its DynamoDB writes logged to `WRITE_LOG`.
     Projector(projector::cli::Cli),
     /// A viral post's likes projected over many virtual stream shards, with transaction
-    /// conflicts and partition throttling modelled in front of DynamoDB Local.
+    /// conflicts and partition throttling modelled in front of the local engine.
     Shards(ShardArgs),
+    /// The local engine's write rate as a table's stream grows.
+    Engine(engine::EngineArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -200,6 +203,10 @@ fn main() -> ExitCode {
             }
             Cli::Shards(args) => {
                 shards(args).await;
+                ExitCode::SUCCESS
+            }
+            Cli::Engine(args) => {
+                engine::run(args).await;
                 ExitCode::SUCCESS
             }
         }
