@@ -45,7 +45,7 @@ pub async fn run(args: EngineArgs) -> Vec<f64> {
                 while Instant::now() < until {
                     n += 1;
                     let key = |i: u64| format!("C{client}#{n}#{i}");
-                    if n % 2 == 0 {
+                    if n.is_multiple_of(2) {
                         table
                             .client
                             .put_item()
