@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate docs/benchmarks.md and docs/benchmarks.svg: Lambda package sizes, projector CPU
-# (criterion), then the load benchmark of both designs on a DynamoDB Local of its own.
+# (criterion), then the load benchmark of both designs on an engine of its own.
 #
 #   ROUNDS=2  PHASE_SECS=10  RATE=300  STREAMS=0:1000,1000:1000,5000:2000 (the stream deployments: poller batching window in ms : batch size)
 #   PACKAGE=1 (0 skips the Lambda build; the report then shows the sizes last measured, if any)

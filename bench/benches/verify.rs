@@ -1,4 +1,4 @@
-//! Verify throughput on DynamoDB Local: items/s of the parallel scan and tally with 1, 4 and 8
+//! Verify throughput on the local engine: items/s of the parallel scan and tally with 1, 4 and 8
 //! segments over a table of 100,000 likes (`VERIFY_BENCH_LIKES` to change).
 //!
 //! `cargo bench -p bench --bench verify` (uses `DYNAMODB_LOCAL_ENDPOINT`, or starts one).

@@ -18,7 +18,7 @@ use crate::writer_client::WriterClient;
 /// The cursor secret of in-process writers.
 pub const CURSOR_SECRET: &str = "test-secret";
 
-/// A DynamoDB client of `endpoint` (a proxy in front of DynamoDB Local, or nothing at all), as
+/// A DynamoDB client of `endpoint` (a proxy in front of the local engine, or nothing at all), as
 /// the binaries configure theirs.
 pub async fn client_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
     let config = contracts::dynamo::sdk_config(&contracts::dynamo::Endpoint {

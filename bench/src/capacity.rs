@@ -9,8 +9,8 @@
 //! - Costs follow DynamoDB's published rules: a write of an item up to 1 KB is 1 unit, 2 inside
 //!   a transaction; each GSI entry an item write adds, changes or removes is 1 unit on the
 //!   GSI's partition; a refused write (failed condition, cancelled transaction) still costs its
-//!   items. DynamoDB Local reports table and GSI units faithfully for single-item writes, but
-//!   not for transactions, which the write log costs by rule
+//!   items. The local engine reports table and GSI units faithfully for single-item writes;
+//!   transactions, which engines report differently, the write log costs by rule
 //!   ([`crate::write_log::transaction_units`]).
 //! - A GSI write that throttles throttles the base write that feeds it, so GSI units count
 //!   against the path (request or projection) that wrote the base item.
@@ -24,7 +24,7 @@
 //! - The projection keeps a counter exact while its partitions absorb the rate; beyond, a
 //!   backlog grows by the excess, and the counter falls behind by that backlog.
 //!
-//! The log-driven model above sees one stream shard (DynamoDB Local's). [`EventSourceLoad`]
+//! The log-driven model above sees one stream shard (the local engine's). [`EventSourceLoad`]
 //! models what AWS adds: many shards times the parallelization factor, overlapping
 //! transactions on the counter, and the two hops of a hot counter; its assumptions are on it.
 
@@ -54,7 +54,7 @@ impl Billed {
 }
 
 /// Billed units of one write: for transactions, the units the log computed by rule; otherwise
-/// reported table units (one per item when refused, as DynamoDB Local reports nothing then)
+/// reported table units (one per item when refused, as the local engine reports nothing then)
 /// plus reported GSI units.
 pub fn billed(entry: &WriteEntry) -> Billed {
     if entry.by_rule {

@@ -1,4 +1,4 @@
-//! What DynamoDB does that DynamoDB Local does not, modelled in front of it: an HTTP proxy on a
+//! What DynamoDB does that the local engine does not, modelled in front of it: an HTTP proxy on a
 //! loopback port that answers as DynamoDB would when
 //!
 //! - **transactions overlap on an item**: a `TransactWriteItems` holds each of its items from
@@ -13,7 +13,7 @@
 //!   cancellation reason in a transaction, `ThrottlingException` otherwise), and a GSI1 entry
 //!   over budget throttles the base write that feeds it.
 //!
-//! Everything else is forwarded to DynamoDB Local unchanged. Items are under 1 KB here, so a
+//! Everything else is forwarded to the local engine unchanged. Items are under 1 KB here, so a
 //! write is one unit. Which writes touch GSI1 is read from the request: a put with `GSI1PK`, an
 //! update that sets it, and a delete of a like (stamped likes are in the view; taken to be in
 //! view shard 0, as the model does not see the item). An update of a like stamped earlier
@@ -40,8 +40,8 @@ use contracts::keys;
 pub struct ContentionSettings {
     /// Write units a second one partition takes (DynamoDB: 1,000).
     pub partition_wcu: f64,
-    /// How long a transaction holds its items after DynamoDB Local answered: DynamoDB's
-    /// commit takes longer than DynamoDB Local's in-memory one.
+    /// How long a transaction holds its items after the local engine answered: DynamoDB's
+    /// commit takes longer than the local engine's in-memory one.
     pub hold: Duration,
     /// A fault injected into one operation.
     pub fault: Option<Fault>,

@@ -106,7 +106,7 @@ impl Drop for Function {
 }
 
 impl RuntimeEmulator {
-    /// Start `binary` as this emulator's function on `table` (DynamoDB Local through the
+    /// Start `binary` as this emulator's function on `table` (the local engine through the
     /// standard environment variables, as the deployed function finds DynamoDB), with `env`.
     pub fn start_function(
         &self,

@@ -2,7 +2,7 @@
 //! the integration tests run, and checked against the committed `infra/permissions.json`,
 //! which the CDK app builds the roles from.
 //!
-//! DynamoDB Local checks no permission, so without this a role could lack an action the code
+//! The local engine checks no permission, so without this a role could lack an action the code
 //! calls (and fail only in AWS) or grant one nothing calls. A [`Recorder`] on a client labels
 //! every request with the function that makes it ([`Function`]) and notes the IAM action on
 //! the resource it touches: a transaction needs the action of each of its parts

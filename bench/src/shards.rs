@@ -67,7 +67,7 @@ pub struct ShardSettings {
     pub timeout: Option<Duration>,
     /// A failing batch whose oldest record has waited this long goes to the failure destination
     /// whatever the retries left (Lambda's `MaximumRecordAgeInSeconds`; `None`: no limit). The
-    /// age runs from when the record was read, as DynamoDB Local dates records to the minute.
+    /// age runs from when the record was read, as the local engine dates records to the second.
     pub max_record_age: Option<Duration>,
 }
 
@@ -181,7 +181,7 @@ pub fn lane_of(record: &Value, settings: &ShardSettings) -> usize {
 }
 
 /// How long after its like was written (`likedAt`), or after its record was read from the
-/// stream (a delta: DynamoDB Local dates records to the minute), a record's batch was applied.
+/// stream (a delta: the local engine dates records to the second), a record's batch was applied.
 #[derive(Debug, Clone, Copy)]
 struct Lag {
     post: PostId,
@@ -501,7 +501,7 @@ impl ViralLoad {
     }
 }
 
-/// What one simulated run measured: every figure is simulated (DynamoDB Local behind the
+/// What one simulated run measured: every figure is simulated (the local engine behind the
 /// contention model, the shards virtual).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -41,13 +41,13 @@ pub struct WriteEntry {
     pub operation: String,
     /// (PK, SK) of every item written (or read), in request order.
     pub items: Vec<(String, String)>,
-    /// Table units as DynamoDB reported them (DynamoDB Local does not double transactions);
+    /// Table units as the engine reported them;
     /// read units for a read.
     pub table_units: f64,
     /// GSI1 units as reported.
     pub index_units: f64,
     /// The units are DynamoDB's published rules applied to the request, not a report:
-    /// DynamoDB Local reports multi-item transactions short (see [`transaction_units`]).
+    /// transactions are costed by rule (see [`transaction_units`]).
     #[serde(default)]
     pub by_rule: bool,
     /// Why a refused request (a failed condition, a cancelled transaction, throttling) was
@@ -197,8 +197,8 @@ pub fn written_keys(operation: &str, body: &Value) -> Vec<(String, String)> {
 /// writer deletes in a transaction, and its likes are in the view), an item whose key is in
 /// GSI1 (`ItemKey::gsi1`).
 ///
-/// DynamoDB Local reports two-item transactions like this (before the 2× factor) but a
-/// transaction of a hundred items as a few units, so transactions are costed by rule.
+/// Engines report transactions differently (DynamoDB Local reported a hundred-item one as a
+/// few units), so transactions are costed by rule, whatever the engine says.
 pub fn transaction_units(body: &Value) -> (f64, f64) {
     let mut units = (0.0, 0.0);
     for action in body["TransactItems"].as_array().into_iter().flatten() {

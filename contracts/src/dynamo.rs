@@ -29,7 +29,7 @@ use crate::table::TABLE;
 /// Where the SDK sends requests.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoint {
-    /// An explicit endpoint (DynamoDB Local); `None` uses the environment (`AWS_ENDPOINT_URL`,
+    /// An explicit endpoint (the local engine); `None` uses the environment (`AWS_ENDPOINT_URL`,
     /// region and credentials chain) as deployed.
     pub url: Option<String>,
 }

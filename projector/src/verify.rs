@@ -146,8 +146,8 @@ impl Tallies {
 }
 
 /// Items per scan page unless told otherwise. Pages of 1,000 projected items stay far below
-/// DynamoDB's 1 MB page limit; on DynamoDB Local they scan about three times faster than 1 MB
-/// pages (README, "Operator tooling"), and on DynamoDB they cost the same read units.
+/// DynamoDB's 1 MB page limit; on a local engine they scan faster than 1 MB
+/// pages, and on DynamoDB they cost the same read units.
 pub const DEFAULT_PAGE_SIZE: i32 = 1000;
 
 /// What to scan.

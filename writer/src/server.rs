@@ -44,7 +44,7 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub app: AppArgs,
-    /// DynamoDB endpoint (DynamoDB Local); default: the AWS environment.
+    /// DynamoDB endpoint (the local engine); default: the AWS environment.
     #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
     pub endpoint_url: Option<String>,
     /// Trust the `x-user-id` header as the caller. Local development only.

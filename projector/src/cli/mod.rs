@@ -25,7 +25,7 @@ pub struct Cli {
     /// The DynamoDB table.
     #[arg(long, env = "TABLE_NAME", global = true)]
     pub table: Option<String>,
-    /// DynamoDB endpoint (DynamoDB Local); default: the AWS environment.
+    /// DynamoDB endpoint (the local engine); default: the AWS environment.
     #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB", global = true)]
     pub endpoint_url: Option<String>,
     #[command(subcommand)]

@@ -17,8 +17,8 @@ use crate::poller::Poller;
 /// 1: some of it was no longer in the stream (then verify and rebuild); 2: error.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
-    /// Only records written at or after this time (RFC 3339). Stream timestamps have
-    /// one-minute resolution on DynamoDB Local.
+    /// Only records written at or after this time (RFC 3339). Stream timestamps are whole
+    /// seconds on the local engine (DynamoDB's too).
     #[arg(long)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// Records per batch (1-10000).

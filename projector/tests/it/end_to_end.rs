@@ -1,4 +1,4 @@
-//! Writer → table → stream → poller → counters and the likers view, against DynamoDB Local.
+//! Writer → table → stream → poller → counters and the likers view, against the local engine.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Faults: DynamoDB Local killed and restarted in the middle of a load, and the poller killed
+//! Faults: the local engine killed and restarted in the middle of a load, and the poller killed
 //! mid-batch again and again. Nothing a client was told is done may be lost, and every counter
 //! must end exact.
 

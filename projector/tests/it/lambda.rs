@@ -1,4 +1,4 @@
-//! The Lambda function on a recorded DynamoDB stream event, against DynamoDB Local.
+//! The Lambda function on a recorded DynamoDB stream event, against the local engine.
 
 use bench::TestTable;
 use chrono::Utc;

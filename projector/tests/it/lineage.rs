@@ -1,4 +1,4 @@
-//! Stream lineage: the poller against a constructed shard graph that DynamoDB Local cannot
+//! Stream lineage: the poller against a constructed shard graph that the local engine cannot
 //! produce. A small DynamoDB Streams endpoint serves the table's real records, redistributed
 //! over a parent, two children, a grandchild that appears only once its parent has closed,
 //! and an orphan whose parent was trimmed; it expires every fourth iterator. The poller must

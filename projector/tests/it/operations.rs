@@ -1,4 +1,4 @@
-//! Operator tooling against DynamoDB Local: verify finds injected drift, rebuild repairs it
+//! Operator tooling against the local engine: verify finds injected drift, rebuild repairs it
 //! while likes keep coming and the poller projects, replay changes nothing, and an interrupted
 //! rebuild resumes.
 

@@ -1,6 +1,6 @@
 //! The projection as AWS runs it: the stream tailed live into 16 virtual shards × a
 //! parallelization factor of 2, every batch its own invocation of a projector of its own,
-//! against DynamoDB Local with transaction conflicts and partition throttling modelled in front
+//! against the local engine with transaction conflicts and partition throttling modelled in front
 //! of it. One post takes 30 % of the likes, so its likes arrive through every shard at once:
 //! its counter goes hot and is counted through deltas folded by a second hop.
 

@@ -1,4 +1,4 @@
-//! Every route end to end over real HTTP against DynamoDB Local.
+//! Every route end to end over real HTTP against the local engine.
 
 use std::collections::HashSet;
 

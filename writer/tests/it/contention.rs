@@ -1,4 +1,4 @@
-//! The writer against DynamoDB's transaction conflicts (modelled in front of DynamoDB Local,
+//! The writer against DynamoDB's transaction conflicts (modelled in front of the local engine,
 //! which never conflicts): an unlike that meets the projector's transaction on the same like
 //! waits for it instead of answering 503.
 

@@ -1,4 +1,4 @@
-//! The writer's integration tests: one binary, a module per concern, on DynamoDB Local.
+//! The writer's integration tests: one binary, a module per concern, on the local engine.
 
 mod api;
 mod bad_input;

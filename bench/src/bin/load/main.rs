@@ -1,5 +1,5 @@
 //! Load benchmark: the stream-projection design against the classic transactional one, side by
-//! side on one DynamoDB Local.
+//! side on one local engine.
 //!
 //! Each design gets its own table, its own writer process (and for the stream design a
 //! `projector poll` process): this binary's `writer` and `projector` subcommands, which run
@@ -8,7 +8,7 @@
 //! batching window and batch size, which trade lag for coalescing). Rounds alternate the
 //! designs (stream, transactional, stream, ...) so that machine noise hits all alike.
 //!
-//! After a warm-up (a short saturated phase per design, not measured: DynamoDB Local's JVM
+//! After a warm-up (a short saturated phase per design, not measured: the engine
 //! compiles its hot paths), a round runs, per design:
 //!
 //! 1. a **paced** phase: likes at `--rate` per second, every sixteenth followed until it is
@@ -16,7 +16,7 @@
 //!    model (`bench::capacity`);
 //! 2. a **saturated** phase: `--clients` clients like and unlike as fast as the writer answers
 //!    (Zipf-skewed posts plus one hot post): throughput, latency, refusals;
-//! 3. the same with the poller stopped: the **request path alone**, since on DynamoDB Local
+//! 3. the same with the poller stopped: the **request path alone**, since on the local engine
 //!    (one lock for everything) the projection's writes queue with the writer's;
 //!
 //! each followed by **convergence**: every post's `likeCount` must equal the likes the clients
@@ -93,7 +93,7 @@ struct ShardArgs {
     json: Option<PathBuf>,
 }
 
-/// Run the simulation twice, each on a DynamoDB Local of its own: the viral load, and the same
+/// Run the simulation twice, each on an engine of its own: the viral load, and the same
 /// number of likes with no hot post (the lag the other posts would have without it). Print the
 /// figures, and merge them into `--json`.
 async fn shards(args: ShardArgs) {
@@ -133,7 +133,7 @@ async fn shards(args: ShardArgs) {
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_else(|| serde_json::json!({}));
         document["multiShardSimulation"] = serde_json::json!({
-            "what": "simulated: DynamoDB Local behind the contention model (bench::contention), \
+            "what": "simulated: the local engine behind the contention model (bench::contention), \
                      stream shards virtual and tailed live (bench::shards)",
             "design": "the projection as of this run",
             "figures": figures,
@@ -284,7 +284,7 @@ async fn load(args: Args) {
     };
     let dynamodb = LocalInstance::start(None);
     let endpoint = dynamodb.endpoint();
-    eprintln!("DynamoDB Local at {endpoint}");
+    eprintln!("the local engine at {endpoint}");
 
     let mut deployments = Vec::new();
     let designs = args
@@ -343,7 +343,7 @@ async fn load(args: Args) {
             deployment.until_projection_idle().await;
 
             // The request path alone: the poller stopped (on DynamoDB, projection writes do not
-            // queue behind one server's lock with the writer's as on DynamoDB Local).
+            // queue behind one server's lock with the writer's as on the local engine).
             deployment.pause_projection(true);
             let stats = workload.run(deployment, Pace::Saturate, phase).await;
             deployment.pause_projection(false);

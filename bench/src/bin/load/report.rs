@@ -426,11 +426,11 @@ impl Run {
         let _ = writeln!(w, "## Write units per like or unlike\n");
         let _ = writeln!(
             w,
-            "From the write logs. Single-item writes: the units DynamoDB Local reports with \
+            "From the write logs. Single-item writes: the units the local engine reports with \
              `ReturnConsumedCapacity=INDEXES` (faithful for those; a refused write, which it \
              reports nothing for, is billed per item). Transactions: DynamoDB's published rules \
              applied to the logged request (2 units per item, 1 GSI unit per item in the view), \
-             since DynamoDB Local reports a many-item transaction as a few units. Poller \
+             whatever an engine reports for them (DynamoDB Local reported a many-item one as a few units). Poller \
              checkpoints are left out: deployed, Lambda keeps the stream position. Read units \
              (as reported) are the projector's consistent reads of the like items it is about \
              to mark (one unit per like: a mark doomed by an unlike would cancel its whole \
@@ -595,7 +595,7 @@ impl Run {
     /// The figures as JSON: every design's figures by name (units in the names), each with
     /// its ratio to the transactional design, and the targets named (with the settings
     /// `infra/` deploys: a 1 s batching window, batches of up to 1,000). Everything here is
-    /// measured on DynamoDB Local, but for the `model:` figures.
+    /// measured on the local engine, but for the `model:` figures.
     pub fn json(&self) -> serde_json::Value {
         let figures = self.figures();
         let t = self.transactional();
@@ -647,7 +647,7 @@ impl Run {
             })
         });
         serde_json::json!({
-            "what": "measured on DynamoDB Local (2 cores), model figures marked model:",
+            "what": "measured on the local engine (2 cores), model figures marked model:",
             "designs": designs,
             "targets": targets,
         })

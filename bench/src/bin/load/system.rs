@@ -1,4 +1,4 @@
-//! The system under load: per design, a table on one DynamoDB Local, a writer process, and
+//! The system under load: per design, a table on one local engine, a writer process, and
 //! (stream design) a poller process: this release binary's `writer` and `projector`
 //! subcommands, each logging its writes.
 
@@ -184,7 +184,7 @@ impl Deployment {
     }
 
     /// Wait until the projection has written nothing for a second (stamps may follow counters),
-    /// so that the next phase, of either design, starts on an idle DynamoDB Local.
+    /// so that the next phase, of either design, starts on an idle engine.
     pub async fn until_projection_idle(&self) {
         let Some(log) = self.logs.get(1) else { return };
         let size = || std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);

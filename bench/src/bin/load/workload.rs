@@ -494,7 +494,7 @@ struct Probe {
 }
 
 /// Follows probed likes with consistent batch reads every 100 ms (few: the reads load the
-/// same DynamoDB Local); a like is counted when its
+/// same engine); a like is counted when its
 /// `countedBy` mark is there, which the same transaction as its counter increment sets.
 struct Prober {
     sender: mpsc::UnboundedSender<Probe>,
