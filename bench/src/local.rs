@@ -19,6 +19,9 @@ use rand::Rng;
 
 use contracts::dynamo::{Endpoint, create_table, sdk_config};
 
+/// The engine every figure and test here runs on, as reports name it.
+pub const ENGINE: &str = "dynoxide 3.2.0, stream records indexed";
+
 /// The environment variable naming a running local engine.
 pub const ENDPOINT_VAR: &str = "LOCAL_ENGINE_ENDPOINT";
 

@@ -133,8 +133,11 @@ async fn shards(args: ShardArgs) {
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_else(|| serde_json::json!({}));
         document["multiShardSimulation"] = serde_json::json!({
-            "what": "simulated: the local engine behind the contention model (bench::contention), \
-                     stream shards virtual and tailed live (bench::shards)",
+            "what": format!(
+                "simulated: the local engine ({}) behind the contention model \
+                 (bench::contention), stream shards virtual and tailed live (bench::shards)",
+                bench::local::ENGINE
+            ),
             "design": "the projection as of this run",
             "figures": figures,
         });
@@ -284,7 +287,7 @@ async fn load(args: Args) {
     };
     let dynamodb = LocalInstance::start(None);
     let endpoint = dynamodb.endpoint();
-    eprintln!("the local engine at {endpoint}");
+    eprintln!("the local engine ({}) at {endpoint}", bench::local::ENGINE);
 
     let mut deployments = Vec::new();
     let designs = args
