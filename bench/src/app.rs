@@ -190,6 +190,20 @@ pub async fn stream_arn(table: &TestTable) -> String {
         .expect("the table has a stream")
 }
 
+/// The id of the first shard of `table`'s stream (the local engine's only one).
+pub async fn first_shard(table: &TestTable, arn: &str) -> String {
+    table
+        .streams
+        .describe_stream()
+        .stream_arn(arn)
+        .send()
+        .await
+        .expect("describe the stream")
+        .stream_description
+        .and_then(|d| d.shards?.into_iter().next()?.shard_id)
+        .expect("the stream has a shard")
+}
+
 /// Every record of `table`'s stream so far, as Lambda delivers them (the table is quiet: the
 /// stream is read until a read returns nothing).
 pub async fn stream_records(table: &TestTable) -> Vec<serde_json::Value> {

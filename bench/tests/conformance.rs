@@ -99,6 +99,22 @@ async fn put(table: &TestTable, write: &Write) -> Outcome {
     }
 }
 
+/// The updates `writes` as one transaction, ready to send.
+fn transaction(
+    table: &TestTable,
+    writes: &[Write],
+) -> aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder {
+    let actions = writes.iter().map(|w| {
+        TransactWriteItem::builder()
+            .update(w.to_update(&table.name).unwrap())
+            .build()
+    });
+    table
+        .client
+        .transact_write_items()
+        .set_transact_items(Some(actions.collect()))
+}
+
 fn number(item: &Item, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
@@ -348,16 +364,8 @@ async fn a_cancelled_transaction_names_each_actions_reason_and_applies_nothing()
         counting::count_like(&fresh, false),
         counting::count_like(&counted, false),
         counting::move_counter(&topic(), post, 2),
-    ]
-    .map(|w| {
-        TransactWriteItem::builder()
-            .update(w.to_update(&table.name).unwrap())
-            .build()
-    });
-    let error = table
-        .client
-        .transact_write_items()
-        .set_transact_items(Some(actions.to_vec()))
+    ];
+    let error = transaction(&table, &actions)
         .send()
         .await
         .expect_err("one condition fails");
@@ -627,19 +635,7 @@ async fn shard_iterators_of_every_type_start_where_they_say() {
         like(&table, user, post).await;
     }
     let arn = bench::app::stream_arn(&table).await;
-    let shard = table
-        .streams
-        .describe_stream()
-        .stream_arn(&arn)
-        .send()
-        .await
-        .unwrap()
-        .stream_description
-        .unwrap()
-        .shards()[0]
-        .shard_id()
-        .unwrap()
-        .to_owned();
+    let shard = bench::app::first_shard(&table, &arn).await;
     let read = |kind: ShardIteratorType, at: Option<String>| {
         let (streams, arn, shard) = (table.streams.clone(), arn.clone(), shard.clone());
         async move {
@@ -712,19 +708,11 @@ async fn writes_report_their_capacity_units() {
     );
     assert_eq!(stamped.capacity_units(), Some(2.0));
     let other = self::like(&table, "bob", post).await;
-    let transaction = [
+    let counting = [
         counting::count_like(&other, false),
         counting::move_counter(&topic(), post, 1),
-    ]
-    .map(|w| {
-        TransactWriteItem::builder()
-            .update(w.to_update(&table.name).unwrap())
-            .build()
-    });
-    let consumed = table
-        .client
-        .transact_write_items()
-        .set_transact_items(Some(transaction.to_vec()))
+    ];
+    let consumed = transaction(&table, &counting)
         .return_consumed_capacity(ReturnConsumedCapacity::Total)
         .send()
         .await

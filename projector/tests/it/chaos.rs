@@ -28,17 +28,7 @@ const CLIENTS: usize = 8;
 /// Everything the table's stream has so far, appended by a reader task.
 async fn read_stream(table: &TestTable, log: Arc<Mutex<Vec<Value>>>, writing: Arc<AtomicBool>) {
     let arn = bench::app::stream_arn(table).await;
-    let shard = table
-        .streams
-        .describe_stream()
-        .stream_arn(&arn)
-        .send()
-        .await
-        .unwrap();
-    let shard_id = shard.stream_description.unwrap().shards.unwrap()[0]
-        .shard_id
-        .clone()
-        .unwrap();
+    let shard_id = bench::app::first_shard(table, &arn).await;
     let mut iterator = table
         .streams
         .get_shard_iterator()
