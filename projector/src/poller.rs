@@ -100,10 +100,23 @@ struct ShardState {
     /// Empty pages read in a row from this open shard, and since when.
     empty_pages: u32,
     quiet_since: Option<tokio::time::Instant>,
-    /// The stream trimmed records this shard had not read: go on from the oldest record
-    /// still there, whatever `start_at` says (LATEST would skip records still retained).
+    /// The stream trimmed records this shard had not read, or it was found after the poller
+    /// started (a child of a rotation or split): go on from the oldest record still there,
+    /// whatever `start_at` says (LATEST would skip records still retained).
     from_oldest: bool,
+    /// Under `--start-at latest`, when this starting shard's LATEST iterator was taken (less
+    /// [`CLOCK_MARGIN`]). Until it has a checkpoint, a new iterator starts at its oldest record
+    /// and skips what was written before then: asking for LATEST again would skip what came
+    /// in between.
+    latest_from: Option<DateTime<Utc>>,
+    /// Since the current [`Poller::catch_up`] began, this shard handed on a record written
+    /// after it began: every record written before then has been read.
+    past_start: bool,
 }
+
+/// How much earlier than the LATEST iterator was taken a re-read starts: stream timestamps
+/// are whole seconds.
+const CLOCK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 
 impl ShardState {
     /// Whether replay may take this open shard as read to its current end (see
@@ -137,6 +150,11 @@ pub struct Poller {
     trims: usize,
     /// The deployed event filters.
     filter: Filter,
+    /// Whether the shards there at the start are known (shards found later start at their
+    /// oldest record).
+    discovered: bool,
+    /// When the current [`Poller::catch_up`] began (plus [`CLOCK_MARGIN`]).
+    catching_up_from: Option<DateTime<Utc>>,
 }
 
 impl Poller {
@@ -166,6 +184,8 @@ impl Poller {
             shards: Vec::new(),
             trims: 0,
             filter: Filter::deployed(),
+            discovered: false,
+            catching_up_from: None,
         };
         poller.discover().await?;
         Ok(poller)
@@ -260,14 +280,20 @@ impl Poller {
         self.poll_once().await
     }
 
-    /// Read until every shard is at its end (closed and read to its end, or open and quiet:
-    /// [`QUIET_PAGES`]); the records read. `progress` hears of each batch. Used by replay, and
-    /// by rebuild again and again: each call goes on from where the last one stopped, and
-    /// waits for quiet anew (a shard quiet before may hold records now).
+    /// Read every record written before the call began (the end, for replay and rebuild);
+    /// the records read. A shard is done when it is closed and read to its end, when it has
+    /// handed on a record written after the call began (records of a shard come in the order
+    /// they were written), or when it is open and quiet ([`QUIET_PAGES`]): so it ends in
+    /// bounded time however fast likes keep coming. `progress` hears of each batch. Used by
+    /// replay, and by rebuild again and again: each call goes on from where the last one
+    /// stopped, with an end of its own.
     pub async fn catch_up(&mut self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, Error> {
+        // Stream timestamps are whole seconds: a record dated past this was written after.
+        self.catching_up_from = Some(Utc::now() + CLOCK_MARGIN);
         for shard in &mut self.shards {
             shard.empty_pages = 0;
             shard.quiet_since = None;
+            shard.past_start = false;
         }
         let mut total = 0u64;
         loop {
@@ -294,6 +320,7 @@ impl Poller {
         self.shards.iter().all(|s| {
             s.checkpoint.finished
                 || s.quiet()
+                || s.past_start
                 || s.shard.parent_shard_id().is_some_and(|p| {
                     !finished.contains(p) && self.shards.iter().any(|o| o.checkpoint.shard == p)
                 })
@@ -408,7 +435,14 @@ impl Poller {
         if !records.is_empty() {
             let last = records.last().and_then(sequence_of);
             let only_checkpoints = records.iter().all(is_checkpoint_record);
-            let since = self.settings.since;
+            if let Some(from) = self.catching_up_from
+                && records
+                    .iter()
+                    .any(|r| created_at(r).is_some_and(|at| at >= from))
+            {
+                self.shards[i].past_start = true;
+            }
+            let since = self.settings.since.max(self.shards[i].latest_from);
             let events: Vec<Value> = records
                 .into_iter()
                 .filter(|r| written_since(r, since))
@@ -501,13 +535,18 @@ impl Poller {
                 .get_shard_iterator()
                 .stream_arn(&self.stream_arn)
                 .shard_id(&state.checkpoint.shard);
-            let oldest = state.from_oldest || self.settings.start_at == StartAt::TrimHorizon;
+            let oldest = state.from_oldest
+                || state.latest_from.is_some()
+                || self.settings.start_at == StartAt::TrimHorizon;
             request = match &state.checkpoint.sequence {
                 Some(sequence) => request
                     .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                     .sequence_number(sequence),
                 None if oldest => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-                None => request.shard_iterator_type(ShardIteratorType::Latest),
+                None => {
+                    self.shards[i].latest_from = Some(Utc::now() - CLOCK_MARGIN);
+                    request.shard_iterator_type(ShardIteratorType::Latest)
+                }
             };
             match request.send().await {
                 Ok(out) => {
@@ -567,6 +606,10 @@ impl Poller {
             .iter()
             .map(|s| s.checkpoint.shard.clone())
             .collect();
+        // Lambda applies LATEST to the shards there at the start only: a shard found later
+        // holds records written after the start, from its first.
+        let found_later = self.discovered;
+        self.discovered = true;
         for shard in shards {
             let id = shard.shard_id().unwrap_or_default().to_owned();
             if known.contains(&id) {
@@ -584,7 +627,9 @@ impl Poller {
                 checkpoint,
                 empty_pages: 0,
                 quiet_since: None,
-                from_oldest: false,
+                from_oldest: found_later,
+                latest_from: None,
+                past_start: false,
             });
         }
         Ok(())
@@ -641,12 +686,13 @@ fn written_since(
     since: Option<DateTime<Utc>>,
 ) -> bool {
     let Some(since) = since else { return true };
-    let created = record
-        .dynamodb
-        .as_ref()
-        .and_then(|d| d.approximate_creation_date_time)
-        .map(|t| t.secs());
-    created.is_none_or(|secs| secs >= since.timestamp())
+    created_at(record).is_none_or(|at| at.timestamp() >= since.timestamp())
+}
+
+/// A record's `ApproximateCreationDateTime`.
+fn created_at(record: &aws_sdk_dynamodbstreams::types::Record) -> Option<DateTime<Utc>> {
+    let at = record.dynamodb.as_ref()?.approximate_creation_date_time?;
+    DateTime::from_timestamp(at.secs(), at.subsec_nanos())
 }
 
 fn sequence_of(record: &aws_sdk_dynamodbstreams::types::Record) -> Option<String> {

@@ -74,7 +74,7 @@ pub struct RebuildSettings {
 }
 
 /// What a rebuild did (or, dry, would do).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub records_replayed: u64,
@@ -84,6 +84,9 @@ pub struct Summary {
     pub posts_checked: u64,
     pub counters_corrected: u64,
     pub posts_busy: u64,
+    /// The posts still moving at the last look (`<topic>/<post>`): repairs left, for a rerun.
+    #[serde(default)]
+    pub busy_posts: Vec<String>,
 }
 
 /// A scan segment's position.
@@ -339,7 +342,11 @@ impl Rebuild {
         summary.records_replayed += replayed;
         summary.posts_checked = posts.len() as u64;
         summary.counters_corrected = corrected;
-        summary.posts_busy = busy;
+        summary.posts_busy = busy.len() as u64;
+        summary.busy_posts = busy
+            .iter()
+            .map(|p| format!("{}/{}", p.topic, p.post))
+            .collect();
         if !self.settings.dry_run {
             let _ = std::fs::remove_file(&self.settings.state_path);
         }
@@ -393,13 +400,15 @@ impl Rebuild {
         posts: &[PostRef],
         mut replay: Option<Poller>,
         progress: &(dyn Fn(Phase, u64) + Sync),
-    ) -> Result<(u64, u64, u64), Error> {
-        let mut drifting: Vec<(PostRef, Observation)> = Vec::new();
+    ) -> Result<(u64, Vec<PostRef>, u64), Error> {
+        // Each post to look at again, with what it showed if it held still for the last look:
+        // a drifting one, and one that moved during its recount (a hot counter folds up to
+        // ten times a second), which is never taken as fine.
+        let mut drifting: Vec<(PostRef, Option<Observation>)> = Vec::new();
         for post in posts {
-            if let Some(seen) = self.observe(post).await?
-                && seen.drifts()
-            {
-                drifting.push((post.clone(), seen));
+            match self.observe(post).await? {
+                Some(seen) if !seen.drifts() => {}
+                seen => drifting.push((post.clone(), seen)),
             }
             progress(Phase::Check, 1);
         }
@@ -422,19 +431,20 @@ impl Rebuild {
                 if !now.drifts() {
                     continue; // the projector caught up: it was not drift
                 }
-                if now != before {
-                    still.push((post, now)); // moved: observe again after another settle
+                if before.as_ref() != Some(&now) {
+                    still.push((post, Some(now))); // moved: observe again after another settle
                     continue;
                 }
                 if self.settings.dry_run || self.set_count(&post, &now).await? {
                     corrected += 1;
                 } else {
-                    still.push((post, now));
+                    still.push((post, Some(now)));
                 }
             }
             drifting = still;
         }
-        Ok((corrected, drifting.len() as u64, replayed))
+        let busy = drifting.into_iter().map(|(post, _)| post).collect();
+        Ok((corrected, busy, replayed))
     }
 
     /// The post's counter, version, pending deltas and recount; `None` if the counter or the

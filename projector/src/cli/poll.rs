@@ -13,7 +13,9 @@ use crate::poller::{Poller, PollerSettings, StartAt};
 /// Read the table's stream continuously and project it (the local event source mapping).
 #[derive(Debug, Clone, clap::Args)]
 pub struct PollArgs {
-    /// Where to start shards without a checkpoint.
+    /// Where to start the shards there at the start that have no checkpoint. As Lambda's
+    /// LATEST: shards found later (a rotation's children) are read from their first record,
+    /// and nothing written after the start is skipped.
     #[arg(long, value_enum, default_value = "trim-horizon")]
     pub start_at: StartAt,
     /// Records per batch (1-10000, as Lambda's; records are gathered over several reads).

@@ -63,6 +63,8 @@ struct FakeStream {
     reads: Vec<(String, bool)>,
     calls: u64,
     expired: u64,
+    /// The next this many GetRecords calls find their iterator expired.
+    expire_next: u32,
 }
 
 type Shared = Arc<Mutex<FakeStream>>;
@@ -162,6 +164,11 @@ async fn streams_api(State(stream): State<Shared>, headers: HeaderMap, body: Str
         }
         "GetRecords" => {
             s.calls += 1;
+            if s.expire_next > 0 {
+                s.expire_next -= 1;
+                s.expired += 1;
+                return wire_error("ExpiredIteratorException", "iterator expired");
+            }
             if s.calls % 4 == 0 {
                 s.expired += 1;
                 return wire_error("ExpiredIteratorException", "iterator expired");
@@ -622,5 +629,79 @@ async fn an_open_shard_that_rotates_while_read_hands_over_to_its_child() {
             .unwrap()
             .finished,
         "checkpointed as finished: a restart does not read it again"
+    );
+}
+
+/// `poll --start-at latest`, as Lambda's LATEST: the shards there at the start are read from
+/// their newest record on, and nothing written after the start is skipped, also when an
+/// iterator expires before its shard handled a record (asking for LATEST again would skip what
+/// came in between) and in a child found after the start (read from its first record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_at_latest_skips_nothing_written_after_the_start() {
+    let table = TestTable::new().await;
+    let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let post = writer.create_post("lineage", "p").await;
+    let fake: Shared = Arc::new(Mutex::new(FakeStream {
+        shards: vec![
+            FakeShard::new("shard-open", None, &[], false),
+            FakeShard {
+                listed_after: Some("shard-open".into()),
+                ..FakeShard::new("shard-next", Some("shard-open"), &[], false)
+            },
+        ],
+        ..FakeStream::default()
+    }));
+    let streams = serve_fake(fake.clone()).await;
+    let mut settings = PollerSettings::new(&table.name);
+    settings.start_at = projector::poller::StartAt::Latest;
+    settings.idle_delay = Duration::from_millis(10);
+    settings.discovery_interval = Duration::from_millis(100);
+    let mut poller = Poller::new(projector(&table), table.client.clone(), streams, settings)
+        .await
+        .unwrap();
+    let polling = tokio::spawn(async move { poller.run().await });
+    let reads = || fake.lock().unwrap().reads.len();
+    bench::eventually(
+        "the poller reads the open shard",
+        Duration::from_secs(10),
+        || async { if reads() >= 2 { Ok(()) } else { Err(reads()) } },
+    )
+    .await;
+
+    // Likes after the start arrive on the open shard just as its iterator expires.
+    let seen = real_records(&table).await.len();
+    for user in ["u1", "u2", "u3"] {
+        writer.like("lineage", &post, user).await;
+    }
+    let first = real_records(&table).await[seen..].to_vec();
+    {
+        let mut s = fake.lock().unwrap();
+        s.shards[0].records.extend(first);
+        s.expire_next = 1;
+    }
+    // More come on the child the shard rotates to, found after the start.
+    let seen = real_records(&table).await.len();
+    for user in ["u4", "u5"] {
+        writer.like("lineage", &post, user).await;
+    }
+    writer.unlike("lineage", &post, "u1").await;
+    let second = real_records(&table).await[seen..].to_vec();
+    {
+        let mut s = fake.lock().unwrap();
+        s.shards[1].records.extend(second);
+        let calls = s.calls;
+        s.shards[0].closes_after_reads = Some(calls + 10);
+    }
+    let tallies = until_converged(&table, Duration::from_secs(30)).await;
+    assert_eq!(tallies[&post.parse().unwrap()], (4, 4, 4));
+    polling.abort();
+    let s = fake.lock().unwrap();
+    assert!(
+        s.ended.contains(&"shard-open".to_owned()),
+        "the open shard rotated"
+    );
+    assert!(
+        s.reads.iter().any(|(shard, _)| shard == "shard-next"),
+        "the child was read"
     );
 }

@@ -642,3 +642,88 @@ async fn rebuild_sees_likes_counted_while_it_checks_whose_stamps_are_held_up() {
     );
     assert!(drifting(&table).await.is_empty());
 }
+
+/// Real changes on one post at `rate` a second until told to stop: each likes or unlikes as
+/// one of 20 users, whichever changes that user's state; the changes made, and in how long.
+fn steady_load(
+    client: WriterClient,
+    post: String,
+    rate: f64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(u64, Duration)> {
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let mut liked = [false; 20];
+        let mut changes = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        while !stop.load(Ordering::SeqCst) {
+            tick.tick().await;
+            let user = changes as usize % liked.len();
+            let name = format!("steady-{user}");
+            if liked[user] {
+                client.unlike("t", &post, &name).await;
+            } else {
+                client.like("t", &post, &name).await;
+            }
+            liked[user] = !liked[user];
+            changes += 1;
+        }
+        (changes, started.elapsed())
+    })
+}
+
+/// Under a steady load of real changes on one post (the projector running), replay ends, and
+/// rebuild ends too: a counter 5 too high on that post, moving all along, is corrected or
+/// named as left to a rerun, never passed over; once the load stops, a rerun converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_and_rebuild_end_under_steady_load_and_never_pass_a_moving_counter() {
+    let table = TestTable::new().await;
+    let client = writer_client(&table, WriteMode::Stream).await;
+    client.create_topic("t").await;
+    let post = client.create_post("t", "busy").await;
+    let post_id: PostId = post.parse().unwrap();
+    let poller = start_poller(&table).await;
+    contracts::counting::move_counter(&topic("t"), post_id, 5)
+        .update_item(&table.client, &table.name)
+        .send()
+        .await
+        .unwrap();
+
+    const RATE: f64 = 20.0;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_load(client.clone(), post.clone(), RATE, stop.clone());
+    let mut replay = bench::app::replay(&table).await;
+    tokio::time::timeout(Duration::from_secs(60), replay.catch_up(&|_| {}))
+        .await
+        .expect("replay ends under load")
+        .unwrap();
+    let settings = RebuildSettings {
+        settle: Duration::from_millis(300),
+        rounds: 3,
+        ..rebuild_settings(&table, &state_path(&table), None)
+    };
+    let summary = tokio::time::timeout(
+        Duration::from_secs(120),
+        rebuild_with(&table, settings).run(&|_, _| {}),
+    )
+    .await
+    .expect("rebuild ends under load")
+    .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let (changes, took) = load.await.unwrap();
+    let reached = changes as f64 / took.as_secs_f64();
+    assert!(
+        reached >= RATE * 0.75,
+        "the load ran at {reached:.1} changes/s, not about {RATE}"
+    );
+    assert!(
+        summary.counters_corrected == 1 || summary.busy_posts == [format!("t/{post}")],
+        "the moving counter was passed over: {summary:?}"
+    );
+
+    rebuild(&table).await;
+    let tallies = until_converged(&table, Duration::from_secs(60)).await;
+    let (stored, live, _) = tallies[&post_id];
+    assert_eq!(stored, live, "exact once the load stopped");
+    poller.abort();
+}
