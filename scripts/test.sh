@@ -20,11 +20,13 @@ case "${1:-}" in
 esac
 
 instance="tests-$$"
+fuzz_instance="fuzz-$$"
 logs=$(mktemp -d)
 background=()
 cleanup() {
   for pid in "${background[@]}"; do kill "$pid" 2>/dev/null || true; done
   bash scripts/engine.sh stop "$instance"
+  bash scripts/engine.sh stop "$fuzz_instance"
   rm -rf "$logs"
 }
 trap cleanup EXIT
@@ -63,8 +65,11 @@ echo "== Rust build"
 cargo nextest run --workspace --locked --no-run
 
 if ! $quick; then
-  # Schemathesis against the writer binary the test build made, beside the Rust tests.
-  WRITER_BIN=target/debug/writer bash scripts/api-fuzz.sh >"$logs/api-fuzz.log" 2>&1 &
+  # Schemathesis against the writer binary the test build made, beside the Rust tests, on an
+  # engine of its own: the engine runs one request at a time, and the suite keeps it busy.
+  fuzz_engine=$(bash scripts/engine.sh start "$fuzz_instance")
+  LOCAL_ENGINE_ENDPOINT=$fuzz_engine WRITER_BIN=target/debug/writer \
+    bash scripts/api-fuzz.sh >"$logs/api-fuzz.log" 2>&1 &
   fuzz=$!
   background+=("$fuzz")
 fi

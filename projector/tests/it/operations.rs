@@ -42,28 +42,6 @@ fn key(pair: keys::KeyPair) -> std::collections::HashMap<String, AttributeValue>
     .into()
 }
 
-/// Likes and unlikes on `posts` until told to stop.
-fn background_load(
-    client: WriterClient,
-    posts: Vec<String>,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<usize> {
-    tokio::spawn(async move {
-        let mut done = 0;
-        while !stop.load(Ordering::SeqCst) {
-            let post = &posts[done % posts.len()];
-            let user = format!("load-{}", done % 13);
-            if done % 3 == 2 {
-                client.unlike("t", post, &user).await;
-            } else {
-                client.like("t", post, &user).await;
-            }
-            done += 1;
-        }
-        done
-    })
-}
-
 fn rebuild_settings(
     table: &TestTable,
     state: &std::path::Path,
@@ -123,7 +101,13 @@ async fn verify_finds_injected_drift_and_rebuild_repairs_it_under_load() {
     assert!(drifting(&table).await.is_empty());
 
     let stop = Arc::new(AtomicBool::new(false));
-    let load = background_load(client.clone(), posts[3..].to_vec(), stop.clone());
+    let load = steady_load(
+        "first",
+        client.clone(),
+        posts[3..].to_vec(),
+        LOAD_RATE,
+        stop.clone(),
+    );
 
     // Behind the system's back: a corrupt counter, likes pulled out of the view, and a like
     // deleted as if its stream records had expired before the projector saw them.
@@ -193,7 +177,7 @@ async fn verify_finds_injected_drift_and_rebuild_repairs_it_under_load() {
         },
     )
     .await;
-    assert!(load.await.unwrap() > 0, "the load ran");
+    assert_load_reached(load, LOAD_RATE).await;
     let output = projector_cli(&table, &["verify", "--json"]).await;
     assert_eq!(output.status.code(), Some(1), "drift exits 1");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -201,7 +185,13 @@ async fn verify_finds_injected_drift_and_rebuild_repairs_it_under_load() {
 
     // Rebuild while the load runs again.
     stop.store(false, Ordering::SeqCst);
-    let load = background_load(client.clone(), posts[3..].to_vec(), stop.clone());
+    let load = steady_load(
+        "again",
+        client.clone(),
+        posts[3..].to_vec(),
+        LOAD_RATE,
+        stop.clone(),
+    );
     let summary = rebuild(&table).await;
     // The likes pulled out of the view are back (stamped by rebuild's replay, their records
     // still being in the stream); the two counters the replay cannot mend are corrected.
@@ -212,7 +202,7 @@ async fn verify_finds_injected_drift_and_rebuild_repairs_it_under_load() {
     );
     assert!(summary.counters_corrected >= 2, "{summary:?}");
     stop.store(true, Ordering::SeqCst);
-    load.await.unwrap();
+    assert_load_reached(load, LOAD_RATE).await;
     until_converged(&table, Duration::from_secs(30)).await;
     let output = projector_cli(&table, &["verify"]).await;
     assert_eq!(
@@ -414,10 +404,12 @@ impl<'a> Runbook<'a> {
         projector_cli(self.table, &["verify"]).await.status.code()
     }
 
+    /// `projector rebuild`: exit 0, or 1 when a post kept moving under the load and is left to
+    /// the next run (the runbook is repeated; the last `verify` must find nothing).
     async fn rebuild(&self) {
         let state = self.state.to_str().unwrap();
         let out = projector_cli(self.table, &["rebuild", "--settle", "1", "--state", state]).await;
-        assert!(out.status.success(), "{out:?}");
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
     }
 
     /// One replay from the earliest message's first arrival (less a minute) covers every
@@ -643,33 +635,49 @@ async fn rebuild_sees_likes_counted_while_it_checks_whose_stamps_are_held_up() {
     assert!(drifting(&table).await.is_empty());
 }
 
-/// Real changes on one post at `rate` a second until told to stop: each likes or unlikes as
-/// one of 20 users, whichever changes that user's state; the changes made, and in how long.
+/// The rate of real changes the operations tests' background load writes.
+const LOAD_RATE: f64 = 20.0;
+
+/// Real changes at `rate` a second until told to stop, over `posts` in turn: each likes or
+/// unlikes as one of 20 users of its own (`<who>-<n>`), whichever changes that user's state on
+/// that post. The changes made, and in how long.
 fn steady_load(
+    who: &'static str,
     client: WriterClient,
-    post: String,
+    posts: Vec<String>,
     rate: f64,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<(u64, Duration)> {
     tokio::spawn(async move {
         let started = tokio::time::Instant::now();
-        let mut liked = [false; 20];
+        let mut liked = vec![[false; 20]; posts.len()];
         let mut changes = 0u64;
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
         while !stop.load(Ordering::SeqCst) {
             tick.tick().await;
-            let user = changes as usize % liked.len();
-            let name = format!("steady-{user}");
-            if liked[user] {
-                client.unlike("t", &post, &name).await;
+            let post = changes as usize % posts.len();
+            let user = changes as usize / posts.len() % 20;
+            let name = format!("{who}-{user}");
+            if liked[post][user] {
+                client.unlike("t", &posts[post], &name).await;
             } else {
-                client.like("t", &post, &name).await;
+                client.like("t", &posts[post], &name).await;
             }
-            liked[user] = !liked[user];
+            liked[post][user] = !liked[post][user];
             changes += 1;
         }
         (changes, started.elapsed())
     })
+}
+
+/// Wait for a steady load to stop; assert it kept about its rate all along.
+async fn assert_load_reached(load: tokio::task::JoinHandle<(u64, Duration)>, rate: f64) {
+    let (changes, took) = load.await.unwrap();
+    let reached = changes as f64 / took.as_secs_f64();
+    assert!(
+        reached >= rate * 0.75,
+        "the load ran at {reached:.1} changes/s for {took:?}, not about {rate}"
+    );
 }
 
 /// Under a steady load of real changes on one post (the projector running), replay ends, and
@@ -689,9 +697,14 @@ async fn replay_and_rebuild_end_under_steady_load_and_never_pass_a_moving_counte
         .await
         .unwrap();
 
-    const RATE: f64 = 20.0;
     let stop = Arc::new(AtomicBool::new(false));
-    let load = steady_load(client.clone(), post.clone(), RATE, stop.clone());
+    let load = steady_load(
+        "steady",
+        client.clone(),
+        vec![post.clone()],
+        LOAD_RATE,
+        stop.clone(),
+    );
     let mut replay = bench::app::replay(&table).await;
     tokio::time::timeout(Duration::from_secs(60), replay.catch_up(&|_| {}))
         .await
@@ -710,12 +723,7 @@ async fn replay_and_rebuild_end_under_steady_load_and_never_pass_a_moving_counte
     .expect("rebuild ends under load")
     .unwrap();
     stop.store(true, Ordering::SeqCst);
-    let (changes, took) = load.await.unwrap();
-    let reached = changes as f64 / took.as_secs_f64();
-    assert!(
-        reached >= RATE * 0.75,
-        "the load ran at {reached:.1} changes/s, not about {RATE}"
-    );
+    assert_load_reached(load, LOAD_RATE).await;
     assert!(
         summary.counters_corrected == 1 || summary.busy_posts == [format!("t/{post}")],
         "the moving counter was passed over: {summary:?}"

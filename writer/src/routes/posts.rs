@@ -58,6 +58,9 @@ pub async fn create(
 }
 
 /// A topic's posts, newest first, each with its like count.
+///
+/// Newest first to the post ids' 4 ms resolution (they are KSUIDs): posts created within one
+/// 4 ms tick come in descending id order, not necessarily in the order they were created.
 #[utoipa::path(
     get, path = "/topics/{topic}/posts", operation_id = "listPosts", tag = "posts",
     params(TopicPath, PageQuery),
