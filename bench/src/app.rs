@@ -192,16 +192,27 @@ pub async fn stream_arn(table: &TestTable) -> String {
 
 /// The id of the first shard of `table`'s stream (the local engine's only one).
 pub async fn first_shard(table: &TestTable, arn: &str) -> String {
-    table
-        .streams
+    shard_ids(&table.streams, arn)
+        .await
+        .into_iter()
+        .next()
+        .expect("the stream has a shard")
+}
+
+/// The ids of the stream's shards, as `DescribeStream` lists them.
+async fn shard_ids(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Vec<String> {
+    streams
         .describe_stream()
         .stream_arn(arn)
         .send()
         .await
         .expect("describe the stream")
         .stream_description
-        .and_then(|d| d.shards?.into_iter().next()?.shard_id)
-        .expect("the stream has a shard")
+        .and_then(|d| d.shards)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|shard| shard.shard_id)
+        .collect()
 }
 
 /// Every record of `table`'s stream so far, as Lambda delivers them (the table is quiet: the
@@ -237,21 +248,13 @@ pub async fn trim_horizon_iterators(
     streams: &aws_sdk_dynamodbstreams::Client,
     arn: &str,
 ) -> Vec<Option<String>> {
-    let shards = streams
-        .describe_stream()
-        .stream_arn(arn)
-        .send()
-        .await
-        .expect("describe the stream")
-        .stream_description
-        .and_then(|d| d.shards)
-        .unwrap_or_default();
+    let shards = shard_ids(streams, arn).await;
     let mut iterators = Vec::with_capacity(shards.len());
     for shard in shards {
         let iterator = streams
             .get_shard_iterator()
             .stream_arn(arn)
-            .shard_id(shard.shard_id.unwrap_or_default())
+            .shard_id(shard)
             .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
             .send()
             .await
