@@ -31,12 +31,15 @@ trap 'kill $writer 2>/dev/null || true; rm -rf "$work"' EXIT
 # use_after_free: DELETE .../like removes the caller's like, while GET .../likes lists the
 #   post's likers and rightly still answers afterwards; the inferred link pairs the two.
 # The coverage phase is left out: it crashes inside Schemathesis on Python 3.11.
+# too_slow: Hypothesis's health check times its own data generation; beside the Rust suite on two
+#   cores it trips on operations whose inputs are trivial (GET /users/me: a limit and a cursor).
+#   It says nothing about the API, and every generated case still runs.
 "$bin/schemathesis" --config-file scripts/schemathesis.toml run \
   "http://127.0.0.1:$port/openapi.json" --wait-for-schema 30 \
   --header "x-user-id: fuzzer" --checks all --exclude-checks ignored_auth,use_after_free \
   --phases examples,fuzzing,stateful --max-examples "$examples" --workers 4 \
   --seed 20261124 --generation-database none --no-color --output-truncate true \
-  --max-failures 20
+  --max-failures 20 --suppress-health-check too_slow
 
 served=$(grep -c '"response"\| response' "$work/writer.log" || true)
 server_errors=$(grep -cE 'status=5[0-9]{2}' "$work/writer.log" || true)

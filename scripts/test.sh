@@ -56,13 +56,15 @@ echo "== formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The test build makes every binary, the engine's too: built first on its own, the engine would
+# resolve the workspace's features without the dev-dependencies and compile shared crates twice.
+echo "== Rust build"
+cargo nextest run --workspace --locked --no-run
+
 echo "== the local engine (dynoxide)"
 LOCAL_ENGINE_ENDPOINT=$(bash scripts/engine.sh start "$instance")
 export LOCAL_ENGINE_ENDPOINT
 echo "tests use $LOCAL_ENGINE_ENDPOINT"
-
-echo "== Rust build"
-cargo nextest run --workspace --locked --no-run
 
 if ! $quick; then
   # Schemathesis against the writer binary the test build made, beside the Rust tests, on an
