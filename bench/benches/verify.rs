@@ -50,7 +50,7 @@ async fn main() {
                     like_id: Ksuid::generate(),
                     counted_by: Some(CountedBy::Projector),
                 }
-                .to_item_in_view(),
+                .to_item_in_view(0),
             );
         }
     }

@@ -63,6 +63,9 @@ pub enum FaultEffect {
     /// Held this long before it goes on to DynamoDB: an answer slower than an invocation has
     /// left, so Lambda ends the invocation mid-write.
     Stalled(Duration),
+    /// Refused with `ThrottlingException`, as a partition over its throughput answers (reads
+    /// too: the model's own buckets count write units only).
+    Throttled,
 }
 
 impl Fault {
@@ -72,6 +75,15 @@ impl Fault {
             operation,
             times: None,
             effect: FaultEffect::Denied,
+        }
+    }
+
+    /// Every request of `operation` throttled.
+    pub fn throttled(operation: &'static str) -> Self {
+        Self {
+            operation,
+            times: None,
+            effect: FaultEffect::Throttled,
         }
     }
 
@@ -409,6 +421,20 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// DynamoDB's answer to a request over a partition's throughput.
+fn throttling() -> Response {
+    let body = json!({
+        "__type": "com.amazon.coral.availability#ThrottlingException",
+        "message": "Throughput exceeds the current capacity of your table or index.",
+    });
+    (
+        StatusCode::BAD_REQUEST,
+        [("content-type", "application/x-amz-json-1.0")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 async fn answer(shared: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let operation = headers
         .get("x-amz-target")
@@ -435,6 +461,10 @@ async fn answer(shared: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Respons
             );
         }
         Some(FaultEffect::Stalled(delay)) => tokio::time::sleep(delay).await,
+        Some(FaultEffect::Throttled) => {
+            shared.lock().stats.throttled += 1;
+            return throttling();
+        }
         None => {}
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -483,16 +513,7 @@ async fn answer(shared: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Respons
                     Some(reasons(actions.len(), &over, "ThrottlingError")),
                 )
             } else {
-                let body = json!({
-                    "__type": "com.amazon.coral.availability#ThrottlingException",
-                    "message": "Throughput exceeds the current capacity of your table or index.",
-                });
-                (
-                    StatusCode::BAD_REQUEST,
-                    [("content-type", "application/x-amz-json-1.0")],
-                    body.to_string(),
-                )
-                    .into_response()
+                throttling()
             };
         }
         if transaction {

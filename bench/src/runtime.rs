@@ -14,6 +14,9 @@ pub struct RuntimeFacts {
     /// `projector::deadline::MARGIN`: the projector stops writing this long before its
     /// invocation's deadline.
     pub projector_deadline_margin_seconds: u64,
+    /// `projector::deadline::BATCH_TIME`: the projector function's timeout, and the budget of
+    /// each batch the local poller, `replay` and `rebuild` apply.
+    pub projector_batch_seconds: u64,
 }
 
 /// The facts as the binaries define them.
@@ -21,6 +24,7 @@ pub fn facts() -> RuntimeFacts {
     RuntimeFacts {
         writer_request_budget_seconds: writer::REQUEST_BUDGET.as_secs(),
         projector_deadline_margin_seconds: projector::deadline::MARGIN.as_secs(),
+        projector_batch_seconds: projector::deadline::BATCH_TIME.as_secs(),
     }
 }
 

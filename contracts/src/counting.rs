@@ -368,14 +368,15 @@ pub fn set_counter(topic: &TopicSlug, post: PostId, count: i64, seen: Option<&st
     }
 }
 
-/// The transactional writer's like: new, already in the likers view and counted by the
-/// writer (to go with `move_counter(.., 1)` in one transaction).
-pub fn put_counted_like(like: &Like) -> Write {
+/// The transactional writer's like: new, already in view shard `shard` of the likers view
+/// (any shard below the post's `viewShards`; the writer picks the one the liker's id does) and
+/// counted by the writer (to go with `move_counter(.., 1)` in one transaction).
+pub fn put_counted_like(like: &Like, shard: u32) -> Write {
     let like = Like {
         counted_by: Some(CountedBy::Writer),
         ..like.clone()
     };
-    Write::new(like.to_item_in_view(), "attribute_not_exists(#pk)").name("#pk", keys::PK)
+    Write::new(like.to_item_in_view(shard), "attribute_not_exists(#pk)").name("#pk", keys::PK)
 }
 
 /// Delete a like the writer counted (to go with `move_counter(.., -1)` in one transaction).
@@ -498,7 +499,7 @@ mod tests {
             fold_into_counter(&topic, post, 40, 300),
             set_counter(&topic, post, 7, Some("v")),
             set_counter(&topic, post, 7, None),
-            put_counted_like(&full),
+            put_counted_like(&full, 3),
             delete_writer_counted(&like.user, post),
             delete_not_writer_counted(&like.user, post),
         ] {

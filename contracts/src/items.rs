@@ -269,12 +269,13 @@ impl Entity for Like {
 }
 
 impl Like {
-    /// The like with its GSI1 keys, as the transactional writer writes it (the stream-mode
-    /// writer leaves them to the projector).
-    pub fn to_item_in_view(&self) -> Item {
+    /// The like with its GSI1 keys, in view shard `shard` of its post's likers view, as the
+    /// transactional writer writes it (the stream-mode writer leaves them to the projector).
+    pub fn to_item_in_view(&self, shard: u32) -> Item {
         let mut item = self.to_item();
         let gsi1 = self.item_key().gsi1().expect("likes are in GSI1");
-        item.insert(keys::GSI1PK.into(), AttributeValue::S(gsi1.pk));
+        let pk = keys::post_view_shard(&self.post_id, shard);
+        item.insert(keys::GSI1PK.into(), AttributeValue::S(pk));
         item.insert(keys::GSI1SK.into(), AttributeValue::S(gsi1.sk));
         item
     }
@@ -429,8 +430,14 @@ mod tests {
         assert!(!item.contains_key("GSI1PK") && !item.contains_key("countedBy"));
         assert_eq!(string(&item, "SK"), format!("LIKE#{}", like.post_id));
         assert_eq!(Like::from_item(item).unwrap(), like);
-        let in_view = like.to_item_in_view();
+        let in_view = like.to_item_in_view(0);
         assert_eq!(string(&in_view, "GSI1SK"), "LIKE#bob");
+        assert_eq!(string(&in_view, "GSI1PK"), format!("POST#{}", like.post_id));
+        let spread = like.to_item_in_view(5);
+        assert_eq!(
+            string(&spread, "GSI1PK"),
+            format!("POST#{}#5", like.post_id)
+        );
     }
 
     #[test]

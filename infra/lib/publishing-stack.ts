@@ -58,6 +58,8 @@ export function loadPermissions(file = path.join(__dirname, '..', 'permissions.j
 export interface RuntimeFacts {
   writerRequestBudgetSeconds: number;
   projectorDeadlineMarginSeconds: number;
+  /** The projector's timeout: the time one batch may take, locally too. */
+  projectorBatchSeconds: number;
 }
 
 export function loadRuntimeFacts(file = path.join(__dirname, '..', 'runtime.json')): RuntimeFacts {
@@ -70,9 +72,6 @@ export const STAGE_DIMENSION = 'Stage';
 
 /** Time a function keeps beyond its code's own limit, to answer. */
 export const ANSWER_MARGIN_SECONDS = 2;
-
-/** The projector's timeout: a batch of 1,000 records takes a few seconds; retries more. */
-export const PROJECTOR_TIMEOUT_SECONDS = 60;
 
 /** What Lambda's event source mapping itself calls with the projector's role. */
 export const EVENT_SOURCE_GRANTS: Grants = {
@@ -290,7 +289,7 @@ export class PublishingStack extends Stack {
       memorySize: 128,
       // The projector stops writing its deadline margin before this and answers a partial
       // batch response.
-      timeout: Duration.seconds(PROJECTOR_TIMEOUT_SECONDS),
+      timeout: Duration.seconds(runtime.projectorBatchSeconds),
       role: projectorRole,
       logGroup: projectorLogs,
       environment: { TABLE_NAME: this.table.tableName, STAGE: props.stage, RUST_LOG: 'info' },

@@ -13,7 +13,12 @@ use tokio::time::Instant;
 /// Time kept back from Lambda's deadline to answer (the response and the metrics line).
 pub const MARGIN: Duration = Duration::from_secs(2);
 
-/// The instant after which no write starts, or none (the local poller, replay, rebuild).
+/// How long one batch may take: the deployed function's timeout (`infra/runtime.json`), and
+/// the budget of each batch the local poller, `replay` and `rebuild` apply, so a batch that
+/// cannot finish ends with its records failed (and re-delivered) there as it would on AWS.
+pub const BATCH_TIME: Duration = Duration::from_secs(60);
+
+/// The instant after which no write starts, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline(Option<Instant>);
 
@@ -24,6 +29,11 @@ impl Deadline {
     /// Stop `within` from now.
     pub fn after(within: Duration) -> Self {
         Deadline(Some(Instant::now() + within))
+    }
+
+    /// A batch's deadline outside Lambda: [`BATCH_TIME`] less [`MARGIN`] from now.
+    pub fn batch() -> Self {
+        Self::after(BATCH_TIME.saturating_sub(MARGIN))
     }
 
     /// Lambda's deadline (milliseconds since the epoch) less [`MARGIN`].

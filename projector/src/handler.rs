@@ -107,9 +107,9 @@ impl Projector {
         &self.stage
     }
 
-    /// Decode, plan and apply one batch, with no deadline (the local poller, replay).
+    /// Decode, plan and apply one batch within [`Deadline::batch`] (the local poller, replay).
     pub async fn handle(&self, records: &[Value]) -> Result<BatchReport, Error> {
-        self.handle_before(records, Deadline::NONE).await
+        self.handle_before(records, Deadline::batch()).await
     }
 
     /// Decode, plan and apply one batch; what `deadline` stops is reported failed.

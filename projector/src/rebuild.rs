@@ -381,7 +381,7 @@ impl Rebuild {
             }));
         let outcomes = self
             .applier
-            .apply(&repairs, total, &|_| String::new(), Deadline::NONE)
+            .apply(&repairs, total, &|_| String::new(), Deadline::batch())
             .await
             .outcomes;
         let (marks, stamps) = outcomes.split_at(first_stamp);

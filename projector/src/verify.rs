@@ -267,7 +267,7 @@ mod tests {
             counted_by: Some(contracts::items::CountedBy::Projector),
         };
         if in_view {
-            like.to_item_in_view()
+            like.to_item_in_view(0)
         } else {
             like.to_item()
         }

@@ -21,7 +21,7 @@
 //! One [`router`] serves both: `axum::serve` locally and `lambda_http::run` in Lambda.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -76,6 +76,12 @@ pub(crate) struct PostMeta {
 /// documented answer, not API Gateway's 500, however many SDK calls a request chains.
 pub const REQUEST_BUDGET: Duration = Duration::from_secs(8);
 
+/// How long the transactional writer keeps a post's view shard count before it reads it again:
+/// the projector grows a hot view's count when its shards throttle, and the transactional
+/// likes of a post whose view is spread go to the shard the liker's id picks among them. A
+/// count read earlier is never wrong (shards are only added), only less spread.
+pub const VIEW_SHARDS_MAX_AGE: Duration = Duration::from_secs(10);
+
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -86,6 +92,8 @@ pub struct AppState {
     budget: Duration,
     posts: Arc<ImmutableCache<(TopicSlug, PostId), PostMeta>>,
     topics: Arc<ImmutableCache<TopicSlug, Topic>>,
+    /// Posts' view shard counts and when they were read (transactional mode).
+    view_shards: Arc<quick_cache::sync::Cache<PostId, (u32, Instant)>>,
 }
 
 impl AppState {
@@ -104,6 +112,7 @@ impl AppState {
             budget: REQUEST_BUDGET,
             posts: Arc::new(ImmutableCache::new(cache_capacity)),
             topics: Arc::new(ImmutableCache::new(cache_capacity)),
+            view_shards: Arc::new(quick_cache::sync::Cache::new(cache_capacity.max(1))),
         }
     }
 
@@ -130,6 +139,27 @@ impl AppState {
             })
             .await?
             .ok_or(ApiError::NotFound("post"))
+    }
+
+    /// How many view shards the post's likers view is spread over, as read at most
+    /// [`VIEW_SHARDS_MAX_AGE`] ago; 404 if there is no post.
+    pub(crate) async fn view_shards(
+        &self,
+        topic: &TopicSlug,
+        post: PostId,
+    ) -> Result<u32, ApiError> {
+        if let Some((count, read)) = self.view_shards.get(&post)
+            && read.elapsed() < VIEW_SHARDS_MAX_AGE
+        {
+            return Ok(count);
+        }
+        let found: Option<Post> = self
+            .store
+            .get(&ItemKey::Post(topic.clone(), post), false)
+            .await?;
+        let count = found.ok_or(ApiError::NotFound("post"))?.view_shards;
+        self.view_shards.insert(post, (count, Instant::now()));
+        Ok(count)
     }
 
     /// The topic, from the cache or one consistent read; 404 if there is none.

@@ -87,9 +87,12 @@ pub(crate) enum LikeOutcome {
 }
 
 /// Retries of transactions that lose a conflict on a hot counter: short pauses, since a
-/// client waits for the answer.
+/// client waits for the answer, and enough of them (about 5 s in all, inside
+/// [`crate::REQUEST_BUDGET`]) that the likes of a viral post wait their turn on its counter
+/// rather than fail: in the transactional design every like of a post commits on its post item
+/// one after another, and each conflict cancels all but one of the contenders.
 const TRANSACTION_BACKOFF: Backoff = Backoff {
-    attempts: 10,
+    attempts: 36,
     base: std::time::Duration::from_millis(5),
     cap: std::time::Duration::from_millis(200),
 };
@@ -211,6 +214,10 @@ impl Store {
     /// user id, merged by user id, the first `limit` taken. A like is in one shard and the
     /// cursor (the last user id given) only moves forward, so paging gives every like in the
     /// view once, also while the shard count grows.
+    ///
+    /// A shard whose query is throttled is asked again ([`SHARD_READ_BACKOFF`], within the
+    /// request budget) rather than left out: a page without one shard's likers would move the
+    /// cursor past them, and they would never be listed.
     async fn likers_page<E: Entity>(
         &self,
         post: &PostId,
@@ -223,7 +230,8 @@ impl Store {
         // The cursor's own like comes back (BETWEEN is inclusive): one more each.
         let per_shard = i32::from(limit) + 1;
         let shards = (0..view_shards.max(1)).map(|k| {
-            self.client
+            let query = self
+                .client
                 .query()
                 .table_name(&self.table)
                 .index_name(keys::GSI1)
@@ -236,38 +244,37 @@ impl Store {
                 )
                 .expression_attribute_values(":from", AttributeValue::S(from.clone()))
                 .expression_attribute_values(":to", AttributeValue::S(prefix::LIKES_END.to_owned()))
-                .limit(per_shard)
-                .send()
-        });
-        let pages = futures_util::future::try_join_all(shards)
-            .await
-            .map_err(classify)?;
-        let mut more = false;
-        let mut likers: Vec<(String, Item)> = Vec::new();
-        for page in pages {
-            more |= page.last_evaluated_key.is_some();
-            for item in page.items.unwrap_or_default() {
-                let user = item
-                    .get(keys::GSI1SK)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                if Some(&user) != after.as_ref() {
-                    likers.push((user, item));
+                .limit(per_shard);
+            async move {
+                let policy = SHARD_READ_BACKOFF;
+                for attempt in 1.. {
+                    match query.clone().send().await {
+                        Ok(page) => {
+                            return Ok(ShardPage {
+                                items: page.items.unwrap_or_default(),
+                                more: page.last_evaluated_key.is_some(),
+                            });
+                        }
+                        Err(e) => {
+                            let failure = Failure::of(&e);
+                            if !(failure.is_transient() && policy.may_retry(attempt)) {
+                                return Err(unavailable_or_internal(failure));
+                            }
+                            tracing::warn!(shard = k, error = %failure.describe(), "a likers view shard was not read; asking again");
+                            policy.wait(attempt).await;
+                        }
+                    }
                 }
+                unreachable!("the loop returns on its last attempt")
             }
-        }
-        likers.sort_by(|a, b| a.0.cmp(&b.0));
-        more |= likers.len() > usize::from(limit);
-        likers.truncate(usize::from(limit));
-        let resume = more
-            .then(|| likers.last())
-            .flatten()
-            .map(|(user, _)| ResumeKey::from([(keys::GSI1SK.to_owned(), user.clone())]));
+        });
+        let pages = futures_util::future::try_join_all(shards).await?;
+        let (likers, resume) = merge_likers(pages, after.as_deref(), usize::from(limit));
         let items = likers
             .into_iter()
-            .map(|(_, item)| decode(item))
+            .map(decode)
             .collect::<Result<Vec<E>, _>>()?;
+        let resume = resume.map(|user| ResumeKey::from([(keys::GSI1SK.to_owned(), user)]));
         Ok(Page { items, resume })
     }
 
@@ -281,9 +288,14 @@ impl Store {
         })
     }
 
-    /// Transactional mode: the like, in the view and marked counted, plus `ADD likeCount 1`.
-    pub(crate) async fn like_and_count(&self, like: &Like) -> Result<LikeOutcome, Error> {
-        let put = counting::put_counted_like(like)
+    /// Transactional mode: the like, in view shard `shard` and marked counted, plus
+    /// `ADD likeCount 1`.
+    pub(crate) async fn like_and_count(
+        &self,
+        like: &Like,
+        shard: u32,
+    ) -> Result<LikeOutcome, Error> {
+        let put = counting::put_counted_like(like, shard)
             .to_put(&self.table)
             .map_err(internal)?;
         let count = self.counter_update(&like.topic, like.post_id, 1)?;
@@ -424,6 +436,63 @@ impl Store {
         }
         unreachable!("the loop returns on its last attempt")
     }
+}
+
+/// Retries of a likers view shard's query that failed transiently (throttled, say): the SDK's
+/// own attempts first, then these; the request budget bounds them all.
+const SHARD_READ_BACKOFF: Backoff = Backoff {
+    attempts: 6,
+    base: std::time::Duration::from_millis(50),
+    cap: std::time::Duration::from_millis(800),
+};
+
+/// What one view shard's query gave.
+#[derive(Debug, Default)]
+struct ShardPage {
+    items: Vec<Item>,
+    /// The shard has more after these.
+    more: bool,
+}
+
+/// Merge the view shards' pages into one page of likers: by user id, after the cursor's user
+/// id `after`, at most `limit`, and the user id to resume after when there is more.
+///
+/// A user id is listed once. GSI1 is updated after the table, so for a moment after an unlike
+/// and a re-like that moved a liker between view shards, the old incarnation's entry may still
+/// be in its shard beside the new one: the later incarnation (the greater `likeId`, a KSUID
+/// that sorts by time) wins.
+fn merge_likers(
+    pages: Vec<ShardPage>,
+    after: Option<&str>,
+    limit: usize,
+) -> (Vec<Item>, Option<String>) {
+    let text = |item: &Item, name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut more = false;
+    let mut likers: Vec<(String, String, Item)> = Vec::new();
+    for page in pages {
+        more |= page.more;
+        for item in page.items {
+            let user = text(&item, keys::GSI1SK);
+            if Some(user.as_str()) != after {
+                likers.push((user, text(&item, contracts::items::attr::LIKE_ID), item));
+            }
+        }
+    }
+    // By user id, the latest incarnation first; then one per user id.
+    likers.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
+    likers.dedup_by(|later, kept| later.0 == kept.0);
+    more |= likers.len() > limit;
+    likers.truncate(limit);
+    let resume = more.then(|| likers.last().map(|l| l.0.clone())).flatten();
+    (
+        likers.into_iter().map(|(_, _, item)| item).collect(),
+        resume,
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

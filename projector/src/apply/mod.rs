@@ -11,14 +11,19 @@
 //! failed, `CancellationReasons` names the actions: those marks and tombstones are already
 //! counted (or their like is gone) and are dropped, as is a post that does not exist; the rest
 //! is retried at once. Conflicts and throttling are retried as `contracts::dynamo::Backoff`
-//! says; what still fails is reported as failed, so the caller re-delivers it, which is safe
-//! because every action is conditional (see [`crate::plan`]). When DynamoDB names a mark as
+//! says; every attempt counts against it, a condition failure that left nothing to drop too (it
+//! is backed off like a conflict), and nothing starts past the batch's deadline. What still
+//! fails is reported as failed, so the caller re-delivers it, which is safe because every
+//! action is conditional (see [`crate::plan`]). When DynamoDB names a mark as
 //! throttled, its stamp may be what its post's GSI1 partition cannot take: the post's stamps
 //! leave the transaction before the retry, and its view is planned hot for [`HOT_MEMORY`]
 //! (see "Hot views" in [`crate::plan`]). When the counter item itself conflicted with another
 //! transaction or throttled, the retry writes a delta instead, and the counter is planned hot
 //! for [`HOT_MEMORY`] (see "Hot counters"). Stamps are written only for likes whose
-//! counting did not fail: a like enters the likers view once it is counted.
+//! counting did not fail: a like enters the likers view once it is counted. Before the first
+//! stamps of a post, the instance reads its view shard count (one consistent read per post
+//! it does not know), so a view another instance spread is stamped spread from the start; a
+//! post that does not exist gets none of its likes stamped.
 
 pub(crate) mod requests;
 
@@ -226,12 +231,14 @@ impl Applier {
             .await;
         let mut stamps = plan.stamps.clone();
         let mut cancelled = 0;
+        let mut missing_posts = FxHashSet::default();
         for settlement in std::iter::once(screened).chain(counted) {
             cancelled += settlement.cancelled;
             for (records, outcome) in settlement.outcomes {
                 record_outcome(&mut outcomes, &records, outcome);
             }
             stamps.extend(settlement.stamps);
+            missing_posts.extend(settlement.missing_posts);
         }
         // A like enters the view once counted: a failed count is re-delivered, stamp and all.
         stamps.retain(|stamp| {
@@ -240,6 +247,11 @@ impl Applier {
                 .iter()
                 .all(|&position| outcomes[position] != Outcome::Failed)
         });
+        if let Some(missing) = deadline.run(self.learn_view_shards(&stamps)).await {
+            missing_posts.extend(missing);
+        }
+        // A post that does not exist counts none of its likes, and shows none.
+        stamps.retain(|stamp| !missing_posts.contains(&stamp.like.post));
 
         let stamped: Vec<(Vec<usize>, bool)> = stream::iter(stamps)
             .map(|stamp| async move {
@@ -361,7 +373,9 @@ impl Applier {
                 }
                 _ => &[],
             };
+            attempt += 1;
             if reasons.iter().any(is_condition_failed) {
+                let before = (transaction.actions(), via_deltas(&transaction));
                 let found_hot = drop_failed_conditions(
                     &mut transaction,
                     &actions,
@@ -372,7 +386,13 @@ impl Applier {
                 for post in found_hot {
                     self.remember_hot_counter(post);
                 }
-                continue;
+                // What failed is out (or now goes through a delta): the rest is retried at
+                // once. A failure that changed nothing is retried like a transient one, so it
+                // ends with the policy's attempts, not in a loop.
+                let progressed = before != (transaction.actions(), via_deltas(&transaction));
+                if progressed && policy.may_retry(attempt) {
+                    continue;
+                }
             }
             for p in throttled_marks(&actions, reasons) {
                 let count = &mut transaction.posts[p];
@@ -393,8 +413,8 @@ impl Applier {
                     count.via_delta = true;
                 }
             }
-            attempt += 1;
-            if !failure.is_transient() || !policy.may_retry(attempt) {
+            let retryable = failure.is_transient() || matches!(failure, Failure::Cancelled(_));
+            if !retryable || !policy.may_retry(attempt) {
                 tracing::warn!(error = %failure.describe(), posts = transaction.posts.len(), "counting transaction failed; records will be re-delivered");
                 settlement.fail_transaction(&transaction);
                 return settlement;
@@ -491,6 +511,49 @@ impl Applier {
         }
     }
 
+    /// Read the view shard count of each post to be stamped that this instance does not know
+    /// yet, so that its first stamps already spread (a fresh instance would otherwise stamp a
+    /// spread view's shard 0 until throttled). Returns the posts found not to exist. A read
+    /// that fails teaches nothing: the stamps then start from shard 0, which is always safe.
+    async fn learn_view_shards(&self, stamps: &[crate::plan::Stamp]) -> Vec<PostId> {
+        let unknown: Vec<ItemKey> = {
+            let hot = self.hot_memory();
+            stamps
+                .iter()
+                .filter(|stamp| !hot.view_shards.contains_key(&stamp.like.post))
+                .map(|stamp| ItemKey::Post(stamp.like.topic.clone(), stamp.like.post))
+                .collect::<FxHashSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Vec::new();
+        }
+        let found = match batch_get(&self.client, &self.table, &unknown).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read posts' view shards; stamping from shard 0");
+                return Vec::new();
+            }
+        };
+        let mut hot = self.hot_memory();
+        for item in &found {
+            if let Some(ItemKey::Post(_, post)) = key_of(item) {
+                hot.view_shards.entry(post).or_insert(ViewShards {
+                    count: Post::view_shards_in(item),
+                    grown: None,
+                });
+            }
+        }
+        unknown
+            .iter()
+            .filter_map(|key| match key {
+                ItemKey::Post(_, post) if !hot.view_shards.contains_key(post) => Some(*post),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The view shards of `post` this instance knows to be recorded.
     fn view_shards(&self, post: PostId) -> u32 {
         self.hot_memory()
@@ -562,4 +625,10 @@ impl Applier {
             .map(|_| ())
             .map_err(|e| Error::dynamo("PutItem", e))
     }
+}
+
+/// How many of a transaction's posts move through a delta: a condition failure that turns one
+/// to deltas is progress.
+fn via_deltas(transaction: &CountTransaction) -> usize {
+    transaction.posts.iter().filter(|p| p.via_delta).count()
 }

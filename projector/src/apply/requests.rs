@@ -178,6 +178,8 @@ pub struct Settlement {
     /// Likes found counted but not stamped (a run that crashed between count and stamp), and
     /// stamps taken out of marks whose view throttled.
     pub stamps: Vec<Stamp>,
+    /// Posts a transaction found not to exist: none of their likes is counted or stamped.
+    pub missing_posts: Vec<PostId>,
 }
 
 impl Settlement {
@@ -283,6 +285,7 @@ pub fn drop_failed_conditions(
                     let count = &transaction.posts[p];
                     tracing::error!(post = %count.post.post, "likes of a post that does not exist: not counted");
                     settlement.settle_post(count, Outcome::Ignored);
+                    settlement.missing_posts.push(count.post.post);
                     missing_posts.push(p);
                 }
                 CounterState::Hot { .. } => {

@@ -205,3 +205,96 @@ async fn a_like_whose_counting_failed_stays_out_of_the_view() {
         (likes, likes, likes)
     );
 }
+
+/// The like items of `table` that are in a likers view, with their GSI1 partition.
+async fn stamped(table: &TestTable) -> Vec<(String, String)> {
+    bench::tally::scan(table)
+        .await
+        .into_iter()
+        .filter_map(|item| {
+            let view = item.get(contracts::keys::GSI1PK)?.as_s().ok()?.clone();
+            let key = item.get(contracts::keys::PK)?.as_s().ok()?.clone();
+            Some((key, view))
+        })
+        .collect()
+}
+
+/// A hot view's likes are stamped apart from counting; when their post does not exist (an
+/// operator removed it), no counter shows them (a cold counter's move fails, a hot counter's
+/// deltas find no counter to fold into), and the view must not either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn likes_of_a_post_that_does_not_exist_are_not_shown() {
+    let table = TestTable::new().await;
+    let load = bench::shards::ViralLoad::new(projector::plan::HOT_POST_LIKES, 1, 1.0);
+    load.write(&table, f64::INFINITY).await;
+    let post = &load.posts[bench::skew::PostSkew::HOT];
+    table
+        .client
+        .delete_item()
+        .table_name(&table.name)
+        .set_key(Some(contracts::items::key_item(
+            &contracts::keys::ItemKey::Post(post.topic.clone(), post.post_id),
+        )))
+        .send()
+        .await
+        .unwrap();
+    let records = bench::app::through_filters(&bench::app::stream_records(&table).await);
+
+    let report = crate::support::projector(&table)
+        .handle(&records)
+        .await
+        .unwrap();
+    assert_eq!(report.first_failure, None, "{:?}", report.metrics);
+    assert_eq!(
+        stamped(&table).await,
+        [],
+        "no like of the missing post in a view"
+    );
+}
+
+/// A condition that fails without anything to drop (here the counter's `hotUntil` is not a
+/// number, so the one-hop move's condition can never hold and the post reads as not hot) is
+/// retried as the backoff allows, then the records fail (to be re-delivered): the batch ends.
+/// Once the post is repaired, the re-delivery counts the like once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_that_keeps_failing_ends_the_batch_with_its_records_failed() {
+    let table = TestTable::new().await;
+    let writer = crate::support::writer_client(&table, WriteMode::Stream).await;
+    let post = writer.create_post(TOPIC, "p").await;
+    writer.like(TOPIC, &post, "u").await;
+    let key = contracts::items::key_item(&contracts::keys::ItemKey::Post(
+        crate::support::topic(TOPIC),
+        post.parse().unwrap(),
+    ));
+    let set_hot_until = |value: aws_sdk_dynamodb::types::AttributeValue| {
+        table
+            .client
+            .update_item()
+            .table_name(&table.name)
+            .set_key(Some(key.clone()))
+            .update_expression("SET #hot = :v")
+            .expression_attribute_names("#hot", contracts::items::attr::HOT_UNTIL)
+            .expression_attribute_values(":v", value)
+            .send()
+    };
+    set_hot_until(aws_sdk_dynamodb::types::AttributeValue::S("soon".into()))
+        .await
+        .unwrap();
+    let written = bench::app::stream_records(&table).await;
+    let records = bench::app::through_filters(&written);
+    let projector = crate::support::projector(&table);
+
+    let report = tokio::time::timeout(Duration::from_secs(60), projector.handle(&records))
+        .await
+        .expect("the batch ended")
+        .unwrap();
+    assert!(report.first_failure.is_some(), "the like's record failed");
+    assert_eq!(writer.like_count(TOPIC, &post).await, 0);
+
+    set_hot_until(aws_sdk_dynamodb::types::AttributeValue::N("0".into()))
+        .await
+        .unwrap();
+    let again = projector.handle(&records).await.unwrap();
+    assert_eq!(again.first_failure, None, "{:?}", again.metrics);
+    assert_eq!(writer.like_count(TOPIC, &post).await, 1, "counted once");
+}

@@ -187,3 +187,43 @@ async fn a_hot_view_that_throttles_spreads_over_view_shards_fails_no_record_and_
         "each once, by user id"
     );
 }
+
+/// An instance that has never stamped a post's likes reads the post's view shard count before
+/// its first stamps of a hot view: a view another instance spread is not stamped into shard 0
+/// until that throttles, each like goes to the shard its liker's id picks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_instance_stamps_a_spread_hot_view_into_the_shards_from_the_first_stamp() {
+    use contracts::keys::{ItemKey, post_view_shard, view_shard_of};
+
+    const SHARDS: u32 = 8;
+    let table = TestTable::new().await;
+    let load = ViralLoad::new(projector::plan::HOT_POST_LIKES, 1, 1.0);
+    load.write(&table, f64::INFINITY).await;
+    let hot = &load.posts[bench::skew::PostSkew::HOT];
+    contracts::counting::grow_view(&hot.topic, hot.post_id, SHARDS)
+        .update_item(&table.client, &table.name)
+        .send()
+        .await
+        .unwrap();
+    let records = bench::app::through_filters(&bench::app::stream_records(&table).await);
+
+    let report = crate::support::projector(&table)
+        .handle(&records)
+        .await
+        .unwrap();
+    assert_eq!(report.first_failure, None, "{:?}", report.metrics);
+    let likes = load.likes_of(hot.post_id);
+    assert_eq!(likes, projector::plan::HOT_POST_LIKES as i64, "a hot view");
+    for like in load.likes.iter().filter(|l| l.post_id == hot.post_id) {
+        let item = table
+            .get(&ItemKey::Like(like.user_id.clone(), like.post_id))
+            .await
+            .unwrap();
+        assert_eq!(
+            item[contracts::keys::GSI1PK].as_s().unwrap(),
+            &post_view_shard(&hot.post_id, view_shard_of(&like.user_id, SHARDS)),
+            "{} in the shard its id picks",
+            like.user_id
+        );
+    }
+}

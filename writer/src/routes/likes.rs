@@ -1,7 +1,8 @@
 //! `PUT` and `DELETE /topics/{topic}/posts/{post}/like`: like and unlike as the caller.
 //!
 //! Stream mode appends one like item (no counter, no transaction); transactional mode counts
-//! in the same transaction. A repeat like and an unlike of nothing change nothing.
+//! in the same transaction, and puts the like into the view shard its liker's id picks among
+//! the post's (see [`crate::VIEW_SHARDS_MAX_AGE`]). A repeat like and an unlike of nothing change nothing.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +10,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use contracts::api::LikeState;
 use contracts::items::Like;
-use contracts::keys::Ksuid;
+use contracts::keys::{Ksuid, view_shard_of};
 
 use crate::extract::{PathParams, PostPath};
 use crate::identity::Caller;
@@ -46,7 +47,11 @@ pub async fn like(
     };
     let outcome = match app.mode {
         WriteMode::Stream => app.store.append_like(&like).await?,
-        WriteMode::Transactional => app.store.like_and_count(&like).await?,
+        WriteMode::Transactional => {
+            let shards = app.view_shards(&like.topic, post).await?;
+            let shard = view_shard_of(&like.user_id, shards);
+            app.store.like_and_count(&like, shard).await?
+        }
     };
     let status = match outcome {
         LikeOutcome::Created => StatusCode::CREATED,

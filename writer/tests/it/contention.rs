@@ -79,3 +79,75 @@ async fn an_unlike_racing_the_projectors_mark_of_its_like_waits_for_it() {
         model.stats()
     );
 }
+
+/// The transactional writer on a viral post whose view the projector has spread: each like
+/// goes, in its counting transaction, to the view shard its liker's id picks among the post's,
+/// not all to shard 0 (the partition that throttled), and under the concurrent likes' conflicts
+/// on the post's counter every like is answered, none with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transactional_writer_spreads_a_viral_posts_likes_over_its_view_shards() {
+    use contracts::keys::{PostId, UserId, post_view_shard, view_shard_of};
+    use futures_util::StreamExt;
+
+    const SHARDS: u32 = 8;
+    const LIKES: usize = 160;
+    let table = TestTable::new().await;
+    let model = ContentionModel::start(&table.endpoint, ContentionSettings::default()).await;
+    let client = bench::app::client_at(&model.endpoint).await;
+    let state = bench::app::app_state(
+        &client,
+        &table.name,
+        WriteMode::Transactional,
+        IdentitySource::DevHeader,
+    );
+    let writer = WriterClient::new(writer::serve_on_loopback(state).await.unwrap());
+    let post = writer.create_post("t", "viral").await;
+    let post_id: PostId = post.parse().unwrap();
+    counting::grow_view(&"t".parse().unwrap(), post_id, SHARDS)
+        .update_item(&table.client, &table.name)
+        .send()
+        .await
+        .expect("the view spread, as the projector spreads a throttled one");
+
+    let path = format!("/topics/t/posts/{post}/like");
+    let statuses: Vec<StatusCode> = futures_util::stream::iter(0..LIKES)
+        .map(|i| {
+            let (writer, path) = (&writer, &path);
+            async move {
+                writer
+                    .send(Method::PUT, path, Some(&format!("fan-{i}")), None)
+                    .await
+                    .status()
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::CREATED),
+        "every like answered 201: {statuses:?}"
+    );
+    assert!(
+        model.stats().conflicts > 0,
+        "the likes contended on the post's counter: {:?}",
+        model.stats()
+    );
+    assert_eq!(writer.like_count("t", &post).await, LIKES as i64);
+
+    let mut shards_used = std::collections::BTreeSet::new();
+    for i in 0..LIKES {
+        let user: UserId = format!("fan-{i}").parse().unwrap();
+        let item = table
+            .get(&ItemKey::Like(user.clone(), post_id))
+            .await
+            .unwrap();
+        let shard = view_shard_of(&user, SHARDS);
+        assert_eq!(
+            item[contracts::keys::GSI1PK].as_s().unwrap(),
+            &post_view_shard(&post_id, shard),
+            "{user} in the shard its id picks"
+        );
+        shards_used.insert(shard);
+    }
+    assert_eq!(shards_used.len(), SHARDS as usize, "every shard took likes");
+}

@@ -7,6 +7,7 @@ mod cursors;
 mod docs;
 mod fuzz;
 mod lambda;
+mod likers;
 mod logging;
 mod runtime;
 
