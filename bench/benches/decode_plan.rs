@@ -4,7 +4,7 @@
 //! event filter passes them.
 
 use contracts::change::decode_json;
-use contracts::keys::Ksuid;
+use contracts::keys::{LikeId, PostId};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use projector::plan::plan;
 use serde_json::{Value, json};
@@ -24,13 +24,13 @@ fn image(user: &str, post: &str, like_id: &str) -> Value {
 }
 
 fn batch(size: usize) -> Vec<Value> {
-    let hot = Ksuid::generate().to_string();
-    let posts: Vec<String> = (0..50).map(|_| Ksuid::generate().to_string()).collect();
+    let hot = PostId::generate().to_string();
+    let posts: Vec<String> = (0..50).map(|_| PostId::generate().to_string()).collect();
     (0..size)
         .map(|i| {
             let user = format!("user-{i}");
             let post = if i % 3 == 0 { &hot } else { &posts[i % 50] };
-            let like = image(&user, post, &Ksuid::generate().to_string());
+            let like = image(&user, post, &LikeId::generate().to_string());
             let (name, images) = if i % 5 == 4 {
                 ("REMOVE", json!({"OldImage": like.clone()}))
             } else {

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use bench::TestTable;
 use chrono::Utc;
 use contracts::items::{CountedBy, Entity, Like, Post};
-use contracts::keys::Ksuid;
+use contracts::keys::{LikeId, PostId};
 use futures_util::{StreamExt, stream};
 use projector::verify::{DEFAULT_PAGE_SIZE, ScanSpec, tally};
 
@@ -22,7 +22,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let table = TestTable::new().await;
-    let posts: Vec<Ksuid> = (0..POSTS).map(|_| Ksuid::generate()).collect();
+    let posts: Vec<PostId> = (0..POSTS).map(|_| PostId::generate()).collect();
     let mut items = Vec::with_capacity(likes + POSTS);
     for (i, post) in posts.iter().enumerate() {
         let likes_of_post = likes / POSTS + usize::from(i < likes % POSTS);
@@ -47,7 +47,7 @@ async fn main() {
                     topic: "bench".parse().unwrap(),
                     title: format!("post {i}"),
                     liked_at: Utc::now(),
-                    like_id: Ksuid::generate(),
+                    like_id: LikeId::generate(),
                     counted_by: Some(CountedBy::Projector),
                 }
                 .to_item_in_view(0),

@@ -230,9 +230,9 @@ pub const FOLDS_PER_PARTITION_S: f64 = 10.0 / contracts::keys::DELTA_PARTITIONS 
 ///
 /// # Assumptions
 ///
-/// - Records spread evenly over `shards × parallelization` lanes (a post's likes live in its
+/// - Records spread evenly over `shards × parallelization` consumers (a post's likes live in its
 ///   likers' partitions, which the table spreads over all shards).
-/// - A lane invokes when its batching window has passed or its batch is full, and one at a
+/// - A consumer invokes when its batching window has passed or its batch is full, and one at a
 ///   time: `invocation_s` is what handling a batch takes on top of the window.
 /// - A hot counter's counting transactions hold at most 99 of its changes, one delta each; a
 ///   batch with fewer hot likes than that still writes one delta when it has any (expected
@@ -240,7 +240,7 @@ pub const FOLDS_PER_PARTITION_S: f64 = 10.0 / contracts::keys::DELTA_PARTITIONS 
 /// - One-hop counting writes the counter once per batch that holds a hot like; transactions on
 ///   one item commit one at a time, each holding it `transaction_s`, and overlapping ones are
 ///   cancelled (`TransactionConflict`).
-/// - A delta's second hop takes `stream_s` to appear in the stream, then its lane's batching
+/// - A delta's second hop takes `stream_s` to appear in the stream, then its consumer's batching
 ///   window, then up to one round of fold slots (400 ms).
 /// - The view starts on one GSI1 partition (one stamp write unit per like; the post item is not
 ///   in GSI1, so counter writes cost it nothing). While the stamps offered exceed
@@ -249,7 +249,7 @@ pub const FOLDS_PER_PARTITION_S: f64 = 10.0 / contracts::keys::DELTA_PARTITIONS 
 ///   count learnt), up to `contracts::keys::MAX_VIEW_SHARDS`; each shard takes
 ///   [`PARTITION_WCU`] stamps a second (users spread evenly). Stamps wait in line, first come
 ///   first served: a like's view lag is the backlog over the capacity, plus its trip through
-///   the stream and a batch. (A stamp put off waits its turn back through the stream; the
+///   the stream and a batch. (A deferred stamp waits its turn back through the stream; the
 ///   write that puts it off, one unit on the liker's partition, is not in the table's units.)
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EventSourceLoad {
@@ -270,8 +270,8 @@ pub struct EventSourceLoad {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HotCounterModel {
-    pub lanes: f64,
-    pub invocations_per_lane_s: f64,
+    pub consumers: f64,
+    pub invocations_per_consumer_s: f64,
     pub hot_likes_per_batch: f64,
     /// One hop: counter writes offered per second, the share that would overlap another, and
     /// the likes a second the counter item can commit.
@@ -321,16 +321,16 @@ impl EventSourceLoad {
     }
 
     pub fn model(&self) -> HotCounterModel {
-        let lanes = self.shards * self.parallelization;
-        let lane_rate = (self.hot_rate + self.other_rate) / lanes;
+        let consumers = self.shards * self.parallelization;
+        let consumer_rate = (self.hot_rate + self.other_rate) / consumers;
         let cycle = self.batching_window_s + self.invocation_s;
         let invocations = (1.0 / cycle)
-            .max(lane_rate / self.batch_size)
+            .max(consumer_rate / self.batch_size)
             .min(1.0 / self.invocation_s);
-        let k = self.hot_rate / lanes / invocations;
+        let k = self.hot_rate / consumers / invocations;
         let transactions_per_batch = (1.0 - (-k).exp()) + (k / DELTAS_PER_FOLD).floor();
         // One-hop: a counter write per hot transaction; two hops: a delta per hot transaction.
-        let deltas_s = lanes * invocations * transactions_per_batch;
+        let deltas_s = consumers * invocations * transactions_per_batch;
         let partitions = contracts::keys::DELTA_PARTITIONS as f64;
         let delta_partition_wcu = deltas_s * DELTA_WCU / partitions;
         let folds_needed = partitions * invocations.max(deltas_s / partitions / DELTAS_PER_FOLD);
@@ -346,8 +346,8 @@ impl EventSourceLoad {
         let one_shard_view_rate = PARTITION_WCU;
         let view = self.sharded_view();
         HotCounterModel {
-            lanes,
-            invocations_per_lane_s: invocations,
+            consumers,
+            invocations_per_consumer_s: invocations,
             hot_likes_per_batch: k,
             one_hop_counter_writes_s: deltas_s,
             one_hop_overlap: 1.0 - (-deltas_s * self.transaction_s).exp(),
@@ -428,7 +428,7 @@ impl EventSourceLoad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contracts::keys::Ksuid;
+    use contracts::keys::PostId;
 
     #[track_caller]
     fn assert_close(actual: f64, expected: f64) {
@@ -491,10 +491,10 @@ mod tests {
     #[test]
     fn a_viral_post_over_100_shards_keeps_its_counter_current_in_two_hops() {
         let model = viral(100.0, 20_000.0).model();
-        assert_close(model.lanes, 200.0);
-        assert_close(model.invocations_per_lane_s, 1.0 / 1.1);
+        assert_close(model.consumers, 200.0);
+        assert_close(model.invocations_per_consumer_s, 1.0 / 1.1);
         assert_close(model.hot_likes_per_batch, 110.0);
-        // Two transactions per lane's batch: 200 lanes × 1/1.1 s × 2 deltas.
+        // Two transactions per consumer's batch: 200 consumers × 1/1.1 s × 2 deltas.
         assert!((model.deltas_s - 363.6).abs() < 0.1, "{model:?}");
         assert!(model.delta_partition_wcu < PARTITION_WCU);
         assert!(model.counter_writes_s <= 10.0);
@@ -536,7 +536,7 @@ mod tests {
     /// The classic design: like and counter in one transaction; the like enters the view.
     #[test]
     fn the_transactional_design_is_bound_by_the_post_item() {
-        let post = Ksuid::generate();
+        let post = PostId::generate();
         let post_key = ItemKey::Post("t".parse().unwrap(), post);
         let key = post_key.key();
         let like_sk = format!("LIKE#{post}");
@@ -569,7 +569,7 @@ mod tests {
     /// write and stamps each like into the view.
     #[test]
     fn the_stream_design_keeps_the_request_path_off_the_posts_partitions() {
-        let post = Ksuid::generate();
+        let post = PostId::generate();
         let post_key = ItemKey::Post("t".parse().unwrap(), post);
         let key = post_key.key();
         let like_sk = format!("LIKE#{post}");

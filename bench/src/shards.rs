@@ -6,21 +6,21 @@
 //! factor of them, keeping order per partition key only. [`simulate`] does the same, live: it
 //! tails the engine's stream while the load is written, passes what the deployed event
 //! filters pass ([`contracts::filters::Filter`], matched as Lambda matches them), and sends each record to a virtual
-//! shard by its partition key, and within it to one of `parallelization` lanes, again by
-//! partition key. Every lane hands its records in order, in batches (up to `batch_size`,
+//! shard by its partition key, and within it to one of `parallelization` consumers, again by
+//! partition key. Every consumer hands its records in order, in batches (up to `batch_size`,
 //! gathered for at most `batching_window`), each batch a separate handler call of a projector
 //! of its own, as Lambda's concurrent invocations are separate instances. A batch that reports
 //! a failure is re-sent from that record, as with `ReportBatchItemFailures`; a handler call
 //! that fails outright is retried on half the batch (`BisectBatchOnFunctionError`); after
 //! `max_retries` the batch goes to a stand-in failure destination, which keeps what Lambda
 //! would send (the `DDBStreamBatchInfo`: shard, first and last sequence numbers, arrival
-//! times), and the lane moves on. The projection's own records (a hot counter's deltas) come
+//! times), and the consumer moves on. The projection's own records (a hot counter's deltas) come
 //! back through the same stream, as on AWS: the simulation ends when the stream has been quiet
 //! for [`QUIET`] with every record applied or given up on.
 //!
 //! The function's timeout is Lambda's: the handler gets the deadline, and an invocation still
 //! running at the timeout is ended mid-write (a fault of the contention model can hold a
-//! request that long) and its batch re-sent, halved, to a new instance from the lane's
+//! request that long) and its batch re-sent, halved, to a new instance from the consumer's
 //! checkpoint (its first pending record). `max_record_age` gives up on a failing batch whose
 //! oldest record is too old, as `MaximumRecordAgeInSeconds` does.
 //!
@@ -36,7 +36,7 @@ use chrono::{DateTime, Utc};
 use contracts::change::{Change, decode_json};
 use contracts::dynamo::Backoff;
 use contracts::items::{Entity, Like, Post};
-use contracts::keys::{Ksuid, PostId, TopicSlug};
+use contracts::keys::{LikeId, PostId, TopicSlug};
 use futures_util::{StreamExt, stream};
 use projector::apply::Applier;
 use projector::deadline::{Deadline, MARGIN};
@@ -56,7 +56,7 @@ pub struct ShardSettings {
     pub shards: usize,
     pub parallelization: usize,
     pub batch_size: usize,
-    /// How long a lane gathers records before it invokes (Lambda's batching window).
+    /// How long a consumer gathers records before it invokes (Lambda's batching window).
     pub batching_window: Duration,
     /// Retries of a failing batch before it goes to the failure destination (Lambda's
     /// `MaximumRetryAttempts`; `None`: retried until applied).
@@ -72,9 +72,9 @@ pub struct ShardSettings {
 }
 
 impl ShardSettings {
-    /// `shards` × `parallelization` lanes, records handed over as they come, retried until
+    /// `shards` × `parallelization` consumers, records handed over as they come, retried until
     /// applied, no timeout.
-    pub fn lanes(shards: usize, parallelization: usize) -> Self {
+    pub fn consumers(shards: usize, parallelization: usize) -> Self {
         Self {
             shards,
             parallelization,
@@ -88,7 +88,7 @@ impl ShardSettings {
 }
 
 /// What Lambda sends the failure destination about a batch it gave up on: the
-/// `DDBStreamBatchInfo` of its failure record (the lane stands for the shard).
+/// `DDBStreamBatchInfo` of its failure record (the consumer stands for the shard).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchInfo {
@@ -101,10 +101,10 @@ pub struct BatchInfo {
 }
 
 impl BatchInfo {
-    fn of(lane: usize, records: &[Routed]) -> Option<Self> {
+    fn of(consumer: usize, records: &[Routed]) -> Option<Self> {
         let (first, last) = (records.first()?, records.last()?);
         Some(Self {
-            shard_id: format!("shardId-lane-{lane:04}"),
+            shard_id: format!("shardId-consumer-{consumer:04}"),
             start_sequence_number: first.sequence.clone(),
             end_sequence_number: last.sequence.clone(),
             approximate_arrival_of_first_record: first.created,
@@ -114,14 +114,14 @@ impl BatchInfo {
     }
 }
 
-/// A record on its way to its lane, decoded once when read: as Lambda delivers it, when it
+/// A record on its way to its consumer, decoded once when read: as Lambda delivers it, when it
 /// was read from the stream, and what the figures need of it.
 struct Routed {
     record: Value,
     read: Instant,
     sequence: String,
     created: DateTime<Utc>,
-    /// `None`: undecodable (the projector isolates it).
+    /// `None`: undecodable (the projector quarantines it).
     change: Option<Change>,
     /// A like's `likedAt` (its lag runs from there).
     liked_at: Option<DateTime<Utc>>,
@@ -167,8 +167,8 @@ const POLL: Duration = Duration::from_millis(250);
 /// The longest a simulation may take before it is a failure.
 const GIVE_UP: Duration = Duration::from_secs(600);
 
-/// The lane of a record: (virtual shard, lane within it), by its partition key.
-pub fn lane_of(record: &Value, settings: &ShardSettings) -> usize {
+/// The consumer of a record: (virtual shard, consumer within it), by its partition key.
+pub fn consumer_of(record: &Value, settings: &ShardSettings) -> usize {
     let key = record["dynamodb"]["Keys"]["PK"]["S"]
         .as_str()
         .unwrap_or_default();
@@ -189,7 +189,7 @@ struct Lag {
     millis: f64,
 }
 
-/// What the running lanes share with the simulation.
+/// What the running consumers share with the simulation.
 #[derive(Default)]
 struct Progress {
     routed: AtomicUsize,
@@ -200,11 +200,11 @@ struct Progress {
 }
 
 /// Read the table's stream from its start until `stop`, routing every record the deployed
-/// filters pass to its lane.
+/// filters pass to its consumer.
 async fn tail(
     streams: aws_sdk_dynamodbstreams::Client,
     arn: String,
-    lanes: Vec<mpsc::UnboundedSender<Routed>>,
+    consumers: Vec<mpsc::UnboundedSender<Routed>>,
     settings: ShardSettings,
     progress: Arc<Progress>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -236,7 +236,7 @@ async fn tail(
                     Err(e) => (e.sequence, DateTime::UNIX_EPOCH, None),
                 };
                 progress.routed.fetch_add(1, Ordering::SeqCst);
-                let lane = lane_of(&record, &settings);
+                let consumer = consumer_of(&record, &settings);
                 let liked_at = record["dynamodb"]["NewImage"]["likedAt"]["S"]
                     .as_str()
                     .and_then(|t| t.parse().ok());
@@ -248,7 +248,7 @@ async fn tail(
                     change,
                     liked_at,
                 };
-                lanes[lane].send(routed).expect("lanes outlive the tail");
+                consumers[consumer].send(routed).expect("consumers outlive the tail");
             }
         }
         if !read_any {
@@ -257,14 +257,14 @@ async fn tail(
     }
 }
 
-/// One lane: batches in order, each a handler call, re-sent from the first failure; a batch
+/// One consumer: batches in order, each a handler call, re-sent from the first failure; a batch
 /// whose call fails outright (an error, or ended by the timeout) is halved
 /// (`BisectBatchOnFunctionError`); a batch still failing after `max_retries`, or with a record
-/// older than `max_record_age`, goes to the failure destination and the lane moves on. The
-/// lane's checkpoint is its first pending record: an ended invocation's batch is re-sent from
+/// older than `max_record_age`, goes to the failure destination and the consumer moves on. The
+/// consumer's checkpoint is its first pending record: an ended invocation's batch is re-sent from
 /// there to a new instance (a fresh projector, its memory of hot posts gone).
-async fn run_lane(
-    lane: usize,
+async fn run_consumer(
+    consumer: usize,
     instance: impl Fn() -> Projector,
     mut records: mpsc::UnboundedReceiver<Routed>,
     settings: ShardSettings,
@@ -335,7 +335,7 @@ async fn run_lane(
         });
         if retries_spent || too_old {
             let given_up = (end - done).min(pending.len());
-            if let Some(info) = BatchInfo::of(lane, &pending[..given_up]) {
+            if let Some(info) = BatchInfo::of(consumer, &pending[..given_up]) {
                 progress
                     .failure_destination
                     .lock()
@@ -418,7 +418,7 @@ impl ViralLoad {
         let posts: Vec<Post> = (0..skew.posts())
             .map(|i| Post {
                 topic: topic.clone(),
-                post_id: Ksuid::generate(),
+                post_id: PostId::generate(),
                 author_id: "author".parse().expect("a user id"),
                 title: format!("post {i}"),
                 body: String::new(),
@@ -437,7 +437,7 @@ impl ViralLoad {
                     topic: topic.clone(),
                     title: post.title.clone(),
                     liked_at: Utc::now(),
-                    like_id: Ksuid::generate(),
+                    like_id: LikeId::generate(),
                     counted_by: None,
                 }
             })
@@ -573,13 +573,13 @@ pub async fn simulate_through(
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..settings.shards * settings.parallelization)
         .map(|_| mpsc::unbounded_channel())
         .unzip();
-    let lanes: Vec<_> = receivers
+    let consumers: Vec<_> = receivers
         .into_iter()
         .enumerate()
         .map(|(i, receiver)| {
             let (client, table) = (client.clone(), table.name.clone());
             let instance = move || Projector::new(Applier::new(client.clone(), &table));
-            tokio::spawn(run_lane(i, instance, receiver, settings, progress.clone()))
+            tokio::spawn(run_consumer(i, instance, receiver, settings, progress.clone()))
         })
         .collect();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -613,8 +613,8 @@ pub async fn simulate_through(
     stop.send(true).expect("the tail listens");
     tailing.await.expect("the tail");
     let mut delivered = Delivered::default();
-    for lane in lanes {
-        delivered = delivered.merge(lane.await.expect("a lane"));
+    for consumer in consumers {
+        delivered = delivered.merge(consumer.await.expect("a consumer"));
     }
     let lags = std::mem::take(&mut *progress.lags.lock().expect("lags"));
     let hot = load.hot();
@@ -665,16 +665,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_partition_keys_records_share_one_lane_and_keys_spread_over_all() {
-        let settings = ShardSettings::lanes(16, 2);
+    fn a_partition_keys_records_share_one_consumer_and_keys_spread_over_all() {
+        let settings = ShardSettings::consumers(16, 2);
         let record = |pk: &str| json!({"dynamodb": {"Keys": {"PK": {"S": pk}}}});
         assert_eq!(
-            lane_of(&record("USER#a"), &settings),
-            lane_of(&record("USER#a"), &settings)
+            consumer_of(&record("USER#a"), &settings),
+            consumer_of(&record("USER#a"), &settings)
         );
         let used: std::collections::HashSet<usize> = (0..2_000)
-            .map(|u| lane_of(&record(&format!("USER#{u}")), &settings))
+            .map(|u| consumer_of(&record(&format!("USER#{u}")), &settings))
             .collect();
-        assert_eq!(used.len(), 32, "every lane gets users");
+        assert_eq!(used.len(), 32, "every consumer gets users");
     }
 }

@@ -18,7 +18,7 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use bench::{LocalInstance, TestTable, eventually};
 use contracts::counting::{self, Write};
 use contracts::items::{CountedBy, Delta, Entity, Item, Like, LikeRef, Post, attr};
-use contracts::keys::{self, ItemKey, Ksuid, PostId, TopicSlug};
+use contracts::keys::{self, ItemKey, Ksuid, LikeId, PostId, TopicSlug};
 
 fn topic() -> TopicSlug {
     "conformance".parse().unwrap()
@@ -27,7 +27,7 @@ fn topic() -> TopicSlug {
 async fn post(table: &TestTable) -> PostId {
     let post = Post {
         topic: topic(),
-        post_id: Ksuid::generate(),
+        post_id: PostId::generate(),
         title: "p".into(),
         body: String::new(),
         author_id: "a".parse().unwrap(),
@@ -46,7 +46,7 @@ async fn like(table: &TestTable, user: &str, post: PostId) -> LikeRef {
         topic: topic(),
         title: "p".into(),
         liked_at: chrono::Utc::now(),
-        like_id: Ksuid::generate(),
+        like_id: LikeId::generate(),
         counted_by: None,
     };
     table.put(like.to_item()).await;
@@ -142,7 +142,7 @@ async fn the_mark_counts_an_incarnation_once_and_a_refusal_returns_the_like() {
     assert!(old.contains_key(keys::GSI1PK), "the mark stamped it");
     // Another incarnation's mark is refused: the condition on likeId holds it apart.
     let other = LikeRef {
-        like_id: Ksuid::generate(),
+        like_id: LikeId::generate(),
         ..like.clone()
     };
     assert!(matches!(
@@ -161,7 +161,7 @@ async fn the_mark_counts_an_incarnation_once_and_a_refusal_returns_the_like() {
 }
 
 /// `SET`, `REMOVE` and `attribute_not_exists` in one update: a stamp enters one view shard and
-/// clears `stampDue`; a stamp put off sets `stampDue` only while the like is in no shard.
+/// clears `stampDue`; a stamp deferred sets `stampDue` only while the like is in no shard.
 /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html>
 #[tokio::test]
 async fn a_stamp_enters_one_view_shard_once_and_clears_a_stamp_put_off() {
@@ -250,7 +250,7 @@ async fn counters_move_by_add_and_hot_counters_refuse_the_one_hop_move() {
         Outcome::Applied
     );
     // No post: nothing moves.
-    let missing = Ksuid::generate();
+    let missing = PostId::generate();
     assert_eq!(
         update(&table, &counting::move_counter(&topic(), missing, 1)).await,
         Outcome::Refused(None)

@@ -8,7 +8,7 @@
 //! - an INSERT of a like not yet counted: [`Change::LikeAdded`];
 //! - a REMOVE of a like, with who had counted it: [`Change::LikeRemoved`];
 //! - an INSERT of a hot post's delta, to be folded into its counter: [`Change::DeltaAdded`];
-//! - a MODIFY of a counted like whose stamp the projector put off (`stampDue` set, not yet in
+//! - a MODIFY of a counted like whose stamp the projector deferred (`stampDue` set, not yet in
 //!   the view): [`Change::StampDue`].
 //!
 //! Everything else is [`Change::Ignored`]: other MODIFY records (the projector's own marks,
@@ -57,7 +57,7 @@ pub enum Change {
     LikeRemoved(LikeRef),
     /// A hot post's counting transaction wrote this delta: add it to the counter.
     DeltaAdded(Delta),
-    /// A counted like whose stamp was put off (its view throttled): stamp it now.
+    /// A counted like whose stamp was deferred (its view throttled): stamp it now.
     StampDue(LikeRef),
     Ignored(IgnoreReason),
 }
@@ -68,7 +68,7 @@ pub enum Change {
 pub struct Undecodable {
     pub sequence: String,
     /// The record's `eventID`, unique per record: records can share a sequence number (AWS's
-    /// own sample events do), and each is isolated on its own.
+    /// own sample events do), and each is quarantined on its own.
     pub event_id: String,
     pub reason: String,
 }
@@ -358,7 +358,7 @@ pub fn from_streams_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::Ksuid;
+    use crate::keys::LikeId;
     use serde_json::json;
 
     fn like(counted_by: Option<&str>) -> Value {
@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(added.user.as_str(), "ann");
         assert_eq!(
             added.like_id,
-            "2lPNkfHnGyd3WnfyeBX4bRb3X2c".parse::<Ksuid>().unwrap()
+            "2lPNkfHnGyd3WnfyeBX4bRb3X2c".parse::<LikeId>().unwrap()
         );
         let removed = change_of(record("REMOVE", None, Some(like(Some("projector")))));
         assert_eq!(removed, Change::LikeRemoved(added));

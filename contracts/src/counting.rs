@@ -206,7 +206,7 @@ pub fn stamp_like(like: &LikeRef, shard: u32) -> Write {
     in_view_shard(write, like, shard).set("SET #gpk = :gpk, #gsk = :gsk REMOVE #due".into())
 }
 
-/// Put a like's stamp off (its view throttled): mark it `stampDue`, if this incarnation still
+/// Defer a like's stamp (its view throttled): mark it `stampDue`, if this incarnation still
 /// exists and is in no view shard. The mark's MODIFY record brings the like back through the
 /// stream ([`crate::change::Change::StampDue`]), so the batch that could not stamp it need not
 /// fail: a view that throttles slows no other post's records. The like is not in GSI1, so this
@@ -278,19 +278,19 @@ pub fn fold_delta(post: PostId, delta_id: Ksuid) -> Write {
     .name("#pk", keys::PK)
 }
 
-/// Move a post's counter by `delta` (zero too: the renewed version still tells `rebuild` that
+/// Move a post's counter by `by` (zero too: the renewed version still tells `rebuild` that
 /// the counted likes changed), only if the post exists.
-pub fn move_counter(topic: &TopicSlug, post: PostId, delta: i64) -> Write {
-    counter_move(topic, post, delta, "attribute_exists(#pk)")
+pub fn move_counter(topic: &TopicSlug, post: PostId, by: i64) -> Write {
+    counter_move(topic, post, by, "attribute_exists(#pk)")
 }
 
 /// The projector's one-hop move: [`move_counter`], only while the counter is not hot at
 /// `now_secs` (no fold marked it). On failure the post as it was says which ([`CounterState`]).
-pub fn move_cold_counter(topic: &TopicSlug, post: PostId, delta: i64, now_secs: i64) -> Write {
+pub fn move_cold_counter(topic: &TopicSlug, post: PostId, by: i64, now_secs: i64) -> Write {
     counter_move(
         topic,
         post,
-        delta,
+        by,
         "attribute_exists(#pk) AND (attribute_not_exists(#hot) OR #hot < :now)",
     )
     .name("#hot", attr::HOT_UNTIL)
@@ -302,23 +302,23 @@ pub fn move_cold_counter(topic: &TopicSlug, post: PostId, delta: i64, now_secs: 
 pub fn fold_into_counter(
     topic: &TopicSlug,
     post: PostId,
-    delta: i64,
+    by: i64,
     hot_until_secs: i64,
 ) -> Write {
-    let mut write = counter_move(topic, post, delta, "attribute_exists(#pk)")
+    let mut write = counter_move(topic, post, by, "attribute_exists(#pk)")
         .name("#hot", attr::HOT_UNTIL)
         .value(":until", AttributeValue::N(hot_until_secs.to_string()));
-    write.update = Some("ADD #count :delta SET #version = :version, #hot = :until".into());
+    write.update = Some("ADD #count :by SET #version = :version, #hot = :until".into());
     write
 }
 
-fn counter_move(topic: &TopicSlug, post: PostId, delta: i64, condition: &str) -> Write {
+fn counter_move(topic: &TopicSlug, post: PostId, by: i64, condition: &str) -> Write {
     Write::new(key_item(&ItemKey::Post(topic.clone(), post)), condition)
-        .set("ADD #count :delta SET #version = :version".into())
+        .set("ADD #count :by SET #version = :version".into())
         .name("#pk", keys::PK)
         .name("#count", attr::LIKE_COUNT)
         .name("#version", attr::COUNT_VERSION)
-        .value(":delta", AttributeValue::N(delta.to_string()))
+        .value(":by", AttributeValue::N(by.to_string()))
         .value(":version", s(Ksuid::generate().as_str()))
 }
 
@@ -435,13 +435,14 @@ impl LikeState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::LikeId;
 
     fn like() -> LikeRef {
         LikeRef {
             user: "ada".parse().unwrap(),
-            post: Ksuid::generate(),
+            post: PostId::generate(),
             topic: "rust".parse().unwrap(),
-            like_id: Ksuid::generate(),
+            like_id: LikeId::generate(),
         }
     }
 
@@ -525,7 +526,7 @@ mod tests {
             LikeState::Counted { in_view: true }
         );
         let other = LikeRef {
-            like_id: Ksuid::generate(),
+            like_id: LikeId::generate(),
             ..like
         };
         assert_eq!(LikeState::of(Some(&item), &other), LikeState::Replaced);

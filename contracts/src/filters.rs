@@ -26,7 +26,7 @@ pub enum Work {
     LikeRemoved,
     /// An INSERT of a hot post's delta.
     DeltaAdded,
-    /// A MODIFY of a like whose stamp was put off, not in the view yet.
+    /// A MODIFY of a like whose stamp was deferred, not in the view yet.
     StampDue,
 }
 
@@ -229,7 +229,7 @@ impl Filter {
     }
 
     /// Whether some pattern matches the record (Lambda's JSON shape). A record that is not
-    /// valid JSON to the matcher passes, so the handler sees it and isolates it.
+    /// valid JSON to the matcher passes, so the handler sees it and quarantines it.
     pub fn passes(&self, record: &Value) -> bool {
         let bytes = serde_json::to_vec(record).expect("a JSON value serializes");
         self.0.has_matches(&bytes).unwrap_or(true)

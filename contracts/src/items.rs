@@ -77,7 +77,7 @@ pub mod attr {
     pub const HOT_UNTIL: &str = "hotUntil";
     /// A post's number of likers view shards.
     pub const VIEW_SHARDS: &str = "viewShards";
-    /// On a counted like: its stamp was put off (epoch milliseconds of the last try); the
+    /// On a counted like: its stamp was deferred (epoch milliseconds of the last try); the
     /// MODIFY this write makes brings it back through the stream. Removed by the stamp.
     pub const STAMP_DUE: &str = "stampDue";
 }
@@ -348,7 +348,7 @@ impl Entity for Checkpoint {
     }
 }
 
-/// A stream record that could not be decoded, isolated so it never blocks its shard.
+/// A stream record that could not be decoded, quarantined so it never blocks its shard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Quarantined {
@@ -386,7 +386,7 @@ fn base_item<E: Entity>(entity: &E) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::Ksuid;
+    use crate::keys::{LikeId, PostId};
 
     fn string(item: &Item, name: &str) -> String {
         item[name].as_s().unwrap().clone()
@@ -396,7 +396,7 @@ mod tests {
     fn post_round_trips_with_keys_outside_the_view() {
         let post = Post {
             topic: "rust".parse().unwrap(),
-            post_id: Ksuid::generate(),
+            post_id: PostId::generate(),
             author_id: "alice".parse().unwrap(),
             title: "Hello".into(),
             body: "World".into(),
@@ -419,11 +419,11 @@ mod tests {
     fn stream_mode_like_has_no_view_keys_and_no_mark() {
         let like = Like {
             user_id: "bob".parse().unwrap(),
-            post_id: Ksuid::generate(),
+            post_id: PostId::generate(),
             topic: "rust".parse().unwrap(),
             title: "Hello".into(),
             liked_at: Utc::now(),
-            like_id: Ksuid::generate(),
+            like_id: LikeId::generate(),
             counted_by: None,
         };
         let item = like.to_item();

@@ -129,10 +129,71 @@ impl TryFrom<String> for UserId {
 #[serde(try_from = "String", into = "String")]
 pub struct Ksuid([u8; KSUID_LEN]);
 
-/// A post's id.
-pub type PostId = Ksuid;
-/// One incarnation of a like: a re-like after an unlike is a new incarnation.
-pub type LikeId = Ksuid;
+/// Ids that are KSUIDs, each a type of its own, so that a post's id is never taken for a like
+/// incarnation's (or the other way round). Same text, same order, same serialization as
+/// [`Ksuid`].
+macro_rules! ksuid_ids {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Ksuid);
+
+        impl $name {
+            /// A fresh id for now.
+            pub fn generate() -> Self {
+                Self(Ksuid::generate())
+            }
+
+            /// A random id for a given time (milliseconds since the epoch).
+            pub fn at_millis(millis: i64) -> Self {
+                Self(Ksuid::at_millis(millis))
+            }
+
+            /// Its time, as [`Ksuid::millis`].
+            pub fn millis(&self) -> i64 {
+                self.0.millis()
+            }
+
+            /// The base62 text.
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = KeyError;
+            fn from_str(s: &str) -> Result<Self, KeyError> {
+                s.parse().map(Self)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.to_string()
+            }
+        }
+    )*};
+}
+
+ksuid_ids! {
+    /// A post's id.
+    PostId;
+    /// One incarnation of a like: a re-like after an unlike is a new incarnation.
+    LikeId;
+}
 
 /// Length of a KSUID's base62 text.
 const KSUID_LEN: usize = 27;
@@ -416,7 +477,7 @@ mod tests {
 
     #[test]
     fn view_shards_spread_users_and_shard_zero_is_the_posts_collection() {
-        let post: PostId = Ksuid::generate();
+        let post = PostId::generate();
         assert_eq!(post_view_shard(&post, 0), post_view_partition(&post));
         assert_eq!(post_view_shard(&post, 3), format!("POST#{post}#3"));
         let mut seen = [0u32; 8];
@@ -434,14 +495,14 @@ mod tests {
 
     #[test]
     fn every_key_parses_back_to_itself() {
-        let post = Ksuid::generate();
+        let post = PostId::generate();
         let user: UserId = "u-1@example.com".parse().unwrap();
         let keys = [
             ItemKey::Topic(slug("rust-2024")),
             ItemKey::Post(slug("rust"), post),
             ItemKey::User(user.clone()),
             ItemKey::Like(user, post),
-            ItemKey::Tombstone(Ksuid::generate()),
+            ItemKey::Tombstone(LikeId::generate()),
             ItemKey::Delta(post, Ksuid::generate()),
             ItemKey::Checkpoint {
                 stream: "arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/2026".into(),
@@ -460,7 +521,7 @@ mod tests {
 
     #[test]
     fn likes_are_in_their_posts_view_and_the_post_is_not() {
-        let post = Ksuid::generate();
+        let post = PostId::generate();
         let like = ItemKey::Like("alice".parse().unwrap(), post)
             .gsi1()
             .unwrap();

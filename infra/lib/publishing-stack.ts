@@ -342,7 +342,7 @@ export class PublishingStack extends Stack {
     new cloudwatch.Alarm(this, 'ProjectorQuarantined', {
       alarmDescription:
         'Stream records could not be decoded and were quarantined in the table: inspect, fix, replay (docs/operations.md).',
-      metric: this.projectorMetric('Isolated', 'Sum', Duration.minutes(5)),
+      metric: this.projectorMetric('Quarantined', 'Sum', Duration.minutes(5)),
       threshold: 1,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -488,7 +488,7 @@ export class PublishingStack extends Stack {
           }),
           new cloudwatch.GraphWidget({
             title: 'Projected records',
-            left: ['Applied', 'Redundant', 'Isolated', 'Failed'].map((name) => projectorMetric(name)),
+            left: ['Applied', 'Redundant', 'Quarantined', 'Failed'].map((name) => projectorMetric(name)),
           }),
           new cloudwatch.GraphWidget({
             title: 'Cancelled counting transactions (billed in full)',

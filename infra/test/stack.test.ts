@@ -185,7 +185,7 @@ test('alarms watch iterator age, errors, the failure queue and quarantined recor
   assert.ok(metrics.includes('IteratorAge'));
   assert.ok(metrics.includes('Errors'));
   assert.ok(metrics.includes('ApproximateNumberOfMessagesVisible'));
-  const quarantined = alarms.find((a: any) => a.MetricName === 'Isolated');
+  const quarantined = alarms.find((a: any) => a.MetricName === 'Quarantined');
   assert.equal(quarantined?.Namespace, 'Publishing/Projector', 'the projector\'s own metric');
 });
 
@@ -311,7 +311,7 @@ for (const stage of ['dev', 'prod'] as Stage[]) {
 test('a dashboard shows the projection, the API and throttles; alarms watch 5xx and throttles', () => {
   const dashboard = onlyResource(dev.template, 'AWS::CloudWatch::Dashboard');
   const body = JSON.stringify(dashboard.Properties.DashboardBody);
-  for (const metric of ['IteratorAge', 'LagMs', 'Applied', 'Redundant', 'Isolated', 'Failed', 'Cancelled', '5xx', 'Latency', 'WriteThrottleEvents', 'ReadThrottleEvents', 'GlobalSecondaryIndexName']) {
+  for (const metric of ['IteratorAge', 'LagMs', 'Applied', 'Redundant', 'Quarantined', 'Failed', 'Cancelled', '5xx', 'Latency', 'WriteThrottleEvents', 'ReadThrottleEvents', 'GlobalSecondaryIndexName']) {
     assert.ok(body.includes(metric), `the dashboard shows ${metric}`);
   }
   const alarms = Object.keys(dev.template.findResources('AWS::CloudWatch::Alarm'));

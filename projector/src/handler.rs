@@ -1,7 +1,7 @@
 //! One batch of stream records in, a partial batch response out: the function the Lambda, the
 //! local poller and replay all call.
 //!
-//! Records arrive as JSON, one value each, so a malformed record is decoded (and isolated) on
+//! Records arrive as JSON, one value each, so a malformed record is decoded (and quarantined) on
 //! its own instead of failing the whole event. The response names the lowest record that was
 //! not applied: Lambda resumes there and re-sends everything after it, which is safe because
 //! applying is idempotent.
@@ -24,7 +24,7 @@ pub struct BatchMetrics {
     /// Already applied by an earlier delivery, or overtaken by a later change.
     pub redundant: usize,
     pub ignored: usize,
-    pub isolated: usize,
+    pub quarantined: usize,
     pub failed: usize,
     /// Counting transactions DynamoDB cancelled (billed in full, then retried).
     pub cancelled: usize,
@@ -80,7 +80,7 @@ fn metrics(
         applied: count(Outcome::Applied),
         redundant: count(Outcome::Redundant),
         ignored: count(Outcome::Ignored),
-        isolated: count(Outcome::Isolated),
+        quarantined: count(Outcome::Quarantined),
         failed: count(Outcome::Failed),
         cancelled: applied.cancelled,
         lag_ms: oldest.map_or(0, |t| (now - t).num_milliseconds().max(0)),
@@ -142,7 +142,7 @@ impl Projector {
             applied = metrics.applied,
             redundant = metrics.redundant,
             ignored = metrics.ignored,
-            isolated = metrics.isolated,
+            quarantined = metrics.quarantined,
             failed = metrics.failed,
             cancelled = metrics.cancelled,
             lag_ms = metrics.lag_ms,
@@ -166,7 +166,7 @@ pub(crate) fn emf_line(stage: &str, metrics: &BatchMetrics, now: DateTime<Utc>) 
             ("Applied", "Count", metrics.applied as i64),
             ("Redundant", "Count", metrics.redundant as i64),
             ("Ignored", "Count", metrics.ignored as i64),
-            ("Isolated", "Count", metrics.isolated as i64),
+            ("Quarantined", "Count", metrics.quarantined as i64),
             ("Failed", "Count", metrics.failed as i64),
             ("Cancelled", "Count", metrics.cancelled as i64),
             ("LagMs", "Milliseconds", metrics.lag_ms),
@@ -208,7 +208,7 @@ mod tests {
             applied: 6,
             redundant: 2,
             ignored: 1,
-            isolated: 1,
+            quarantined: 1,
             failed: 0,
             cancelled: 3,
             lag_ms: 1234,

@@ -1,7 +1,7 @@
 //! The Lambda function: a DynamoDB stream event in, a partial batch response out.
 //!
 //! The event is taken as JSON and split into records here, so one malformed record is
-//! isolated on its own instead of failing the event's deserialization as a whole.
+//! quarantined on its own instead of failing the event's deserialization as a whole.
 
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{LambdaEvent, service_fn};

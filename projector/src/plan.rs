@@ -3,7 +3,7 @@
 //! # What the writes are
 //!
 //! **Counting transactions** of up to 100 actions. Each post in one holds:
-//! - `ADD likeCount :delta` on the post item (delta = marks − uncounts), and
+//! - `ADD likeCount :by` on the post item (by marks − uncounts), and
 //! - a **mark** per like added: `SET countedBy = projector` on the like item, conditioned on
 //!   the item existing *with the record's `likeId`* and not yet counted; and
 //! - an **uncount** per counted like removed: a put of the tombstone `TOMB#<likeId>`,
@@ -46,7 +46,7 @@
 //! post's count misses no stamped like. A stamp applies only to a like in no shard yet, so a
 //! like never moves between shards. Stamps of a cold view ride with the mark, into shard 0.
 //!
-//! A stamp still throttled once the count has grown is *put off*, not failed: the like is
+//! A stamp still throttled once the count has grown is *deferred*, not failed: the like is
 //! marked `stampDue` (one write on the liker's partition, outside GSI1), and that MODIFY brings
 //! it back through the stream ([`Change::StampDue`]) to be stamped then. So a view that cannot
 //! keep up fails no record and holds up no other post's batch; its likes enter it a stream
@@ -189,7 +189,7 @@ impl PostCount {
     }
 
     /// What the counter (or the delta) moves by if every condition holds.
-    pub fn delta(&self) -> i64 {
+    pub fn moves_by(&self) -> i64 {
         let folded: i64 = self.folds.iter().map(|f| f.delta.delta).sum();
         self.marks.len() as i64 - self.uncounts.len() as i64 + folded
     }
@@ -247,7 +247,7 @@ pub struct Plan {
     pub stamps: Vec<Stamp>,
     /// Positions of records that need nothing.
     pub ignored: Vec<usize>,
-    /// Records that could not be decoded: to be isolated.
+    /// Records that could not be decoded: to be quarantined.
     pub undecodable: Vec<(usize, Undecodable)>,
 }
 
@@ -351,7 +351,7 @@ fn plan_positions(changes: &[Option<&Change>], hot_posts: &HotPosts) -> Plan {
             _ => None,
         })
         .collect();
-    // Stamps put off by an earlier delivery, one per like however many records ask for it.
+    // Stamps deferred by an earlier delivery, one per like however many records ask for it.
     let mut due: Merged<LikeId, Stamp> = Merged::default();
     for (position, change) in changes.iter().enumerate() {
         let Some(change) = change else { continue };
@@ -566,7 +566,7 @@ mod tests {
             user: format!("user-{user}").parse().unwrap(),
             post,
             topic: "t".parse().unwrap(),
-            like_id: Ksuid::generate(),
+            like_id: LikeId::generate(),
         }
     }
 
@@ -582,7 +582,7 @@ mod tests {
     fn transactions_sharing_a_post_share_a_lane() {
         let post = |n: u64| PostRef {
             topic: "t".parse().unwrap(),
-            post: Ksuid::at_millis(1_700_000_000_000 + n as i64),
+            post: PostId::at_millis(1_700_000_000_000 + n as i64),
         };
         let (a, b, c, d) = (post(1), post(2), post(3), post(4));
         let transaction = |posts: &[&PostRef]| CountTransaction {
@@ -622,7 +622,7 @@ mod tests {
                 );
             }
         }
-        // Stamps split from marks share their records; a stamp put off earlier has its own.
+        // Stamps split from marks share their records; a stamp deferred earlier has its own.
         let marked: HashSet<usize> = seen.iter().copied().collect();
         for stamp in &plan.stamps {
             seen.extend(stamp.records.iter().filter(|r| !marked.contains(r)));
@@ -633,7 +633,7 @@ mod tests {
 
     #[test]
     fn stamps_put_off_come_back_once_each_and_not_for_likes_gone() {
-        let post = Ksuid::generate();
+        let post = PostId::generate();
         let (due, gone) = (like(1, post), like(2, post));
         let batch = vec![
             record(Change::StampDue(due.clone())),
@@ -651,7 +651,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_1000_likes_is_counted_through_11_deltas() {
-        let hot = Ksuid::generate();
+        let hot = PostId::generate();
         let batch: Vec<_> = (0..1000)
             .map(|u| record(Change::LikeAdded(like(u, hot))))
             .collect();
@@ -672,7 +672,7 @@ mod tests {
             touching.iter().all(|t| t.via_delta),
             "more changes than one transaction takes: the counter is not written by this batch"
         );
-        assert_eq!(touching.iter().map(|t| t.delta()).sum::<i64>(), 1000);
+        assert_eq!(touching.iter().map(|t| t.moves_by()).sum::<i64>(), 1000);
         assert!(
             touching.iter().flat_map(|t| &t.marks).all(|m| !m.stamp),
             "hot: marks leave GSI1 alone"
@@ -686,7 +686,7 @@ mod tests {
 
     #[test]
     fn a_post_whose_view_throttled_is_hot_with_few_likes() {
-        let (hot, cold) = (Ksuid::generate(), Ksuid::generate());
+        let (hot, cold) = (PostId::generate(), PostId::generate());
         let batch = vec![
             record(Change::LikeAdded(like(1, hot))),
             record(Change::LikeAdded(like(2, cold))),
@@ -725,7 +725,7 @@ mod tests {
 
     #[test]
     fn deltas_are_folded_per_post_apart_from_its_likes() {
-        let (hot, other) = (Ksuid::generate(), Ksuid::generate());
+        let (hot, other) = (PostId::generate(), PostId::generate());
         let mut batch: Vec<_> = (0..150)
             .map(|i| record(Change::DeltaAdded(new_delta(hot, i))))
             .collect();
@@ -771,7 +771,7 @@ mod tests {
             folds
                 .iter()
                 .filter(|f| f.post.post == post)
-                .map(|f| f.delta())
+                .map(|f| f.moves_by())
                 .sum()
         };
         assert_eq!(folded_for(hot), (0..150).sum::<i64>(), "a duplicate merges");
@@ -791,7 +791,7 @@ mod tests {
 
     #[test]
     fn cold_posts_mark_and_stamp_in_one_write_and_coalesce_per_post() {
-        let (a, b) = (Ksuid::generate(), Ksuid::generate());
+        let (a, b) = (PostId::generate(), PostId::generate());
         let removed = like(9, a);
         let batch = vec![
             record(Change::LikeAdded(like(1, a))),
@@ -811,7 +811,7 @@ mod tests {
         assert_eq!(plan.transactions.len(), 1, "cold posts share a transaction");
         let posts = &plan.transactions[0].posts;
         assert_eq!(posts.len(), 2, "one count per post");
-        assert_eq!(posts[0].delta(), 1, "two likes, one unlike of post a");
+        assert_eq!(posts[0].moves_by(), 1, "two likes, one unlike of post a");
         assert_eq!(posts[0].uncounts[0].records, [4, 6], "duplicates merge");
         assert!(posts.iter().flat_map(|p| &p.marks).all(|m| m.stamp));
         assert!(plan.stamps.is_empty());
@@ -821,10 +821,10 @@ mod tests {
 
     #[test]
     fn successive_incarnations_of_one_like_go_to_different_transactions() {
-        let post = Ksuid::generate();
+        let post = PostId::generate();
         let first = like(1, post);
         let second = LikeRef {
-            like_id: Ksuid::generate(),
+            like_id: LikeId::generate(),
             ..first.clone()
         };
         let batch = vec![
@@ -838,7 +838,7 @@ mod tests {
 
     #[test]
     fn a_like_removed_in_the_same_batch_is_not_marked() {
-        let post = Ksuid::generate();
+        let post = PostId::generate();
         let (uncounted, counted) = (like(1, post), like(2, post));
         let batch = vec![
             record(Change::LikeAdded(uncounted.clone())),
@@ -859,7 +859,7 @@ mod tests {
 
     #[test]
     fn cold_posts_fill_transactions_up_to_the_action_limit() {
-        let posts: Vec<_> = (0..120).map(|_| Ksuid::generate()).collect();
+        let posts: Vec<_> = (0..120).map(|_| PostId::generate()).collect();
         let batch: Vec<_> = (0..360)
             .map(|i| record(Change::LikeAdded(like(i, posts[i % 120]))))
             .collect();
@@ -871,14 +871,14 @@ mod tests {
             .transactions
             .iter()
             .flat_map(|t| &t.posts)
-            .map(|p| p.delta())
+            .map(|p| p.moves_by())
             .sum();
         assert_eq!(counted, 360);
     }
 
     #[test]
     fn planning_is_deterministic() {
-        let posts: Vec<_> = (0..5).map(|_| Ksuid::generate()).collect();
+        let posts: Vec<_> = (0..5).map(|_| PostId::generate()).collect();
         let batch: Vec<_> = (0..300)
             .map(|i| record(Change::LikeAdded(like(i, posts[i % 5]))))
             .collect();
@@ -1048,7 +1048,7 @@ mod tests {
 
         #[test]
         fn counts_equal_live_likes_whatever_the_delivery(ops in proptest::collection::vec(op(), 1..120)) {
-            let posts: Vec<PostId> = (0..3).map(|_| Ksuid::generate()).collect();
+            let posts: Vec<PostId> = (0..3).map(|_| PostId::generate()).collect();
             let mut model = Model::default();
             for op in ops {
                 match op {

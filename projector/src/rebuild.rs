@@ -241,7 +241,7 @@ impl Rebuild {
         streams: aws_sdk_dynamodbstreams::Client,
         settings: RebuildSettings,
     ) -> Self {
-        // Its recount must see every stamp it asked for: none is put off.
+        // Its recount must see every stamp it asked for: none is deferred.
         let applier = Applier::new(client.clone(), &settings.scan.table).stamping_in_place();
         Self {
             client,

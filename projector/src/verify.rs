@@ -240,9 +240,9 @@ mod tests {
     use super::*;
     use chrono::Utc;
     use contracts::items::{Entity, Like, Post};
-    use contracts::keys::Ksuid;
+    use contracts::keys::{Ksuid, LikeId, PostId};
 
-    fn post(id: Ksuid, count: i64) -> Item {
+    fn post(id: PostId, count: i64) -> Item {
         Post {
             topic: "t".parse().unwrap(),
             post_id: id,
@@ -256,14 +256,14 @@ mod tests {
         .to_item()
     }
 
-    fn like(user: &str, id: Ksuid, in_view: bool) -> Item {
+    fn like(user: &str, id: PostId, in_view: bool) -> Item {
         let like = Like {
             user_id: user.parse().unwrap(),
             post_id: id,
             topic: "t".parse().unwrap(),
             title: "p".into(),
             liked_at: Utc::now(),
-            like_id: Ksuid::generate(),
+            like_id: LikeId::generate(),
             counted_by: Some(contracts::items::CountedBy::Projector),
         };
         if in_view {
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn drift_is_stored_or_view_against_live_likes_across_segments() {
-        let (ok, high, unstamped) = (Ksuid::generate(), Ksuid::generate(), Ksuid::generate());
+        let (ok, high, unstamped) = (PostId::generate(), PostId::generate(), PostId::generate());
         let mut a = Tallies::default();
         a.add(post(ok, 2));
         a.add(like("u1", high, true));
@@ -314,8 +314,8 @@ mod tests {
 
     #[test]
     fn pending_deltas_count_with_the_stored_counter() {
-        let (hot, behind) = (Ksuid::generate(), Ksuid::generate());
-        let delta = |post: Ksuid, delta: i64| {
+        let (hot, behind) = (PostId::generate(), PostId::generate());
+        let delta = |post: PostId, delta: i64| {
             contracts::items::Delta {
                 topic: "t".parse().unwrap(),
                 post_id: post,

@@ -401,9 +401,9 @@ impl Store {
         &self,
         topic: &TopicSlug,
         post: PostId,
-        delta: i64,
+        by: i64,
     ) -> Result<aws_sdk_dynamodb::types::Update, Error> {
-        counting::move_counter(topic, post, delta)
+        counting::move_counter(topic, post, by)
             .to_update(&self.table)
             .map_err(internal)
     }

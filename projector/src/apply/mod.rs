@@ -103,7 +103,7 @@ struct ViewShards {
     grown: Option<Instant>,
 }
 
-/// The attempt of a stamp from which a throttle puts it off (the first retry already sees
+/// The attempt of a stamp from which a throttle defers it (the first retry already sees
 /// the view's shards grown).
 const DEFER_AFTER: u32 = 2;
 
@@ -120,7 +120,7 @@ pub struct Applier {
     stamp_client: Client,
     table: String,
     hot: Arc<Mutex<HotMemory>>,
-    /// Put a stamp off when its view throttles, instead of failing its records.
+    /// Defer a stamp when its view throttles, instead of failing its records.
     defers_stamps: bool,
 }
 
@@ -140,7 +140,7 @@ impl Applier {
         }
     }
 
-    /// An applier that never puts a stamp off: a stamp into a throttled view is retried, then
+    /// An applier that never defers a stamp: a stamp into a throttled view is retried, then
     /// fails its records. For rebuild, whose recount must see every stamp it asked for.
     pub fn stamping_in_place(mut self) -> Self {
         self.defers_stamps = false;
@@ -191,7 +191,7 @@ impl Applier {
                 .await
                 .unwrap_or(Err(Error::DeadlinePassed));
             outcomes[*position] = match quarantined {
-                Ok(()) => Outcome::Isolated,
+                Ok(()) => Outcome::Quarantined,
                 Err(e) => {
                     tracing::error!(error = %e, "quarantine failed");
                     Outcome::Failed
@@ -493,7 +493,7 @@ impl Applier {
         unreachable!("the loop returns on its last attempt")
     }
 
-    /// Put `like`'s stamp off (`stampDue`): its MODIFY record brings it back. `true` if done,
+    /// Defer `like`'s stamp (`stampDue`): its MODIFY record brings it back. `true` if done,
     /// or not needed any more (stamped meanwhile, gone or re-liked).
     async fn defer_stamp(&self, like: &LikeRef, deadline: Deadline) -> bool {
         let write = counting::defer_stamp(like, Utc::now().timestamp_millis());
@@ -504,7 +504,7 @@ impl Applier {
             Some(Ok(_)) => true,
             Some(Err(e)) if matches!(Failure::of(&e), Failure::ConditionFailed) => true,
             Some(Err(e)) => {
-                tracing::warn!(error = %Failure::of(&e).describe(), "stamp could not be put off; records will be re-delivered");
+                tracing::warn!(error = %Failure::of(&e).describe(), "stamp could not be deferred; records will be re-delivered");
                 false
             }
             None => false,

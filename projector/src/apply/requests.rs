@@ -59,7 +59,7 @@ pub enum Outcome {
     /// It needs no projection.
     Ignored,
     /// It could not be decoded and was quarantined.
-    Isolated,
+    Quarantined,
     /// Not applied: must be delivered again.
     Failed,
 }
@@ -105,7 +105,7 @@ pub fn transaction_items(
                 topic: count.post.topic.clone(),
                 post_id: count.post.post,
                 delta_id: Ksuid::generate(),
-                delta: count.delta(),
+                delta: count.moves_by(),
             };
             let put = counting::put_delta(&delta).to_put(table)?;
             items.push(TransactWriteItem::builder().put(put).build());
@@ -113,10 +113,10 @@ pub fn transaction_items(
         } else {
             let (topic, post) = (&count.post.topic, count.post.post);
             let counter = if count.folds.is_empty() {
-                counting::move_cold_counter(topic, post, count.delta(), now_secs)
+                counting::move_cold_counter(topic, post, count.moves_by(), now_secs)
             } else {
                 let hot_until = now_secs + super::HOT_MEMORY.as_secs() as i64;
-                counting::fold_into_counter(topic, post, count.delta(), hot_until)
+                counting::fold_into_counter(topic, post, count.moves_by(), hot_until)
             };
             items.push(
                 TransactWriteItem::builder()
@@ -344,7 +344,7 @@ mod tests {
     use super::*;
     use aws_sdk_dynamodb::types::AttributeValue;
     use contracts::items::{LikeRef, attr};
-    use contracts::keys::{self, Ksuid};
+    use contracts::keys::{self, Ksuid, LikeId, PostId};
 
     use crate::plan::{Fold, PostRef, Uncount};
 
@@ -357,9 +357,9 @@ mod tests {
             records: vec![record],
             like: LikeRef {
                 user: format!("user-{record}").parse().unwrap(),
-                post: Ksuid::generate(),
+                post: PostId::generate(),
                 topic: "rust".parse().unwrap(),
-                like_id: Ksuid::generate(),
+                like_id: LikeId::generate(),
             },
             stamp,
         }
@@ -383,7 +383,7 @@ mod tests {
     fn transaction() -> CountTransaction {
         let post = |n: u64| PostRef {
             topic: "t".parse().unwrap(),
-            post: Ksuid::at_millis(1_700_000_000_000 + n as i64),
+            post: PostId::at_millis(1_700_000_000_000 + n as i64),
         };
         let uncount = Uncount {
             records: vec![9],
@@ -427,7 +427,7 @@ mod tests {
         assert_eq!(items.len(), transaction.actions());
         let counter = items[0].update().unwrap();
         assert_eq!(
-            counter.expression_attribute_values().unwrap()[":delta"],
+            counter.expression_attribute_values().unwrap()[":by"],
             AttributeValue::N("1".into())
         );
         let mark = items[1].update().unwrap();
@@ -447,7 +447,7 @@ mod tests {
             records: vec![record],
             delta: Delta {
                 topic: "t".parse().unwrap(),
-                post_id: Ksuid::generate(),
+                post_id: PostId::generate(),
                 delta_id: Ksuid::generate(),
                 delta,
             },
@@ -478,7 +478,7 @@ mod tests {
         assert_eq!(delta[keys::TYPE], s("Delta"));
         let counter = items[4].update().unwrap();
         assert_eq!(
-            counter.expression_attribute_values().unwrap()[":delta"],
+            counter.expression_attribute_values().unwrap()[":by"],
             AttributeValue::N("39".into()),
             "the folded deltas' sum"
         );
@@ -492,7 +492,7 @@ mod tests {
         drop_failed_conditions(&mut transaction, &actions, &reasons, 0, &mut settlement);
         assert_eq!(settlement.outcomes, vec![(vec![5], Outcome::Redundant)]);
         assert_eq!(
-            transaction.posts[1].delta(),
+            transaction.posts[1].moves_by(),
             -1,
             "an already folded delta is dropped"
         );

@@ -118,7 +118,7 @@ async fn the_deployed_filters_pass_exactly_the_records_that_are_work() {
     for user in 0..300 {
         writer.like("f", &hot, &format!("h{user}")).await;
     }
-    // A like counted with its stamp put off (its view throttled), and put off once more.
+    // A like counted with its stamp deferred (its view throttled), and deferred once more.
     writer.like("f", &due, "d1").await;
     let due_id: PostId = due.parse().unwrap();
     let put_off = like_ref(&table, "d1", due_id).await;
@@ -161,12 +161,12 @@ async fn the_deployed_filters_pass_exactly_the_records_that_are_work() {
     )
     .await;
 
-    // The poller again, from its checkpoints: the put-off stamp passes the deployed filters
+    // The poller again, from its checkpoints: the deferred stamp passes the deployed filters
     // and the like enters the view.
     let poller = start_poller(&table).await;
     count_is(&writer, &hot, 300).await;
     eventually(
-        "the put-off stamp is applied",
+        "the deferred stamp is applied",
         Duration::from_secs(30),
         || async {
             match view_count(&table, &topic, due_id).await {
@@ -186,11 +186,11 @@ async fn the_deployed_filters_pass_exactly_the_records_that_are_work() {
                      "NewImage": {"type": {"S": "Like"}, "likeId": {"S": "not-a-ksuid"}}}
     });
     let report = projector(&table).handle(&[broken]).await.unwrap();
-    assert_eq!(report.metrics.isolated, 1);
+    assert_eq!(report.metrics.quarantined, 1);
 
     // An expired tombstone, removed by the engine's TTL sweep as DynamoDB's sweeper would.
     let expired = Tombstone {
-        like_id: contracts::keys::Ksuid::generate(),
+        like_id: contracts::keys::LikeId::generate(),
         user_id: "u9".parse().unwrap(),
         post_id: due_id,
         expires_at: chrono::Utc::now().timestamp() - 60,

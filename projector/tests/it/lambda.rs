@@ -46,7 +46,7 @@ async fn like_count(table: &TestTable) -> i64 {
 }
 
 #[tokio::test]
-async fn a_recorded_event_is_projected_and_its_bad_record_isolated() {
+async fn a_recorded_event_is_projected_and_its_bad_record_quarantined() {
     let table = TestTable::new().await;
     let event: Value = serde_json::from_str(EVENT).unwrap();
     seed(&table, &event).await;

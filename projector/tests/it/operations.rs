@@ -434,14 +434,14 @@ impl<'a> Runbook<'a> {
     }
 }
 
-/// The runbook tests' event source: 4 shards × 2 lanes, batches of up to 100 gathered for
+/// The runbook tests' event source: 4 shards × 2 consumers, batches of up to 100 gathered for
 /// 200 ms, two retries before a batch goes to the failure destination.
-fn runbook_lanes() -> bench::shards::ShardSettings {
+fn runbook_consumers() -> bench::shards::ShardSettings {
     bench::shards::ShardSettings {
         batch_size: 100,
         batching_window: Duration::from_millis(200),
         max_retries: Some(2),
-        ..bench::shards::ShardSettings::lanes(4, 2)
+        ..bench::shards::ShardSettings::consumers(4, 2)
     }
 }
 
@@ -460,7 +460,7 @@ async fn assert_exact(table: &TestTable, loads: &[&bench::shards::ViralLoad], co
     }
 }
 
-/// The runbook as a test. Lambda's event source (emulated: 4 shards × 2 lanes, two retries,
+/// The runbook as a test. Lambda's event source (emulated: 4 shards × 2 consumers, two retries,
 /// then the failure destination) loses batches while the projector's role cannot write
 /// transactions; the permission comes back. The operator follows docs/operations.md
 /// ("ProjectorDeadLetters"): replay from the earliest failure record's first arrival, verify,
@@ -480,7 +480,7 @@ async fn the_runbook_repairs_batches_lost_to_the_failure_destination_in_either_o
             ..ContentionSettings::default()
         };
         let model = ContentionModel::start(&table.endpoint, denied).await;
-        let figures = simulate_through(&table, &model, &load, runbook_lanes(), 100.0).await;
+        let figures = simulate_through(&table, &model, &load, runbook_consumers(), 100.0).await;
         let lost = &figures.failure_destination;
         assert!(!lost.is_empty(), "batches reached the failure destination");
         let runbook = Runbook::new(&table);
@@ -500,7 +500,7 @@ async fn the_runbook_repairs_batches_lost_to_the_failure_destination_in_either_o
 }
 
 /// The runbook repeated, in both orders, while likes keep coming, with DynamoDB answering
-/// slower than an invocation may take. The event source (emulated: 4 × 2 lanes, a timeout
+/// slower than an invocation may take. The event source (emulated: 4 × 2 consumers, a timeout
 /// leaving the handler one second before its deadline, two retries, records given up on after
 /// five seconds) meets counting transactions held three seconds on their way to DynamoDB: the
 /// handler abandons them at its deadline and answers in time (no invocation is ended by the
@@ -522,7 +522,7 @@ async fn the_runbook_repeated_in_both_orders_under_load_and_slow_writes_ends_wit
     let settings = ShardSettings {
         timeout: Some(projector::deadline::MARGIN + Duration::from_secs(1)),
         max_record_age: Some(Duration::from_secs(5)),
-        ..runbook_lanes()
+        ..runbook_consumers()
     };
     let first = ViralLoad::new(600, 20, 0.3).with_unlikes(5);
     let figures = simulate_through(&table, &model, &first, settings, 100.0).await;

@@ -1,6 +1,6 @@
 //! The projector binary on a real Lambda runtime (cargo-lambda's emulator), answering AWS's own
 //! sample DynamoDB stream events: items of other shapes never fail the batch, and records that
-//! share a sequence number are isolated each on its own.
+//! share a sequence number are quarantined each on its own.
 
 use bench::TestTable;
 use bench::lambda_runtime::{RuntimeEmulator, sample_event};
@@ -46,7 +46,7 @@ async fn awss_sample_stream_events_never_fail_a_batch_on_a_real_runtime() {
     assert_eq!(
         quarantined(&items),
         expected,
-        "each record isolated on its own"
+        "each record quarantined on its own"
     );
 
     // A record with optional fields only (no sequence number, no creation time).
@@ -60,7 +60,7 @@ async fn awss_sample_stream_events_never_fail_a_batch_on_a_real_runtime() {
     assert_eq!(
         quarantined(&items).len(),
         3,
-        "isolated too: {:?}",
+        "quarantined too: {:?}",
         quarantined(&items)
     );
 

@@ -17,7 +17,7 @@ async fn a_viral_post_over_many_shards_is_counted_exactly_through_deltas() {
     let settings = ShardSettings {
         batch_size: 100,
         batching_window: Duration::from_secs(1),
-        ..ShardSettings::lanes(16, 2)
+        ..ShardSettings::consumers(16, 2)
     };
     let figures = simulate(&table, &load, settings, 300.0).await;
     println!("shards: {figures:?}");
@@ -54,7 +54,7 @@ async fn a_viral_post_over_many_shards_is_counted_exactly_through_deltas() {
 }
 
 /// A hot view whose GSI1 partition throttles spreads over view shards: the stamps that throttle
-/// grow the post's `viewShards` (only ever grown) and are put off rather than failing their
+/// grow the post's `viewShards` (only ever grown) and are deferred rather than failing their
 /// records, later stamps go to the new shards, every like ends up in exactly one, and the
 /// writer's likers pages give each liker once, by user id.
 /// DynamoDB's partitions take 100 write units a second here, so a thousand likes in one batch
@@ -79,7 +79,7 @@ async fn a_hot_view_that_throttles_spreads_over_view_shards_fails_no_record_and_
     .await;
     let lambda = bench::app::projector_through(&model, &table).await;
     // Lambda hands on what the stream holds, batch after batch: the likes, the deltas of the
-    // hot counter, and the likes whose stamps were put off coming back. The view's throttling
+    // hot counter, and the likes whose stamps were deferred coming back. The view's throttling
     // fails no record (so it slows no other post's).
     let likes = load.likes_of(hot.post_id);
     let seen = std::sync::atomic::AtomicUsize::new(0);
@@ -111,8 +111,8 @@ async fn a_hot_view_that_throttles_spreads_over_view_shards_fails_no_record_and_
         },
     )
     .await;
-    // Whether a stamp is put off here depends on how fast the view grew (it may grow before
-    // any stamp is throttled twice): filters.rs proves a put-off stamp passes the filters.
+    // Whether a stamp is deferred here depends on how fast the view grew (it may grow before
+    // any stamp is throttled twice): filters.rs proves a deferred stamp passes the filters.
     let _ = put_off.into_inner();
     // The hot counter's deltas written meanwhile: the second hop folds them.
     crate::support::deliver_written_since(&table, seen.into_inner()).await;

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use contracts::api::LikeState;
 use contracts::items::Like;
-use contracts::keys::{Ksuid, view_shard_of};
+use contracts::keys::{LikeId, view_shard_of};
 
 use crate::extract::{PathParams, PostPath};
 use crate::identity::Caller;
@@ -42,7 +42,7 @@ pub async fn like(
         topic,
         title: meta.title,
         liked_at: Utc::now(),
-        like_id: Ksuid::generate(),
+        like_id: LikeId::generate(),
         counted_by: None,
     };
     let outcome = match app.mode {

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use chrono::Utc;
 use contracts::api::{CreatePost, Liker, PostLikers, PostPage, PostView};
 use contracts::items::{Like, Post};
-use contracts::keys::{ItemKey, Ksuid, PostId, TopicSlug};
+use contracts::keys::{ItemKey, PostId, TopicSlug};
 
 use crate::AppState;
 use crate::extract::{JsonBody, PageQuery, PageRequest, PathParams, PostPath, TopicPath};
@@ -36,7 +36,7 @@ pub async fn create(
     app.topic(&topic).await?;
     let post = Post {
         topic,
-        post_id: Ksuid::generate(),
+        post_id: PostId::generate(),
         author_id: caller,
         title: input.title,
         body: input.body,

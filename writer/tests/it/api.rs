@@ -220,7 +220,7 @@ async fn likes_of_missing_posts_and_topics_are_404() {
     let w = TestWriter::start(WriteMode::Stream).await;
     w.create_topic("t").await;
     let elsewhere = w.create_post("t", "p").await;
-    let missing = contracts::keys::Ksuid::generate();
+    let missing = contracts::keys::PostId::generate();
     for (method, path) in [
         (Method::PUT, format!("/topics/t/posts/{missing}/like")),
         (Method::DELETE, format!("/topics/t/posts/{missing}/like")),
@@ -496,7 +496,7 @@ async fn a_writer_counted_like_is_uncounted_by_a_stream_mode_unlike() {
 async fn likers_are_paged_by_user_id_across_view_shards_while_their_count_grows() {
     use contracts::counting::{grow_view, stamp_like};
     use contracts::items::{Entity, Like, LikeRef};
-    use contracts::keys::{Ksuid, PostId, TopicSlug, view_shard_of};
+    use contracts::keys::{LikeId, PostId, TopicSlug, view_shard_of};
 
     let w = TestWriter::start(WriteMode::Stream).await;
     w.create_topic("t").await;
@@ -512,7 +512,7 @@ async fn likers_are_paged_by_user_id_across_view_shards_while_their_count_grows(
                 topic,
                 title: "p".into(),
                 liked_at: chrono::Utc::now(),
-                like_id: Ksuid::generate(),
+                like_id: LikeId::generate(),
                 counted_by: None,
             };
             table.put(like.to_item()).await;

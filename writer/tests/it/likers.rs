@@ -8,7 +8,7 @@ use bench::{TestTable, app};
 use chrono::{DateTime, Utc};
 use contracts::counting;
 use contracts::items::{Entity, Like, LikeRef};
-use contracts::keys::{self, ItemKey, Ksuid, PostId, UserId, view_shard_of};
+use contracts::keys::{self, ItemKey, LikeId, PostId, UserId, view_shard_of};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use writer::WriteMode;
@@ -65,7 +65,7 @@ async fn a_liker_seen_in_two_view_shards_is_listed_once_as_the_later_like() {
     let user_id: UserId = user.parse().unwrap();
 
     // The old incarnation, stamped into shard 0 while the view was one shard.
-    let old_id = Ksuid::generate();
+    let old_id = LikeId::generate();
     let old_liked_at: DateTime<Utc> = Utc::now() - chrono::Duration::minutes(5);
     writer.like("t", &post, "someone-else").await;
     writer.like("t", &post, &user).await;

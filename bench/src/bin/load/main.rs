@@ -100,7 +100,7 @@ async fn shards(args: ShardArgs) {
     let settings = bench::shards::ShardSettings {
         batch_size: args.batch_size,
         batching_window: Duration::from_millis(args.batching_window_ms),
-        ..bench::shards::ShardSettings::lanes(args.shards, args.parallelization)
+        ..bench::shards::ShardSettings::consumers(args.shards, args.parallelization)
     };
     let run = |hot_share: f64| async move {
         let dynamodb = LocalInstance::start(None);
