@@ -248,7 +248,9 @@ async fn tail(
                     change,
                     liked_at,
                 };
-                consumers[consumer].send(routed).expect("consumers outlive the tail");
+                consumers[consumer]
+                    .send(routed)
+                    .expect("consumers outlive the tail");
             }
         }
         if !read_any {
@@ -579,7 +581,13 @@ pub async fn simulate_through(
         .map(|(i, receiver)| {
             let (client, table) = (client.clone(), table.name.clone());
             let instance = move || Projector::new(Applier::new(client.clone(), &table));
-            tokio::spawn(run_consumer(i, instance, receiver, settings, progress.clone()))
+            tokio::spawn(run_consumer(
+                i,
+                instance,
+                receiver,
+                settings,
+                progress.clone(),
+            ))
         })
         .collect();
     let (stop, stopped) = tokio::sync::watch::channel(false);

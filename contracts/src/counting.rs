@@ -299,12 +299,7 @@ pub fn move_cold_counter(topic: &TopicSlug, post: PostId, by: i64, now_secs: i64
 }
 
 /// A fold's move: add folded deltas, and keep the counter hot until `hot_until_secs`.
-pub fn fold_into_counter(
-    topic: &TopicSlug,
-    post: PostId,
-    by: i64,
-    hot_until_secs: i64,
-) -> Write {
+pub fn fold_into_counter(topic: &TopicSlug, post: PostId, by: i64, hot_until_secs: i64) -> Write {
     let mut write = counter_move(topic, post, by, "attribute_exists(#pk)")
         .name("#hot", attr::HOT_UNTIL)
         .value(":until", AttributeValue::N(hot_until_secs.to_string()));
