@@ -90,6 +90,18 @@ pub async fn projector_through(
     Projector::new(Applier::new(client_at(&model.endpoint).await, &table.name))
 }
 
+/// A client of the writer (dev identity header) on `table`, served on a loopback port, whose
+/// every call goes through `model`.
+pub async fn writer_through(
+    model: &crate::contention::ContentionModel,
+    table: &TestTable,
+    mode: WriteMode,
+) -> WriterClient {
+    let client = client_at(&model.endpoint).await;
+    let state = app_state(&client, &table.name, mode, IdentitySource::DevHeader);
+    WriterClient::new(serve_on_loopback(state).await.expect("serve the writer"))
+}
+
 /// The records of `records` that the deployed event filters pass, in order: what Lambda's
 /// event source hands the function.
 pub fn through_filters(records: &[serde_json::Value]) -> Vec<serde_json::Value> {

@@ -24,6 +24,8 @@
 //! The `bench` binary (`src/bin/load`) is the load benchmark; `bench writer` and `bench
 //! projector` run the real entrypoints with a write-logging client.
 
+#![warn(unreachable_pub)]
+
 pub mod app;
 pub mod capacity;
 pub mod contention;

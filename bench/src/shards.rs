@@ -457,6 +457,14 @@ impl ViralLoad {
         self
     }
 
+    /// [`projector::plan::HOT_POST_LIKES`] likes of one post, written to `table` at once: as
+    /// one batch, a hot view. The post is `posts[PostSkew::HOT]`.
+    pub async fn hot_view(table: &TestTable) -> Self {
+        let load = Self::new(projector::plan::HOT_POST_LIKES, 1, 1.0);
+        load.write(table, f64::INFINITY).await;
+        load
+    }
+
     /// Write the posts, then the likes at `rate` per second (each stamped `likedAt` when
     /// written), straight into the table as the stream-mode writer appends them, then the
     /// unlikes.

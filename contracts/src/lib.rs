@@ -19,6 +19,8 @@
 //! and the projector never talk to each other; they only share these definitions. Test support
 //! and benchmarks live in the `bench` workspace member, never in here.
 
+#![warn(unreachable_pub)]
+
 #[cfg(feature = "api")]
 pub mod api;
 #[cfg(feature = "stream")]

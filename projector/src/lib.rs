@@ -19,6 +19,8 @@
 //!
 //! `main.rs` runs the Lambda function or the operator CLI.
 
+#![warn(unreachable_pub)]
+
 pub mod apply;
 pub mod cli;
 pub mod deadline;

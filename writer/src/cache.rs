@@ -10,10 +10,10 @@ use std::hash::Hash;
 use quick_cache::sync::Cache;
 
 /// Entries kept when no size is configured.
-pub const DEFAULT_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_CAPACITY: usize = 10_000;
 
 /// A read-through cache of values that never change once they exist.
-pub struct ImmutableCache<K, V> {
+pub(crate) struct ImmutableCache<K, V> {
     entries: Cache<K, V>,
 }
 
@@ -22,14 +22,14 @@ where
     K: Eq + Hash + Clone,
     V: Clone,
 {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             entries: Cache::new(capacity.max(1)),
         }
     }
 
     /// The cached value, or `load`'s answer (cached when `Some`).
-    pub async fn get_or_load<E, F, Fut>(&self, key: &K, load: F) -> Result<Option<V>, E>
+    pub(crate) async fn get_or_load<E, F, Fut>(&self, key: &K, load: F) -> Result<Option<V>, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>, E>>,

@@ -13,7 +13,7 @@ use crate::problem::ApiError;
 
 /// A JSON body that parsed (400 syntax, 413 size, 415 media type, 422 shape) and passed its
 /// validation rules (422).
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
@@ -54,7 +54,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 /// Path parameters as text; each handler parses the ones it has.
 #[derive(Debug, Deserialize)]
-pub struct PathParams {
+pub(crate) struct PathParams {
     topic: Option<String>,
     post: Option<String>,
     user: Option<String>,
@@ -73,21 +73,21 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
 
 impl PathParams {
     /// The topic slug (422 when it breaks the slug rule).
-    pub fn topic(&self) -> Result<TopicSlug, ApiError> {
+    pub(crate) fn topic(&self) -> Result<TopicSlug, ApiError> {
         let raw = self.topic.as_deref().unwrap_or_default();
         raw.parse()
             .map_err(|e: contracts::keys::KeyError| ApiError::invalid("topic", e.to_string()))
     }
 
     /// The post id (400 when it is not a KSUID).
-    pub fn post(&self) -> Result<PostId, ApiError> {
+    pub(crate) fn post(&self) -> Result<PostId, ApiError> {
         let raw = self.post.as_deref().unwrap_or_default();
         raw.parse()
             .map_err(|e: contracts::keys::KeyError| ApiError::BadRequest(e.to_string()))
     }
 
     /// The user id (400 when malformed).
-    pub fn user(&self) -> Result<UserId, ApiError> {
+    pub(crate) fn user(&self) -> Result<UserId, ApiError> {
         let raw = self.user.as_deref().unwrap_or_default();
         raw.parse()
             .map_err(|e: contracts::keys::KeyError| ApiError::BadRequest(e.to_string()))
@@ -98,7 +98,7 @@ impl PathParams {
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-pub struct TopicPath {
+pub(crate) struct TopicPath {
     /// The topic's slug.
     #[param(pattern = r"^[a-z0-9-]{1,64}$")]
     topic: String,
@@ -108,7 +108,7 @@ pub struct TopicPath {
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-pub struct PostPath {
+pub(crate) struct PostPath {
     /// The topic's slug.
     #[param(pattern = r"^[a-z0-9-]{1,64}$")]
     topic: String,
@@ -121,7 +121,7 @@ pub struct PostPath {
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-pub struct UserPath {
+pub(crate) struct UserPath {
     /// The user id.
     #[param(pattern = r"^[A-Za-z0-9._:@+|-]{1,128}$")]
     user: String,
@@ -130,7 +130,7 @@ pub struct UserPath {
 /// `?limit=&cursor=` as given.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<u16>, minimum = 1, maximum = 100)]
     limit: Option<String>,
@@ -140,7 +140,7 @@ pub struct PageQuery {
 
 /// A validated page request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageRequest {
+pub(crate) struct PageRequest {
     pub limit: u16,
     pub cursor: Option<String>,
 }

@@ -20,6 +20,8 @@
 //!
 //! One [`router`] serves both: `axum::serve` locally and `lambda_http::run` in Lambda.
 
+#![warn(unreachable_pub)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -15,18 +15,18 @@ use crate::plan::{CountTransaction, Mark, PostCount, Stamp};
 
 /// The time a hot counter's folds take turns in: each slot is one delta partition's, round
 /// robin, so a post's counter is written at most once a slot, ten times a second.
-pub const FOLD_SLOT: Duration = Duration::from_millis(100);
+pub(crate) const FOLD_SLOT: Duration = Duration::from_millis(100);
 /// How far into its slot a fold may still start: the rest of the slot is for its transaction
 /// to finish before the next partition's turn.
 const FOLD_START_WITHIN: i64 = 40;
 
 /// The slot (counted from the epoch) that the wall clock `now_ms` is in.
-pub fn slot_of(now_ms: i64) -> u64 {
+pub(crate) fn slot_of(now_ms: i64) -> u64 {
     (now_ms.max(0) / FOLD_SLOT.as_millis() as i64) as u64
 }
 
 /// When a slot starts, in epoch milliseconds.
-pub fn slot_start(slot: u64) -> i64 {
+pub(crate) fn slot_start(slot: u64) -> i64 {
     slot as i64 * FOLD_SLOT.as_millis() as i64
 }
 
@@ -67,7 +67,7 @@ pub enum Outcome {
 /// Record `outcome` for the batch positions `records`. A position already `Failed` stays
 /// failed: one of its writes did not happen, so it must be delivered again whatever else
 /// succeeded.
-pub fn record_outcome(outcomes: &mut [Outcome], records: &[usize], outcome: Outcome) {
+pub(crate) fn record_outcome(outcomes: &mut [Outcome], records: &[usize], outcome: Outcome) {
     for &position in records {
         if outcomes[position] != Outcome::Failed {
             outcomes[position] = outcome;
@@ -78,7 +78,7 @@ pub fn record_outcome(outcomes: &mut [Outcome], records: &[usize], outcome: Outc
 /// One action of a counting transaction, for reading its cancellation reason: the post (its
 /// index in the transaction), and which of its writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Counter(usize),
     /// The new delta of a hot counter, in the counter's place.
     Delta(usize),
@@ -90,7 +90,7 @@ pub enum Action {
 /// The items of a counting transaction, and which action each one is. `now_secs` dates the
 /// tombstones; each delta written gets a fresh id (a retry after an unknown outcome cannot
 /// count twice: the marks it carries are then counted, and dropped).
-pub fn transaction_items(
+pub(crate) fn transaction_items(
     table: &str,
     transaction: &CountTransaction,
     now_secs: i64,
@@ -148,7 +148,7 @@ pub fn transaction_items(
 
 /// What to do with a mark, given its like item as a consistent read found it.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Screen {
+pub(crate) enum Screen {
     /// It may succeed: send it.
     Send,
     /// It would fail: the like is gone, re-liked, or already counted. `stamp`: counted but
@@ -158,7 +158,7 @@ pub enum Screen {
 }
 
 /// Screen a mark against its like item (`None`: no item).
-pub fn screen_mark(item: Option<&Item>, mark: &Mark) -> Screen {
+pub(crate) fn screen_mark(item: Option<&Item>, mark: &Mark) -> Screen {
     match LikeState::of(item, &mark.like) {
         LikeState::Uncounted => Screen::Send,
         LikeState::Gone | LikeState::Replaced => Screen::Drop { stamp: false },
@@ -171,7 +171,7 @@ pub fn screen_mark(item: Option<&Item>, mark: &Mark) -> Screen {
 /// What a counting transaction (or the screening before it) settled: outcomes for batch
 /// positions, cancelled attempts, and stamps still to write.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Settlement {
+pub(crate) struct Settlement {
     pub outcomes: Vec<(Vec<usize>, Outcome)>,
     /// Attempts DynamoDB cancelled.
     pub cancelled: usize,
@@ -185,7 +185,7 @@ pub struct Settlement {
 impl Settlement {
     /// A mark not sent (again), its like gone, re-liked or counted: its records are
     /// redundant, and `stamp` stamps the like now (see [`Screen::Drop`]).
-    pub fn dropped(&mut self, mark: &Mark, stamp: bool) {
+    pub(crate) fn dropped(&mut self, mark: &Mark, stamp: bool) {
         self.outcomes
             .push((mark.records.clone(), Outcome::Redundant));
         if stamp {
@@ -195,7 +195,7 @@ impl Settlement {
 
     /// A change that committed: its first delivery is applied, copies in the same batch are
     /// redundant.
-    pub fn committed(&mut self, records: &[usize]) {
+    pub(crate) fn committed(&mut self, records: &[usize]) {
         if let Some((first, rest)) = records.split_first() {
             self.outcomes.push((vec![*first], Outcome::Applied));
             if !rest.is_empty() {
@@ -205,21 +205,21 @@ impl Settlement {
     }
 
     /// Every record of a post's count, with one outcome.
-    pub fn settle_post(&mut self, count: &PostCount, outcome: Outcome) {
+    pub(crate) fn settle_post(&mut self, count: &PostCount, outcome: Outcome) {
         for records in count.records() {
             self.outcomes.push((records.to_vec(), outcome));
         }
     }
 
     /// Every record of a transaction committed.
-    pub fn commit_transaction(&mut self, transaction: &CountTransaction) {
+    pub(crate) fn commit_transaction(&mut self, transaction: &CountTransaction) {
         for records in transaction.posts.iter().flat_map(PostCount::records) {
             self.committed(records);
         }
     }
 
     /// Every record of a transaction failed (to be re-delivered).
-    pub fn fail_transaction(&mut self, transaction: &CountTransaction) {
+    pub(crate) fn fail_transaction(&mut self, transaction: &CountTransaction) {
         for count in &transaction.posts {
             self.settle_post(count, Outcome::Failed);
         }
@@ -228,7 +228,7 @@ impl Settlement {
 
 /// The posts (indexes in the transaction) of marks that DynamoDB cancelled as throttled: their
 /// stamps may be what the post's GSI1 partition cannot take.
-pub fn throttled_marks(actions: &[Action], reasons: &[CancellationReason]) -> Vec<usize> {
+pub(crate) fn throttled_marks(actions: &[Action], reasons: &[CancellationReason]) -> Vec<usize> {
     let mut posts: Vec<usize> = actions
         .iter()
         .zip(reasons)
@@ -244,7 +244,7 @@ pub fn throttled_marks(actions: &[Action], reasons: &[CancellationReason]) -> Ve
 
 /// The posts (indexes in the transaction) whose counter item DynamoDB cancelled the
 /// transaction over, conflicting with another transaction or throttled: hot counters.
-pub fn contended_counters(actions: &[Action], reasons: &[CancellationReason]) -> Vec<usize> {
+pub(crate) fn contended_counters(actions: &[Action], reasons: &[CancellationReason]) -> Vec<usize> {
     actions
         .iter()
         .zip(reasons)
@@ -262,7 +262,7 @@ pub fn contended_counters(actions: &[Action], reasons: &[CancellationReason]) ->
 /// tombstone already there (its like counted or gone), a delta already folded, or a post that
 /// does not exist (nothing of it counts). A counter found hot at `now_secs` is moved through a
 /// delta instead: those posts are returned. What is left may be sent again.
-pub fn drop_failed_conditions(
+pub(crate) fn drop_failed_conditions(
     transaction: &mut CountTransaction,
     actions: &[Action],
     reasons: &[CancellationReason],

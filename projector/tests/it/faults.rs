@@ -172,8 +172,7 @@ async fn sigterm_stops_the_poller_cleanly_with_its_checkpoint_saved() {
 async fn a_like_whose_counting_failed_stays_out_of_the_view() {
     let (_dynamodb, table) = TestTable::on_own_instance().await;
     // One batch with projector::plan::HOT_POST_LIKES likes of one post: its view is hot.
-    let load = bench::shards::ViralLoad::new(projector::plan::HOT_POST_LIKES, 1, 1.0);
-    load.write(&table, f64::INFINITY).await;
+    let load = bench::shards::ViralLoad::hot_view(&table).await;
     let post = &load.posts[bench::skew::PostSkew::HOT];
     let written = bench::app::stream_records(&table).await;
     let records = bench::app::through_filters(&written);
@@ -225,8 +224,7 @@ async fn stamped(table: &TestTable) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn likes_of_a_post_that_does_not_exist_are_not_shown() {
     let table = TestTable::new().await;
-    let load = bench::shards::ViralLoad::new(projector::plan::HOT_POST_LIKES, 1, 1.0);
-    load.write(&table, f64::INFINITY).await;
+    let load = bench::shards::ViralLoad::hot_view(&table).await;
     let post = &load.posts[bench::skew::PostSkew::HOT];
     table
         .client

@@ -66,8 +66,7 @@ async fn a_hot_view_that_throttles_spreads_over_view_shards_fails_no_record_and_
     use reqwest::{Method, StatusCode};
 
     let (_dynamodb, table) = TestTable::on_own_instance().await;
-    let load = ViralLoad::new(projector::plan::HOT_POST_LIKES, 1, 1.0);
-    load.write(&table, f64::INFINITY).await;
+    let load = ViralLoad::hot_view(&table).await;
     let hot = &load.posts[bench::skew::PostSkew::HOT];
     let model = ContentionModel::start(
         &table.endpoint,
@@ -197,8 +196,7 @@ async fn a_fresh_instance_stamps_a_spread_hot_view_into_the_shards_from_the_firs
 
     const SHARDS: u32 = 8;
     let table = TestTable::new().await;
-    let load = ViralLoad::new(projector::plan::HOT_POST_LIKES, 1, 1.0);
-    load.write(&table, f64::INFINITY).await;
+    let load = ViralLoad::hot_view(&table).await;
     let hot = &load.posts[bench::skew::PostSkew::HOT];
     contracts::counting::grow_view(&hot.topic, hot.post_id, SHARDS)
         .update_item(&table.client, &table.name)

@@ -29,7 +29,7 @@ use crate::{AppState, WriteMode};
     ),
     security(("jwt" = []))
 )]
-pub async fn like(
+pub(crate) async fn like(
     State(app): State<AppState>,
     Caller(caller): Caller,
     path: PathParams,
@@ -78,7 +78,7 @@ pub async fn like(
     ),
     security(("jwt" = []))
 )]
-pub async fn unlike(
+pub(crate) async fn unlike(
     State(app): State<AppState>,
     Caller(caller): Caller,
     path: PathParams,

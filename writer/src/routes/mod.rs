@@ -8,10 +8,10 @@ use crate::extract::PageRequest;
 use crate::problem::ApiError;
 use crate::store::Collection;
 
-pub mod likes;
-pub mod posts;
-pub mod topics;
-pub mod users;
+pub(crate) mod likes;
+pub(crate) mod posts;
+pub(crate) mod topics;
+pub(crate) mod users;
 
 /// One page of a collection and the cursor for the next, checking the given cursor first.
 async fn page<E: Entity>(

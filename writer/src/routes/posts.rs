@@ -26,7 +26,7 @@ use crate::store::Collection;
     ),
     security(("jwt" = []))
 )]
-pub async fn create(
+pub(crate) async fn create(
     State(app): State<AppState>,
     Caller(caller): Caller,
     path: PathParams,
@@ -69,7 +69,7 @@ pub async fn create(
         ProblemResponses,
     )
 )]
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<AppState>,
     path: PathParams,
     page: PageRequest,
@@ -106,7 +106,7 @@ async fn read_post(
         ProblemResponses,
     )
 )]
-pub async fn get(
+pub(crate) async fn get(
     State(app): State<AppState>,
     path: PathParams,
 ) -> Result<Json<PostView>, ApiError> {
@@ -123,7 +123,7 @@ pub async fn get(
         ProblemResponses,
     )
 )]
-pub async fn likers(
+pub(crate) async fn likers(
     State(app): State<AppState>,
     path: PathParams,
     page: PageRequest,

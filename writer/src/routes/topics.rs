@@ -24,7 +24,7 @@ use crate::problem::{ApiError, ProblemResponses};
     ),
     security(("jwt" = []))
 )]
-pub async fn create(
+pub(crate) async fn create(
     State(app): State<AppState>,
     Caller(caller): Caller,
     path: PathParams,

@@ -24,7 +24,7 @@ use crate::store::Collection;
     ),
     security(("jwt" = []))
 )]
-pub async fn put_me(
+pub(crate) async fn put_me(
     State(app): State<AppState>,
     Caller(caller): Caller,
     JsonBody(input): JsonBody<PutProfile>,
@@ -49,7 +49,7 @@ pub async fn put_me(
     ),
     security(("jwt" = []))
 )]
-pub async fn get_me(
+pub(crate) async fn get_me(
     State(app): State<AppState>,
     Caller(caller): Caller,
     page: PageRequest,
@@ -66,7 +66,7 @@ pub async fn get_me(
         ProblemResponses,
     )
 )]
-pub async fn get(
+pub(crate) async fn get(
     State(app): State<AppState>,
     path: PathParams,
     page: PageRequest,

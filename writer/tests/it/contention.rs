@@ -6,14 +6,12 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use bench::contention::{ContentionModel, ContentionSettings};
-use bench::writer_client::WriterClient;
 use bench::{TestTable, eventually};
 use contracts::counting;
 use contracts::items::{Entity, Like, LikeRef};
 use contracts::keys::ItemKey;
 use reqwest::{Method, StatusCode};
 use writer::WriteMode;
-use writer::identity::IdentitySource;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unlike_racing_the_projectors_mark_of_its_like_waits_for_it() {
@@ -24,13 +22,7 @@ async fn an_unlike_racing_the_projectors_mark_of_its_like_waits_for_it() {
     };
     let model = ContentionModel::start(&table.endpoint, settings).await;
     let client = bench::app::client_at(&model.endpoint).await;
-    let state = bench::app::app_state(
-        &client,
-        &table.name,
-        WriteMode::Stream,
-        IdentitySource::DevHeader,
-    );
-    let writer = WriterClient::new(writer::serve_on_loopback(state).await.unwrap());
+    let writer = bench::app::writer_through(&model, &table, WriteMode::Stream).await;
     let post = writer.create_post("t", "p").await;
     writer.like("t", &post, "u").await;
 
@@ -93,14 +85,7 @@ async fn the_transactional_writer_spreads_a_viral_posts_likes_over_its_view_shar
     const LIKES: usize = 160;
     let table = TestTable::new().await;
     let model = ContentionModel::start(&table.endpoint, ContentionSettings::default()).await;
-    let client = bench::app::client_at(&model.endpoint).await;
-    let state = bench::app::app_state(
-        &client,
-        &table.name,
-        WriteMode::Transactional,
-        IdentitySource::DevHeader,
-    );
-    let writer = WriterClient::new(writer::serve_on_loopback(state).await.unwrap());
+    let writer = bench::app::writer_through(&model, &table, WriteMode::Transactional).await;
     let post = writer.create_post("t", "viral").await;
     let post_id: PostId = post.parse().unwrap();
     counting::grow_view(&"t".parse().unwrap(), post_id, SHARDS)

@@ -12,7 +12,6 @@ use contracts::keys::{self, ItemKey, LikeId, PostId, UserId, view_shard_of};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use writer::WriteMode;
-use writer::identity::IdentitySource;
 
 /// Spread the post's likers view over `shards`, as the projector does when its view throttles.
 async fn spread_view(table: &TestTable, post: PostId, shards: u32) {
@@ -137,14 +136,7 @@ async fn a_throttled_view_shard_is_read_again_and_the_page_lists_every_liker() {
         },
     )
     .await;
-    let client = app::client_at(&model.endpoint).await;
-    let state = app::app_state(
-        &client,
-        &table.name,
-        WriteMode::Transactional,
-        IdentitySource::DevHeader,
-    );
-    let writer = WriterClient::new(writer::serve_on_loopback(state).await.unwrap());
+    let writer = app::writer_through(&model, &table, WriteMode::Transactional).await;
 
     let users: Vec<String> = likers(&writer, &post)
         .await
