@@ -265,6 +265,17 @@ impl TestTable {
             .expect("put an item");
     }
 
+    /// Delete the item at `key` (behind the API's back: an operator's removal).
+    pub async fn delete(&self, key: &contracts::keys::ItemKey) {
+        self.client
+            .delete_item()
+            .table_name(&self.name)
+            .set_key(Some(contracts::items::key_item(key)))
+            .send()
+            .await
+            .expect("delete an item");
+    }
+
     /// The item at `key`, read consistently.
     pub async fn get(&self, key: &contracts::keys::ItemKey) -> Option<contracts::items::Item> {
         self.client

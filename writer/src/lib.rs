@@ -137,6 +137,11 @@ impl AppState {
                     .store
                     .get(&ItemKey::Post(topic.clone(), post), true)
                     .await?;
+                // The same read gives the view shard count: no second read for a first like.
+                if let Some(p) = &found {
+                    self.view_shards
+                        .insert(post, (p.view_shards, Instant::now()));
+                }
                 Ok::<_, Error>(found.map(|p| PostMeta { title: p.title }))
             })
             .await?

@@ -227,15 +227,11 @@ async fn likes_of_a_post_that_does_not_exist_are_not_shown() {
     let load = bench::shards::ViralLoad::hot_view(&table).await;
     let post = &load.posts[bench::skew::PostSkew::HOT];
     table
-        .client
-        .delete_item()
-        .table_name(&table.name)
-        .set_key(Some(contracts::items::key_item(
-            &contracts::keys::ItemKey::Post(post.topic.clone(), post.post_id),
-        )))
-        .send()
-        .await
-        .unwrap();
+        .delete(&contracts::keys::ItemKey::Post(
+            post.topic.clone(),
+            post.post_id,
+        ))
+        .await;
     crate::support::deliver_written_since(&table, 0).await;
     assert_eq!(
         stamped(&table).await,

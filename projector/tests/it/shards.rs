@@ -121,16 +121,11 @@ async fn a_hot_view_that_throttles_spreads_over_view_shards_fails_no_record_and_
         "counted once and in the view once"
     );
     let post = table
-        .client
-        .get_item()
-        .table_name(&table.name)
-        .set_key(Some(contracts::items::key_item(
-            &contracts::keys::ItemKey::Post(hot.topic.clone(), hot.post_id),
-        )))
-        .send()
+        .get(&contracts::keys::ItemKey::Post(
+            hot.topic.clone(),
+            hot.post_id,
+        ))
         .await
-        .unwrap()
-        .item
         .unwrap();
     let post = <contracts::items::Post as contracts::items::Entity>::from_item(post).unwrap();
     assert!(post.view_shards > 1, "the view was spread: {post:?}");
