@@ -192,12 +192,17 @@ impl Backoff {
     /// The pause after failed attempt `attempt` (1-based): half the backoff plus up to the
     /// other half at random, so that contending clients spread out.
     pub fn delay(&self, attempt: u32) -> Duration {
+        self.jittered(attempt, rand::rng().random())
+    }
+
+    /// [`delay`](Self::delay) with the random part given: `jitter` (0 to 1) of the way
+    /// through the upper half. For callers that keep their own randomness (a seeded machine).
+    pub fn jittered(&self, attempt: u32, jitter: f64) -> Duration {
         let exp = self
             .base
             .saturating_mul(1 << attempt.saturating_sub(1).min(16))
             .min(self.cap);
-        let jitter = rand::rng().random_range(0..=exp.as_millis() as u64);
-        exp / 2 + Duration::from_millis(jitter / 2)
+        exp / 2 + exp.mul_f64(jitter.clamp(0.0, 1.0)) / 2
     }
 
     /// Whether attempt `attempt` (1-based) may be followed by another.

@@ -53,6 +53,12 @@ impl Deadline {
         Self::after(left.saturating_sub(MARGIN))
     }
 
+    /// The time left for writes (zero once passed), or `None` without a deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.0
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
     /// Whether the time for writes is up.
     pub fn passed(&self) -> bool {
         self.0.is_some_and(|at| Instant::now() >= at)

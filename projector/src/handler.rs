@@ -14,7 +14,6 @@ use serde_json::Value;
 use crate::apply::{AppliedBatch, Applier, Outcome};
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::plan::plan_with_hot;
 
 /// Counts for one batch, logged as structured fields and, in Lambda, as CloudWatch metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -119,12 +118,8 @@ impl Projector {
         deadline: Deadline,
     ) -> Result<BatchReport, Error> {
         let decoded: Vec<Result<Decoded, Undecodable>> = records.iter().map(decode_json).collect();
-        let plan = plan_with_hot(&decoded, &self.applier.hot_posts());
         let raw = |i: usize| records[i].to_string();
-        let applied = self
-            .applier
-            .apply(&plan, records.len(), &raw, deadline)
-            .await;
+        let applied = self.applier.apply_records(&decoded, &raw, deadline).await;
         let first_failure = applied.outcomes.iter().position(|o| *o == Outcome::Failed);
         let failure_sequence = match first_failure {
             None => None,

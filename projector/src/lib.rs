@@ -5,8 +5,10 @@
 //!
 //! - [`plan`]: pure. Decoded records in, the writes out; the exactly-once argument is in its
 //!   docs (the conditions themselves are `contracts::counting`).
-//! - [`apply`]: the writes against DynamoDB, with an outcome per record: the requests and the
-//!   reading of DynamoDB's answers are pure (`apply::requests`), the executor thin.
+//! - [`batch`]: pure. One batch's projection as a state machine: every decision about a
+//!   record's path (screening, retries, hot counters and views, stamps), time passed in.
+//! - [`apply`]: the executor: sends the machine's requests, turns the SDK's results into its
+//!   answers, sleeps until it wants to be woken, enforces the deadline.
 //! - [`handler`]: one batch in, a partial batch response out. The Lambda, the local poller and
 //!   replay all call it.
 //! - [`lambda`]: the Lambda function around the handler; [`deadline`]: writes stop before
@@ -22,6 +24,7 @@
 #![warn(unreachable_pub)]
 
 pub mod apply;
+pub mod batch;
 pub mod cli;
 pub mod deadline;
 pub mod error;

@@ -78,7 +78,7 @@
 //! which is what `verify` and `rebuild` read.
 //!
 //! The counter is written once per fold. A post's four delta partitions take turns on the counter in 100 ms slots of the wall clock
-//! ([`fold_slot`](crate::apply::fold_slot)): at most ten counter writes a second whatever the
+//! ([`fold_slot`](crate::batch::hot::fold_slot)): at most ten counter writes a second whatever the
 //! number of shards and likes, without overlap while clocks agree. A delta costs a put and a
 //! delete of two write units each, so one partition takes about 250 deltas a second and the
 //! four about 1,000 (a delta per hot counting transaction, i.e. per lane's batch); a fold of 99

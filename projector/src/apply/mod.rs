@@ -1,128 +1,53 @@
-//! Applying a [`Plan`] to DynamoDB, with an outcome per record: the thin I/O half. What the
-//! requests are, and what DynamoDB's answers mean for each record, is [`requests`] (pure).
+//! The executor of a batch: it sends the requests of the batch machine ([`crate::batch`]),
+//! turns the SDK's results into the machine's answers, sleeps until the machine's wake time
+//! and enforces the [`Deadline`]. Every decision about a record's path is the machine's.
 //!
-//! First the like items the marks name are read (consistently, in batches): a mark whose like
-//! is gone, re-liked or already counted would only fail, and a failed condition cancels its
-//! whole transaction, billed in full. Those marks are dropped before anything is sent. (The
-//! read only saves work: whatever it misses, the transaction's conditions still catch.)
-//!
-//! Counting transactions run concurrently, except that those sharing a post run one after
-//! another (see [`crate::plan::lanes`]). When DynamoDB cancels one because a condition
-//! failed, `CancellationReasons` names the actions: those marks and tombstones are already
-//! counted (or their like is gone) and are dropped, as is a post that does not exist; the rest
-//! is retried at once. Conflicts and throttling are retried as `contracts::dynamo::Backoff`
-//! says; every attempt counts against it, a condition failure that left nothing to drop too (it
-//! is backed off like a conflict), and nothing starts past the batch's deadline. What still
-//! fails is reported as failed, so the caller re-delivers it, which is safe because every
-//! action is conditional (see [`crate::plan`]). When DynamoDB names a mark as
-//! throttled, its stamp may be what its post's GSI1 partition cannot take: the post's stamps
-//! leave the transaction before the retry, and its view is planned hot for [`HOT_MEMORY`]
-//! (see "Hot views" in [`crate::plan`]). When the counter item itself conflicted with another
-//! transaction or throttled, the retry writes a delta instead, and the counter is planned hot
-//! for [`HOT_MEMORY`] (see "Hot counters"). Stamps are written only for likes whose
-//! counting did not fail: a like enters the likers view once it is counted. Before the first
-//! stamps of a post, the instance reads its view shard count (one consistent read per post
-//! it does not know), so a view another instance spread is stamped spread from the start; a
-//! post that does not exist gets none of its likes stamped.
+//! What an instance learns across batches (hot posts, fold turns, view shards) lives here,
+//! behind a lock: each batch starts from a copy and its learning is merged back when it ends.
 
-pub(crate) mod requests;
-
-use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use chrono::Utc;
-use contracts::change::{LikeRef, Undecodable};
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::{CancellationReason, KeysAndAttributes, TransactWriteItem};
+use chrono::{DateTime, Utc};
+use contracts::change::{Decoded, Undecodable};
 use contracts::counting;
-use contracts::dynamo::{Backoff, Failure, batch_get, is_condition_failed, is_throttle};
-use contracts::items::{Entity, Item, Post, Quarantined, key_of};
-use contracts::keys::{
-    DELTA_PARTITIONS, ItemKey, MAX_VIEW_SHARDS, PostId, delta_partition_of, view_shard_of,
-};
-use futures_util::{StreamExt, stream};
-use rustc_hash::{FxHashMap, FxHashSet};
+use contracts::dynamo::{CONDITION_FAILED, Failure, is_throttle};
+use contracts::items::{Delta, Entity, Quarantined, key_item, key_of};
+use contracts::keys::Ksuid;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
+use crate::batch::{Action, Answer, Batch, Knowledge, Reason, Request, Settings, Ticket, actions};
 use crate::deadline::Deadline;
-use crate::error::Error;
-use crate::plan::{CountTransaction, HotPosts, Plan, lanes};
-pub use requests::Outcome;
-use requests::{
-    Screen, Settlement, contended_counters, drop_failed_conditions, record_outcome, screen_mark,
-    throttled_marks, transaction_items,
-};
+use crate::plan::{CountTransaction, Plan};
 
-/// What applying a batch's plan did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppliedBatch {
-    /// Each record's outcome, in batch order.
-    pub outcomes: Vec<Outcome>,
-    /// Counting transactions DynamoDB cancelled (each billed in full, then retried).
-    pub cancelled: usize,
-}
+pub use crate::batch::hot::fold_slot;
+pub use crate::batch::view::GROW_PAUSE;
+pub use crate::batch::{AppliedBatch, HOT_MEMORY, Outcome};
 
-/// Transactions, reads and stamps in flight at once.
-const CONCURRENCY: usize = 8;
 /// A quarantined record is cut to this many bytes (items hold 400 KB).
 const MAX_QUARANTINED_BYTES: usize = 300_000;
-
-/// How long a post stays hot after DynamoDB struggled with its view or its counter.
-pub const HOT_MEMORY: Duration = Duration::from_secs(300);
-
-pub use requests::fold_slot;
-
-/// A fold waits its turn on a counter that other invocations still write in one hop (until
-/// the fold marks it hot, or they meet a conflict of their own): it retries longer than other
-/// writes, within the deadline.
-const FOLD_RETRIES: Backoff = Backoff {
-    attempts: 32,
-    ..Backoff::STANDARD
-};
-
-/// When each hot post was last seen struggling, and last folded (this process's memory: a
-/// Lambda instance keeps it while warm; one post's deltas reach one invocation at a time).
-#[derive(Debug, Default)]
-struct HotMemory {
-    views: FxHashMap<PostId, Instant>,
-    counters: FxHashMap<PostId, Instant>,
-    /// The slot of each delta partition's last fold.
-    folded: FxHashMap<(PostId, u8), u64>,
-    /// What this instance knows of posts' view shards (absent: 1).
-    view_shards: FxHashMap<PostId, ViewShards>,
-}
-
-/// A post's view shards as this instance knows them.
-#[derive(Debug, Clone, Copy)]
-struct ViewShards {
-    /// Recorded on the post (read back from DynamoDB): stamping into any shard below it is
-    /// safe, since the count only grows.
-    count: u32,
-    /// When this instance last tried to grow it.
-    grown: Option<Instant>,
-}
-
-/// The attempt of a stamp from which a throttle defers it (the first retry already sees
-/// the view's shards grown).
-const DEFER_AFTER: u32 = 2;
-
-/// How long an instance waits before it grows a post's view shards again: a storm of
-/// throttled stamps asks once, and the stamps retried meanwhile see the new count.
-pub const GROW_PAUSE: Duration = Duration::from_secs(1);
 
 /// The projector's writes to one table.
 #[derive(Clone, Debug)]
 pub struct Applier {
     client: Client,
     /// The same client without the SDK's own retries, for stamps: a throttle must be seen at
-    /// once to grow the view (the stamp loop retries itself).
+    /// once to grow the view (the machine retries stamps itself).
     stamp_client: Client,
     table: String,
-    hot: Arc<Mutex<HotMemory>>,
+    knowledge: Arc<Mutex<Knowledge>>,
     /// Defer a stamp when its view throttles, instead of failing its records.
     defers_stamps: bool,
 }
+
+type InFlight<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = (Ticket, Answer)> + Send + 'a>>>;
 
 impl Applier {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -135,7 +60,7 @@ impl Applier {
             stamp_client: Client::from_conf(unretried),
             client,
             table: table.into(),
-            hot: Arc::default(),
+            knowledge: Arc::default(),
             defers_stamps: true,
         }
     }
@@ -147,35 +72,20 @@ impl Applier {
         self
     }
 
-    /// Posts whose view or counter DynamoDB struggled with in the last [`HOT_MEMORY`]: plan
-    /// them hot.
-    pub(crate) fn hot_posts(&self) -> HotPosts {
-        let mut hot = self.hot_memory();
-        let recent = |seen: &mut FxHashMap<PostId, Instant>| {
-            seen.retain(|_, at| at.elapsed() < HOT_MEMORY);
-            seen.keys().copied().collect()
-        };
-        let now = requests::slot_of(Utc::now().timestamp_millis());
-        hot.folded
-            .retain(|_, slot| *slot + 2 * u64::from(DELTA_PARTITIONS) > now);
-        HotPosts {
-            views: recent(&mut hot.views),
-            counters: recent(&mut hot.counters),
-        }
+    /// Project a batch of decoded records (one per record, in order); `raw` gives a record's
+    /// text for quarantine. Nothing starts after `deadline`; what it stops is reported failed.
+    pub async fn apply_records(
+        &self,
+        records: &[Result<Decoded, Undecodable>],
+        raw: &(dyn Fn(usize) -> String + Sync),
+        deadline: Deadline,
+    ) -> AppliedBatch {
+        let now = now_ms();
+        let batch = Batch::of_records(records, self.known(), now, self.settings(now, deadline));
+        self.run(batch, raw, deadline).await
     }
 
-    /// Count `post` through deltas for [`HOT_MEMORY`].
-    fn remember_hot_counter(&self, post: PostId) {
-        self.hot_memory().counters.insert(post, Instant::now());
-    }
-
-    fn hot_memory(&self) -> std::sync::MutexGuard<'_, HotMemory> {
-        // A panic elsewhere cannot leave the maps half-written: their writes are single inserts.
-        self.hot.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Apply a plan for a batch of `batch_len` records; `raw` gives a record's text for
-    /// quarantine. Nothing starts after `deadline`; what it stops is reported failed.
+    /// Apply a plan for a batch of `batch_len` records (see [`Applier::apply_records`]).
     pub async fn apply(
         &self,
         plan: &Plan,
@@ -183,452 +93,387 @@ impl Applier {
         raw: &(dyn Fn(usize) -> String + Sync),
         deadline: Deadline,
     ) -> AppliedBatch {
-        let mut outcomes = vec![Outcome::Ignored; batch_len];
-        for (position, undecodable) in &plan.undecodable {
-            tracing::error!(sequence = %undecodable.sequence, reason = %undecodable.reason, "undecodable stream record: quarantined");
-            let quarantined = deadline
-                .run(self.quarantine(undecodable, raw(*position)))
-                .await
-                .unwrap_or(Err(Error::DeadlinePassed));
-            outcomes[*position] = match quarantined {
-                Ok(()) => Outcome::Quarantined,
-                Err(e) => {
-                    tracing::error!(error = %e, "quarantine failed");
-                    Outcome::Failed
-                }
-            };
-        }
+        let now = now_ms();
+        let settings = self.settings(now, deadline);
+        let batch = Batch::new(plan.clone(), batch_len, self.known(), now, settings);
+        self.run(batch, raw, deadline).await
+    }
 
-        let mut transactions = plan.transactions.clone();
-        // Past the deadline, the marks screening would have dropped are caught by their
-        // conditions.
-        let screened = deadline
-            .run(self.screen(&mut transactions))
-            .await
-            .unwrap_or_default();
-        let lanes = lanes(&transactions);
-        let mut unassigned: Vec<Option<CountTransaction>> =
-            transactions.into_iter().map(Some).collect();
-        let lanes: Vec<Vec<CountTransaction>> = lanes
-            .into_iter()
-            .map(|lane| {
-                lane.into_iter()
-                    .filter_map(|i| unassigned[i].take())
-                    .collect()
-            })
-            .collect();
-        let counted: Vec<Settlement> = stream::iter(lanes)
-            .map(|lane| async move {
-                let mut settled = Vec::with_capacity(lane.len());
-                for transaction in lane {
-                    settled.push(self.count(transaction, deadline).await);
-                }
-                settled
-            })
-            .buffer_unordered(CONCURRENCY)
-            .flat_map(stream::iter)
-            .collect()
-            .await;
-        let mut stamps = plan.stamps.clone();
-        let mut cancelled = 0;
-        let mut missing_posts = FxHashSet::default();
-        for settlement in std::iter::once(screened).chain(counted) {
-            cancelled += settlement.cancelled;
-            for (records, outcome) in settlement.outcomes {
-                record_outcome(&mut outcomes, &records, outcome);
-            }
-            stamps.extend(settlement.stamps);
-            missing_posts.extend(settlement.missing_posts);
-        }
-        // A like enters the view once counted: a failed count is re-delivered, stamp and all.
-        stamps.retain(|stamp| {
-            stamp
-                .records
-                .iter()
-                .all(|&position| outcomes[position] != Outcome::Failed)
-        });
-        if let Some(missing) = deadline.run(self.learn_view_shards(&stamps)).await {
-            missing_posts.extend(missing);
-        }
-        // A post that does not exist counts none of its likes, and shows none.
-        stamps.retain(|stamp| !missing_posts.contains(&stamp.like.post));
-
-        let stamped: Vec<(Vec<usize>, bool)> = stream::iter(stamps)
-            .map(|stamp| async move {
-                let ok = self.stamp(&stamp.like, deadline).await;
-                (stamp.records, ok)
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for (records, ok) in stamped {
-            if !ok {
-                record_outcome(&mut outcomes, &records, Outcome::Failed);
-            }
-        }
-        AppliedBatch {
-            outcomes,
-            cancelled,
+    fn settings(&self, now: i64, deadline: Deadline) -> Settings {
+        Settings {
+            defers_stamps: self.defers_stamps,
+            deadline_ms: deadline
+                .remaining()
+                .map(|left| now + left.as_millis() as i64),
+            seed: rand::random(),
         }
     }
 
-    /// Drop the marks that a consistent read of their like items shows cannot succeed. A read
-    /// that fails screens nothing: the transactions' conditions then sort it out.
-    async fn screen(&self, transactions: &mut [CountTransaction]) -> Settlement {
-        let mut settlement = Settlement::default();
-        let keys: Vec<ItemKey> = transactions
-            .iter()
-            .flat_map(|t| &t.posts)
-            .flat_map(|p| &p.marks)
-            .map(|m| m.like.item_key())
-            .collect::<FxHashSet<_>>()
-            .into_iter()
-            .collect();
-        if keys.is_empty() {
-            return settlement;
-        }
-        let chunks: Vec<Vec<ItemKey>> = keys.chunks(100).map(<[_]>::to_vec).collect();
-        let reads: Vec<_> = stream::iter(chunks)
-            .map(|chunk| async move { batch_get(&self.client, &self.table, &chunk).await })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        let mut found: HashMap<ItemKey, Item> = HashMap::with_capacity(keys.len());
-        for read in reads {
-            match read {
-                Ok(items) => found.extend(
-                    items
-                        .into_iter()
-                        .filter_map(|item| Some((key_of(&item)?, item))),
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read like items; counting unscreened");
-                    return settlement;
-                }
-            }
-        }
-        for count in transactions.iter_mut().flat_map(|t| &mut t.posts) {
-            count.marks.retain(
-                |mark| match screen_mark(found.get(&mark.like.item_key()), mark) {
-                    Screen::Send => true,
-                    Screen::Drop { stamp } => {
-                        settlement.dropped(mark, stamp);
-                        false
-                    }
-                },
-            );
-        }
-        settlement
+    /// A copy of what this instance knows.
+    fn known(&self) -> Knowledge {
+        self.knowledge_lock().clone()
     }
 
-    /// Run one counting transaction to completion: drop what is already done, retry the rest,
-    /// until `deadline`.
-    async fn count(&self, mut transaction: CountTransaction, deadline: Deadline) -> Settlement {
-        let policy = if transaction.posts.iter().any(|p| !p.folds.is_empty()) {
-            FOLD_RETRIES
-        } else {
-            Backoff::STANDARD
-        };
-        let mut settlement = Settlement::default();
-        let mut attempt = 0;
+    fn knowledge_lock(&self) -> std::sync::MutexGuard<'_, Knowledge> {
+        // A panic elsewhere cannot leave it half-written: merges are whole-map inserts of
+        // plain values.
+        self.knowledge.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run the machine: send what it asks, answer it, wake it when it wants.
+    async fn run(
+        &self,
+        mut batch: Batch,
+        raw: &(dyn Fn(usize) -> String + Sync),
+        deadline: Deadline,
+    ) -> AppliedBatch {
+        let mut in_flight: InFlight<'_> = FuturesUnordered::new();
+        let mut sent: Vec<Ticket> = Vec::new();
         loop {
-            transaction.posts.retain(|p| !p.is_empty());
-            if transaction.posts.is_empty() {
-                return settlement;
-            }
-            if deadline.run(self.fold_turn(&transaction)).await.is_none() || deadline.passed() {
-                settlement.fail_transaction(&transaction);
-                return settlement;
-            }
-            let now = Utc::now().timestamp();
-            let (items, actions) = match transaction_items(&self.table, &transaction, now) {
-                Ok(built) => built,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not build a transaction");
-                    settlement.fail_transaction(&transaction);
-                    return settlement;
-                }
-            };
-            let send = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send();
-            let failure = match deadline.run(send).await {
-                Some(Ok(_)) => {
-                    settlement.commit_transaction(&transaction);
-                    return settlement;
-                }
-                Some(Err(err)) => Failure::of(&err),
-                // Abandoned in flight: it may have committed; re-delivery finds out.
-                None => {
-                    settlement.fail_transaction(&transaction);
-                    return settlement;
-                }
-            };
-            let reasons = match &failure {
-                Failure::Cancelled(reasons) => {
-                    settlement.cancelled += 1;
-                    reasons.as_slice()
-                }
-                _ => &[],
-            };
-            attempt += 1;
-            if reasons.iter().any(is_condition_failed) {
-                let before = (transaction.actions(), via_deltas(&transaction));
-                let found_hot = drop_failed_conditions(
-                    &mut transaction,
-                    &actions,
-                    reasons,
-                    now,
-                    &mut settlement,
-                );
-                for post in found_hot {
-                    self.remember_hot_counter(post);
-                }
-                // What failed is out (or now goes through a delta): the rest is retried at
-                // once. A failure that changed nothing is retried like a transient one, so it
-                // ends with the policy's attempts, not in a loop.
-                let progressed = before != (transaction.actions(), via_deltas(&transaction));
-                if progressed && policy.may_retry(attempt) {
+            for (ticket, request) in batch.poll(now_ms()) {
+                if deadline.passed() {
+                    batch.answer(ticket, Answer::Abandoned, now_ms());
                     continue;
                 }
+                sent.push(ticket);
+                in_flight.push(Box::pin(self.send(ticket, request, raw)));
             }
-            for p in throttled_marks(&actions, reasons) {
-                let count = &mut transaction.posts[p];
-                let stamps = count.split_stamps();
-                if !stamps.is_empty() {
-                    tracing::warn!(post = %count.post.post, "a post's view throttled counting: planned hot for a while");
-                    self.hot_memory()
-                        .views
-                        .insert(count.post.post, Instant::now());
-                    settlement.stamps.extend(stamps);
+            if batch.is_done() {
+                break;
+            }
+            let wake = batch.wake_at().map(|at| {
+                let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+                tokio::time::Instant::now() + wait
+            });
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
-            }
-            for p in contended_counters(&actions, reasons) {
-                let count = &mut transaction.posts[p];
-                if count.folds.is_empty() {
-                    tracing::info!(post = %count.post.post, "a post's counter is contended: counted through deltas for a while");
-                    self.remember_hot_counter(count.post.post);
-                    count.via_delta = true;
-                }
-            }
-            let retryable = failure.is_transient() || matches!(failure, Failure::Cancelled(_));
-            if !retryable || !policy.may_retry(attempt) {
-                tracing::warn!(error = %failure.describe(), posts = transaction.posts.len(), "counting transaction failed; records will be re-delivered");
-                settlement.fail_transaction(&transaction);
-                return settlement;
-            }
-            if deadline.run(policy.wait(attempt)).await.is_none() {
-                settlement.fail_transaction(&transaction);
-                return settlement;
-            }
-        }
-    }
-
-    /// Wait for the slot in which the transaction's fold may write its counter (see
-    /// [`fold_slot`]), and take it.
-    async fn fold_turn(&self, transaction: &CountTransaction) {
-        let Some((post, k)) = transaction.posts.iter().find_map(|p| {
-            Some((
-                p.post.post,
-                delta_partition_of(&p.folds.first()?.delta.delta_id),
-            ))
-        }) else {
-            return;
-        };
-        let now = Utc::now().timestamp_millis();
-        let slot = {
-            let mut hot = self.hot_memory();
-            let slot = fold_slot(now, k, hot.folded.get(&(post, k)).copied());
-            hot.folded.insert((post, k), slot);
-            slot
-        };
-        let wait = requests::slot_start(slot) - now;
-        if wait > 0 {
-            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-        }
-    }
-
-    /// Set a like's GSI1 keys, in one of its post's view shards, if this incarnation still
-    /// exists. `false` if it could not be done by `deadline` (the records are then
-    /// re-delivered). A throttled stamp grows the post's view shards (see "Hot views").
-    async fn stamp(&self, like: &LikeRef, deadline: Deadline) -> bool {
-        let policy = Backoff::STANDARD;
-        for attempt in 1.. {
-            if deadline.passed() {
-                return false;
-            }
-            let shards = self.view_shards(like.post);
-            let write = counting::stamp_like(like, view_shard_of(&like.user, shards));
-            let call = write.update_item(&self.stamp_client, &self.table).send();
-            let error = match deadline.run(call).await {
-                None => return false,
-                Some(Ok(_)) => return true,
-                Some(Err(e)) => e,
             };
-            if is_throttle(error.code()) {
-                self.grow_view(like, shards, deadline).await;
-                // Tried once more with the count grown: still throttled, it waits its turn
-                // in the stream instead of failing the records (and the batch) behind it.
-                if self.defers_stamps && attempt >= DEFER_AFTER {
-                    return self.defer_stamp(like, deadline).await;
+            tokio::select! {
+                Some((ticket, answer)) = in_flight.next() => {
+                    sent.retain(|t| *t != ticket);
+                    batch.answer(ticket, answer, now_ms());
                 }
-            }
-            match Failure::of(&error) {
-                // In the view already, or gone or re-liked: its own record stamps the new
-                // incarnation.
-                Failure::ConditionFailed => return true,
-                f if f.is_transient() && policy.may_retry(attempt) => {
-                    if deadline.run(policy.wait(attempt)).await.is_none() {
-                        return false;
+                () = sleep => {}
+                None = deadline.run(std::future::pending::<()>()) => {
+                    // Abandoned in flight: each may or may not have taken effect.
+                    in_flight.clear();
+                    for ticket in sent.drain(..) {
+                        batch.answer(ticket, Answer::Abandoned, now_ms());
                     }
                 }
-                f => {
-                    tracing::warn!(error = %f.describe(), "stamp failed; records will be re-delivered");
-                    return false;
+            }
+        }
+        let (applied, learned) = batch.finish();
+        let mut knowledge = self.knowledge_lock();
+        knowledge.merge(learned);
+        knowledge.expire(now_ms());
+        applied
+    }
+
+    /// Send one request; its answer.
+    async fn send(
+        &self,
+        ticket: Ticket,
+        request: Request,
+        raw: &(dyn Fn(usize) -> String + Sync),
+    ) -> (Ticket, Answer) {
+        let table = &self.table;
+        let answer = match request {
+            Request::Quarantine {
+                position,
+                record,
+                now_ms,
+            } => {
+                tracing::error!(sequence = %record.sequence, reason = %record.reason, "undecodable stream record: quarantined");
+                let item = quarantined(&record, raw(position), now_ms).to_item();
+                let call = self
+                    .client
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(item));
+                match call.send().await {
+                    Ok(_) => Answer::Done,
+                    Err(e) => answer_of(&e),
                 }
             }
-        }
-        unreachable!("the loop returns on its last attempt")
-    }
-
-    /// Defer `like`'s stamp (`stampDue`): its MODIFY record brings it back. `true` if done,
-    /// or not needed any more (stamped meanwhile, gone or re-liked).
-    async fn defer_stamp(&self, like: &LikeRef, deadline: Deadline) -> bool {
-        let write = counting::defer_stamp(like, Utc::now().timestamp_millis());
-        match deadline
-            .run(write.update_item(&self.client, &self.table).send())
-            .await
-        {
-            Some(Ok(_)) => true,
-            Some(Err(e)) if matches!(Failure::of(&e), Failure::ConditionFailed) => true,
-            Some(Err(e)) => {
-                tracing::warn!(error = %Failure::of(&e).describe(), "stamp could not be deferred; records will be re-delivered");
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Read the view shard count of each post to be stamped that this instance does not know
-    /// yet, so that its first stamps already spread (a fresh instance would otherwise stamp a
-    /// spread view's shard 0 until throttled). Returns the posts found not to exist. A read
-    /// that fails teaches nothing: the stamps then start from shard 0, which is always safe.
-    async fn learn_view_shards(&self, stamps: &[crate::plan::Stamp]) -> Vec<PostId> {
-        let unknown: Vec<ItemKey> = {
-            let hot = self.hot_memory();
-            stamps
-                .iter()
-                .filter(|stamp| !hot.view_shards.contains_key(&stamp.like.post))
-                .map(|stamp| ItemKey::Post(stamp.like.topic.clone(), stamp.like.post))
-                .collect::<FxHashSet<_>>()
-                .into_iter()
-                .collect()
-        };
-        if unknown.is_empty() {
-            return Vec::new();
-        }
-        let found = match batch_get(&self.client, &self.table, &unknown).await {
-            Ok(items) => items,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read posts' view shards; stamping from shard 0");
-                return Vec::new();
-            }
-        };
-        let mut hot = self.hot_memory();
-        for item in &found {
-            if let Some(ItemKey::Post(_, post)) = key_of(item) {
-                hot.view_shards.entry(post).or_insert(ViewShards {
-                    count: Post::view_shards_in(item),
-                    grown: None,
-                });
-            }
-        }
-        unknown
-            .iter()
-            .filter_map(|key| match key {
-                ItemKey::Post(_, post) if !hot.view_shards.contains_key(post) => Some(*post),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The view shards of `post` this instance knows to be recorded.
-    fn view_shards(&self, post: PostId) -> u32 {
-        self.hot_memory()
-            .view_shards
-            .get(&post)
-            .map_or(1, |known| known.count)
-    }
-
-    /// A stamp into one of `known` view shards of `like`'s post throttled: record twice as
-    /// many on the post (at most [`MAX_VIEW_SHARDS`], once per [`GROW_PAUSE`]), and learn the
-    /// count recorded, which another instance may have grown further.
-    async fn grow_view(&self, like: &LikeRef, known: u32, deadline: Deadline) {
-        let target = (known * 2).min(MAX_VIEW_SHARDS);
-        {
-            let mut hot = self.hot_memory();
-            let entry = hot.view_shards.entry(like.post).or_insert(ViewShards {
-                count: 1,
-                grown: None,
-            });
-            let asked_lately = entry.grown.is_some_and(|at| at.elapsed() < GROW_PAUSE);
-            if target <= entry.count || asked_lately {
-                return;
-            }
-            entry.grown = Some(Instant::now());
-        }
-        let write = counting::grow_view(&like.topic, like.post, target);
-        let recorded = match deadline
-            .run(write.update_item(&self.client, &self.table).send())
-            .await
-        {
-            Some(Ok(_)) => target,
-            Some(Err(e)) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    failed.item().map_or(known, Post::view_shards_in)
+            Request::Read { keys } => {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys.iter().map(key_item).collect()))
+                    .consistent_read(true)
+                    .build();
+                match request {
+                    Err(e) => Answer::Permanent(e.to_string()),
+                    Ok(request) => {
+                        let call = self.client.batch_get_item().request_items(table, request);
+                        match call.send().await {
+                            Ok(mut read) => Answer::Read {
+                                items: read
+                                    .responses
+                                    .as_mut()
+                                    .and_then(|r| r.remove(table))
+                                    .unwrap_or_default(),
+                                unprocessed: read
+                                    .unprocessed_keys
+                                    .as_mut()
+                                    .and_then(|u| u.remove(table))
+                                    .map(|rest| rest.keys().iter().filter_map(key_of).collect())
+                                    .unwrap_or_default(),
+                            },
+                            Err(e) => answer_of(&e),
+                        }
+                    }
                 }
-                _ => return, // throttled or unreachable: asked again after the pause
+            }
+            Request::Count {
+                transaction,
+                now_secs,
+            } => match transaction_items(table, &transaction, now_secs) {
+                Err(e) => {
+                    tracing::error!(error = %e, "could not build a transaction");
+                    Answer::Permanent(e.to_string())
+                }
+                Ok(items) => {
+                    let call = self
+                        .client
+                        .transact_write_items()
+                        .set_transact_items(Some(items));
+                    match call.send().await {
+                        Ok(_) => Answer::Done,
+                        Err(e) => answer_of(&e),
+                    }
+                }
             },
-            None => return,
-        };
-
-        tracing::info!(post = %like.post, view_shards = recorded, "likers view spread");
-        let mut hot = self.hot_memory();
-        if let Some(entry) = hot.view_shards.get_mut(&like.post) {
-            entry.count = entry.count.max(recorded);
-        }
-    }
-
-    async fn quarantine(&self, record: &Undecodable, mut raw: String) -> Result<(), Error> {
-        if raw.len() > MAX_QUARANTINED_BYTES {
-            let mut end = MAX_QUARANTINED_BYTES;
-            while !raw.is_char_boundary(end) {
-                end -= 1;
+            Request::Stamp { like, shard } => {
+                let write = counting::stamp_like(&like, shard);
+                update_answer(write.update_item(&self.stamp_client, table).send().await)
             }
-            raw.truncate(end);
-        }
-        let item = Quarantined {
-            sequence: record.sequence.clone(),
-            event_id: record.event_id.clone(),
-            reason: record.reason.clone(),
-            record: raw,
-            quarantined_at: Utc::now(),
+            Request::Grow {
+                topic,
+                post,
+                shards,
+            } => {
+                let write = counting::grow_view(&topic, post, shards);
+                update_answer(write.update_item(&self.client, table).send().await)
+            }
+            Request::Defer { like, now_ms } => {
+                let write = counting::defer_stamp(&like, now_ms);
+                update_answer(write.update_item(&self.client, table).send().await)
+            }
         };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item.to_item()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::dynamo("PutItem", e))
+        (ticket, answer)
     }
 }
 
-/// How many of a transaction's posts move through a delta: a condition failure that turns one
-/// to deltas is progress.
-fn via_deltas(transaction: &CountTransaction) -> usize {
-    transaction.posts.iter().filter(|p| p.via_delta).count()
+/// The wall clock, in epoch milliseconds: the machine's time.
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// The items of a counting transaction, in the order of [`actions`]. Each delta written gets
+/// a fresh id (a retry after an unknown outcome cannot count twice: the marks it carries are
+/// then counted, and dropped).
+pub(crate) fn transaction_items(
+    table: &str,
+    transaction: &CountTransaction,
+    now_secs: i64,
+) -> Result<Vec<TransactWriteItem>, BuildError> {
+    let item = TransactWriteItem::builder;
+    actions(transaction)
+        .into_iter()
+        .map(|action| {
+            Ok(match action {
+                Action::Delta(p) => {
+                    let count = &transaction.posts[p];
+                    let delta = Delta {
+                        topic: count.post.topic.clone(),
+                        post_id: count.post.post,
+                        delta_id: Ksuid::generate(),
+                        delta: count.moves_by(),
+                    };
+                    item()
+                        .put(counting::put_delta(&delta).to_put(table)?)
+                        .build()
+                }
+                Action::Counter(p) => {
+                    let count = &transaction.posts[p];
+                    let (topic, post) = (&count.post.topic, count.post.post);
+                    let counter = if count.folds.is_empty() {
+                        counting::move_cold_counter(topic, post, count.moves_by(), now_secs)
+                    } else {
+                        let hot_until = crate::batch::hot::hot_until(now_secs);
+                        counting::fold_into_counter(topic, post, count.moves_by(), hot_until)
+                    };
+                    item().update(counter.to_update(table)?).build()
+                }
+                Action::Mark(p, m) => {
+                    // A failed condition returns the item as it was: it tells why.
+                    let mark = &transaction.posts[p].marks[m];
+                    let update = counting::count_like(&mark.like, mark.stamp).to_update(table)?;
+                    item().update(update).build()
+                }
+                Action::Uncount(p, u) => {
+                    let like = &transaction.posts[p].uncounts[u].like;
+                    item()
+                        .put(counting::tombstone(like, now_secs).to_put(table)?)
+                        .build()
+                }
+                Action::Fold(p, f) => {
+                    let delta = &transaction.posts[p].folds[f].delta;
+                    let delete = counting::fold_delta(delta.post_id, delta.delta_id);
+                    item().delete(delete.to_delete(table)?).build()
+                }
+            })
+        })
+        .collect()
+}
+
+/// An SDK error as the machine's answer.
+fn answer_of<E, R>(err: &SdkError<E, R>) -> Answer
+where
+    E: ProvideErrorMetadata + std::fmt::Debug + 'static,
+    R: std::fmt::Debug,
+{
+    if is_throttle(err.code()) {
+        return Answer::Throttled;
+    }
+    match Failure::of(err) {
+        Failure::ConditionFailed => Answer::ConditionFailed { old: None },
+        Failure::Cancelled(reasons) => Answer::Cancelled(reasons.iter().map(reason_of).collect()),
+        Failure::Transient(what) => Answer::Transient(what),
+        Failure::Permanent(what) => Answer::Permanent(what),
+    }
+}
+
+/// A single update's result as the machine's answer: a failed condition brings the old item.
+fn update_answer<R: std::fmt::Debug>(
+    result: Result<UpdateItemOutput, SdkError<UpdateItemError, R>>,
+) -> Answer {
+    match result {
+        Ok(_) => Answer::Done,
+        Err(e) => match e.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                Answer::ConditionFailed {
+                    old: failed.item().cloned(),
+                }
+            }
+            _ => answer_of(&e),
+        },
+    }
+}
+
+/// One cancellation reason as the machine reads it.
+fn reason_of(reason: &CancellationReason) -> Reason {
+    match reason.code() {
+        None | Some("None") => Reason::None,
+        Some(CONDITION_FAILED) => Reason::ConditionFailed {
+            old: reason.item().cloned(),
+        },
+        Some("TransactionConflict") => Reason::Conflict,
+        code if is_throttle(code) => Reason::Throttled,
+        Some(other) => Reason::Other(other.to_owned()),
+    }
+}
+
+/// The quarantine item of an undecodable record, its text cut to fit an item.
+fn quarantined(record: &Undecodable, mut raw: String, now_ms: i64) -> Quarantined {
+    if raw.len() > MAX_QUARANTINED_BYTES {
+        let mut end = MAX_QUARANTINED_BYTES;
+        while !raw.is_char_boundary(end) {
+            end -= 1;
+        }
+        raw.truncate(end);
+    }
+    Quarantined {
+        sequence: record.sequence.clone(),
+        event_id: record.event_id.clone(),
+        reason: record.reason.clone(),
+        record: raw,
+        quarantined_at: DateTime::from_timestamp_millis(now_ms).unwrap_or_else(Utc::now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use contracts::items::{LikeRef, attr};
+    use contracts::keys::{self, LikeId, PostId};
+
+    use crate::plan::{Mark, PostCount, PostRef};
+
+    #[test]
+    fn a_transactions_items_follow_its_actions() {
+        let like = LikeRef {
+            user: "ada".parse().unwrap(),
+            post: PostId::generate(),
+            topic: "t".parse().unwrap(),
+            like_id: LikeId::generate(),
+        };
+        let count = |via_delta| PostCount {
+            post: PostRef {
+                topic: "t".parse().unwrap(),
+                post: like.post,
+            },
+            marks: vec![Mark {
+                records: vec![0],
+                like: like.clone(),
+                stamp: true,
+            }],
+            uncounts: Vec::new(),
+            folds: Vec::new(),
+            via_delta,
+        };
+        let cold = CountTransaction {
+            posts: vec![count(false)],
+        };
+        let items = transaction_items("t", &cold, 0).unwrap();
+        assert_eq!(actions(&cold), vec![Action::Counter(0), Action::Mark(0, 0)]);
+        let counter = items[0].update().unwrap();
+        assert_eq!(
+            counter.expression_attribute_values().unwrap()[":by"],
+            AttributeValue::N("1".into())
+        );
+        let mark = items[1].update().unwrap();
+        assert_eq!(
+            mark.return_values_on_condition_check_failure(),
+            Some(&aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
+        );
+        assert!(
+            mark.update_expression().contains("#gpk"),
+            "a cold mark stamps"
+        );
+        let hot = CountTransaction {
+            posts: vec![count(true)],
+        };
+        let delta = transaction_items("t", &hot, 0).unwrap()[0]
+            .put()
+            .unwrap()
+            .item()
+            .clone();
+        assert_eq!(delta[attr::DELTA], AttributeValue::N("1".into()));
+        assert_eq!(delta[keys::TYPE], AttributeValue::S("Delta".into()));
+    }
+
+    #[test]
+    fn cancellation_reasons_read_as_the_machine_needs() {
+        let reason = |code: &str| CancellationReason::builder().code(code).build();
+        assert_eq!(reason_of(&reason("None")), Reason::None);
+        assert_eq!(reason_of(&reason("TransactionConflict")), Reason::Conflict);
+        assert_eq!(reason_of(&reason("ThrottlingError")), Reason::Throttled);
+        assert_eq!(
+            reason_of(&reason("ProvisionedThroughputExceeded")),
+            Reason::Throttled
+        );
+        assert_eq!(
+            reason_of(&reason(CONDITION_FAILED)),
+            Reason::ConditionFailed { old: None }
+        );
+        assert_eq!(
+            reason_of(&reason("ValidationError")),
+            Reason::Other("ValidationError".into())
+        );
+    }
 }

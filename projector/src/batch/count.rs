@@ -1,149 +1,72 @@
-//! The pure half of applying a plan: the requests a counting transaction sends, what a
-//! screening read or a cancellation says about each of its actions, and the outcome of every
-//! record. Everything here is unit-tested without a database; `apply` only sends and waits.
+//! Counting transactions: the one-hop count of cold posts, and the first hop (deltas) and
+//! second hop (folds) of hot counters, as a [`Lane`] of transactions sent one after another.
+//! Why the writes count every like exactly once is in [`crate::plan`]; here is what
+//! DynamoDB's answer to each attempt means for the next one.
+//!
+//! Before counting, a consistent read of the like items screens the marks ([`screen_mark`]):
+//! a mark whose like is gone, re-liked or already counted would only fail, and a failed
+//! condition cancels its whole transaction, billed in full. (The read only saves work:
+//! whatever it misses, the conditions still catch.)
+//!
+//! When DynamoDB cancels a transaction, `CancellationReasons` names the actions:
+//! - a **failed condition** ([`drop_failed_conditions`]): a mark or tombstone already there
+//!   (its like counted or gone) or a delta already folded is dropped as redundant; a post that
+//!   does not exist drops its whole count; a counter found hot (`hotUntil`) moves through a
+//!   delta from now on. What is left is sent again at once;
+//! - a **throttled mark** ([`throttled_marks`]): its stamp may be what the post's GSI1
+//!   partition cannot take, so the post's stamps leave the transaction and its view is planned
+//!   hot (see "Hot views");
+//! - a **conflict or throttle on the counter item** ([`contended_counters`]): the retry writes
+//!   a delta instead, and the counter is planned hot (see "Hot counters").
+//!
+//! Conflicts and throttling are retried as the lane's `Backoff` says ([`super::hot::policy`]);
+//! every attempt counts against it, a condition failure that left nothing to drop too, and
+//! nothing starts past the batch's deadline. What still fails is reported failed, so the
+//! caller re-delivers it, which is safe because every action is conditional.
 
-use aws_sdk_dynamodb::error::BuildError;
-use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
-use contracts::counting::{self, CounterState, LikeState};
-use contracts::dynamo::{is_condition_failed, is_throttle};
-use contracts::items::{Delta, Item};
-use contracts::keys::Ksuid;
-use contracts::keys::{DELTA_PARTITIONS, PostId};
-use std::time::Duration;
+use std::collections::VecDeque;
 
+use contracts::counting::{CounterState, LikeState};
+use contracts::dynamo::Backoff;
+use contracts::items::Item;
+use contracts::keys::PostId;
+
+use super::hot;
+use super::{Answer, Cx, Outcome, Reason, Request};
 use crate::plan::{CountTransaction, Mark, PostCount, Stamp};
-
-/// The time a hot counter's folds take turns in: each slot is one delta partition's, round
-/// robin, so a post's counter is written at most once a slot, ten times a second.
-pub(crate) const FOLD_SLOT: Duration = Duration::from_millis(100);
-/// How far into its slot a fold may still start: the rest of the slot is for its transaction
-/// to finish before the next partition's turn.
-const FOLD_START_WITHIN: i64 = 40;
-
-/// The slot (counted from the epoch) that the wall clock `now_ms` is in.
-pub(crate) fn slot_of(now_ms: i64) -> u64 {
-    (now_ms.max(0) / FOLD_SLOT.as_millis() as i64) as u64
-}
-
-/// When a slot starts, in epoch milliseconds.
-pub(crate) fn slot_start(slot: u64) -> i64 {
-    slot as i64 * FOLD_SLOT.as_millis() as i64
-}
-
-/// The slot in which a fold of delta partition `k` may write its post's counter, at `now_ms`
-/// and after its previous fold's slot `last`: the first slot of `k` (slot number ≡ `k` modulo
-/// [`DELTA_PARTITIONS`]) that has not started more than [`FOLD_START_WITHIN`] ago. With the
-/// invocations' clocks in step (Lambda's are kept to milliseconds), the folds of a post's
-/// partitions never overlap on its counter; if clocks drift apart, they conflict and retry.
-pub fn fold_slot(now_ms: i64, k: u8, last: Option<u64>) -> u64 {
-    let period = u64::from(DELTA_PARTITIONS);
-    let mut slot = slot_of(now_ms - FOLD_START_WITHIN);
-    if now_ms - slot_start(slot) > FOLD_START_WITHIN {
-        slot += 1;
-    }
-    slot += (u64::from(k) + period - slot % period) % period;
-    if let Some(last) = last.filter(|last| *last >= slot) {
-        slot = last + period;
-    }
-    slot
-}
-
-/// What happened to one record of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Its change is now in the counters and views.
-    Applied,
-    /// Nothing to do: its change was applied by an earlier delivery, or was overtaken (its
-    /// like is gone or was liked again since, and the later record counts).
-    Redundant,
-    /// It needs no projection.
-    Ignored,
-    /// It could not be decoded and was quarantined.
-    Quarantined,
-    /// Not applied: must be delivered again.
-    Failed,
-}
-
-/// Record `outcome` for the batch positions `records`. A position already `Failed` stays
-/// failed: one of its writes did not happen, so it must be delivered again whatever else
-/// succeeded.
-pub(crate) fn record_outcome(outcomes: &mut [Outcome], records: &[usize], outcome: Outcome) {
-    for &position in records {
-        if outcomes[position] != Outcome::Failed {
-            outcomes[position] = outcome;
-        }
-    }
-}
 
 /// One action of a counting transaction, for reading its cancellation reason: the post (its
 /// index in the transaction), and which of its writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Action {
+pub enum Action {
+    /// The counter update.
     Counter(usize),
     /// The new delta of a hot counter, in the counter's place.
     Delta(usize),
+    /// Mark `.1` of the post.
     Mark(usize, usize),
+    /// Uncount (tombstone) `.1` of the post.
     Uncount(usize, usize),
+    /// Fold `.1` of the post.
     Fold(usize, usize),
 }
 
-/// The items of a counting transaction, and which action each one is. `now_secs` dates the
-/// tombstones; each delta written gets a fresh id (a retry after an unknown outcome cannot
-/// count twice: the marks it carries are then counted, and dropped).
-pub(crate) fn transaction_items(
-    table: &str,
-    transaction: &CountTransaction,
-    now_secs: i64,
-) -> Result<(Vec<TransactWriteItem>, Vec<Action>), BuildError> {
-    let mut items = Vec::with_capacity(transaction.actions());
+/// The actions of a transaction, in the order its items are sent: per post the counter (or
+/// delta), then marks, uncounts and folds. The counter (or delta) is there even when the move
+/// is zero: its new version tells `rebuild` that the post's counted likes changed.
+pub fn actions(transaction: &CountTransaction) -> Vec<Action> {
     let mut actions = Vec::with_capacity(transaction.actions());
     for (p, count) in transaction.posts.iter().enumerate() {
-        // The counter update (or delta) is there even when the move is zero: its new version
-        // tells `rebuild` that the post's counted likes changed.
-        if count.via_delta {
-            let delta = Delta {
-                topic: count.post.topic.clone(),
-                post_id: count.post.post,
-                delta_id: Ksuid::generate(),
-                delta: count.moves_by(),
-            };
-            let put = counting::put_delta(&delta).to_put(table)?;
-            items.push(TransactWriteItem::builder().put(put).build());
-            actions.push(Action::Delta(p));
+        actions.push(if count.via_delta {
+            Action::Delta(p)
         } else {
-            let (topic, post) = (&count.post.topic, count.post.post);
-            let counter = if count.folds.is_empty() {
-                counting::move_cold_counter(topic, post, count.moves_by(), now_secs)
-            } else {
-                let hot_until = now_secs + super::HOT_MEMORY.as_secs() as i64;
-                counting::fold_into_counter(topic, post, count.moves_by(), hot_until)
-            };
-            items.push(
-                TransactWriteItem::builder()
-                    .update(counter.to_update(table)?)
-                    .build(),
-            );
-            actions.push(Action::Counter(p));
-        }
-        for (m, mark) in count.marks.iter().enumerate() {
-            // A failed condition returns the item as it was: screening it tells why.
-            let update = counting::count_like(&mark.like, mark.stamp).to_update(table)?;
-            items.push(TransactWriteItem::builder().update(update).build());
-            actions.push(Action::Mark(p, m));
-        }
-        for (u, uncount) in count.uncounts.iter().enumerate() {
-            let put = counting::tombstone(&uncount.like, now_secs).to_put(table)?;
-            items.push(TransactWriteItem::builder().put(put).build());
-            actions.push(Action::Uncount(p, u));
-        }
-        for (f, fold) in count.folds.iter().enumerate() {
-            let delete =
-                counting::fold_delta(fold.delta.post_id, fold.delta.delta_id).to_delete(table)?;
-            items.push(TransactWriteItem::builder().delete(delete).build());
-            actions.push(Action::Fold(p, f));
-        }
+            Action::Counter(p)
+        });
+        actions.extend((0..count.marks.len()).map(|m| Action::Mark(p, m)));
+        actions.extend((0..count.uncounts.len()).map(|u| Action::Uncount(p, u)));
+        actions.extend((0..count.folds.len()).map(|f| Action::Fold(p, f)));
     }
-    Ok((items, actions))
+    actions
 }
 
 /// What to do with a mark, given its like item as a consistent read found it.
@@ -168,18 +91,15 @@ pub(crate) fn screen_mark(item: Option<&Item>, mark: &Mark) -> Screen {
     }
 }
 
-/// What a counting transaction (or the screening before it) settled: outcomes for batch
-/// positions, cancelled attempts, and stamps still to write.
+/// What counting settled: outcomes for batch positions, and stamps still to write.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Settlement {
-    pub outcomes: Vec<(Vec<usize>, Outcome)>,
-    /// Attempts DynamoDB cancelled.
-    pub cancelled: usize,
+    pub(crate) outcomes: Vec<(Vec<usize>, Outcome)>,
     /// Likes found counted but not stamped (a run that crashed between count and stamp), and
     /// stamps taken out of marks whose view throttled.
-    pub stamps: Vec<Stamp>,
+    pub(crate) stamps: Vec<Stamp>,
     /// Posts a transaction found not to exist: none of their likes is counted or stamped.
-    pub missing_posts: Vec<PostId>,
+    pub(crate) missing_posts: Vec<PostId>,
 }
 
 impl Settlement {
@@ -195,7 +115,7 @@ impl Settlement {
 
     /// A change that committed: its first delivery is applied, copies in the same batch are
     /// redundant.
-    pub(crate) fn committed(&mut self, records: &[usize]) {
+    fn committed(&mut self, records: &[usize]) {
         if let Some((first, rest)) = records.split_first() {
             self.outcomes.push((vec![*first], Outcome::Applied));
             if !rest.is_empty() {
@@ -205,7 +125,7 @@ impl Settlement {
     }
 
     /// Every record of a post's count, with one outcome.
-    pub(crate) fn settle_post(&mut self, count: &PostCount, outcome: Outcome) {
+    fn settle_post(&mut self, count: &PostCount, outcome: Outcome) {
         for records in count.records() {
             self.outcomes.push((records.to_vec(), outcome));
         }
@@ -228,11 +148,11 @@ impl Settlement {
 
 /// The posts (indexes in the transaction) of marks that DynamoDB cancelled as throttled: their
 /// stamps may be what the post's GSI1 partition cannot take.
-pub(crate) fn throttled_marks(actions: &[Action], reasons: &[CancellationReason]) -> Vec<usize> {
+pub(crate) fn throttled_marks(actions: &[Action], reasons: &[Reason]) -> Vec<usize> {
     let mut posts: Vec<usize> = actions
         .iter()
         .zip(reasons)
-        .filter(|(_, reason)| is_throttle(reason.code()))
+        .filter(|(_, reason)| matches!(reason, Reason::Throttled))
         .filter_map(|(action, _)| match action {
             Action::Mark(p, _) => Some(*p),
             _ => None,
@@ -244,13 +164,11 @@ pub(crate) fn throttled_marks(actions: &[Action], reasons: &[CancellationReason]
 
 /// The posts (indexes in the transaction) whose counter item DynamoDB cancelled the
 /// transaction over, conflicting with another transaction or throttled: hot counters.
-pub(crate) fn contended_counters(actions: &[Action], reasons: &[CancellationReason]) -> Vec<usize> {
+pub(crate) fn contended_counters(actions: &[Action], reasons: &[Reason]) -> Vec<usize> {
     actions
         .iter()
         .zip(reasons)
-        .filter(|(_, reason)| {
-            reason.code() == Some("TransactionConflict") || is_throttle(reason.code())
-        })
+        .filter(|(_, reason)| matches!(reason, Reason::Conflict | Reason::Throttled))
         .filter_map(|(action, _)| match action {
             Action::Counter(p) => Some(*p),
             _ => None,
@@ -258,29 +176,37 @@ pub(crate) fn contended_counters(actions: &[Action], reasons: &[CancellationReas
         .collect()
 }
 
+/// What [`drop_failed_conditions`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Dropped {
+    /// Posts whose counter was found hot: moved through a delta from now on.
+    pub(crate) hot_counters: Vec<PostId>,
+    /// Whether anything left the transaction or turned to a delta: a retry may now succeed.
+    pub(crate) progressed: bool,
+}
+
 /// Remove from `transaction` the actions whose condition failed, settling why: a mark or
 /// tombstone already there (its like counted or gone), a delta already folded, or a post that
 /// does not exist (nothing of it counts). A counter found hot at `now_secs` is moved through a
-/// delta instead: those posts are returned. What is left may be sent again.
+/// delta instead. What is left may be sent again.
 pub(crate) fn drop_failed_conditions(
     transaction: &mut CountTransaction,
     actions: &[Action],
-    reasons: &[CancellationReason],
+    reasons: &[Reason],
     now_secs: i64,
     settlement: &mut Settlement,
-) -> Vec<PostId> {
-    let mut hot_counters = Vec::new();
-    let failed = |i: usize| reasons.get(i).is_some_and(is_condition_failed);
+) -> Dropped {
+    let mut dropped = Dropped::default();
     let mut missing_posts = Vec::new();
     let mut done_marks = Vec::new();
     let mut done_uncounts = Vec::new();
     let mut done_folds = Vec::new();
-    for (i, action) in actions.iter().enumerate() {
-        if !failed(i) {
+    for (action, reason) in actions.iter().zip(reasons) {
+        let Reason::ConditionFailed { old } = reason else {
             continue;
-        }
+        };
         match *action {
-            Action::Counter(p) => match CounterState::of(reasons[i].item(), now_secs) {
+            Action::Counter(p) => match CounterState::of(old.as_ref(), now_secs) {
                 CounterState::Missing => {
                     let count = &transaction.posts[p];
                     tracing::error!(post = %count.post.post, "likes of a post that does not exist: not counted");
@@ -291,7 +217,7 @@ pub(crate) fn drop_failed_conditions(
                 CounterState::Hot { .. } => {
                     let count = &mut transaction.posts[p];
                     count.via_delta = true;
-                    hot_counters.push(count.post.post);
+                    dropped.hot_counters.push(count.post.post);
                 }
                 // Cold again since: the retry moves it.
                 CounterState::Cold => {}
@@ -299,7 +225,7 @@ pub(crate) fn drop_failed_conditions(
             Action::Mark(p, m) => {
                 // The item as it was when the condition failed (`ALL_OLD`).
                 let mark = &transaction.posts[p].marks[m];
-                let stamp = screen_mark(reasons[i].item(), mark) == Screen::Drop { stamp: true };
+                let stamp = screen_mark(old.as_ref(), mark) == Screen::Drop { stamp: true };
                 settlement.dropped(mark, stamp);
                 done_marks.push((p, m));
             }
@@ -317,6 +243,11 @@ pub(crate) fn drop_failed_conditions(
             Action::Delta(_) => {}
         }
     }
+    dropped.progressed = !(missing_posts.is_empty()
+        && done_marks.is_empty()
+        && done_uncounts.is_empty()
+        && done_folds.is_empty()
+        && dropped.hot_counters.is_empty());
     let posts = std::mem::take(&mut transaction.posts);
     for (p, mut count) in posts.into_iter().enumerate() {
         if missing_posts.contains(&p) {
@@ -327,7 +258,7 @@ pub(crate) fn drop_failed_conditions(
         count.folds = keep(count.folds, |f| !done_folds.contains(&(p, f)));
         transaction.posts.push(count);
     }
-    hot_counters
+    dropped
 }
 
 /// The elements whose index passes `wanted`.
@@ -339,11 +270,190 @@ fn keep<T>(items: Vec<T>, wanted: impl Fn(usize) -> bool) -> Vec<T> {
         .collect()
 }
 
+/// Transactions sharing a post, sent one after another (see [`crate::plan::lanes`]).
+#[derive(Debug)]
+pub(crate) struct Lane {
+    queue: VecDeque<CountTransaction>,
+    current: Option<Attempts>,
+}
+
+/// One transaction on its way: what is left of it, and where its attempts stand.
+#[derive(Debug)]
+struct Attempts {
+    transaction: CountTransaction,
+    policy: Backoff,
+    /// Attempts sent so far.
+    sent: u32,
+    phase: Phase,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// To be sent (after its fold's turn, if it folds).
+    Begin,
+    /// To be sent at this time (its fold's turn).
+    Turn(i64),
+    /// Sent, with its actions in order; dated `now_secs`.
+    Sent { actions: Vec<Action>, now_secs: i64 },
+    /// Backing off until then.
+    Backoff(i64),
+}
+
+impl Lane {
+    pub(crate) fn new(transactions: Vec<CountTransaction>) -> Self {
+        Self {
+            queue: transactions.into(),
+            current: None,
+        }
+    }
+
+    /// Whether every transaction of the lane is settled.
+    pub(crate) fn is_done(&self) -> bool {
+        self.current.is_none() && self.queue.is_empty()
+    }
+
+    /// When the lane wants to be woken, if it waits.
+    pub(crate) fn wake_at(&self) -> Option<i64> {
+        match self.current.as_ref()?.phase {
+            Phase::Turn(at) | Phase::Backoff(at) => Some(at),
+            Phase::Begin | Phase::Sent { .. } => None,
+        }
+    }
+
+    /// Move on at `cx.now_ms`: the request to send now, if any.
+    pub(crate) fn poll(&mut self, cx: &mut Cx<'_>) -> Option<Request> {
+        loop {
+            let Some(current) = self.current.as_mut() else {
+                let transaction = self.queue.pop_front()?;
+                self.current = Some(Attempts {
+                    policy: hot::policy(&transaction),
+                    transaction,
+                    sent: 0,
+                    phase: Phase::Begin,
+                });
+                continue;
+            };
+            match current.phase {
+                Phase::Begin => {
+                    current.transaction.posts.retain(|p| !p.is_empty());
+                    if current.transaction.posts.is_empty() {
+                        self.current = None;
+                        continue;
+                    }
+                    let at = hot::turn(&current.transaction, cx.knowledge, cx.now_ms);
+                    if cx.passed(at) {
+                        self.fail(cx);
+                        continue;
+                    }
+                    current.phase = Phase::Turn(at);
+                }
+                Phase::Turn(at) if at <= cx.now_ms => {
+                    if cx.passed(cx.now_ms) {
+                        self.fail(cx);
+                        continue;
+                    }
+                    let now_secs = cx.now_ms.div_euclid(1000);
+                    current.sent += 1;
+                    current.phase = Phase::Sent {
+                        actions: actions(&current.transaction),
+                        now_secs,
+                    };
+                    return Some(Request::Count {
+                        transaction: current.transaction.clone(),
+                        now_secs,
+                    });
+                }
+                Phase::Backoff(until) if until <= cx.now_ms => current.phase = Phase::Begin,
+                Phase::Turn(_) | Phase::Backoff(_) | Phase::Sent { .. } => return None,
+            }
+        }
+    }
+
+    /// The transaction in flight failed for good: its records are re-delivered.
+    fn fail(&mut self, cx: &mut Cx<'_>) {
+        if let Some(current) = self.current.take() {
+            cx.settlement.fail_transaction(&current.transaction);
+        }
+    }
+
+    /// DynamoDB's answer to the transaction in flight.
+    pub(crate) fn answer(&mut self, answer: Answer, cx: &mut Cx<'_>) {
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
+        let Phase::Sent { actions, now_secs } = std::mem::replace(&mut current.phase, Phase::Begin)
+        else {
+            return;
+        };
+        let reasons = match &answer {
+            Answer::Done => {
+                cx.settlement.commit_transaction(&current.transaction);
+                self.current = None;
+                return;
+            }
+            // Abandoned in flight: it may have committed; re-delivery finds out.
+            Answer::Abandoned => return self.fail(cx),
+            Answer::Cancelled(reasons) => {
+                *cx.cancelled += 1;
+                reasons.as_slice()
+            }
+            _ => &[],
+        };
+        let transaction = &mut current.transaction;
+        let failed_condition = reasons
+            .iter()
+            .any(|r| matches!(r, Reason::ConditionFailed { .. }));
+        if failed_condition {
+            let dropped =
+                drop_failed_conditions(transaction, &actions, reasons, now_secs, cx.settlement);
+            for post in dropped.hot_counters {
+                cx.knowledge.counter_contended(post, cx.now_ms);
+            }
+            // What failed is out (or now goes through a delta): the rest is retried at once.
+            // A failure that changed nothing is retried like a transient one, so it ends with
+            // the policy's attempts, not in a loop.
+            if dropped.progressed && current.policy.may_retry(current.sent) {
+                return;
+            }
+        }
+        for p in throttled_marks(&actions, reasons) {
+            let count = &mut transaction.posts[p];
+            let stamps = count.split_stamps();
+            if !stamps.is_empty() {
+                tracing::warn!(post = %count.post.post, "a post's view throttled counting: planned hot for a while");
+                cx.knowledge.view_throttled(count.post.post, cx.now_ms);
+                cx.settlement.stamps.extend(stamps);
+            }
+        }
+        for p in contended_counters(&actions, reasons) {
+            let count = &mut transaction.posts[p];
+            if count.folds.is_empty() {
+                tracing::info!(post = %count.post.post, "a post's counter is contended: counted through deltas for a while");
+                cx.knowledge.counter_contended(count.post.post, cx.now_ms);
+                count.via_delta = true;
+            }
+        }
+        let retryable = matches!(
+            answer,
+            Answer::Transient(_) | Answer::Throttled | Answer::Cancelled(_)
+        );
+        if !retryable || !current.policy.may_retry(current.sent) {
+            tracing::warn!(answer = %answer.describe(), posts = transaction.posts.len(), "counting transaction failed; records will be re-delivered");
+            return self.fail(cx);
+        }
+        let until = cx.now_ms + cx.backoff(current.policy, current.sent);
+        if cx.passed(until) {
+            return self.fail(cx);
+        }
+        current.phase = Phase::Backoff(until);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_sdk_dynamodb::types::AttributeValue;
-    use contracts::items::{LikeRef, attr};
+    use contracts::items::{Delta, LikeRef, attr};
     use contracts::keys::{self, Ksuid, LikeId, PostId};
 
     use crate::plan::{Fold, PostRef, Uncount};
@@ -376,8 +486,8 @@ mod tests {
         item
     }
 
-    fn reason(code: &str) -> CancellationReason {
-        CancellationReason::builder().code(code).build()
+    fn failed(old: Option<Item>) -> Reason {
+        Reason::ConditionFailed { old }
     }
 
     fn transaction() -> CountTransaction {
@@ -409,39 +519,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_transaction_holds_counter_marks_and_tombstones_in_action_order() {
-        let transaction = transaction();
-        let (items, actions) = transaction_items("t", &transaction, 0).unwrap();
-        assert_eq!(
-            actions,
-            vec![
-                Action::Counter(0),
-                Action::Mark(0, 0),
-                Action::Mark(0, 1),
-                Action::Uncount(0, 0),
-                Action::Counter(1),
-                Action::Mark(1, 0),
-            ]
-        );
-        assert_eq!(items.len(), transaction.actions());
-        let counter = items[0].update().unwrap();
-        assert_eq!(
-            counter.expression_attribute_values().unwrap()[":by"],
-            AttributeValue::N("1".into())
-        );
-        let mark = items[1].update().unwrap();
-        assert_eq!(
-            mark.return_values_on_condition_check_failure(),
-            Some(&aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
-        );
-        assert!(
-            mark.update_expression().contains("#gpk"),
-            "a cold mark stamps"
-        );
-        assert!(items[3].put().is_some(), "an uncount is a tombstone put");
-    }
-
     fn fold(record: usize, delta: i64) -> Fold {
         Fold {
             records: vec![record],
@@ -455,12 +532,27 @@ mod tests {
     }
 
     #[test]
-    fn a_hot_counter_writes_a_delta_and_a_fold_deletes_what_it_adds() {
+    fn a_transaction_holds_counter_marks_and_tombstones_in_action_order() {
+        assert_eq!(
+            actions(&transaction()),
+            vec![
+                Action::Counter(0),
+                Action::Mark(0, 0),
+                Action::Mark(0, 1),
+                Action::Uncount(0, 0),
+                Action::Counter(1),
+                Action::Mark(1, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_already_folded_delta_is_dropped() {
         let mut transaction = transaction();
         transaction.posts[0].via_delta = true;
         transaction.posts[1].marks.clear();
         transaction.posts[1].folds = vec![fold(5, 40), fold(6, -1)];
-        let (items, actions) = transaction_items("t", &transaction, 0).unwrap();
+        let actions = actions(&transaction);
         assert_eq!(
             actions,
             vec![
@@ -473,35 +565,21 @@ mod tests {
                 Action::Fold(1, 1),
             ]
         );
-        let delta = items[0].put().unwrap().item();
-        assert_eq!(delta[attr::DELTA], AttributeValue::N("1".into()));
-        assert_eq!(delta[keys::TYPE], s("Delta"));
-        let counter = items[4].update().unwrap();
-        assert_eq!(
-            counter.expression_attribute_values().unwrap()[":by"],
-            AttributeValue::N("39".into()),
-            "the folded deltas' sum"
-        );
         let reasons: Vec<_> = (0..7)
-            .map(|i| match i {
-                5 => reason(contracts::dynamo::CONDITION_FAILED),
-                _ => reason("None"),
-            })
+            .map(|i| if i == 5 { failed(None) } else { Reason::None })
             .collect();
         let mut settlement = Settlement::default();
-        drop_failed_conditions(&mut transaction, &actions, &reasons, 0, &mut settlement);
+        let dropped =
+            drop_failed_conditions(&mut transaction, &actions, &reasons, 0, &mut settlement);
+        assert!(dropped.progressed);
         assert_eq!(settlement.outcomes, vec![(vec![5], Outcome::Redundant)]);
-        assert_eq!(
-            transaction.posts[1].moves_by(),
-            -1,
-            "an already folded delta is dropped"
-        );
+        assert_eq!(transaction.posts[1].moves_by(), -1);
     }
 
     #[test]
     fn a_counter_a_fold_marked_hot_is_moved_through_a_delta_on_retry() {
         let mut transaction = transaction();
-        let (_, actions) = transaction_items("t", &transaction, 1_000).unwrap();
+        let actions = actions(&transaction);
         let post = |until: i64| {
             Item::from([
                 (keys::PK.to_owned(), s("TOPIC#t")),
@@ -511,17 +589,11 @@ mod tests {
                 ),
             ])
         };
-        let failed = |item: Item| {
-            CancellationReason::builder()
-                .code(contracts::dynamo::CONDITION_FAILED)
-                .set_item(Some(item))
-                .build()
-        };
-        let mut reasons: Vec<_> = (0..actions.len()).map(|_| reason("None")).collect();
-        reasons[0] = failed(post(1_200));
-        reasons[4] = failed(post(900));
+        let mut reasons: Vec<_> = (0..actions.len()).map(|_| Reason::None).collect();
+        reasons[0] = failed(Some(post(1_200)));
+        reasons[4] = failed(Some(post(900)));
         let mut settlement = Settlement::default();
-        let hot =
+        let dropped =
             drop_failed_conditions(&mut transaction, &actions, &reasons, 1_000, &mut settlement);
         assert_eq!(transaction.posts.len(), 2, "both posts exist");
         assert!(transaction.posts[0].via_delta, "hot until after now");
@@ -529,31 +601,24 @@ mod tests {
             !transaction.posts[1].via_delta,
             "hot until before now: cold again"
         );
-        assert_eq!(hot, vec![transaction.posts[0].post.post]);
-        assert!(
-            settlement.outcomes.is_empty(),
-            "nothing settled: all is retried"
-        );
+        assert_eq!(dropped.hot_counters, vec![transaction.posts[0].post.post]);
+        assert!(dropped.progressed, "a counter turned to a delta");
+        assert!(settlement.outcomes.is_empty(), "all is retried");
     }
 
     #[test]
-    fn folds_take_the_slots_of_their_partition_in_turn() {
-        // Slots of 100 ms; partition 2's are 2, 6, 10, ...
-        assert_eq!(fold_slot(200, 2, None), 2, "its slot, just begun");
-        assert_eq!(fold_slot(230, 2, None), 2, "early enough in it");
-        assert_eq!(fold_slot(250, 2, None), 6, "too late in it: the next one");
-        assert_eq!(fold_slot(0, 2, None), 2);
-        assert_eq!(fold_slot(310, 2, None), 6);
-        assert_eq!(fold_slot(200, 2, Some(2)), 6, "one fold a slot");
-        assert_eq!(fold_slot(200, 3, None), 3);
-        for now in (0..2_000).step_by(7) {
-            for k in 0..DELTA_PARTITIONS {
-                let slot = fold_slot(now, k, None);
-                assert_eq!(slot % u64::from(DELTA_PARTITIONS), u64::from(k));
-                assert!(slot_start(slot) >= now - FOLD_START_WITHIN, "{now} {k}");
-                assert!(slot_start(slot) < now + 500, "within one round: {now} {k}");
-            }
-        }
+    fn a_condition_that_changes_nothing_is_no_progress() {
+        let mut transaction = transaction();
+        let before = transaction.clone();
+        let actions = actions(&transaction);
+        let cold = Item::from([(keys::PK.to_owned(), s("TOPIC#t"))]);
+        let mut reasons: Vec<_> = (0..actions.len()).map(|_| Reason::None).collect();
+        reasons[0] = failed(Some(cold));
+        let mut settlement = Settlement::default();
+        let dropped =
+            drop_failed_conditions(&mut transaction, &actions, &reasons, 0, &mut settlement);
+        assert!(!dropped.progressed, "a counter cold again: nothing to drop");
+        assert_eq!(transaction, before);
     }
 
     #[test]
@@ -566,11 +631,11 @@ mod tests {
             Action::Counter(3),
         ];
         let reasons = [
-            reason("TransactionConflict"),
-            reason("TransactionConflict"),
-            reason("None"),
-            reason("TransactionConflict"),
-            reason("ThrottlingError"),
+            Reason::Conflict,
+            Reason::Conflict,
+            Reason::None,
+            Reason::Conflict,
+            Reason::Throttled,
         ];
         assert_eq!(contended_counters(&actions, &reasons), vec![0, 3]);
     }
@@ -578,18 +643,15 @@ mod tests {
     #[test]
     fn failed_conditions_leave_only_what_may_still_succeed() {
         let mut transaction = transaction();
-        let (_, actions) = transaction_items("t", &transaction, 0).unwrap();
+        let actions = actions(&transaction);
         let counted_unstamped = like_item(&transaction.posts[0].marks[1], true, false);
         let reasons = vec![
-            reason("None"),
-            reason("None"),
-            CancellationReason::builder()
-                .code(contracts::dynamo::CONDITION_FAILED)
-                .set_item(Some(counted_unstamped))
-                .build(),
-            reason(contracts::dynamo::CONDITION_FAILED),
-            reason(contracts::dynamo::CONDITION_FAILED),
-            reason("None"),
+            Reason::None,
+            Reason::None,
+            failed(Some(counted_unstamped)),
+            failed(None),
+            failed(None),
+            Reason::None,
         ];
         let mut settlement = Settlement::default();
         drop_failed_conditions(&mut transaction, &actions, &reasons, 0, &mut settlement);
@@ -621,17 +683,6 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_position_stays_failed() {
-        let mut outcomes = vec![Outcome::Ignored; 3];
-        record_outcome(&mut outcomes, &[0, 1], Outcome::Failed);
-        record_outcome(&mut outcomes, &[1, 2], Outcome::Applied);
-        assert_eq!(
-            outcomes,
-            vec![Outcome::Failed, Outcome::Failed, Outcome::Applied]
-        );
-    }
-
-    #[test]
     fn throttled_marks_name_their_posts_once() {
         let actions = [
             Action::Counter(0),
@@ -643,13 +694,13 @@ mod tests {
             Action::Mark(2, 0),
         ];
         let reasons = [
-            reason("None"),
-            reason("ThrottlingError"),
-            reason("ThrottlingError"),
-            reason("ThrottlingError"),
-            reason("None"),
-            reason("None"),
-            reason("ProvisionedThroughputExceeded"),
+            Reason::None,
+            Reason::Throttled,
+            Reason::Throttled,
+            Reason::Throttled,
+            Reason::None,
+            Reason::None,
+            Reason::Throttled,
         ];
         // Post 1's counter was throttled, not a mark of it: that is the post item, not its view.
         assert_eq!(throttled_marks(&actions, &reasons), vec![0, 2]);

@@ -1,0 +1,199 @@
+//! The likers view: separate stamps of a hot view's likes, the growth of its view shards, and
+//! stamps deferred while a view cannot keep up. Why a view goes hot, why stamping into any
+//! shard below the post's recorded count is safe, and why a deferred stamp is not lost is
+//! "Hot views" in [`crate::plan`]; the writes are `contracts::counting::{stamp_like,
+//! grow_view, defer_stamp}`.
+//!
+//! A stamp goes to the shard the liker's id picks among the shards this instance knows the
+//! post to have. When it throttles, the instance asks to double the count on the post (once
+//! per [`GROW_PAUSE`]; the conditional update's old item tells it a count grown by another
+//! instance) and tries again; still throttled from attempt [`DEFER_AFTER`], the stamp is
+//! deferred (`stampDue`) instead of failing the records behind it. A stamp whose condition
+//! fails is done: the like is in the view already, or gone, or re-liked (its own record
+//! stamps the new incarnation).
+
+use contracts::dynamo::Backoff;
+use contracts::items::Post;
+use contracts::keys::{MAX_VIEW_SHARDS, view_shard_of};
+
+use super::{Answer, Cx, Request};
+use crate::plan::Stamp;
+
+/// The attempt of a stamp from which a throttle defers it (the first retry already sees
+/// the view's shards grown).
+const DEFER_AFTER: u32 = 2;
+
+/// How long an instance waits before it grows a post's view shards again: a storm of
+/// throttled stamps asks once, and the stamps retried meanwhile see the new count.
+pub const GROW_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+const POLICY: Backoff = Backoff::STANDARD;
+
+/// One like's stamp on its way.
+#[derive(Debug)]
+pub(crate) struct Stamping {
+    pub(crate) stamp: Stamp,
+    /// Stamps sent so far.
+    sent: u32,
+    phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Ready,
+    /// The stamp is in flight, into one of `shards`.
+    Sent {
+        shards: u32,
+    },
+    /// Asked to record `target` shards, after a stamp into one of `shards` throttled.
+    Growing {
+        shards: u32,
+        target: u32,
+    },
+    Deferring,
+    Backoff(i64),
+    /// Settled: `true` if the like is stamped, deferred or needs no stamp.
+    Done(bool),
+}
+
+impl Stamping {
+    pub(crate) fn new(stamp: Stamp) -> Self {
+        Self {
+            stamp,
+            sent: 0,
+            phase: Phase::Ready,
+        }
+    }
+
+    /// `Some(ok)` once settled.
+    pub(crate) fn done(&self) -> Option<bool> {
+        match self.phase {
+            Phase::Done(ok) => Some(ok),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn wake_at(&self) -> Option<i64> {
+        match self.phase {
+            Phase::Backoff(at) => Some(at),
+            _ => None,
+        }
+    }
+
+    /// Move on at `cx.now_ms`: the request to send now, if any.
+    pub(crate) fn poll(&mut self, cx: &mut Cx<'_>) -> Option<Request> {
+        if let Phase::Backoff(until) = self.phase
+            && until <= cx.now_ms
+        {
+            self.phase = Phase::Ready;
+        }
+        if self.phase != Phase::Ready {
+            return None;
+        }
+        if cx.passed(cx.now_ms) {
+            self.phase = Phase::Done(false);
+            return None;
+        }
+        let like = &self.stamp.like;
+        let shards = cx.knowledge.view_shard_count(like.post);
+        self.sent += 1;
+        self.phase = Phase::Sent { shards };
+        Some(Request::Stamp {
+            like: like.clone(),
+            shard: view_shard_of(&like.user, shards),
+        })
+    }
+
+    /// DynamoDB's answer to the request in flight; a follow-up request to send at once, if any.
+    pub(crate) fn answer(&mut self, answer: Answer, cx: &mut Cx<'_>) -> Option<Request> {
+        match (self.phase, answer) {
+            (Phase::Sent { .. }, Answer::Done | Answer::ConditionFailed { .. }) => {
+                self.phase = Phase::Done(true);
+                None
+            }
+            (Phase::Sent { shards }, Answer::Throttled) => self.grow(shards, cx),
+            (Phase::Sent { .. }, Answer::Transient(_)) => {
+                self.retry(cx);
+                None
+            }
+            (Phase::Growing { shards, target }, answer) => {
+                let recorded = match answer {
+                    Answer::Done => Some(target),
+                    Answer::ConditionFailed { old } => {
+                        Some(old.as_ref().map_or(shards, Post::view_shards_in))
+                    }
+                    // Throttled or unreachable: asked again after the pause.
+                    _ => None,
+                };
+                if let Some(recorded) = recorded {
+                    let post = self.stamp.like.post;
+                    tracing::info!(%post, view_shards = recorded, "likers view spread");
+                    cx.knowledge.learn_view_shards(post, recorded);
+                }
+                self.throttled(cx)
+            }
+            (Phase::Deferring, Answer::Done | Answer::ConditionFailed { .. }) => {
+                self.phase = Phase::Done(true);
+                None
+            }
+            (phase, answer) => {
+                if !matches!(answer, Answer::Abandoned) {
+                    tracing::warn!(?phase, answer = %answer.describe(), "stamp failed; records will be re-delivered");
+                }
+                self.phase = Phase::Done(false);
+                None
+            }
+        }
+    }
+
+    /// A stamp into one of `shards` throttled: ask for twice as many (at most
+    /// [`MAX_VIEW_SHARDS`], once per [`GROW_PAUSE`]) unless known or asked lately.
+    fn grow(&mut self, shards: u32, cx: &mut Cx<'_>) -> Option<Request> {
+        let like = &self.stamp.like;
+        let target = (shards * 2).min(MAX_VIEW_SHARDS);
+        let known = cx.knowledge.view_shards(like.post);
+        let count = known.map_or(1, |k| k.count);
+        let asked_lately = known
+            .and_then(|k| k.grown_ms)
+            .is_some_and(|at| cx.now_ms - at < GROW_PAUSE.as_millis() as i64);
+        if target <= count || asked_lately {
+            return self.throttled(cx);
+        }
+        cx.knowledge.growing(like.post, cx.now_ms);
+        self.phase = Phase::Growing { shards, target };
+        Some(Request::Grow {
+            topic: like.topic.clone(),
+            post: like.post,
+            shards: target,
+        })
+    }
+
+    /// After a throttle (and the growth it asked for): tried once more with the count grown,
+    /// still throttled, the stamp waits its turn in the stream instead of failing the records
+    /// (and the batch) behind it.
+    fn throttled(&mut self, cx: &mut Cx<'_>) -> Option<Request> {
+        if cx.defers_stamps && self.sent >= DEFER_AFTER {
+            self.phase = Phase::Deferring;
+            return Some(Request::Defer {
+                like: self.stamp.like.clone(),
+                now_ms: cx.now_ms,
+            });
+        }
+        self.retry(cx);
+        None
+    }
+
+    fn retry(&mut self, cx: &mut Cx<'_>) {
+        if !POLICY.may_retry(self.sent) {
+            tracing::warn!(post = %self.stamp.like.post, "stamp kept failing; records will be re-delivered");
+            self.phase = Phase::Done(false);
+            return;
+        }
+        let until = cx.now_ms + cx.backoff(POLICY, self.sent);
+        self.phase = if cx.passed(until) {
+            Phase::Done(false)
+        } else {
+            Phase::Backoff(until)
+        };
+    }
+}
