@@ -33,6 +33,8 @@
 mod count;
 pub mod hot;
 mod knowledge;
+#[cfg(test)]
+mod model;
 pub mod view;
 
 use std::collections::VecDeque;
