@@ -21,7 +21,7 @@
 //! A delta is a hot post's counted change not yet in its counter. A post's deltas spread over
 //! [`DELTA_PARTITIONS`] partition keys of its own (`k` from the delta's id), so the stream
 //! hands each key's deltas, in order, to one invocation at a time, and together they take four
-//! partitions' write units (see `projector::plan`, "Hot counters").
+//! partitions' write units (see `projector::batch::hot`).
 //!
 //! The identifier newtypes validate on construction, so a key built from them always parses
 //! back, and no identifier can smuggle a `#` into a key.

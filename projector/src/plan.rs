@@ -26,71 +26,15 @@
 //! exactly when a mark succeeded before the delete. Order inside a batch does not matter:
 //! every condition reads the item's current state, not the order of records.
 //!
-//! # Hot views
+//! # Hot posts
 //!
-//! A mark also stamps the like's GSI1 keys in the same write: one write per like, the cheapest
-//! way. But every stamp of a post lands on that post's GSI1 partition (about 1,000 writes/s),
-//! and a GSI write that throttles throttles the base write feeding it, here the whole counting
-//! transaction. So a post whose view cannot keep up has a *hot view*: its marks leave GSI1
-//! alone, and its likes are stamped by separate idempotent updates after counting (one more
-//! write per like), only for marks whose transaction committed. A view is hot when it throttled
-//! a counting transaction recently (apply notices; only DynamoDB sees a post's total rate over
-//! all shards) or when one batch holds [`HOT_POST_LIKES`] of its likes.
-//!
-//! A separate stamp goes to one of the post's *view shards* (GSI1 partitions `POST#<id>` and
-//! `POST#<id>#<k>`, picked by the liker's id), so the view takes as many thousand stamps a
-//! second as it has shards. The count is recorded on the post (`viewShards`) and only ever
-//! grown: when a stamp throttles, the instance doubles the count it knows on the post (a
-//! conditional update that also tells it a larger count grown by another instance) and stamps
-//! into the new shards only after that update, so a reader that reads every shard below the
-//! post's count misses no stamped like. A stamp applies only to a like in no shard yet, so a
-//! like never moves between shards. Stamps of a cold view ride with the mark, into shard 0.
-//!
-//! A stamp still throttled once the count has grown is *deferred*, not failed: the like is
-//! marked `stampDue` (one write on the liker's partition, outside GSI1), and that MODIFY brings
-//! it back through the stream ([`Change::StampDue`]) to be stamped then. So a view that cannot
-//! keep up fails no record and holds up no other post's batch; its likes enter it a stream
-//! trip or a few later. (Rebuild stamps in place instead: its recount must see its stamps.)
-//!
-//! # Hot counters
-//!
-//! On AWS a post's likes live in its likers' partitions, so they arrive through every stream
-//! shard, and each shard's invocations (times the parallelization factor) would write its
-//! counter item in transactions of their own: overlapping transactions on one item cancel each
-//! other (`TransactionConflict`), and the counter's write rate grows with the shards, not the
-//! likes. A post with a *hot counter* is counted in two hops instead:
-//!
-//! 1. Its counting transactions hold its marks and tombstones and, in place of the counter
-//!    update, the put of a new **delta** item carrying marks − uncounts, under one of the
-//!    post's delta partitions (`DELTA#<post>#<k>`, `k` from the delta's id). They share no
-//!    item with any other invocation's transactions (each delta is new), so they never
-//!    conflict with another invocation's.
-//! 2. The delta's INSERT comes back through the stream. Each delta partition's records travel
-//!    one shard, in order, to one invocation at a time: a **fold** adds up to
-//!    [`MAX_CHANGES_PER_TRANSACTION`] deltas of one partition to the counter and deletes each,
-//!    conditioned on it existing, in one transaction.
-//!
-//! Exactly once, hop by hop: a like's mark and the delta carrying it commit together or not at
-//! all (hop 1 is the same argument as above, with the delta in the counter's place); a delta is
-//! added to the counter in the same transaction that deletes it, and a delete conditioned on
-//! existence succeeds once, so a re-delivered, replayed or concurrent fold of it is dropped as
-//! redundant. At every moment the counter plus the post's pending deltas is its counted likes,
-//! which is what `verify` and `rebuild` read.
-//!
-//! The counter is written once per fold. A post's four delta partitions take turns on the counter in 100 ms slots of the wall clock
-//! ([`fold_slot`](crate::batch::hot::fold_slot)): at most ten counter writes a second whatever the
-//! number of shards and likes, without overlap while clocks agree. A delta costs a put and a
-//! delete of two write units each, so one partition takes about 250 deltas a second and the
-//! four about 1,000 (a delta per hot counting transaction, i.e. per lane's batch); a fold of 99
-//! deltas per slot of its partition folds up to about 250 a second each.
-//!
-//! A counter is hot when DynamoDB cancelled a counting transaction over it (a conflict or a
-//! throttle on the counter item: apply notices and switches the retry to a delta at once), or
-//! when one batch holds more of its changes than one transaction takes (its counter would be
-//! written more than once by the batch), or when a fold has marked it hot (`hotUntil`, renewed
-//! by every fold: the one-hop move is conditioned on it, so each invocation learns it from one
-//! cancelled transaction). Cold posts keep the one-hop path: a delta costs a put and a delete
-//! more per transaction, and a second trip through the stream.
+//! A post can be too hot for the one-write-per-like path in two ways, each with its module:
+//! a *hot view* (its GSI1 partition cannot take its stamps) is stamped apart from counting
+//! ([`crate::batch::view`]), and a *hot counter* (its counter item meets other invocations'
+//! transactions) is counted in two hops, through deltas ([`crate::batch::hot`]). Planning
+//! makes a post hot when one batch holds [`HOT_POST_LIKES`] of its likes (view) or more of
+//! its changes than one transaction takes (counter), or when the instance saw DynamoDB
+//! struggle with it lately ([`HotPosts`]).
 
 use contracts::change::{Change, Decoded, IgnoreReason, LikeRef, Undecodable};
 use contracts::items::Delta;
@@ -106,8 +50,8 @@ pub const MAX_CHANGES_PER_TRANSACTION: usize = MAX_TRANSACTION_ACTIONS - 1;
 /// second's worth of one GSI1 partition's writes, and a batch's writes land within much less.
 pub const HOT_POST_LIKES: usize = 1000;
 
-/// Posts that the projection saw DynamoDB struggle with recently (see "Hot views" and "Hot
-/// counters").
+/// Posts that the projection saw DynamoDB struggle with recently (see [`crate::batch::view`] and
+/// [`crate::batch::hot`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HotPosts {
     /// Their GSI1 partition throttled a counting transaction.
@@ -173,7 +117,7 @@ pub struct PostCount {
     pub uncounts: Vec<Uncount>,
     /// Pending deltas added to the counter here (never with `via_delta`).
     pub folds: Vec<Fold>,
-    /// Write the move as a new delta item, not to the counter (see "Hot counters").
+    /// Write the move as a new delta item, not to the counter (see [`crate::batch::hot`]).
     pub via_delta: bool,
 }
 
@@ -214,7 +158,7 @@ impl PostCount {
     }
 
     /// Take the stamps out of the marks: they become separate writes, after counting (see
-    /// "Hot views" above).
+    /// [`crate::batch::view`]).
     pub fn split_stamps(&mut self) -> Vec<Stamp> {
         self.marks
             .iter_mut()

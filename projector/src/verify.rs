@@ -84,7 +84,7 @@ pub struct Drift {
 
 impl Tallies {
     /// Fold one item (anything but posts, likes and deltas is counted and skipped). Items
-    /// need only the attributes of [`TALLY_PROJECTION`].
+    /// need only the attributes of `TALLY_PROJECTION`.
     pub fn add(&mut self, item: Item) {
         self.items += 1;
         let kind = match item.get(keys::TYPE) {

@@ -1,25 +1,25 @@
 //! Counting transactions: the one-hop count of cold posts, and the first hop (deltas) and
-//! second hop (folds) of hot counters, as a [`Lane`] of transactions sent one after another.
+//! second hop (folds) of hot counters, as a `Lane` of transactions sent one after another.
 //! Why the writes count every like exactly once is in [`crate::plan`]; here is what
 //! DynamoDB's answer to each attempt means for the next one.
 //!
-//! Before counting, a consistent read of the like items screens the marks ([`screen_mark`]):
+//! Before counting, a consistent read of the like items screens the marks (`screen_mark`):
 //! a mark whose like is gone, re-liked or already counted would only fail, and a failed
 //! condition cancels its whole transaction, billed in full. (The read only saves work:
 //! whatever it misses, the conditions still catch.)
 //!
 //! When DynamoDB cancels a transaction, `CancellationReasons` names the actions:
-//! - a **failed condition** ([`drop_failed_conditions`]): a mark or tombstone already there
+//! - a **failed condition** (`drop_failed_conditions`): a mark or tombstone already there
 //!   (its like counted or gone) or a delta already folded is dropped as redundant; a post that
 //!   does not exist drops its whole count; a counter found hot (`hotUntil`) moves through a
 //!   delta from now on. What is left is sent again at once;
-//! - a **throttled mark** ([`throttled_marks`]): its stamp may be what the post's GSI1
+//! - a **throttled mark** (`throttled_marks`): its stamp may be what the post's GSI1
 //!   partition cannot take, so the post's stamps leave the transaction and its view is planned
-//!   hot (see "Hot views");
-//! - a **conflict or throttle on the counter item** ([`contended_counters`]): the retry writes
-//!   a delta instead, and the counter is planned hot (see "Hot counters").
+//!   hot (see [`super::view`]);
+//! - a **conflict or throttle on the counter item** (`contended_counters`): the retry writes
+//!   a delta instead, and the counter is planned hot (see [`super::hot`]).
 //!
-//! Conflicts and throttling are retried as the lane's `Backoff` says ([`super::hot::policy`]);
+//! Conflicts and throttling are retried as the lane's `Backoff` says (`super::hot::policy`);
 //! every attempt counts against it, a condition failure that left nothing to drop too, and
 //! nothing starts past the batch's deadline. What still fails is reported failed, so the
 //! caller re-delivers it, which is safe because every action is conditional.

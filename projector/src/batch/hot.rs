@@ -1,11 +1,45 @@
-//! The hot counter's turns: when a fold may write its post's counter. Why a counter goes hot
-//! and how deltas and folds keep it exact is "Hot counters" in [`crate::plan`]; the delta
-//! and fold writes are `contracts::counting::{put_delta, fold_delta, fold_into_counter}`.
+//! Hot counters: counting a post in two hops, through deltas and folds, and the folds' turns
+//! on the counter (the writes are `contracts::counting::{put_delta, fold_delta,
+//! fold_into_counter, move_cold_counter}`).
 //!
-//! A post's delta partitions take turns on the counter in [`FOLD_SLOT`]s of the wall clock:
-//! slot `n` belongs to partition `n mod DELTA_PARTITIONS`. A fold waits for its partition's
-//! next slot (the batch machine wakes then), so a post's counter is written at most once a
-//! slot, ten times a second, whatever the number of shards and likes.
+//! On AWS a post's likes live in its likers' partitions, so they arrive through every stream
+//! shard, and each shard's invocations (times the parallelization factor) would write its
+//! counter item in transactions of their own: overlapping transactions on one item cancel each
+//! other (`TransactionConflict`), and the counter's write rate grows with the shards, not the
+//! likes. A post with a *hot counter* is counted in two hops instead:
+//!
+//! 1. Its counting transactions hold its marks and tombstones and, in place of the counter
+//!    update, the put of a new **delta** item carrying marks − uncounts, under one of the
+//!    post's delta partitions (`DELTA#<post>#<k>`, `k` from the delta's id). They share no
+//!    item with any other invocation's transactions (each delta is new), so they never
+//!    conflict with another invocation's.
+//! 2. The delta's INSERT comes back through the stream. Each delta partition's records travel
+//!    one shard, in order, to one invocation at a time: a **fold** adds up to
+//!    [`MAX_CHANGES_PER_TRANSACTION`](crate::plan::MAX_CHANGES_PER_TRANSACTION) deltas of one
+//!    partition to the counter and deletes each, conditioned on it existing, in one
+//!    transaction.
+//!
+//! Exactly once, hop by hop: a like's mark and the delta carrying it commit together or not at
+//! all (hop 1 is [`crate::plan`]'s argument, with the delta in the counter's place); a delta is
+//! added to the counter in the same transaction that deletes it, and a delete conditioned on
+//! existence succeeds once, so a re-delivered, replayed or concurrent fold of it is dropped as
+//! redundant. At every moment the counter plus the post's pending deltas is its counted likes,
+//! which is what `verify` and `rebuild` read.
+//!
+//! The counter is written once per fold. A post's four delta partitions take turns on the
+//! counter in [`FOLD_SLOT`]s of the wall clock ([`fold_slot`]; the batch machine wakes a fold
+//! at its slot): at most ten counter writes a second whatever the number of shards and likes,
+//! without overlap while clocks agree. A delta costs a put and a delete of two write units
+//! each, so one partition takes about 250 deltas a second and the four about 1,000 (a delta per hot counting transaction, i.e. per lane's batch); a fold of 99
+//! deltas per slot of its partition folds up to about 250 a second each.
+//!
+//! A counter is hot when DynamoDB cancelled a counting transaction over it (a conflict or a
+//! throttle on the counter item: the count notices and switches the retry to a delta at
+//! once), or when one batch holds more of its changes than one transaction takes (its counter would be
+//! written more than once by the batch), or when a fold has marked it hot (`hotUntil`, renewed
+//! by every fold: the one-hop move is conditioned on it, so each invocation learns it from one
+//! cancelled transaction). Cold posts keep the one-hop path: a delta costs a put and a delete
+//! more per transaction, and a second trip through the stream.
 
 use std::time::Duration;
 
@@ -41,7 +75,7 @@ pub(crate) fn slot_start(slot: u64) -> i64 {
 
 /// The slot in which a fold of delta partition `k` may write its post's counter, at `now_ms`
 /// and after its previous fold's slot `last`: the first slot of `k` (slot number ≡ `k` modulo
-/// [`DELTA_PARTITIONS`]) that has not started more than [`FOLD_START_WITHIN`] ago. With the
+/// [`DELTA_PARTITIONS`]) that has not started more than `FOLD_START_WITHIN` ago. With the
 /// invocations' clocks in step (Lambda's are kept to milliseconds), the folds of a post's
 /// partitions never overlap on its counter; if clocks drift apart, they conflict and retry.
 pub fn fold_slot(now_ms: i64, k: u8, last: Option<u64>) -> u64 {

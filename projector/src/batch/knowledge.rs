@@ -16,7 +16,7 @@ use crate::plan::HotPosts;
 /// How long a post stays hot after DynamoDB struggled with its view or its counter.
 pub(crate) const HOT_MEMORY_MS: i64 = 300_000;
 
-/// [`HOT_MEMORY_MS`] as a duration.
+/// How long a post stays hot after DynamoDB struggled with its view or its counter.
 pub const HOT_MEMORY: std::time::Duration = std::time::Duration::from_millis(HOT_MEMORY_MS as u64);
 
 /// An instance's memory of posts (times are epoch milliseconds).
@@ -53,7 +53,7 @@ impl Knowledge {
             .retain(|_, last| *last + 2 * u64::from(DELTA_PARTITIONS) > slot);
     }
 
-    /// The posts to plan hot (see "Hot views" and "Hot counters" in [`crate::plan`]).
+    /// The posts to plan hot (see [`super::view`] and [`super::hot`]).
     pub(crate) fn hot_posts(&self) -> HotPosts {
         HotPosts {
             views: self.views.keys().copied().collect(),

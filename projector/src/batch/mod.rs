@@ -16,7 +16,7 @@
 //! A batch goes through stages, each sending requests side by side (at most [`CONCURRENCY`]):
 //! 1. **screen**: read the like items the marks name, and drop marks that can only fail
 //!    ([`count`]); undecodable records go to quarantine beside it;
-//! 2. **count**: the counting transactions, in lanes ([`crate::plan::lanes`]): the one-hop
+//! 2. **count**: the counting transactions, in lanes (`plan::lanes`): the one-hop
 //!    count and the hot counter's deltas and folds ([`count`], [`hot`]);
 //! 3. **learn**: read the view shard count of each post about to be stamped that the instance
 //!    does not know, so a view another instance spread is stamped spread from the start; a
@@ -30,7 +30,7 @@
 //! it, and what it stops is reported failed (`Outcome::Failed`), so the caller re-delivers
 //! it, which is safe because every write is conditional.
 
-mod count;
+pub mod count;
 pub mod hot;
 mod knowledge;
 #[cfg(test)]

@@ -1,16 +1,36 @@
-//! The likers view: separate stamps of a hot view's likes, the growth of its view shards, and
-//! stamps deferred while a view cannot keep up. Why a view goes hot, why stamping into any
-//! shard below the post's recorded count is safe, and why a deferred stamp is not lost is
-//! "Hot views" in [`crate::plan`]; the writes are `contracts::counting::{stamp_like,
-//! grow_view, defer_stamp}`.
+//! The likers view: why a post's view goes hot, how its likes are stamped then, and why no
+//! stamped like is missed (the writes are `contracts::counting::{count_like, stamp_like,
+//! grow_view, defer_stamp}`).
 //!
-//! A stamp goes to the shard the liker's id picks among the shards this instance knows the
-//! post to have. When it throttles, the instance asks to double the count on the post (once
-//! per [`GROW_PAUSE`]; the conditional update's old item tells it a count grown by another
-//! instance) and tries again; still throttled from attempt [`DEFER_AFTER`], the stamp is
-//! deferred (`stampDue`) instead of failing the records behind it. A stamp whose condition
-//! fails is done: the like is in the view already, or gone, or re-liked (its own record
-//! stamps the new incarnation).
+//!
+//! A mark also stamps the like's GSI1 keys in the same write: one write per like, the cheapest
+//! way. But every stamp of a post lands on that post's GSI1 partition (about 1,000 writes/s),
+//! and a GSI write that throttles throttles the base write feeding it, here the whole counting
+//! transaction. So a post whose view cannot keep up has a *hot view*: its marks leave GSI1
+//! alone, and its likes are stamped by separate idempotent updates after counting (one more
+//! write per like), only for marks whose transaction committed. A view is hot when it throttled
+//! a counting transaction recently (the count notices; only DynamoDB sees a post's total rate over
+//! all shards) or when one batch holds [`HOT_POST_LIKES`](crate::plan::HOT_POST_LIKES) of its likes.
+//!
+//! A separate stamp goes to one of the post's *view shards* (GSI1 partitions `POST#<id>` and
+//! `POST#<id>#<k>`, picked by the liker's id), so the view takes as many thousand stamps a
+//! second as it has shards. The count is recorded on the post (`viewShards`) and only ever
+//! grown: when a stamp throttles, the instance doubles the count it knows on the post (a
+//! conditional update that also tells it a larger count grown by another instance) and stamps
+//! into the new shards only after that update, so a reader that reads every shard below the
+//! post's count misses no stamped like. A stamp applies only to a like in no shard yet, so a
+//! like never moves between shards. Stamps of a cold view ride with the mark, into shard 0.
+//!
+//! A stamp still throttled once the count has grown is *deferred*, not failed: the like is
+//! marked `stampDue` (one write on the liker's partition, outside GSI1), and that MODIFY brings
+//! it back through the stream (`Change::StampDue`) to be stamped then. So a view that cannot
+//! keep up fails no record and holds up no other post's batch; its likes enter it a stream
+//! trip or a few later. (Rebuild stamps in place instead: its recount must see its stamps.)
+//!
+//! Here, per stamp: the shard the liker's id picks among the shards this instance knows; on a
+//! throttle, a request to grow (once per [`GROW_PAUSE`] per instance); still throttled from
+//! attempt `DEFER_AFTER`, a deferral. A stamp whose condition fails is done: in the view
+//! already, or gone, or re-liked (its own record stamps the new incarnation).
 
 use contracts::dynamo::Backoff;
 use contracts::items::Post;
