@@ -43,11 +43,14 @@ pub const TABLE_WCU_QUOTA: f64 = 40_000.0;
 /// The units one logged write is billed, by DynamoDB's rules.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Billed {
+    /// Units on the base table.
     pub table: f64,
+    /// Units on GSI1.
     pub index: f64,
 }
 
 impl Billed {
+    /// Both.
     pub fn total(&self) -> f64 {
         self.table + self.index
     }
@@ -88,7 +91,9 @@ pub fn is_like_cost(entry: &WriteEntry) -> bool {
 /// Who wrote: the request path (throttling it fails or slows the caller) or the projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Path {
+    /// A client's request: the writer.
     Request,
+    /// The projector.
     Projection,
 }
 
@@ -115,6 +120,7 @@ pub enum HotPartition {
 /// Units per like of the hot post, by path and partition, from a log.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HotPostLoad {
+    /// Units per like on each of the hot post's partitions, by path.
     pub per_like: BTreeMap<(Path, HotPartition), f64>,
     /// Billed units per like on every partition (the table quota's view).
     pub total_per_like: f64,
@@ -253,16 +259,23 @@ pub const FOLDS_PER_PARTITION_S: f64 = 10.0 / contracts::keys::DELTA_PARTITIONS 
 ///   write that puts it off, one unit on the liker's partition, is not in the table's units.)
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EventSourceLoad {
+    /// Stream shards.
     pub shards: f64,
+    /// Lambda's parallelization factor.
     pub parallelization: f64,
+    /// Lambda's batching window, in seconds.
     pub batching_window_s: f64,
+    /// Records per batch at most.
     pub batch_size: f64,
+    /// Seconds to handle a batch.
     pub invocation_s: f64,
     /// Likes per second of the hot post.
     pub hot_rate: f64,
     /// Records per second of everything else.
     pub other_rate: f64,
+    /// Seconds per counting transaction.
     pub transaction_s: f64,
+    /// Seconds from a write to its stream record.
     pub stream_s: f64,
 }
 
@@ -270,31 +283,42 @@ pub struct EventSourceLoad {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HotCounterModel {
+    /// Shards × parallelization: invocations side by side.
     pub consumers: f64,
+    /// Invocations a second of each consumer.
     pub invocations_per_consumer_s: f64,
+    /// The hot post's likes in one batch.
     pub hot_likes_per_batch: f64,
     /// One hop: counter writes offered per second, the share that would overlap another, and
     /// the likes a second the counter item can commit.
     pub one_hop_counter_writes_s: f64,
+    /// The share of those that would overlap another.
     pub one_hop_overlap: f64,
+    /// The likes a second the counter item can commit in one hop.
     pub one_hop_counted_rate: f64,
     /// Two hops: deltas written per second, write units per second on each delta partition,
     /// counter writes per second, and how long a like takes to reach the counter.
     pub deltas_s: f64,
+    /// Write units a second on each delta partition.
     pub delta_partition_wcu: f64,
+    /// Counter writes a second.
     pub counter_writes_s: f64,
+    /// Seconds from a like to the counter.
     pub counter_lag_s: f64,
     /// The hot post's like rate the two hops keep current (deltas and folds within capacity).
     pub two_hop_counted_rate: f64,
     /// The likers view on one GSI1 partition: the rate it keeps current, and how far behind
     /// its likes it would be after a minute at `hot_rate`.
     pub one_shard_view_rate: f64,
+    /// How far behind its likes one shard would be after a minute.
     pub one_shard_view_lag_after_minute_s: f64,
     /// The view over shards grown as it throttles, from a standing start at `hot_rate`: the
     /// shards it grows to, the longest any like waits for the view in the first minute, and
     /// when the view has caught up for good.
     pub view_shards: u32,
+    /// The longest any like waits for the view in the first minute.
     pub view_lag_s: f64,
+    /// When the view has caught up for good.
     pub view_caught_up_after_s: f64,
     /// Write units a second the hot post's likes cost the table (its quota must allow them):
     /// the writer's put (1), the mark (2, in a transaction) and its stamp (1, GSI1) per like,
@@ -320,6 +344,7 @@ impl EventSourceLoad {
         }
     }
 
+    /// What the model says for this load.
     pub fn model(&self) -> HotCounterModel {
         let consumers = self.shards * self.parallelization;
         let consumer_rate = (self.hot_rate + self.other_rate) / consumers;

@@ -50,8 +50,11 @@ pub struct ContentionSettings {
 /// A fault injected into the first `times` requests of one operation (`None`: all of them).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fault {
+    /// The operation (`TransactWriteItems`, `UpdateItem`, ...).
     pub operation: &'static str,
+    /// How many requests meet it (`None`: all).
     pub times: Option<u64>,
+    /// What they meet.
     pub effect: FaultEffect,
 }
 
@@ -118,6 +121,7 @@ impl Default for ContentionSettings {
 /// What the model did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContentionStats {
+    /// Transactions the model saw.
     pub transactions: u64,
     /// Transactions cancelled because another held one of their items.
     pub conflicts: u64,
@@ -164,6 +168,7 @@ struct Shared {
 /// The running proxy; it stops with the test's runtime.
 #[derive(Clone)]
 pub struct ContentionModel {
+    /// Where to send requests.
     pub endpoint: String,
     shared: Arc<Shared>,
 }

@@ -24,7 +24,7 @@
 //! The `bench` binary (`src/bin/load`) is the load benchmark; `bench writer` and `bench
 //! projector` run the real entrypoints with a write-logging client.
 
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 
 pub mod app;
 pub mod capacity;

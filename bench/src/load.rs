@@ -17,7 +17,9 @@ use crate::skew::PostSkew;
 /// A like or an unlike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `PUT .../like`.
     Like,
+    /// `DELETE .../like`.
     Unlike,
 }
 
@@ -51,7 +53,9 @@ impl LoadReport {
 /// 2xx answers as they come, so a test can wait for progress.
 pub struct Load {
     stop: Arc<AtomicBool>,
+    /// 2xx answers so far.
     pub acknowledged: Arc<AtomicU64>,
+    /// 503 answers so far.
     pub unavailable: Arc<AtomicU64>,
     clients: Vec<tokio::task::JoinHandle<LoadReport>>,
 }
@@ -140,6 +144,7 @@ impl Load {
         .await
     }
 
+    /// Stop the clients; what they did.
     pub async fn stop(self) -> LoadReport {
         self.stop.store(true, Ordering::SeqCst);
         let mut report = LoadReport::default();

@@ -126,6 +126,7 @@ impl LocalInstance {
         instance
     }
 
+    /// Where it listens.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -205,10 +206,15 @@ impl Drop for LocalInstance {
 
 /// A uniquely named table of its own for one test, deleted when dropped.
 pub struct TestTable {
+    /// The table's name.
     pub name: String,
+    /// The engine's endpoint.
     pub endpoint: String,
+    /// The SDK configuration for the engine.
     pub config: SdkConfig,
+    /// A DynamoDB client for the engine.
     pub client: aws_sdk_dynamodb::Client,
+    /// A DynamoDB Streams client for the engine.
     pub streams: aws_sdk_dynamodbstreams::Client,
 }
 

@@ -42,17 +42,22 @@ pub enum Function {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Resource {
+    /// The table's items.
     Table,
     /// GSI1.
     Index,
+    /// The table's stream.
     Stream,
 }
 
 /// One recorded need: `function` calls `action` on `resource`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Need {
+    /// The Lambda function.
     pub function: Function,
+    /// The IAM action (`dynamodb:UpdateItem`, ...).
     pub action: String,
+    /// What it is called on.
     pub resource: Resource,
 }
 

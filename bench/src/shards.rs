@@ -53,8 +53,11 @@ use crate::skew::PostSkew;
 /// How the event source is laid out.
 #[derive(Debug, Clone, Copy)]
 pub struct ShardSettings {
+    /// Stream shards.
     pub shards: usize,
+    /// Consumers per shard (Lambda's parallelization factor).
     pub parallelization: usize,
+    /// Records per batch at most.
     pub batch_size: usize,
     /// How long a consumer gathers records before it invokes (Lambda's batching window).
     pub batching_window: Duration,
@@ -92,11 +95,17 @@ impl ShardSettings {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchInfo {
+    /// The shard the batch came from.
     pub shard_id: String,
+    /// Its first record's sequence number.
     pub start_sequence_number: String,
+    /// Its last record's sequence number.
     pub end_sequence_number: String,
+    /// When its first record arrived in the stream.
     pub approximate_arrival_of_first_record: DateTime<Utc>,
+    /// When its last record arrived in the stream.
     pub approximate_arrival_of_last_record: DateTime<Utc>,
+    /// Records in it.
     pub batch_size: usize,
 }
 
@@ -130,6 +139,7 @@ struct Routed {
 /// What delivery took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Delivered {
+    /// Records delivered.
     pub records: usize,
     /// Handler calls, re-sends included.
     pub invocations: usize,
@@ -406,7 +416,9 @@ fn lag_of(routed: &Routed, now: DateTime<Utc>) -> Option<Lag> {
 /// A viral post's likes: `likes` likes by distinct users, the hot post ([`PostSkew::HOT`])
 /// taking `hot_share` of them, the rest Zipf over `cold` posts.
 pub struct ViralLoad {
+    /// The posts liked.
     pub posts: Vec<Post>,
+    /// The likes, in writing order.
     pub likes: Vec<Like>,
     /// Likes (by index) taken back once every like is written, as the writer's unlike does.
     pub unliked: Vec<usize>,
@@ -495,6 +507,7 @@ impl ViralLoad {
             .await;
     }
 
+    /// The hot post.
     pub fn hot(&self) -> PostId {
         self.posts[PostSkew::HOT].post_id
     }
@@ -516,23 +529,33 @@ impl ViralLoad {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SimulationFigures {
+    /// Stream shards.
     pub shards: usize,
+    /// Consumers per shard.
     pub parallelization: usize,
+    /// Records per batch at most.
     pub batch_size: usize,
+    /// Lambda's batching window.
     pub batching_window_ms: u128,
+    /// Likes written.
     pub likes: usize,
     /// Likes written per second, while the projection ran.
     pub like_rate: f64,
+    /// The hot post's live likes.
     pub hot_post_likes: i64,
+    /// Seconds until the projection was exact.
     pub seconds: f64,
+    /// Handler calls.
     pub invocations: usize,
     /// Records reported failed and re-sent (conflicts and throttling).
     pub records_resent: usize,
     /// Invocations ended by the function's timeout.
     pub invocations_timed_out: usize,
+    /// Counting transactions sent.
     pub transactions: u64,
     /// Counting transactions cancelled because another held one of their items.
     pub transaction_conflicts: u64,
+    /// Requests the model throttled.
     pub throttled_requests: u64,
     /// The most writes the hot post's counter item took within one second.
     pub hot_counter_writes_per_second_max: usize,

@@ -8,6 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// A running proxy; it stops with the test's runtime.
 pub struct SlowProxy {
+    /// Where to send requests.
     pub endpoint: String,
 }
 

@@ -58,6 +58,7 @@ pub struct WriteEntry {
 }
 
 impl WriteEntry {
+    /// Whether it was a transaction.
     pub fn transactional(&self) -> bool {
         self.operation == "TransactWriteItems"
     }

@@ -11,11 +11,14 @@ pub const AUTHOR: &str = "author";
 /// A writer's base URL and an HTTP client.
 #[derive(Clone, Debug)]
 pub struct WriterClient {
+    /// The HTTP client.
     pub http: reqwest::Client,
+    /// The writer's base URL.
     pub base: String,
 }
 
 impl WriterClient {
+    /// A client of the writer at `base`.
     pub fn new(base: impl Into<String>) -> Self {
         Self {
             http: reqwest::Client::new(),
@@ -32,6 +35,7 @@ impl WriterClient {
         }
     }
 
+    /// Send a request as `user`, with a JSON `body` if any; the response.
     pub async fn send(
         &self,
         method: Method,
@@ -95,11 +99,13 @@ impl WriterClient {
         post["postId"].as_str().unwrap().to_owned()
     }
 
+    /// Like a post as `user`.
     pub async fn like(&self, topic: &str, post: &str, user: &str) {
         let path = format!("/topics/{topic}/posts/{post}/like");
         self.call(Method::PUT, &path, user, None).await;
     }
 
+    /// Unlike a post as `user`.
     pub async fn unlike(&self, topic: &str, post: &str, user: &str) {
         let path = format!("/topics/{topic}/posts/{post}/like");
         self.call(Method::DELETE, &path, user, None).await;

@@ -22,11 +22,13 @@ pub const MAX_PAGE_SIZE: u16 = 100;
 pub struct FieldError {
     /// The field, as named in JSON.
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
 /// Rules on a well-formed request body.
 pub trait Validate {
+    /// The rules the value breaks; empty when it keeps them all.
     fn validate(&self) -> Result<(), Vec<FieldError>>;
 }
 
@@ -122,11 +124,15 @@ impl Validate for CreatePost {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicView {
+    /// The topic's id in paths.
     #[schema(value_type = String, pattern = "^[a-z0-9-]{1,64}$")]
     pub slug: TopicSlug,
+    /// Its title.
     pub title: String,
+    /// Who created it.
     #[schema(value_type = String)]
     pub created_by: UserId,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -145,15 +151,22 @@ impl From<items::Topic> for TopicView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostView {
+    /// The topic the post is in.
     #[schema(value_type = String)]
     pub topic: TopicSlug,
+    /// The post's id (a KSUID: its text sorts by creation time).
     #[schema(value_type = String)]
     pub post_id: PostId,
+    /// Who wrote it.
     #[schema(value_type = String)]
     pub author_id: UserId,
+    /// Its title.
     pub title: String,
+    /// Its text.
     pub body: String,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// How many users like it (exact, a moment behind the likes in stream mode).
     pub like_count: i64,
 }
 
@@ -175,10 +188,14 @@ impl From<items::Post> for PostView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
+    /// The user's id.
     #[schema(value_type = String)]
     pub user_id: UserId,
+    /// The name shown for the user.
     pub display_name: String,
+    /// A few words about the user.
     pub bio: String,
+    /// When the profile last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -197,10 +214,13 @@ impl From<items::User> for UserView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LikeState {
+    /// The liked post's topic.
     #[schema(value_type = String)]
     pub topic: TopicSlug,
+    /// The liked post.
     #[schema(value_type = String)]
     pub post_id: PostId,
+    /// The caller.
     #[schema(value_type = String)]
     pub user_id: UserId,
     /// Whether the caller likes the post now.
@@ -213,6 +233,7 @@ pub struct LikeState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostPage {
+    /// The posts, newest first.
     pub posts: Vec<PostView>,
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,8 +244,10 @@ pub struct PostPage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Liker {
+    /// Who liked the post.
     #[schema(value_type = String)]
     pub user_id: UserId,
+    /// When.
     pub liked_at: DateTime<Utc>,
 }
 
@@ -232,8 +255,11 @@ pub struct Liker {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostLikers {
+    /// The post.
     pub post: PostView,
+    /// Its likers, by user id.
     pub likers: Vec<Liker>,
+    /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
@@ -242,11 +268,15 @@ pub struct PostLikers {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LikedPost {
+    /// The liked post's topic.
     #[schema(value_type = String)]
     pub topic: TopicSlug,
+    /// The liked post.
     #[schema(value_type = String)]
     pub post_id: PostId,
+    /// Its title when it was liked.
     pub title: String,
+    /// When it was liked.
     pub liked_at: DateTime<Utc>,
 }
 
@@ -265,8 +295,11 @@ impl From<items::Like> for LikedPost {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserLikes {
+    /// The user.
     pub user: UserView,
+    /// Posts the user liked, newest post first.
     pub likes: Vec<LikedPost>,
+    /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
@@ -278,8 +311,11 @@ pub struct Problem {
     /// A URI naming the kind of problem.
     #[serde(rename = "type")]
     pub kind: String,
+    /// A short summary of the kind of problem.
     pub title: String,
+    /// The HTTP status code.
     pub status: u16,
+    /// What went wrong this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The request this answers (`urn:publishing:request:<id>`; the id is also the

@@ -52,6 +52,7 @@ pub enum IgnoreReason {
 /// What a stream record means to the projection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// A like incarnation was created: count it.
     LikeAdded(LikeRef),
     /// A like the projector had counted was deleted: take one back.
     LikeRemoved(LikeRef),
@@ -59,6 +60,7 @@ pub enum Change {
     DeltaAdded(Delta),
     /// A counted like whose stamp was deferred (its view throttled): stamp it now.
     StampDue(LikeRef),
+    /// Needs no projection, and why.
     Ignored(IgnoreReason),
 }
 
@@ -66,24 +68,30 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("undecodable stream record {sequence}: {reason}")]
 pub struct Undecodable {
+    /// The record's sequence number.
     pub sequence: String,
     /// The record's `eventID`, unique per record: records can share a sequence number (AWS's
     /// own sample events do), and each is quarantined on its own.
     pub event_id: String,
+    /// Why it could not be decoded.
     pub reason: String,
 }
 
 /// A decoded record: where it is in the stream, when it was written, what it means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
+    /// The record's sequence number.
     pub sequence: String,
+    /// When the change was written (the record's `ApproximateCreationDateTime`).
     pub created: DateTime<Utc>,
+    /// What it means to the projection.
     pub change: Change,
 }
 
 /// What an undecodable record without a sequence number, or without an `eventID`, is
 /// quarantined as.
 pub const NO_SEQUENCE: &str = "<no sequence number>";
+/// The event id of a record without one.
 pub const NO_EVENT_ID: &str = "none";
 
 /// Decode a record given as Lambda JSON.

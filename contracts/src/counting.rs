@@ -73,8 +73,11 @@ pub struct Write {
     pub item: Item,
     /// `None` for a put or a delete.
     pub update: Option<String>,
+    /// The condition expression.
     pub condition: String,
+    /// Expression attribute names (`#name` → attribute).
     pub names: HashMap<String, String>,
+    /// Expression attribute values (`:value` → value).
     pub values: HashMap<String, AttributeValue>,
     /// When the condition fails, return the item as it was (`ALL_OLD`): the caller reads why
     /// from it ([`LikeState`]).
@@ -322,13 +325,17 @@ fn counter_move(topic: &TopicSlug, post: PostId, by: i64, condition: &str) -> Wr
 pub enum CounterState {
     /// No post: nothing of it counts.
     Missing,
-    /// Counted through deltas until then (epoch seconds).
-    Hot { until_secs: i64 },
+    /// Counted through deltas until then.
+    Hot {
+        /// Epoch seconds.
+        until_secs: i64,
+    },
     /// Neither: the failure was something else.
     Cold,
 }
 
 impl CounterState {
+    /// The state `item` (the post as it was) shows at `now_secs`.
     pub fn of(item: Option<&Item>, now_secs: i64) -> Self {
         let Some(item) = item.filter(|i| !i.is_empty()) else {
             return CounterState::Missing;
@@ -404,11 +411,15 @@ pub enum LikeState {
     Replaced,
     /// This incarnation, not yet counted.
     Uncounted,
-    /// This incarnation, counted; `in_view` if its GSI1 keys are set.
-    Counted { in_view: bool },
+    /// This incarnation, counted.
+    Counted {
+        /// Its GSI1 keys are set: it is in its post's likers view.
+        in_view: bool,
+    },
 }
 
 impl LikeState {
+    /// The state of `like`'s incarnation in `item` (the like item as it was, if any).
     pub fn of(item: Option<&Item>, like: &LikeRef) -> Self {
         let Some(item) = item.filter(|i| !i.is_empty()) else {
             return LikeState::Gone;

@@ -36,7 +36,9 @@ pub struct Endpoint {
 
 /// The SDK's own limits on one call: connect, one attempt, and the whole call.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The SDK's limit on one attempt.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The SDK's limit on a whole call, retries included.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// SDK configuration with bounded timeouts. With an explicit endpoint, static test credentials
@@ -178,6 +180,7 @@ pub struct Backoff {
     pub attempts: u32,
     /// The pause after the first failure; it doubles up to `cap`.
     pub base: Duration,
+    /// The longest pause.
     pub cap: Duration,
 }
 
@@ -219,8 +222,10 @@ impl Backoff {
 /// Why a batch read gave up.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchGetError {
+    /// The call failed (described, without payloads).
     #[error("BatchGetItem: {0}")]
     Failed(String),
+    /// Keys DynamoDB kept leaving unprocessed, after that many attempts.
     #[error("{0} keys still unprocessed after {1} attempts")]
     Unprocessed(usize, u32),
 }

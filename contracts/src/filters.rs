@@ -31,6 +31,7 @@ pub enum Work {
 }
 
 impl Work {
+    /// Its name in `infra/filters.json` and the metrics.
     pub fn name(self) -> &'static str {
         match self {
             Work::LikeAdded => "LikeAdded",
@@ -52,11 +53,14 @@ impl Work {
 /// Which image of the record a rule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Image {
+    /// `NewImage`: the item as written.
     New,
+    /// `OldImage`: the item as it was before.
     Old,
 }
 
 impl Image {
+    /// The record's field that holds the image.
     pub fn field(self) -> &'static str {
         match self {
             Image::New => "NewImage",
@@ -68,25 +72,35 @@ impl Image {
 /// What a condition asks of one attribute's value under its type key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Test {
+    /// The value is exactly this.
     Is(&'static str),
+    /// The attribute is there, with a value of this type.
     Present,
+    /// The attribute is not there.
     Absent,
 }
 
 /// One attribute of the image, read under its type key (`S`, `N`): a leaf, as `exists` needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Condition {
+    /// The attribute's name.
     pub attribute: &'static str,
+    /// Its DynamoDB type key (`S`, `N`).
     pub type_key: &'static str,
+    /// What its value must be.
     pub test: Test,
 }
 
 /// The records of one kind of work: an event name and conditions on one image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
+    /// The kind of work the records are.
     pub work: Work,
+    /// `INSERT`, `MODIFY` or `REMOVE`.
     pub event: &'static str,
+    /// The image the conditions read.
     pub image: Image,
+    /// Every one must hold.
     pub conditions: &'static [Condition],
 }
 

@@ -36,8 +36,11 @@ pub fn key_of(item: &Item) -> Option<ItemKey> {
 /// A like incarnation, as the projection and the counting protocol name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LikeRef {
+    /// The liker.
     pub user: UserId,
+    /// The liked post.
     pub post: PostId,
+    /// The liked post's topic.
     pub topic: TopicSlug,
     /// The incarnation: conditions on it keep a late record from touching a re-like.
     pub like_id: LikeId,
@@ -63,10 +66,15 @@ impl LikeRef {
 
 /// Attribute names that writers outside this module put into conditions and updates.
 pub mod attr {
+    /// A post's topic slug.
     pub const TOPIC: &str = "topic";
+    /// A post's id.
     pub const POST_ID: &str = "postId";
+    /// A post's counted likes.
     pub const LIKE_COUNT: &str = "likeCount";
+    /// On a like: who counted it ([`CountedBy`]).
     pub const COUNTED_BY: &str = "countedBy";
+    /// On a like: its incarnation.
     pub const LIKE_ID: &str = "likeId";
     /// A fresh KSUID set by every write that moves `likeCount`: `rebuild` sees from it whether
     /// a counter moved while it recounted, and when it last moved.
@@ -85,17 +93,26 @@ pub mod attr {
 /// The `type` attribute of every item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ItemType {
+    /// A topic.
     Topic,
+    /// A post.
     Post,
+    /// A user's profile.
     User,
+    /// One user's like of one post.
     Like,
+    /// The record that the count of a like incarnation was taken back.
     Tombstone,
+    /// A hot post's counted change not yet in its counter.
     Delta,
+    /// Where the local poller stands in a shard.
     Checkpoint,
+    /// A stream record that could not be decoded.
     Quarantine,
 }
 
 impl ItemType {
+    /// The value of the `type` attribute.
     pub const fn as_str(self) -> &'static str {
         match self {
             ItemType::Topic => "Topic",
@@ -113,17 +130,22 @@ impl ItemType {
 /// Why an item could not be read as an entity.
 #[derive(Debug, thiserror::Error)]
 pub enum ItemError {
+    /// The item is of another type.
     #[error("item is a {found:?}, expected {expected}")]
     WrongType {
+        /// The type asked for.
         expected: &'static str,
+        /// The item's `type`, if it has one.
         found: Option<String>,
     },
+    /// Its attributes do not make the entity.
     #[error("malformed item: {0}")]
     Malformed(#[from] serde_dynamo::Error),
 }
 
 /// An entity stored as one item.
 pub trait Entity: Serialize + DeserializeOwned {
+    /// The `type` its items carry.
     const TYPE: ItemType;
 
     /// The item's primary key.
@@ -153,9 +175,13 @@ pub trait Entity: Serialize + DeserializeOwned {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Topic {
+    /// Its id in paths.
     pub slug: TopicSlug,
+    /// Its title.
     pub title: String,
+    /// Who created it.
     pub created_by: UserId,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -171,11 +197,17 @@ impl Entity for Topic {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Post {
+    /// Its topic.
     pub topic: TopicSlug,
+    /// Its id.
     pub post_id: PostId,
+    /// Who wrote it.
     pub author_id: UserId,
+    /// Its title.
     pub title: String,
+    /// Its text.
     pub body: String,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
     /// Absent on a new post; the projector's first `ADD` creates it.
     #[serde(default)]
@@ -211,10 +243,14 @@ impl Entity for Post {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
+    /// The user's id.
     pub user_id: UserId,
+    /// The name shown for the user.
     pub display_name: String,
+    /// A few words about the user.
     #[serde(default)]
     pub bio: String,
+    /// When the profile last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -236,6 +272,7 @@ pub enum CountedBy {
 }
 
 impl CountedBy {
+    /// The value of `countedBy`.
     pub const fn as_str(self) -> &'static str {
         match self {
             CountedBy::Projector => "projector",
@@ -248,15 +285,20 @@ impl CountedBy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Like {
+    /// The liker.
     pub user_id: UserId,
+    /// The liked post.
     pub post_id: PostId,
     /// Copied from the post, so a user's likes list titles without reading posts.
     pub topic: TopicSlug,
+    /// The post's title when it was liked.
     pub title: String,
+    /// When it was liked.
     pub liked_at: DateTime<Utc>,
     /// This incarnation of the like: a re-like after an unlike gets a new one, so a late
     /// record of an old incarnation can never count or uncount the new one.
     pub like_id: LikeId,
+    /// Who counted it, once counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted_by: Option<CountedBy>,
 }
@@ -287,8 +329,11 @@ impl Like {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tombstone {
+    /// The incarnation whose count was taken back.
     pub like_id: LikeId,
+    /// Its liker.
     pub user_id: UserId,
+    /// Its post.
     pub post_id: PostId,
     /// Epoch seconds (the table's TTL attribute).
     pub expires_at: i64,
@@ -307,8 +352,11 @@ impl Entity for Tombstone {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delta {
+    /// The post's topic.
     pub topic: TopicSlug,
+    /// The post.
     pub post_id: PostId,
+    /// Its id: fresh per write; its last character picks the delta partition.
     pub delta_id: Ksuid,
     /// Likes marked minus likes taken back by the transaction that wrote it.
     pub delta: i64,
@@ -328,7 +376,9 @@ pub const TOMBSTONE_TTL_SECS: i64 = 3 * 24 * 3600;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Checkpoint {
+    /// The stream's ARN.
     pub stream: String,
+    /// The shard's id.
     pub shard: String,
     /// The last sequence number fully handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -352,11 +402,15 @@ impl Entity for Checkpoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Quarantined {
+    /// The record's sequence number.
     pub sequence: String,
+    /// The record's `eventID`.
     pub event_id: String,
+    /// Why it could not be decoded.
     pub reason: String,
     /// The record as received (truncated to stay under the item size limit).
     pub record: String,
+    /// When it was quarantined.
     pub quarantined_at: DateTime<Utc>,
 }
 

@@ -32,10 +32,15 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use svix_ksuid::{KsuidLike, KsuidMs};
 
+/// The partition key attribute.
 pub const PK: &str = "PK";
+/// The sort key attribute.
 pub const SK: &str = "SK";
+/// The one global secondary index: the likers view and a user's likes.
 pub const GSI1: &str = "GSI1";
+/// GSI1's partition key attribute.
 pub const GSI1PK: &str = "GSI1PK";
+/// GSI1's sort key attribute.
 pub const GSI1SK: &str = "GSI1SK";
 /// Every item says what it is.
 pub const TYPE: &str = "type";
@@ -58,12 +63,16 @@ const QUARANTINE_PARTITION: &str = "records";
 /// Why an identifier or a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
+    /// A topic slug out of shape.
     #[error("topic must match [a-z0-9-]{{1,64}}")]
     TopicSlug,
+    /// A post id that is not a KSUID.
     #[error("post id must be a 27-character KSUID")]
     PostId,
+    /// A user id out of shape.
     #[error("user id must be 1-128 characters of [A-Za-z0-9._:@+|-]")]
     UserId,
+    /// A key that names no item of this table.
     #[error("not a key of this table: {0}")]
     Unknown(String),
 }
@@ -74,6 +83,7 @@ pub enum KeyError {
 pub struct TopicSlug(String);
 
 impl TopicSlug {
+    /// The slug's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -100,6 +110,7 @@ impl TryFrom<String> for TopicSlug {
 pub struct UserId(String);
 
 impl UserId {
+    /// The id's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -296,29 +307,41 @@ impl From<Ksuid> for String {
 /// A primary key (or a GSI1 key): partition and sort key values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyPair {
+    /// The partition key value.
     pub pk: String,
+    /// The sort key value.
     pub sk: String,
 }
 
 /// The primary key of every kind of item, typed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ItemKey {
+    /// A topic, by slug.
     Topic(TopicSlug),
+    /// A post, in its topic's partition.
     Post(TopicSlug, PostId),
+    /// A user's profile.
     User(UserId),
+    /// A user's like of a post, in the user's partition.
     Like(UserId, PostId),
+    /// The tombstone of a like incarnation whose count was taken back.
     Tombstone(LikeId),
     /// A hot post's counted change waiting to be folded into its counter: post, delta id
     /// (which also picks its partition, [`delta_partition_of`]).
     Delta(PostId, Ksuid),
+    /// Where the local poller stands in a shard of a stream.
     Checkpoint {
+        /// The stream's ARN.
         stream: String,
+        /// The shard's id.
         shard: String,
     },
     /// A stream record the projector could not read, kept for operators; by sequence number
     /// and `eventID` (records can share a sequence number).
     Quarantine {
+        /// The record's sequence number.
         sequence: String,
+        /// The record's `eventID`.
         event_id: String,
     },
 }

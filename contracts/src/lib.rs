@@ -19,7 +19,7 @@
 //! and the projector never talk to each other; they only share these definitions. Test support
 //! and benchmarks live in the `bench` workspace member, never in here.
 
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 
 #[cfg(feature = "api")]
 pub mod api;

@@ -10,13 +10,19 @@ use crate::keys;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TableDefinition {
+    /// The partition key attribute.
     pub partition_key: &'static str,
+    /// The sort key attribute.
     pub sort_key: &'static str,
+    /// GSI1.
     pub gsi1: IndexDefinition,
     /// All key attributes are strings.
     pub key_attribute_type: &'static str,
+    /// What the stream carries (`NEW_AND_OLD_IMAGES`: the projector reads both).
     pub stream_view_type: &'static str,
+    /// The attribute TTL removes items by.
     pub ttl_attribute: &'static str,
+    /// `PAY_PER_REQUEST` (on demand).
     pub billing_mode: &'static str,
 }
 
@@ -24,9 +30,13 @@ pub struct TableDefinition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IndexDefinition {
+    /// The index's name.
     pub name: &'static str,
+    /// Its partition key attribute.
     pub partition_key: &'static str,
+    /// Its sort key attribute.
     pub sort_key: &'static str,
+    /// Which attributes it holds.
     pub projection: &'static str,
 }
 

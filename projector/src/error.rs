@@ -10,23 +10,31 @@ pub enum Error {
     /// A DynamoDB or DynamoDB Streams call failed: its operation and error code.
     #[error("DynamoDB: {0}")]
     Dynamo(String),
+    /// The table has no stream to read.
     #[error("the table has no stream")]
     NoStream,
+    /// A Lambda event without records.
     #[error("the event has no Records array")]
     NoRecords,
     /// A record that must be retried has no sequence number to report.
     #[error("record {0} failed and has no sequence number to report; the batch is retried whole")]
     Unreportable(usize),
+    /// The rebuild state file could not be read or written.
     #[error("rebuild state file {0}: {1}")]
     RebuildState(PathBuf, String),
+    /// The rebuild state file belongs to another table.
     #[error("the rebuild state file is for table {0}, not this one")]
     OtherTable(String),
+    /// Rebuild writes failed; a rerun resumes.
     #[error("{0} writes failed; run rebuild again to resume")]
     WritesFailed(u64),
+    /// The Lambda runtime failed.
     #[error("Lambda runtime: {0}")]
     Runtime(String),
+    /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
+    /// The invocation's deadline passed before the work was done.
     #[error("the invocation's deadline passed")]
     DeadlinePassed,
 }

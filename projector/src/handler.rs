@@ -18,12 +18,17 @@ use crate::error::Error;
 /// Counts for one batch, logged as structured fields and, in Lambda, as CloudWatch metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BatchMetrics {
+    /// Records in the batch.
     pub records: usize,
+    /// Records whose change is now in the counters and views.
     pub applied: usize,
     /// Already applied by an earlier delivery, or overtaken by a later change.
     pub redundant: usize,
+    /// Records that need no projection.
     pub ignored: usize,
+    /// Undecodable records put into quarantine.
     pub quarantined: usize,
+    /// Records to deliver again.
     pub failed: usize,
     /// Counting transactions DynamoDB cancelled (billed in full, then retried).
     pub cancelled: usize,
@@ -34,11 +39,13 @@ pub struct BatchMetrics {
 /// What became of a batch.
 #[derive(Debug, Clone)]
 pub struct BatchReport {
+    /// Each record's outcome, in batch order.
     pub outcomes: Vec<Outcome>,
     /// The position of the first record not applied, if any.
     pub first_failure: Option<usize>,
     /// Its sequence number (what Lambda needs in `batchItemFailures`).
     pub failure_sequence: Option<String>,
+    /// The batch's counts.
     pub metrics: BatchMetrics,
 }
 
@@ -87,6 +94,7 @@ fn metrics(
 }
 
 impl Projector {
+    /// The projection through `applier`, its metrics for the local stage.
     pub fn new(applier: Applier) -> Self {
         Self {
             applier,
@@ -102,6 +110,7 @@ impl Projector {
         }
     }
 
+    /// The stage its metrics are for.
     pub fn stage(&self) -> &str {
         &self.stage
     }

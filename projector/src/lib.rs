@@ -21,7 +21,7 @@
 //!
 //! `main.rs` runs the Lambda function or the operator CLI.
 
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 
 pub mod apply;
 pub mod batch;

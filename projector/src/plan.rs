@@ -63,7 +63,9 @@ pub struct HotPosts {
 /// A post's key parts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PostRef {
+    /// The post's topic.
     pub topic: TopicSlug,
+    /// The post.
     pub post: PostId,
 }
 
@@ -71,7 +73,9 @@ pub struct PostRef {
 /// delivered twice in one batch is one mark).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mark {
+    /// The batch positions it settles.
     pub records: Vec<usize>,
+    /// The like incarnation.
     pub like: LikeRef,
     /// Also set the GSI1 keys in the same write (cold posts).
     pub stamp: bool,
@@ -90,21 +94,27 @@ impl Mark {
 /// Take back the count of one like incarnation that the projector had counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uncount {
+    /// The batch positions it settles.
     pub records: Vec<usize>,
+    /// The like incarnation, counted before.
     pub like: LikeRef,
 }
 
 /// Add one pending delta to its post's counter (and delete it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fold {
+    /// The batch positions it settles.
     pub records: Vec<usize>,
+    /// The delta to fold.
     pub delta: Delta,
 }
 
 /// Set a like's GSI1 keys (hot views, after counting).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
+    /// The batch positions it settles.
     pub records: Vec<usize>,
+    /// The like incarnation.
     pub like: LikeRef,
 }
 
@@ -112,8 +122,11 @@ pub struct Stamp {
 /// and the marks, tombstones and folded deltas that justify it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostCount {
+    /// The post.
     pub post: PostRef,
+    /// Likes to count.
     pub marks: Vec<Mark>,
+    /// Counted likes to take back.
     pub uncounts: Vec<Uncount>,
     /// Pending deltas added to the counter here (never with `via_delta`).
     pub folds: Vec<Fold>,
@@ -174,6 +187,7 @@ impl PostCount {
 /// One transaction: the counts of one or more posts (each post at most once).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CountTransaction {
+    /// Each post at most once.
     pub posts: Vec<PostCount>,
 }
 
@@ -187,7 +201,9 @@ impl CountTransaction {
 /// Everything a batch asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
+    /// Counting transactions.
     pub transactions: Vec<CountTransaction>,
+    /// Stamps to write after counting (hot views, deferred stamps).
     pub stamps: Vec<Stamp>,
     /// Positions of records that need nothing.
     pub ignored: Vec<usize>,

@@ -35,7 +35,9 @@ use crate::handler::{Projector, emf};
 /// Where to start a shard that has no checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StartAt {
+    /// From the oldest record the stream holds.
     TrimHorizon,
+    /// From records written after the start.
     Latest,
 }
 
@@ -44,6 +46,7 @@ pub enum StartAt {
 /// So replay takes an open shard as read to its end only after this many empty pages in a row,
 /// over at least [`QUIET_FOR`]; a closed shard ends when its iterator does.
 pub const QUIET_PAGES: u32 = 5;
+/// The least time those empty pages must span.
 pub const QUIET_FOR: Duration = Duration::from_secs(1);
 
 /// The metric (EMF, namespace `Publishing/Projector`) counting reads that found records
@@ -59,7 +62,9 @@ const MAX_READ: i32 = 1000;
 /// How the poller reads.
 #[derive(Debug, Clone)]
 pub struct PollerSettings {
+    /// The table whose stream is read.
     pub table: String,
+    /// Where a shard without a checkpoint starts.
     pub start_at: StartAt,
     /// Records per batch (Lambda allows up to 10,000; a batch may take several reads).
     pub batch_size: i32,
@@ -77,6 +82,7 @@ pub struct PollerSettings {
 }
 
 impl PollerSettings {
+    /// Lambda's defaults for `table`'s stream.
     pub fn new(table: impl Into<String>) -> Self {
         Self {
             table: table.into(),
@@ -210,6 +216,7 @@ impl Poller {
         Self::new(Projector::new(applier), dynamo, streams, settings).await
     }
 
+    /// The stream read.
     pub fn stream_arn(&self) -> &str {
         &self.stream_arn
     }

@@ -62,6 +62,7 @@ const REPLAY_BATCH: i32 = 1000;
 /// How to rebuild.
 #[derive(Debug, Clone)]
 pub struct RebuildSettings {
+    /// What to scan.
     pub scan: ScanSpec,
     /// Report what would change, change nothing.
     pub dry_run: bool,
@@ -77,12 +78,19 @@ pub struct RebuildSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
+    /// Stream records replayed in phase 0.
     pub records_replayed: u64,
+    /// Items the scan read.
     pub items_scanned: u64,
+    /// Likes the scan found uncounted and counted.
     pub likes_counted: u64,
+    /// Likes the scan found counted but not in the view and stamped.
     pub likes_stamped: u64,
+    /// Posts whose counter was checked.
     pub posts_checked: u64,
+    /// Counters set to a recount.
     pub counters_corrected: u64,
+    /// Posts still moving after every round: left for a rerun.
     pub posts_busy: u64,
     /// The posts still moving at the last look (`<topic>/<post>`): repairs left, for a rerun.
     #[serde(default)]
@@ -92,7 +100,9 @@ pub struct Summary {
 /// A scan segment's position.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentState {
+    /// The segment was scanned to its end.
     pub done: bool,
+    /// Where its scan resumes (`LastEvaluatedKey`).
     pub resume: Option<HashMap<String, String>>,
 }
 
@@ -100,10 +110,13 @@ pub struct SegmentState {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RebuildState {
+    /// The table rebuilt.
     pub table: String,
+    /// Each scan segment's position.
     pub segments: Vec<SegmentState>,
     /// Posts seen so far, as `(topic, post id)`.
     pub posts: BTreeSet<(String, String)>,
+    /// The work done so far.
     pub summary: Summary,
 }
 
@@ -236,6 +249,7 @@ pub struct Rebuild {
 }
 
 impl Rebuild {
+    /// A rebuild by `settings` through `client`.
     pub fn new(
         client: Client,
         streams: aws_sdk_dynamodbstreams::Client,
@@ -588,7 +602,10 @@ async fn sum_pages(
 /// Which part of the work progress is reported for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Phase 0: the stream replayed.
     Replay,
+    /// Phase 1: the scan.
     Scan,
+    /// Phase 2: the counters checked.
     Check,
 }

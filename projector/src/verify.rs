@@ -63,7 +63,9 @@ pub struct PostTally {
 /// Per-post figures, folded from items in any order and merged across scan segments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tallies {
+    /// Each post's figures.
     pub posts: BTreeMap<PostRef, PostTally>,
+    /// Items folded.
     pub items: u64,
 }
 
@@ -71,14 +73,20 @@ pub struct Tallies {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Drift {
+    /// The post's topic.
     pub topic: String,
+    /// The post.
     pub post_id: String,
+    /// Its stored `likeCount`.
     pub stored: i64,
+    /// Its pending deltas' sum.
     pub pending: i64,
+    /// Its live likes.
     #[serde(rename = "true")]
     pub true_count: i64,
     /// stored + pending − true.
     pub difference: i64,
+    /// Its likes in the likers view.
     pub in_view: i64,
 }
 
@@ -153,7 +161,9 @@ pub const DEFAULT_PAGE_SIZE: i32 = 1000;
 /// What to scan.
 #[derive(Debug, Clone)]
 pub struct ScanSpec {
+    /// The table.
     pub table: String,
+    /// Parallel scan segments.
     pub segments: i32,
     /// Only posts and likes of this topic.
     pub topic: Option<TopicSlug>,

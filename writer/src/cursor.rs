@@ -36,6 +36,7 @@ impl std::fmt::Debug for CursorCodec {
 }
 
 impl CursorCodec {
+    /// A codec signing with `secret`.
     pub fn new(secret: impl Into<Vec<u8>>) -> Self {
         Self {
             secret: secret.into(),

@@ -20,7 +20,7 @@
 //!
 //! One [`router`] serves both: `axum::serve` locally and `lambda_http::run` in Lambda.
 
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,6 +99,7 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of a writer over `store` in `mode`.
     pub fn new(
         store: Store,
         mode: WriteMode,

@@ -32,6 +32,7 @@ use crate::routes::{likes, posts, topics, users};
         (name = "topics"), (name = "posts"), (name = "likes"), (name = "users"),
     )
 )]
+/// The API document (`writer/openapi.json` is generated from it).
 pub struct ApiDoc;
 
 struct JwtAuth;

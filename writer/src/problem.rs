@@ -29,25 +29,36 @@ pub enum ProblemResponses {
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A malformed request (400).
     #[error("{0}")]
     BadRequest(String),
+    /// No caller (401).
     #[error("authentication required")]
     Unauthorized,
+    /// The named thing does not exist (404).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The path exists, the method does not (405).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The body is over the limit (413).
     #[error("request body larger than the limit")]
     PayloadTooLarge,
+    /// The body is not JSON (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A well-formed body that breaks rules (422).
     #[error("{detail}")]
     Validation {
+        /// The rules broken, in a sentence.
         detail: String,
+        /// The rules broken, field by field.
         errors: Vec<FieldError>,
     },
+    /// DynamoDB is busy or unreachable (503).
     #[error("the service is busy or its database is unreachable; retry later")]
     Unavailable,
+    /// A bug (500).
     #[error("internal error")]
     Internal,
 }
@@ -65,6 +76,7 @@ impl ApiError {
         }
     }
 
+    /// Its HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -42,6 +42,7 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// The settings shared with the Lambda function.
     #[command(flatten)]
     pub app: AppArgs,
     /// DynamoDB endpoint (the local engine); default: the AWS environment.
@@ -59,6 +60,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, clap::Parser)]
 #[command(about = "The writer as a Lambda function behind API Gateway")]
 pub struct LambdaArgs {
+    /// The settings shared with the local server.
     #[command(flatten)]
     pub app: AppArgs,
 }
@@ -76,7 +78,9 @@ pub fn plain_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
 /// (each execution environment would refuse the others' cursors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MissingSecret {
+    /// Sign with a random key of the process's own.
     RandomKey,
+    /// Refuse to start.
     Refuse,
 }
 

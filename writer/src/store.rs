@@ -105,6 +105,7 @@ pub struct Store {
 }
 
 impl Store {
+    /// The store of `table` through `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,

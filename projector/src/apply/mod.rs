@@ -50,6 +50,7 @@ pub struct Applier {
 type InFlight<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = (Ticket, Answer)> + Send + 'a>>>;
 
 impl Applier {
+    /// An applier writing to `table` through `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         let unretried = client
             .config()

@@ -90,30 +90,50 @@ pub struct Ticket(u64);
 /// A request to DynamoDB, as data. The writes are `contracts::counting`'s.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
-    /// Put an undecodable record into quarantine, dated `now_ms`.
+    /// Put an undecodable record into quarantine.
     Quarantine {
+        /// Its place in the batch (the executor has its text).
         position: usize,
+        /// What the decoder said.
         record: Undecodable,
+        /// When.
         now_ms: i64,
     },
-    /// Read these items consistently (at most 100 keys).
-    Read { keys: Vec<ItemKey> },
-    /// A counting transaction, its tombstones dated `now_secs`: its items in the order of
-    /// [`actions`].
+    /// Read items consistently.
+    Read {
+        /// At most 100.
+        keys: Vec<ItemKey>,
+    },
+    /// A counting transaction: its items in the order of [`actions`].
     Count {
+        /// What it counts.
         transaction: CountTransaction,
+        /// The date of its tombstones and of the `hotUntil` checks.
         now_secs: i64,
     },
-    /// Stamp a like into view shard `shard`.
-    Stamp { like: LikeRef, shard: u32 },
-    /// Record `shards` view shards on a post.
+    /// Stamp a like into one of its post's view shards.
+    Stamp {
+        /// The like incarnation.
+        like: LikeRef,
+        /// The view shard.
+        shard: u32,
+    },
+    /// Record more view shards on a post.
     Grow {
+        /// The post's topic.
         topic: TopicSlug,
+        /// The post.
         post: PostId,
+        /// The count to record.
         shards: u32,
     },
-    /// Defer a like's stamp (`stampDue`), dated `now_ms`.
-    Defer { like: LikeRef, now_ms: i64 },
+    /// Defer a like's stamp (`stampDue`).
+    Defer {
+        /// The like incarnation.
+        like: LikeRef,
+        /// When.
+        now_ms: i64,
+    },
 }
 
 /// DynamoDB's answer to a request.
@@ -121,15 +141,20 @@ pub enum Request {
 pub enum Answer {
     /// The write or transaction took effect.
     Done,
-    /// A read's items, and the keys it left unprocessed.
+    /// A read's answer.
     Read {
+        /// The items found.
         items: Vec<Item>,
+        /// Keys left unprocessed (short of capacity): neither found nor known missing.
         unprocessed: Vec<ItemKey>,
     },
     /// A transaction cancelled: one reason per action.
     Cancelled(Vec<Reason>),
-    /// A single write's condition failed; the item as it was, if the write asked for it.
-    ConditionFailed { old: Option<Item> },
+    /// A single write's condition failed.
+    ConditionFailed {
+        /// The item as it was, if the write asked for it.
+        old: Option<Item>,
+    },
     /// Throttled (the SDK's own retries, if any, spent).
     Throttled,
     /// Anything else worth another try: a timeout, an unreachable endpoint, a 5xx.
@@ -145,8 +170,11 @@ pub enum Answer {
 pub enum Reason {
     /// Nothing wrong with this action (DynamoDB's `None`).
     None,
-    /// Its condition failed; the item as it was, if the action asked for it.
-    ConditionFailed { old: Option<Item> },
+    /// Its condition failed.
+    ConditionFailed {
+        /// The item as it was, if the action asked for it.
+        old: Option<Item>,
+    },
     /// It met another transaction on its item.
     Conflict,
     /// Its item's partition (or an index's) throttled.

@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::Error;
 
+/// The projector's command line (the operator commands; without one, the Lambda function).
 #[derive(Debug, Parser)]
 #[command(
     name = "projector",
@@ -28,10 +29,14 @@ pub struct Cli {
     /// DynamoDB endpoint (the local engine); default: the AWS environment.
     #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB", global = true)]
     pub endpoint_url: Option<String>,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The operator commands. (Each variant's help is its arguments' own doc comment, which clap
+/// reads when the variant has none.)
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Replay(replay::ReplayArgs),

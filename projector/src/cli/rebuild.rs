@@ -25,6 +25,7 @@ const ROUNDS: u32 = 5;
 /// projector whatever its lag. Resumable: progress is saved in `--state`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RebuildArgs {
+    /// Parallel scan segments.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub segments: i32,
     /// Only this topic's posts and likes.
