@@ -32,7 +32,7 @@ use contracts::items::Item;
 use contracts::keys::PostId;
 
 use super::hot;
-use super::{Answer, Cx, Outcome, Reason, Request};
+use super::{Answer, Cx, Outcome, Reason, Request, Work};
 use crate::plan::{CountTransaction, Mark, PostCount, Stamp};
 
 /// One action of a counting transaction, for reading its cancellation reason: the post (its
@@ -307,21 +307,27 @@ impl Lane {
         }
     }
 
-    /// Whether every transaction of the lane is settled.
-    pub(crate) fn is_done(&self) -> bool {
+    /// The transaction in flight failed for good: its records are re-delivered.
+    fn fail(&mut self, cx: &mut Cx<'_>) {
+        if let Some(current) = self.current.take() {
+            cx.settlement.fail_transaction(&current.transaction);
+        }
+    }
+}
+
+impl Work for Lane {
+    fn is_done(&self) -> bool {
         self.current.is_none() && self.queue.is_empty()
     }
 
-    /// When the lane wants to be woken, if it waits.
-    pub(crate) fn wake_at(&self) -> Option<i64> {
+    fn wake_at(&self) -> Option<i64> {
         match self.current.as_ref()?.phase {
             Phase::Turn(at) | Phase::Backoff(at) => Some(at),
             Phase::Begin | Phase::Sent { .. } => None,
         }
     }
 
-    /// Move on at `cx.now_ms`: the request to send now, if any.
-    pub(crate) fn poll(&mut self, cx: &mut Cx<'_>) -> Option<Request> {
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Option<Request> {
         loop {
             let Some(current) = self.current.as_mut() else {
                 let transaction = self.queue.pop_front()?;
@@ -369,15 +375,16 @@ impl Lane {
         }
     }
 
-    /// The transaction in flight failed for good: its records are re-delivered.
-    fn fail(&mut self, cx: &mut Cx<'_>) {
-        if let Some(current) = self.current.take() {
-            cx.settlement.fail_transaction(&current.transaction);
-        }
+    /// The answer to the transaction in flight: what failed is dropped or failed, what may
+    /// still succeed is sent again at once or after a backoff.
+    fn answer(&mut self, answer: Answer, cx: &mut Cx<'_>) -> Option<Request> {
+        self.answered(answer, cx);
+        None
     }
+}
 
-    /// DynamoDB's answer to the transaction in flight.
-    pub(crate) fn answer(&mut self, answer: Answer, cx: &mut Cx<'_>) {
+impl Lane {
+    fn answered(&mut self, answer: Answer, cx: &mut Cx<'_>) {
         let Some(current) = self.current.as_mut() else {
             return;
         };

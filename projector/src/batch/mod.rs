@@ -35,12 +35,13 @@ pub mod hot;
 mod knowledge;
 #[cfg(test)]
 mod model;
+mod read;
 pub mod view;
 
 use std::collections::VecDeque;
 
 use contracts::change::{Decoded, LikeRef, Undecodable};
-use contracts::items::{Item, Post, key_of};
+use contracts::items::{Item, Post};
 use contracts::keys::{ItemKey, PostId, TopicSlug};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -49,14 +50,13 @@ use rustc_hash::{FxHashMap, FxHashSet};
 pub use count::{Action, actions};
 use count::{Lane, Screen, Settlement, screen_mark};
 pub use knowledge::{HOT_MEMORY, Knowledge};
+use read::{Read, read_results};
 use view::Stamping;
 
 use crate::plan::{CountTransaction, Plan, Stamp, lanes, plan_with_hot};
 
 /// Requests in flight at once, per stage.
 pub const CONCURRENCY: usize = 8;
-/// Keys per read (DynamoDB's `BatchGetItem` limit).
-const READ_KEYS: usize = 100;
 
 /// What happened to one record of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,6 +183,19 @@ pub enum Reason {
     Other(String),
 }
 
+impl Reason {
+    /// DynamoDB's name for it (for logs: never the item).
+    pub fn code(&self) -> &str {
+        match self {
+            Reason::None => "None",
+            Reason::ConditionFailed { .. } => contracts::dynamo::CONDITION_FAILED,
+            Reason::Conflict => "TransactionConflict",
+            Reason::Throttled => "ThrottlingError",
+            Reason::Other(code) => code,
+        }
+    }
+}
+
 impl Answer {
     /// A short description for logs (codes, never payloads).
     pub fn describe(&self) -> String {
@@ -190,11 +203,8 @@ impl Answer {
             Answer::Done => "done".into(),
             Answer::Read { unprocessed, .. } => format!("read, {} unprocessed", unprocessed.len()),
             Answer::Cancelled(reasons) => {
-                let codes: Vec<String> = reasons.iter().map(|r| format!("{r:?}")).collect();
-                format!(
-                    "TransactionCanceled [{}]",
-                    codes.join(", ").replace("old: Some", "old")
-                )
+                let codes: Vec<&str> = reasons.iter().map(Reason::code).collect();
+                format!("TransactionCanceled [{}]", codes.join(", "))
             }
             Answer::ConditionFailed { .. } => "ConditionalCheckFailed".into(),
             Answer::Throttled => "throttled".into(),
@@ -239,134 +249,47 @@ impl Cx<'_> {
     }
 }
 
-/// Consistent reads of a set of keys, [`READ_KEYS`] a request, each retried as
-/// `Backoff::STANDARD` says (unprocessed keys too). A read that fails teaches nothing about
-/// its keys: they are left out of [`answered`](Reads::answered).
-#[derive(Debug, Default)]
-struct Reads {
-    chunks: Vec<ReadChunk>,
-    found: FxHashMap<ItemKey, Item>,
-    /// Keys read: found, or known not to exist.
-    answered: FxHashSet<ItemKey>,
-}
-
-#[derive(Debug)]
-struct ReadChunk {
-    keys: Vec<ItemKey>,
-    sent: u32,
-    phase: ReadPhase,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReadPhase {
-    Ready,
-    Sent,
-    Backoff(i64),
-    Done,
-}
-
-impl Reads {
-    fn new(keys: Vec<ItemKey>) -> Self {
-        Self {
-            chunks: keys
-                .chunks(READ_KEYS)
-                .map(|keys| ReadChunk {
-                    keys: keys.to_vec(),
-                    sent: 0,
-                    phase: ReadPhase::Ready,
-                })
-                .collect(),
-            ..Self::default()
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.chunks.iter().all(|c| c.phase == ReadPhase::Done)
-    }
-
-    fn wake_at(&self) -> Option<i64> {
-        self.chunks
-            .iter()
-            .filter_map(|c| match c.phase {
-                ReadPhase::Backoff(at) => Some(at),
-                _ => None,
-            })
-            .min()
-    }
-
-    /// The reads to send now (chunk index, request).
-    fn poll(&mut self, cx: &Cx<'_>) -> Vec<(usize, Request)> {
-        let mut in_flight = self
-            .chunks
-            .iter()
-            .filter(|c| c.phase == ReadPhase::Sent)
-            .count();
-        let mut requests = Vec::new();
-        for (i, chunk) in self.chunks.iter_mut().enumerate() {
-            if let ReadPhase::Backoff(until) = chunk.phase
-                && until <= cx.now_ms
-            {
-                chunk.phase = ReadPhase::Ready;
-            }
-            if chunk.phase != ReadPhase::Ready || in_flight >= CONCURRENCY {
-                continue;
-            }
-            if cx.passed(cx.now_ms) {
-                chunk.phase = ReadPhase::Done;
-                continue;
-            }
-            chunk.sent += 1;
-            chunk.phase = ReadPhase::Sent;
-            in_flight += 1;
-            requests.push((
-                i,
-                Request::Read {
-                    keys: chunk.keys.clone(),
-                },
-            ));
-        }
-        requests
-    }
-
-    fn answer(&mut self, i: usize, answer: Answer, cx: &mut Cx<'_>) {
-        let chunk = &mut self.chunks[i];
-        let policy = contracts::dynamo::Backoff::STANDARD;
-        let retry = match answer {
-            Answer::Read { items, unprocessed } => {
-                let left: FxHashSet<&ItemKey> = unprocessed.iter().collect();
-                self.answered
-                    .extend(chunk.keys.iter().filter(|k| !left.contains(k)).cloned());
-                self.found.extend(
-                    items
-                        .into_iter()
-                        .filter_map(|item| Some((key_of(&item)?, item))),
-                );
-                chunk.keys = unprocessed;
-                !chunk.keys.is_empty()
-            }
-            Answer::Throttled | Answer::Transient(_) => true,
-            other => {
-                tracing::warn!(answer = %other.describe(), "a read failed: its keys stay unread");
-                false
-            }
-        };
-        chunk.phase = ReadPhase::Done;
-        if retry && policy.may_retry(chunk.sent) {
-            let until = cx.now_ms + cx.backoff(policy, chunk.sent);
-            if !cx.passed(until) {
-                chunk.phase = ReadPhase::Backoff(until);
-            }
-        }
-    }
+/// A unit of work in a stage: sends one request at a time, and decides on each answer,
+/// until done.
+pub(crate) trait Work {
+    /// Move on at `cx.now_ms`: the request to send now, if any.
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Option<Request>;
+    /// DynamoDB's answer to the request in flight; a request to send at once, if any.
+    fn answer(&mut self, answer: Answer, cx: &mut Cx<'_>) -> Option<Request>;
+    /// Whether it is settled (nothing in flight, nothing more to send).
+    fn is_done(&self) -> bool;
+    /// When it wants to be woken, if it waits.
+    fn wake_at(&self) -> Option<i64>;
 }
 
 #[derive(Debug)]
 enum Stage {
-    Screen(Reads),
+    Screen(Running<Read>),
     Count(Running<Lane>),
-    Learn(Reads),
+    Learn(Running<Read>),
     Stamp(Running<Stamping>),
     Done,
+}
+
+impl Stage {
+    /// The stage's work, unless it is done.
+    fn running(&mut self) -> Option<&mut dyn Stepping> {
+        match self {
+            Stage::Screen(reads) | Stage::Learn(reads) => Some(reads),
+            Stage::Count(lanes) => Some(lanes),
+            Stage::Stamp(stamps) => Some(stamps),
+            Stage::Done => None,
+        }
+    }
+
+    fn wake_at(&self) -> Option<i64> {
+        match self {
+            Stage::Screen(reads) | Stage::Learn(reads) => reads.wake_at(),
+            Stage::Count(lanes) => lanes.wake_at(),
+            Stage::Stamp(stamps) => stamps.wake_at(),
+            Stage::Done => None,
+        }
+    }
 }
 
 /// Units of work started in order, at most [`CONCURRENCY`] at a time.
@@ -378,35 +301,14 @@ struct Running<T> {
     next: usize,
 }
 
-/// A unit of work in a stage: sends one request at a time until done.
-trait Work {
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Option<Request>;
+/// A stage's work, whatever its units.
+trait Stepping {
+    /// The requests to send now (unit index, request), starting units as others finish.
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Vec<(usize, Request)>;
+    /// The answer to unit `i`'s request; a request of its to send at once, if any.
+    fn answer(&mut self, i: usize, answer: Answer, cx: &mut Cx<'_>) -> Option<Request>;
+    /// Whether every unit is done.
     fn is_done(&self) -> bool;
-    fn wake_at(&self) -> Option<i64>;
-}
-
-impl Work for Lane {
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Option<Request> {
-        Lane::poll(self, cx)
-    }
-    fn is_done(&self) -> bool {
-        Lane::is_done(self)
-    }
-    fn wake_at(&self) -> Option<i64> {
-        Lane::wake_at(self)
-    }
-}
-
-impl Work for Stamping {
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Option<Request> {
-        Stamping::poll(self, cx)
-    }
-    fn is_done(&self) -> bool {
-        self.done().is_some()
-    }
-    fn wake_at(&self) -> Option<i64> {
-        Stamping::wake_at(self)
-    }
 }
 
 impl<T: Work> Running<T> {
@@ -418,7 +320,15 @@ impl<T: Work> Running<T> {
         }
     }
 
-    /// The requests to send now (unit index, request), starting units as others finish.
+    fn wake_at(&self) -> Option<i64> {
+        self.active
+            .iter()
+            .filter_map(|&i| self.units[i].wake_at())
+            .min()
+    }
+}
+
+impl<T: Work> Stepping for Running<T> {
     fn poll(&mut self, cx: &mut Cx<'_>) -> Vec<(usize, Request)> {
         let mut requests = Vec::new();
         let mut i = 0;
@@ -442,25 +352,22 @@ impl<T: Work> Running<T> {
         }
     }
 
-    fn is_done(&self) -> bool {
-        self.next == self.units.len() && self.active.iter().all(|&i| self.units[i].is_done())
+    fn answer(&mut self, i: usize, answer: Answer, cx: &mut Cx<'_>) -> Option<Request> {
+        self.units[i].answer(answer, cx)
     }
 
-    fn wake_at(&self) -> Option<i64> {
-        self.active
-            .iter()
-            .filter_map(|&i| self.units[i].wake_at())
-            .min()
+    fn is_done(&self) -> bool {
+        self.next == self.units.len() && self.active.iter().all(|&i| self.units[i].is_done())
     }
 }
 
 /// What a ticket's answer is for.
 #[derive(Debug, Clone, Copy)]
 enum Unit {
+    /// The quarantine of the record at this position.
     Quarantine(usize),
-    Read(usize),
-    Lane(usize),
-    Stamp(usize),
+    /// A unit of the stage's work.
+    Work(usize),
 }
 
 /// One batch's projection (see the module docs).
@@ -527,7 +434,7 @@ impl Batch {
             quarantine: plan.undecodable.into(),
             transactions: plan.transactions,
             stamps: plan.stamps,
-            stage: Stage::Screen(Reads::new(keys)),
+            stage: Stage::Screen(Read::of(keys)),
         }
     }
 
@@ -553,33 +460,17 @@ impl Batch {
             ));
         }
         loop {
-            let before = requests.len();
-            let mut units: Vec<(Unit, Request)> = Vec::new();
             let (stage, mut cx) = self.split(now_ms);
-            match stage {
-                Stage::Screen(reads) | Stage::Learn(reads) => {
-                    units.extend(reads.poll(&cx).into_iter().map(|(i, r)| (Unit::Read(i), r)))
-                }
-                Stage::Count(lanes) => units.extend(
-                    lanes
-                        .poll(&mut cx)
-                        .into_iter()
-                        .map(|(i, r)| (Unit::Lane(i), r)),
-                ),
-                Stage::Stamp(stamps) => units.extend(
-                    stamps
-                        .poll(&mut cx)
-                        .into_iter()
-                        .map(|(i, r)| (Unit::Stamp(i), r)),
-                ),
-                Stage::Done => {}
-            }
-            for (unit, request) in units {
-                let ticket = self.ticket(unit);
+            let started = match stage.running() {
+                Some(work) => work.poll(&mut cx),
+                None => Vec::new(),
+            };
+            let sent = !started.is_empty();
+            for (i, request) in started {
+                let ticket = self.ticket(Unit::Work(i));
                 requests.push((ticket, request));
             }
-            let advanced = self.advance();
-            if !advanced && requests.len() == before {
+            if !self.advance() && !sent {
                 return requests;
             }
         }
@@ -603,18 +494,12 @@ impl Batch {
 
     /// Go to the next stage if this one is done. `true` if it moved.
     fn advance(&mut self) -> bool {
-        let done = match &self.stage {
-            Stage::Screen(reads) | Stage::Learn(reads) => reads.is_done(),
-            Stage::Count(lanes) => lanes.is_done(),
-            Stage::Stamp(stamps) => stamps.is_done(),
-            Stage::Done => false,
-        };
-        if !done {
+        if !self.stage.running().is_some_and(|work| work.is_done()) {
             return false;
         }
         let next = match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Screen(reads) => {
-                self.screen(&reads);
+                self.screen(&read_results(reads));
                 let transactions = std::mem::take(&mut self.transactions);
                 let mut unassigned: Vec<Option<CountTransaction>> =
                     transactions.iter().cloned().map(Some).collect();
@@ -638,10 +523,10 @@ impl Batch {
                         .filter(|s| self.knowledge.view_shards(s.like.post).is_none())
                         .map(|s| ItemKey::Post(s.like.topic.clone(), s.like.post)),
                 );
-                Stage::Learn(Reads::new(keys))
+                Stage::Learn(Read::of(keys))
             }
             Stage::Learn(reads) => {
-                let missing = self.learn(&reads);
+                let missing = self.learn(read_results(reads));
                 // A post that does not exist counts none of its likes, and shows none.
                 let stamps = std::mem::take(&mut self.stamps)
                     .into_iter()
@@ -670,14 +555,13 @@ impl Batch {
 
     /// Drop the marks that the screening read shows cannot succeed. A key not read screens
     /// nothing: the transactions' conditions sort it out.
-    fn screen(&mut self, reads: &Reads) {
+    fn screen(&mut self, read: &FxHashMap<ItemKey, Option<Item>>) {
         for count in self.transactions.iter_mut().flat_map(|t| &mut t.posts) {
             count.marks.retain(|mark| {
-                let key = mark.like.item_key();
-                if !reads.answered.contains(&key) {
+                let Some(item) = read.get(&mark.like.item_key()) else {
                     return true;
-                }
-                match screen_mark(reads.found.get(&key), mark) {
+                };
+                match screen_mark(item.as_ref(), mark) {
                     Screen::Send => true,
                     Screen::Drop { stamp } => {
                         self.settlement.dropped(mark, stamp);
@@ -708,22 +592,22 @@ impl Batch {
     }
 
     /// Learn the view shard counts read; the posts found not to exist.
-    fn learn(&mut self, reads: &Reads) -> FxHashSet<PostId> {
-        for (key, item) in &reads.found {
-            if let ItemKey::Post(_, post) = key {
-                self.knowledge
-                    .learn_view_shards(*post, Post::view_shards_in(item));
+    fn learn(&mut self, read: FxHashMap<ItemKey, Option<Item>>) -> FxHashSet<PostId> {
+        let mut missing = FxHashSet::default();
+        for (key, item) in read {
+            let ItemKey::Post(_, post) = key else {
+                continue;
+            };
+            match item {
+                Some(item) => self
+                    .knowledge
+                    .learn_view_shards(post, Post::view_shards_in(&item)),
+                None => {
+                    missing.insert(post);
+                }
             }
         }
-        reads
-            .answered
-            .iter()
-            .filter(|key| !reads.found.contains_key(key))
-            .filter_map(|key| match key {
-                ItemKey::Post(_, post) => Some(*post),
-                _ => None,
-            })
-            .collect()
+        missing
     }
 
     /// DynamoDB's answer to `ticket`, at `now_ms`.
@@ -731,29 +615,23 @@ impl Batch {
         let Some(unit) = self.in_flight.remove(&ticket) else {
             return;
         };
-        if let Unit::Quarantine(position) = unit {
-            self.outcomes[position] = match answer {
-                Answer::Done => Outcome::Quarantined,
-                other => {
-                    tracing::error!(answer = %other.describe(), "quarantine failed");
-                    Outcome::Failed
-                }
-            };
-            return;
-        }
-        let (stage, mut cx) = self.split(now_ms);
-        let follow_up = match (stage, unit) {
-            (Stage::Screen(reads) | Stage::Learn(reads), Unit::Read(i)) => {
-                reads.answer(i, answer, &mut cx);
-                None
+        let i = match unit {
+            Unit::Work(i) => i,
+            Unit::Quarantine(position) => {
+                self.outcomes[position] = match answer {
+                    Answer::Done => Outcome::Quarantined,
+                    other => {
+                        tracing::error!(answer = %other.describe(), "quarantine failed");
+                        Outcome::Failed
+                    }
+                };
+                return;
             }
-            (Stage::Count(lanes), Unit::Lane(i)) => {
-                lanes.units[i].answer(answer, &mut cx);
-                None
-            }
-            (Stage::Stamp(stamps), Unit::Stamp(i)) => stamps.units[i].answer(answer, &mut cx),
-            _ => None,
         };
+        let (stage, mut cx) = self.split(now_ms);
+        let follow_up = stage
+            .running()
+            .and_then(|work| work.answer(i, answer, &mut cx));
         if let Some(request) = follow_up {
             let ticket = self.ticket(unit);
             self.outbox.push((ticket, request));
@@ -762,12 +640,7 @@ impl Batch {
 
     /// When the machine wants to be polled again, if nothing else comes first.
     pub fn wake_at(&self) -> Option<i64> {
-        match &self.stage {
-            Stage::Screen(reads) | Stage::Learn(reads) => reads.wake_at(),
-            Stage::Count(lanes) => lanes.wake_at(),
-            Stage::Stamp(stamps) => stamps.wake_at(),
-            Stage::Done => None,
-        }
+        self.stage.wake_at()
     }
 
     /// Whether every record is settled and nothing is in flight.

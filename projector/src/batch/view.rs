@@ -36,7 +36,7 @@ use contracts::dynamo::Backoff;
 use contracts::items::Post;
 use contracts::keys::{MAX_VIEW_SHARDS, view_shard_of};
 
-use super::{Answer, Cx, Request};
+use super::{Answer, Cx, Request, Work};
 use crate::plan::Stamp;
 
 /// The attempt of a stamp from which a throttle defers it (the first retry already sees
@@ -92,16 +92,21 @@ impl Stamping {
             _ => None,
         }
     }
+}
 
-    pub(crate) fn wake_at(&self) -> Option<i64> {
+impl Work for Stamping {
+    fn is_done(&self) -> bool {
+        self.done().is_some()
+    }
+
+    fn wake_at(&self) -> Option<i64> {
         match self.phase {
             Phase::Backoff(at) => Some(at),
             _ => None,
         }
     }
 
-    /// Move on at `cx.now_ms`: the request to send now, if any.
-    pub(crate) fn poll(&mut self, cx: &mut Cx<'_>) -> Option<Request> {
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Option<Request> {
         if let Phase::Backoff(until) = self.phase
             && until <= cx.now_ms
         {
@@ -124,8 +129,7 @@ impl Stamping {
         })
     }
 
-    /// DynamoDB's answer to the request in flight; a follow-up request to send at once, if any.
-    pub(crate) fn answer(&mut self, answer: Answer, cx: &mut Cx<'_>) -> Option<Request> {
+    fn answer(&mut self, answer: Answer, cx: &mut Cx<'_>) -> Option<Request> {
         match (self.phase, answer) {
             (Phase::Sent { .. }, Answer::Done | Answer::ConditionFailed { .. }) => {
                 self.phase = Phase::Done(true);
@@ -165,7 +169,9 @@ impl Stamping {
             }
         }
     }
+}
 
+impl Stamping {
     /// A stamp into one of `shards` throttled: ask for twice as many (at most
     /// [`MAX_VIEW_SHARDS`], once per [`GROW_PAUSE`]) unless known or asked lately.
     fn grow(&mut self, shards: u32, cx: &mut Cx<'_>) -> Option<Request> {
