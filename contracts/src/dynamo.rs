@@ -13,7 +13,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CancellationReason, GlobalSecondaryIndex, KeySchemaElement,
@@ -22,7 +24,7 @@ use aws_sdk_dynamodb::types::{
 };
 use rand::Rng;
 
-use crate::items::{Item, key_item};
+use crate::items::{Item, key_item, key_of};
 use crate::keys::ItemKey;
 use crate::table::TABLE;
 
@@ -230,6 +232,41 @@ pub enum BatchGetError {
     Unprocessed(usize, u32),
 }
 
+/// The error of one `BatchGetItem` call.
+pub type ReadError = SdkError<BatchGetItemError, HttpResponse>;
+
+/// One consistent `BatchGetItem` call for `keys` (at most 100): the items found, and the keys
+/// DynamoDB left unprocessed (short of capacity). The projector's batch machine retries
+/// through its own answers; [`batch_get`] retries here.
+pub async fn read_once(
+    client: &Client,
+    table: &str,
+    keys: &[ItemKey],
+) -> Result<(Vec<Item>, Vec<ItemKey>), ReadError> {
+    let request = KeysAndAttributes::builder()
+        .set_keys(Some(keys.iter().map(key_item).collect()))
+        .consistent_read(true)
+        .build()
+        .expect("keys are set");
+    let mut answer = client
+        .batch_get_item()
+        .request_items(table, request)
+        .send()
+        .await?;
+    let items = answer
+        .responses
+        .as_mut()
+        .and_then(|r| r.remove(table))
+        .unwrap_or_default();
+    let unprocessed = answer
+        .unprocessed_keys
+        .as_mut()
+        .and_then(|u| u.remove(table))
+        .map(|rest| rest.keys().iter().filter_map(key_of).collect())
+        .unwrap_or_default();
+    Ok((items, unprocessed))
+}
+
 /// The items of `keys` that exist, read consistently 100 keys a request. Keys DynamoDB leaves
 /// unprocessed (short of capacity) are asked again as [`Backoff::STANDARD`] says, then the
 /// read gives up. Order is DynamoDB's, not the keys'.
@@ -241,49 +278,27 @@ pub async fn batch_get(
     let policy = Backoff::STANDARD;
     let mut items = Vec::new();
     for chunk in keys.chunks(100) {
-        let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(chunk.iter().map(key_item).collect()))
-            .consistent_read(true)
-            .build()
-            .expect("keys are set");
+        let mut left = chunk.to_vec();
         for attempt in 1.. {
-            let mut answer = match client
-                .batch_get_item()
-                .request_items(table, request.clone())
-                .send()
-                .await
-            {
-                Ok(answer) => answer,
+            match read_once(client, table, &left).await {
+                Ok((found, unprocessed)) => {
+                    items.extend(found);
+                    if unprocessed.is_empty() {
+                        break;
+                    }
+                    if !policy.may_retry(attempt) {
+                        return Err(BatchGetError::Unprocessed(unprocessed.len(), attempt));
+                    }
+                    left = unprocessed;
+                }
                 Err(e) => {
                     let failure = Failure::of(&e);
-                    if failure.is_transient() && policy.may_retry(attempt) {
-                        policy.wait(attempt).await;
-                        continue;
+                    if !(failure.is_transient() && policy.may_retry(attempt)) {
+                        return Err(BatchGetError::Failed(failure.describe()));
                     }
-                    return Err(BatchGetError::Failed(failure.describe()));
                 }
-            };
-            items.extend(
-                answer
-                    .responses
-                    .as_mut()
-                    .and_then(|r| r.remove(table))
-                    .unwrap_or_default(),
-            );
-            match answer
-                .unprocessed_keys
-                .as_mut()
-                .and_then(|u| u.remove(table))
-            {
-                Some(rest) if !rest.keys().is_empty() => {
-                    if !policy.may_retry(attempt) {
-                        return Err(BatchGetError::Unprocessed(rest.keys().len(), attempt));
-                    }
-                    request = rest;
-                    policy.wait(attempt).await;
-                }
-                _ => break,
             }
+            policy.wait(attempt).await;
         }
     }
     Ok(items)

@@ -395,7 +395,7 @@ impl Rebuild {
             }));
         let outcomes = self
             .applier
-            .apply(&repairs, total, &|_| String::new(), Deadline::batch())
+            .apply(repairs, total, &|_| String::new(), Deadline::batch())
             .await
             .outcomes;
         let (marks, stamps) = outcomes.split_at(first_stamp);

@@ -13,12 +13,12 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
-use aws_sdk_dynamodb::types::{CancellationReason, KeysAndAttributes, TransactWriteItem};
+use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use contracts::change::{Decoded, Undecodable};
 use contracts::counting;
-use contracts::dynamo::{CONDITION_FAILED, Failure, is_throttle};
-use contracts::items::{Delta, Entity, Quarantined, key_item, key_of};
+use contracts::dynamo::{CONDITION_FAILED, Failure, is_throttle, read_once};
+use contracts::items::{Delta, Entity, Quarantined};
 use contracts::keys::Ksuid;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -82,21 +82,22 @@ impl Applier {
         deadline: Deadline,
     ) -> AppliedBatch {
         let now = now_ms();
-        let batch = Batch::of_records(records, self.known(), now, self.settings(now, deadline));
+        let settings = self.settings(now, deadline);
+        let batch = Batch::of_records(records, &self.knowledge_lock(), now, settings);
         self.run(batch, raw, deadline).await
     }
 
     /// Apply a plan for a batch of `batch_len` records (see [`Applier::apply_records`]).
     pub async fn apply(
         &self,
-        plan: &Plan,
+        plan: Plan,
         batch_len: usize,
         raw: &(dyn Fn(usize) -> String + Sync),
         deadline: Deadline,
     ) -> AppliedBatch {
         let now = now_ms();
         let settings = self.settings(now, deadline);
-        let batch = Batch::new(plan.clone(), batch_len, self.known(), now, settings);
+        let batch = Batch::new(plan, batch_len, &self.knowledge_lock(), now, settings);
         self.run(batch, raw, deadline).await
     }
 
@@ -108,11 +109,6 @@ impl Applier {
                 .map(|left| now + left.as_millis() as i64),
             seed: rand::random(),
         }
-    }
-
-    /// A copy of what this instance knows.
-    fn known(&self) -> Knowledge {
-        self.knowledge_lock().clone()
     }
 
     fn knowledge_lock(&self) -> std::sync::MutexGuard<'_, Knowledge> {
@@ -200,34 +196,10 @@ impl Applier {
                     Err(e) => answer_of(&e),
                 }
             }
-            Request::Read { keys } => {
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(keys.iter().map(key_item).collect()))
-                    .consistent_read(true)
-                    .build();
-                match request {
-                    Err(e) => Answer::Permanent(e.to_string()),
-                    Ok(request) => {
-                        let call = self.client.batch_get_item().request_items(table, request);
-                        match call.send().await {
-                            Ok(mut read) => Answer::Read {
-                                items: read
-                                    .responses
-                                    .as_mut()
-                                    .and_then(|r| r.remove(table))
-                                    .unwrap_or_default(),
-                                unprocessed: read
-                                    .unprocessed_keys
-                                    .as_mut()
-                                    .and_then(|u| u.remove(table))
-                                    .map(|rest| rest.keys().iter().filter_map(key_of).collect())
-                                    .unwrap_or_default(),
-                            },
-                            Err(e) => answer_of(&e),
-                        }
-                    }
-                }
-            }
+            Request::Read { keys } => match read_once(&self.client, table, &keys).await {
+                Ok((items, unprocessed)) => Answer::Read { items, unprocessed },
+                Err(e) => answer_of(&e),
+            },
             Request::Count {
                 transaction,
                 now_secs,

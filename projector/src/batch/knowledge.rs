@@ -1,14 +1,14 @@
 //! What an instance knows across batches: the posts DynamoDB struggled with lately (planned
 //! hot), each hot counter's last fold slot per delta partition, and posts' view shard counts.
 //!
-//! A batch starts from a copy and hands back what it learned; the executor merges it into the
-//! instance's copy (a Lambda instance keeps it while warm; the local poller shares it between
+//! A batch starts from a copy of what is known about its own posts and hands back what it
+//! learned; the executor merges it into the instance's copy (a Lambda instance keeps it while warm; the local poller shares it between
 //! its shards). Merging keeps the later time, the later slot and the larger count, so batches
 //! running side by side lose nothing of each other's, and every fact is one that only grows
 //! (a view's shard count) or one that expires (hot for [`HOT_MEMORY`]).
 
 use contracts::keys::{DELTA_PARTITIONS, PostId};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::hot::slot_of;
 use crate::plan::HotPosts;
@@ -45,12 +45,35 @@ pub(crate) struct ViewShards {
 impl Knowledge {
     /// Forget what is out of date at `now_ms`: hot posts not seen struggling for
     /// [`HOT_MEMORY`], fold slots two rounds old.
-    pub(crate) fn expire(&mut self, now_ms: i64) {
-        self.views.retain(|_, at| now_ms - *at < HOT_MEMORY_MS);
-        self.counters.retain(|_, at| now_ms - *at < HOT_MEMORY_MS);
-        let slot = slot_of(now_ms);
-        self.folded
-            .retain(|_, last| *last + 2 * u64::from(DELTA_PARTITIONS) > slot);
+    pub fn expire(&mut self, now_ms: i64) {
+        self.views.retain(|_, at| still_hot(*at, now_ms));
+        self.counters.retain(|_, at| still_hot(*at, now_ms));
+        self.folded.retain(|_, last| recent_fold(*last, now_ms));
+    }
+
+    /// What is known about `posts` and not out of date at `now_ms`: a batch's copy.
+    pub(crate) fn about(&self, posts: &FxHashSet<PostId>, now_ms: i64) -> Knowledge {
+        let hot = |seen: &FxHashMap<PostId, i64>| {
+            posts
+                .iter()
+                .filter_map(|post| Some((*post, *seen.get(post)?)))
+                .filter(|(_, at)| still_hot(*at, now_ms))
+                .collect()
+        };
+        Knowledge {
+            views: hot(&self.views),
+            counters: hot(&self.counters),
+            folded: self
+                .folded
+                .iter()
+                .filter(|((post, _), last)| posts.contains(post) && recent_fold(**last, now_ms))
+                .map(|(key, last)| (*key, *last))
+                .collect(),
+            view_shards: posts
+                .iter()
+                .filter_map(|post| Some((*post, *self.view_shards.get(post)?)))
+                .collect(),
+        }
     }
 
     /// The posts to plan hot (see [`super::view`] and [`super::hot`]).
@@ -129,6 +152,16 @@ impl Knowledge {
     }
 }
 
+/// Whether a post seen struggling at `at` is still hot at `now_ms`.
+fn still_hot(at: i64, now_ms: i64) -> bool {
+    now_ms - at < HOT_MEMORY_MS
+}
+
+/// Whether a fold in slot `last` still matters at `now_ms` (within two rounds of slots).
+fn recent_fold(last: u64, now_ms: i64) -> bool {
+    last + 2 * u64::from(DELTA_PARTITIONS) > slot_of(now_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +198,26 @@ mod tests {
         assert_eq!(knowledge.last_fold(post, 0), None, "two rounds old");
         knowledge.expire(1_000 + HOT_MEMORY_MS);
         assert!(knowledge.hot_posts().counters.is_empty());
+    }
+
+    #[test]
+    fn a_batch_copies_only_what_is_known_and_current_about_its_posts() {
+        let (mine, other) = (PostId::generate(), PostId::generate());
+        let mut knowledge = Knowledge::default();
+        for post in [mine, other] {
+            knowledge.view_throttled(post, 1_000);
+            knowledge.learn_view_shards(post, 4);
+            knowledge.folding(post, 1, slot_of(1_000));
+        }
+        let posts = FxHashSet::from_iter([mine]);
+        let copy = knowledge.about(&posts, 1_000);
+        assert_eq!(copy.hot_posts().views, posts);
+        assert_eq!(copy.view_shard_count(mine), 4);
+        assert_eq!(copy.view_shards(other), None, "not the batch's post");
+        assert_eq!(copy.last_fold(mine, 1), Some(slot_of(1_000)));
+        let late = knowledge.about(&posts, 1_000 + HOT_MEMORY_MS);
+        assert!(late.hot_posts().views.is_empty(), "hot no longer");
+        assert_eq!(late.last_fold(mine, 1), None, "two rounds old");
+        assert_eq!(late.view_shard_count(mine), 4, "a count never expires");
     }
 }

@@ -40,7 +40,7 @@ pub mod view;
 
 use std::collections::VecDeque;
 
-use contracts::change::{Decoded, LikeRef, Undecodable};
+use contracts::change::{Change, Decoded, LikeRef, Undecodable};
 use contracts::items::{Item, Post};
 use contracts::keys::{ItemKey, PostId, TopicSlug};
 use rand::rngs::StdRng;
@@ -396,24 +396,47 @@ impl Batch {
     /// instance knows at `now_ms`.
     pub fn of_records(
         records: &[Result<Decoded, Undecodable>],
-        mut knowledge: Knowledge,
+        knowledge: &Knowledge,
         now_ms: i64,
         settings: Settings,
     ) -> Self {
-        knowledge.expire(now_ms);
-        let plan = plan_with_hot(records, &knowledge.hot_posts());
-        Self::new(plan, records.len(), knowledge, now_ms, settings)
+        let posts = records
+            .iter()
+            .flatten()
+            .filter_map(|record| match &record.change {
+                Change::LikeAdded(like) | Change::LikeRemoved(like) | Change::StampDue(like) => {
+                    Some(like.post)
+                }
+                Change::DeltaAdded(delta) => Some(delta.post_id),
+                Change::Ignored(_) => None,
+            })
+            .collect();
+        let known = knowledge.about(&posts, now_ms);
+        let plan = plan_with_hot(records, &known.hot_posts());
+        Self::with(plan, records.len(), known, settings)
     }
 
     /// The batch of `plan`, over `records` positions.
     pub fn new(
         plan: Plan,
         records: usize,
-        mut knowledge: Knowledge,
+        knowledge: &Knowledge,
         now_ms: i64,
         settings: Settings,
     ) -> Self {
-        knowledge.expire(now_ms);
+        let posts = plan
+            .transactions
+            .iter()
+            .flat_map(|t| &t.posts)
+            .map(|p| p.post.post)
+            .chain(plan.stamps.iter().map(|s| s.like.post))
+            .collect();
+        let known = knowledge.about(&posts, now_ms);
+        Self::with(plan, records, known, settings)
+    }
+
+    /// The batch of `plan`, knowing `knowledge` of its posts.
+    fn with(plan: Plan, records: usize, knowledge: Knowledge, settings: Settings) -> Self {
         let keys = unique(
             plan.transactions
                 .iter()

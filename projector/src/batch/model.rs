@@ -64,8 +64,8 @@ pub(super) struct Table {
     posts: FxHashMap<PostId, PostItem>,
     tombstones: FxHashSet<LikeId>,
     deltas: FxHashMap<Ksuid, Delta>,
-    /// Likes removed while counted whose count is not taken back yet.
-    removed_counted: FxHashSet<LikeId>,
+    /// Likes removed while counted whose count is not taken back yet, and their posts.
+    removed_counted: FxHashMap<LikeId, PostId>,
     stream: Vec<Change>,
     next_id: u64,
     pub(super) seen: Seen,
@@ -124,7 +124,7 @@ impl Table {
     fn unlike(&mut self, user: &UserId, post: PostId) {
         if let Some(old) = self.likes.remove(&(user.clone(), post)) {
             self.stream.push(if old.counted {
-                self.removed_counted.insert(old.like.like_id);
+                self.removed_counted.insert(old.like.like_id, post);
                 Change::LikeRemoved(old.like)
             } else {
                 Change::Ignored(IgnoreReason::RemovedUncounted(old.like.like_id))
@@ -323,8 +323,8 @@ impl Table {
                 .count() as i64;
             let unreturned = self
                 .removed_counted
-                .iter()
-                .filter(|id| self.removed_post(**id) == Some(*post))
+                .values()
+                .filter(|removed| *removed == post)
                 .count() as i64;
             if item.count + pending != counted + unreturned {
                 return Err(format!(
@@ -334,14 +334,6 @@ impl Table {
             }
         }
         Ok(())
-    }
-
-    /// The post of a removed like, from the stream.
-    fn removed_post(&self, like_id: LikeId) -> Option<PostId> {
-        self.stream.iter().find_map(|change| match change {
-            Change::LikeRemoved(like) if like.like_id == like_id => Some(like.post),
-            _ => None,
-        })
     }
 }
 
@@ -418,7 +410,7 @@ impl World {
             deadline_ms: weather.deadline_ms.map(|ms| self.now_ms + ms),
             seed: weather.seed,
         };
-        let machine = Batch::of_records(batch, self.knowledge.clone(), self.now_ms, settings);
+        let machine = Batch::of_records(batch, &self.knowledge, self.now_ms, settings);
         let ran = drive(
             machine,
             &mut self.table,
@@ -427,7 +419,7 @@ impl World {
             settings.deadline_ms,
         )?;
         if let Some((outcomes, knowledge)) = ran {
-            self.knowledge = knowledge;
+            self.knowledge.merge(knowledge);
             let failed = outcomes.iter().position(|o| *o == super::Outcome::Failed);
             self.position = self.position.max(start + failed.unwrap_or(end - start));
         }

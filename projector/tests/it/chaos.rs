@@ -124,7 +124,7 @@ impl Delivery {
                 let raw = |i: usize| batch[i].to_string();
                 self.applier
                     .apply(
-                        &partial,
+                        partial,
                         batch.len(),
                         &raw,
                         projector::deadline::Deadline::NONE,
