@@ -101,6 +101,11 @@ cargo nextest run --workspace --locked --run-ignored only \
   -E 'test(=permissions::tests::infra_permissions_are_what_the_tests_called)'
 
 if ! $quick; then
+  # The whole pipeline in virtual time, seed after seed, each with faults and operator
+  # commands (bench/src/sim): a failure prints its seed and the command that replays it.
+  echo "== deterministic simulation: a sweep of seeds for ${SIM_SECONDS:-120} s"
+  target/debug/bench sim --seconds "${SIM_SECONDS:-120}"
+
   finish "$infra" infra
   finish "$fuzz" api-fuzz
 fi

@@ -132,7 +132,7 @@ pub struct ContentionStats {
 }
 
 /// An item, as (PK, SK).
-type ItemId = (String, String);
+pub(crate) type ItemId = (String, String);
 
 /// A partition: of the table or of GSI1.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -144,123 +144,38 @@ enum Partition {
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
-    at: Instant,
+    /// Seconds, on the caller's clock.
+    at: f64,
 }
 
+/// Why DynamoDB refuses a write before evaluating it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// A transaction under way holds these actions' items.
+    Conflict(Vec<usize>),
+    /// These actions' partitions are over their throughput.
+    Throttled(Vec<usize>),
+}
+
+/// DynamoDB's contention rules (the module docs), on the caller's clock: the proxy's is the
+/// wall clock, the simulation's virtual. Times are seconds from any origin.
 #[derive(Debug, Default)]
-struct Model {
-    held: HashSet<ItemId>,
+pub(crate) struct Rules {
+    /// Each held item, and until when.
+    held: HashMap<ItemId, f64>,
     buckets: HashMap<Partition, Bucket>,
-    stats: ContentionStats,
+    pub(crate) stats: ContentionStats,
     /// When each post item was written.
-    post_writes: HashMap<ItemId, Vec<Instant>>,
+    post_writes: HashMap<ItemId, Vec<f64>>,
 }
 
-struct Shared {
-    settings: ContentionSettings,
-    /// Requests the fault met so far.
-    faulted: std::sync::atomic::AtomicU64,
-    target: String,
-    http: reqwest::Client,
-    model: Mutex<Model>,
-}
-
-/// The running proxy; it stops with the test's runtime.
-#[derive(Clone)]
-pub struct ContentionModel {
-    /// Where to send requests.
-    pub endpoint: String,
-    shared: Arc<Shared>,
-}
-
-/// One write action of a request: its item, the units it costs, and its GSI1 partition.
-#[derive(Debug, Clone, PartialEq)]
-struct WriteAction {
-    item: ItemId,
-    units: f64,
-    index: Option<String>,
-}
-
-fn item_of(value: &Value) -> Option<ItemId> {
-    let pk = value.get(keys::PK)?.get("S")?.as_str()?;
-    let sk = value.get(keys::SK)?.get("S")?.as_str()?;
-    Some((pk.to_owned(), sk.to_owned()))
-}
-
-/// The GSI1 partition a write touches, if any (see the module docs).
-fn index_partition(kind: &str, action: &Value, item: &ItemId) -> Option<String> {
-    match kind {
-        "Put" => action["Item"][keys::GSI1PK]["S"]
-            .as_str()
-            .map(str::to_owned),
-        "Update" => {
-            let names = action["ExpressionAttributeNames"].as_object()?;
-            let placeholder = names.iter().find(|(_, v)| *v == keys::GSI1PK)?.0;
-            let expression = action["UpdateExpression"].as_str()?;
-            let after = expression.split(placeholder.as_str()).nth(1)?;
-            let value = after.trim_start().strip_prefix('=')?.trim_start();
-            let value: String = value
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == ':' || *c == '_')
-                .collect();
-            action["ExpressionAttributeValues"][value]["S"]
-                .as_str()
-                .map(str::to_owned)
-        }
-        "Delete" => item
-            .1
-            .strip_prefix("LIKE#")
-            .map(|post| format!("POST#{post}")),
-        _ => None,
-    }
-}
-
-/// The write actions of a request, by operation (empty for reads and the rest).
-fn write_actions(operation: &str, body: &Value) -> Vec<WriteAction> {
-    let single = |kind: &str, holder: &str| -> Vec<WriteAction> {
-        item_of(&body[holder])
-            .map(|item| WriteAction {
-                index: index_partition(kind, body, &item),
-                units: 1.0,
-                item,
-            })
-            .into_iter()
-            .collect()
-    };
-    match operation {
-        "PutItem" => single("Put", "Item"),
-        "UpdateItem" => single("Update", "Key"),
-        "DeleteItem" => single("Delete", "Key"),
-        "TransactWriteItems" => body["TransactItems"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|action| {
-                let (kind, inner) = ["Put", "Update", "Delete", "ConditionCheck"]
-                    .iter()
-                    .find_map(|kind| Some((*kind, action.get(*kind)?)))?;
-                let item = item_of(inner.get("Item").unwrap_or(&inner["Key"]))?;
-                let writes = kind != "ConditionCheck";
-                Some(WriteAction {
-                    index: writes
-                        .then(|| index_partition(kind, inner, &item))
-                        .flatten(),
-                    units: if writes { 2.0 } else { 1.0 },
-                    item,
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-impl Model {
-    fn refill(&mut self, partition: &Partition, rate: f64, now: Instant) -> &mut Bucket {
+impl Rules {
+    fn refill(&mut self, partition: &Partition, rate: f64, now: f64) -> &mut Bucket {
         let bucket = self.buckets.entry(partition.clone()).or_insert(Bucket {
             tokens: rate,
             at: now,
         });
-        let elapsed = now.duration_since(bucket.at).as_secs_f64();
+        let elapsed = (now - bucket.at).max(0.0);
         bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
         bucket.at = now;
         bucket
@@ -268,8 +183,12 @@ impl Model {
 
     /// Take the units of `actions` from their partitions' buckets, all or nothing; the
     /// positions of the actions over budget otherwise.
-    fn take_units(&mut self, actions: &[WriteAction], rate: f64) -> Result<(), Vec<usize>> {
-        let now = Instant::now();
+    fn take_units(
+        &mut self,
+        actions: &[WriteAction],
+        rate: f64,
+        now: f64,
+    ) -> Result<(), Vec<usize>> {
         let mut demand: HashMap<Partition, f64> = HashMap::new();
         for action in actions {
             *demand
@@ -303,34 +222,267 @@ impl Model {
             .map(|(i, _)| i)
             .collect())
     }
+
+    /// Admit a request's write actions at `now`, or say why DynamoDB refuses it: an item held
+    /// by a transaction under way, else a partition over `rate` units a second.
+    pub(crate) fn admit(
+        &mut self,
+        actions: &[WriteAction],
+        transaction: bool,
+        rate: f64,
+        now: f64,
+    ) -> Result<(), Refused> {
+        if transaction {
+            self.stats.transactions += 1;
+        }
+        self.held.retain(|_, until| *until > now);
+        let held: Vec<usize> = actions
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| self.held.get(&a.item).is_some_and(|until| *until > now))
+            .map(|(i, _)| i)
+            .collect();
+        if !held.is_empty() {
+            if transaction {
+                self.stats.conflicts += 1;
+            } else {
+                self.stats.write_conflicts += 1;
+            }
+            return Err(Refused::Conflict(held));
+        }
+        self.take_units(actions, rate, now).map_err(|over| {
+            self.stats.throttled += 1;
+            Refused::Throttled(over)
+        })
+    }
+
+    /// A transaction holds its items until `until` (or until [`release`](Self::release)d).
+    pub(crate) fn hold(&mut self, actions: &[WriteAction], until: f64) {
+        for action in actions {
+            self.held.insert(action.item.clone(), until);
+        }
+    }
+
+    /// The transaction's answer is out: its items are free.
+    pub(crate) fn release(&mut self, actions: &[WriteAction]) {
+        for action in actions {
+            self.held.remove(&action.item);
+        }
+    }
+
+    /// A write succeeded at `now`: remember when each post item was written.
+    pub(crate) fn written(&mut self, actions: &[WriteAction], now: f64) {
+        for action in actions.iter().filter(|a| a.item.1.starts_with("POST#")) {
+            self.post_writes
+                .entry(action.item.clone())
+                .or_default()
+                .push(now);
+        }
+    }
+
+    /// Items held by transactions under way at `now`.
+    pub(crate) fn held_at(&self, now: f64) -> usize {
+        self.held.values().filter(|until| **until > now).count()
+    }
+
+    /// The most writes the item of `post` took within any one second.
+    pub(crate) fn max_post_writes_per_second(&self, post: &str) -> usize {
+        let Some(times) = self
+            .post_writes
+            .iter()
+            .find(|((_, sk), _)| sk.strip_prefix("POST#") == Some(post))
+            .map(|(_, t)| t)
+        else {
+            return 0;
+        };
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mut best = 0;
+        let mut start = 0;
+        for end in 0..sorted.len() {
+            while sorted[end] - sorted[start] >= 1.0 {
+                start += 1;
+            }
+            best = best.max(end - start + 1);
+        }
+        best
+    }
 }
 
-/// A DynamoDB error answer.
-fn refusal(kind: &str, message: &str, reasons: Option<Vec<Value>>) -> Response {
-    let mut body =
-        json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": message});
+struct Shared {
+    settings: ContentionSettings,
+    /// Requests the fault met so far.
+    faulted: std::sync::atomic::AtomicU64,
+    target: String,
+    http: reqwest::Client,
+    model: Mutex<Rules>,
+    /// The origin of the rules' clock.
+    start: Instant,
+}
+
+/// The running proxy; it stops with the test's runtime.
+#[derive(Clone)]
+pub struct ContentionModel {
+    /// Where to send requests.
+    pub endpoint: String,
+    shared: Arc<Shared>,
+}
+
+/// One write action of a request: its item, the units it costs, and its GSI1 partition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WriteAction {
+    pub(crate) item: ItemId,
+    units: f64,
+    index: Option<String>,
+}
+
+fn item_of(value: &Value) -> Option<ItemId> {
+    let pk = value.get(keys::PK)?.get("S")?.as_str()?;
+    let sk = value.get(keys::SK)?.get("S")?.as_str()?;
+    Some((pk.to_owned(), sk.to_owned()))
+}
+
+/// The GSI1 partition a write touches, if any; a delete's is the deleted item's, which
+/// `stored` says.
+fn index_partition(
+    kind: &str,
+    action: &Value,
+    item: &ItemId,
+    stored: &dyn Fn(&ItemId) -> Option<String>,
+) -> Option<String> {
+    match kind {
+        "Put" => action["Item"][keys::GSI1PK]["S"]
+            .as_str()
+            .map(str::to_owned),
+        "Update" => {
+            let names = action["ExpressionAttributeNames"].as_object()?;
+            let placeholder = names.iter().find(|(_, v)| *v == keys::GSI1PK)?.0;
+            let expression = action["UpdateExpression"].as_str()?;
+            let after = expression.split(placeholder.as_str()).nth(1)?;
+            let value = after.trim_start().strip_prefix('=')?.trim_start();
+            let value: String = value
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == ':' || *c == '_')
+                .collect();
+            action["ExpressionAttributeValues"][value]["S"]
+                .as_str()
+                .map(str::to_owned)
+        }
+        "Delete" => stored(item),
+        _ => None,
+    }
+}
+
+/// The GSI1 partition of a stored item as the proxy guesses it without seeing the item (the
+/// module docs): a like's post's view shard 0.
+fn guessed_index(item: &ItemId) -> Option<String> {
+    item.1
+        .strip_prefix("LIKE#")
+        .map(|post| format!("POST#{post}"))
+}
+
+/// The write actions of a request, by operation (empty for reads and the rest); `stored` names
+/// the GSI1 partition of an item a delete removes.
+pub(crate) fn write_actions(
+    operation: &str,
+    body: &Value,
+    stored: &dyn Fn(&ItemId) -> Option<String>,
+) -> Vec<WriteAction> {
+    let single = |kind: &str, holder: &str| -> Vec<WriteAction> {
+        item_of(&body[holder])
+            .map(|item| WriteAction {
+                index: index_partition(kind, body, &item, stored),
+                units: 1.0,
+                item,
+            })
+            .into_iter()
+            .collect()
+    };
+    match operation {
+        "PutItem" => single("Put", "Item"),
+        "UpdateItem" => single("Update", "Key"),
+        "DeleteItem" => single("Delete", "Key"),
+        "TransactWriteItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|action| {
+                let (kind, inner) = ["Put", "Update", "Delete", "ConditionCheck"]
+                    .iter()
+                    .find_map(|kind| Some((*kind, action.get(*kind)?)))?;
+                let item = item_of(inner.get("Item").unwrap_or(&inner["Key"]))?;
+                let writes = kind != "ConditionCheck";
+                Some(WriteAction {
+                    index: writes
+                        .then(|| index_partition(kind, inner, &item, stored))
+                        .flatten(),
+                    units: if writes { 2.0 } else { 1.0 },
+                    item,
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The `__type` of a DynamoDB error (the SDK reads the name after `#`).
+fn dynamodb_error(kind: &str) -> String {
+    format!("com.amazonaws.dynamodb.v20120810#{kind}")
+}
+
+/// The `__type` DynamoDB answers a request over a partition's throughput with.
+const THROTTLING: &str = "com.amazon.coral.availability#ThrottlingException";
+
+/// A DynamoDB error body, with a transaction's cancellation reasons if it has them.
+fn error_body(error_type: &str, message: &str, reasons: Option<Vec<Value>>) -> Value {
+    let mut body = json!({"__type": error_type, "message": message});
     if let Some(reasons) = reasons {
         body["CancellationReasons"] = Value::Array(reasons);
         body["Message"] = Value::from(message);
     }
+    body
+}
+
+/// DynamoDB's error body for a refused request of `actions` write actions.
+pub(crate) fn refusal_body(refused: &Refused, actions: usize, transaction: bool) -> Value {
+    const CANCELLED: &str =
+        "Transaction cancelled, please refer cancellation reasons for specific reasons";
+    let reasons = |failed: &[usize], code: &str| -> Vec<Value> {
+        (0..actions)
+            .map(|i| json!({"Code": if failed.contains(&i) { code } else { "None" }}))
+            .collect()
+    };
+    let cancelled = |reasons| {
+        error_body(
+            &dynamodb_error("TransactionCanceledException"),
+            CANCELLED,
+            Some(reasons),
+        )
+    };
+    match refused {
+        Refused::Conflict(held) if transaction => cancelled(reasons(held, "TransactionConflict")),
+        Refused::Conflict(_) => error_body(
+            &dynamodb_error("TransactionConflictException"),
+            "Transaction is ongoing for the item",
+            None,
+        ),
+        Refused::Throttled(over) if transaction => cancelled(reasons(over, "ThrottlingError")),
+        Refused::Throttled(_) => error_body(
+            THROTTLING,
+            "Throughput exceeds the current capacity of your table or index.",
+            None,
+        ),
+    }
+}
+
+/// An error body as DynamoDB's HTTP answer.
+fn error_response(body: Value) -> Response {
     (
         StatusCode::BAD_REQUEST,
         [("content-type", "application/x-amz-json-1.0")],
         body.to_string(),
     )
         .into_response()
-}
-
-fn reasons(len: usize, failed: &HashSet<usize>, code: &str) -> Vec<Value> {
-    (0..len)
-        .map(|i| {
-            if failed.contains(&i) {
-                json!({"Code": code})
-            } else {
-                json!({"Code": "None"})
-            }
-        })
-        .collect()
 }
 
 impl ContentionModel {
@@ -342,6 +494,7 @@ impl ContentionModel {
             target: target.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             model: Mutex::default(),
+            start: Instant::now(),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -356,7 +509,7 @@ impl ContentionModel {
 
     /// Items held by transactions under way now.
     pub fn held_items(&self) -> usize {
-        self.shared.lock().held.len()
+        self.shared.lock().held_at(self.shared.now())
     }
 
     /// What the model did so far.
@@ -366,31 +519,17 @@ impl ContentionModel {
 
     /// The most writes one post item took within any one second.
     pub fn max_post_writes_per_second(&self, post: &str) -> usize {
-        let model = self.shared.lock();
-        let Some(times) = model
-            .post_writes
-            .iter()
-            .find(|((_, sk), _)| sk.strip_prefix("POST#") == Some(post))
-            .map(|(_, t)| t)
-        else {
-            return 0;
-        };
-        let mut sorted = times.clone();
-        sorted.sort();
-        let mut best = 0;
-        let mut start = 0;
-        for end in 0..sorted.len() {
-            while sorted[end].duration_since(sorted[start]) >= Duration::from_secs(1) {
-                start += 1;
-            }
-            best = best.max(end - start + 1);
-        }
-        best
+        self.shared.lock().max_post_writes_per_second(post)
     }
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Model> {
+    /// Seconds since the proxy started: the rules' clock.
+    fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rules> {
         self.model.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -426,20 +565,6 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// DynamoDB's answer to a request over a partition's throughput.
-fn throttling() -> Response {
-    let body = json!({
-        "__type": "com.amazon.coral.availability#ThrottlingException",
-        "message": "Throughput exceeds the current capacity of your table or index.",
-    });
-    (
-        StatusCode::BAD_REQUEST,
-        [("content-type", "application/x-amz-json-1.0")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
 async fn answer(shared: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let operation = headers
         .get("x-amz-target")
@@ -459,91 +584,47 @@ async fn answer(shared: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Respons
         });
     match fault.map(|f| f.effect) {
         Some(FaultEffect::Denied) => {
-            return refusal(
-                "AccessDeniedException",
+            return error_response(error_body(
+                &dynamodb_error("AccessDeniedException"),
                 &format!("not authorized to perform: dynamodb:{operation}"),
                 None,
-            );
+            ));
         }
         Some(FaultEffect::Stalled(delay)) => tokio::time::sleep(delay).await,
         Some(FaultEffect::Throttled) => {
             shared.lock().stats.throttled += 1;
-            return throttling();
+            return error_response(refusal_body(&Refused::Throttled(Vec::new()), 0, false));
         }
         None => {}
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let actions = write_actions(&operation, &parsed);
+    let actions = write_actions(&operation, &parsed, &guessed_index);
     if actions.is_empty() {
         return shared.forward(&headers, body).await;
     }
     let transaction = operation == "TransactWriteItems";
-    let rate = shared.settings.partition_wcu;
-    {
-        let mut model = shared.lock();
-        if transaction {
-            model.stats.transactions += 1;
+    let admitted = {
+        let mut rules = shared.lock();
+        let now = shared.now();
+        let admitted = rules.admit(&actions, transaction, shared.settings.partition_wcu, now);
+        if admitted.is_ok() && transaction {
+            rules.hold(&actions, f64::INFINITY);
         }
-        let held: HashSet<usize> = actions
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| model.held.contains(&a.item))
-            .map(|(i, _)| i)
-            .collect();
-        if !held.is_empty() {
-            return if transaction {
-                model.stats.conflicts += 1;
-                let reasons = reasons(actions.len(), &held, "TransactionConflict");
-                refusal(
-                    "TransactionCanceledException",
-                    "Transaction cancelled, please refer cancellation reasons for specific reasons",
-                    Some(reasons),
-                )
-            } else {
-                model.stats.write_conflicts += 1;
-                refusal(
-                    "TransactionConflictException",
-                    "Transaction is ongoing for the item",
-                    None,
-                )
-            };
-        }
-        if let Err(over) = model.take_units(&actions, rate) {
-            model.stats.throttled += 1;
-            let over: HashSet<usize> = over.into_iter().collect();
-            return if transaction {
-                refusal(
-                    "TransactionCanceledException",
-                    "Transaction cancelled, please refer cancellation reasons for specific reasons",
-                    Some(reasons(actions.len(), &over, "ThrottlingError")),
-                )
-            } else {
-                throttling()
-            };
-        }
-        if transaction {
-            model.held.extend(actions.iter().map(|a| a.item.clone()));
-        }
+        admitted
+    };
+    if let Err(refused) = admitted {
+        return error_response(refusal_body(&refused, actions.len(), transaction));
     }
     let answer = shared.forward(&headers, body).await;
     if transaction {
         tokio::time::sleep(shared.settings.hold).await;
     }
-    let mut model = shared.lock();
+    let mut rules = shared.lock();
     if transaction {
-        for action in &actions {
-            model.held.remove(&action.item);
-        }
+        rules.release(&actions);
     }
     if answer.status().is_success() {
-        let now = Instant::now();
-        for action in actions.iter().filter(|a| a.item.1.starts_with("POST#")) {
-            model
-                .post_writes
-                .entry(action.item.clone())
-                .or_default()
-                .push(now);
-        }
+        rules.written(&actions, shared.now());
     }
     answer
 }
@@ -565,36 +646,42 @@ mod tests {
                         "ExpressionAttributeValues": {":gpk": {"S": "POST#p1"}}}},
             {"Put": {"Item": {"PK": {"S": "TOMB#x"}, "SK": {"S": "TOMB#x"}}}},
         ]});
-        let actions = write_actions("TransactWriteItems", &body);
+        let actions = write_actions("TransactWriteItems", &body, &guessed_index);
         assert_eq!(actions.len(), 3);
         assert!(actions.iter().all(|a| a.units == 2.0));
         assert_eq!(actions[0].index, None, "the post is not in GSI1");
         assert_eq!(actions[1].index.as_deref(), Some("POST#p1"), "a stamp");
         assert_eq!(actions[2].index, None);
-        let plain = write_actions("PutItem", &json!({"Item": like("b")}));
+        let plain = write_actions("PutItem", &json!({"Item": like("b")}), &guessed_index);
         assert_eq!(plain[0].units, 1.0);
         assert_eq!(plain[0].index, None, "the writer appends without GSI1 keys");
-        assert!(write_actions("GetItem", &json!({"Key": like("b")})).is_empty());
+        assert!(write_actions("GetItem", &json!({"Key": like("b")}), &guessed_index).is_empty());
     }
 
     #[test]
     fn a_partition_takes_its_rate_and_refuses_the_rest_all_or_nothing() {
-        let mut model = Model::default();
+        let mut model = Rules::default();
         let action = |pk: &str, index: Option<&str>| WriteAction {
             item: (pk.into(), "SK".into()),
             units: 2.0,
             index: index.map(str::to_owned),
         };
         let hot = vec![action("TOPIC#t", Some("POST#p")); 5];
-        assert!(model.take_units(&hot, 10.0).is_ok(), "10 units of 10");
-        let refused = model.take_units(&[action("USER#a", None), action("TOPIC#t", None)], 10.0);
+        assert!(model.take_units(&hot, 10.0, 0.0).is_ok(), "10 units of 10");
+        let refused = model.take_units(
+            &[action("USER#a", None), action("TOPIC#t", None)],
+            10.0,
+            0.0,
+        );
         assert_eq!(
             refused,
             Err(vec![1]),
             "only the hot partition's action is over"
         );
         assert!(
-            model.take_units(&[action("USER#a", None)], 10.0).is_ok(),
+            model
+                .take_units(&[action("USER#a", None)], 10.0, 0.0)
+                .is_ok(),
             "nothing was taken from the other partition"
         );
     }

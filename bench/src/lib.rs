@@ -20,6 +20,7 @@
 //! - [`contention`]: transaction conflicts and partition throttling, modelled in front of
 //!   the local engine; [`shards`]: Lambda's delivery over many stream shards, simulated.
 //! - [`permissions`]: the IAM actions each deployed function calls, recorded in the tests.
+//! - [`sim`]: the deterministic simulation of the whole pipeline, in virtual time, on one seed.
 //!
 //! The `bench` binary (`src/bin/load`) is the load benchmark; `bench writer` and `bench
 //! projector` run the real entrypoints with a write-logging client.
@@ -36,6 +37,7 @@ pub mod local;
 pub mod permissions;
 pub mod runtime;
 pub mod shards;
+pub mod sim;
 pub mod skew;
 pub mod slow_proxy;
 pub mod tally;

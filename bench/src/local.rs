@@ -51,6 +51,16 @@ fn start_shared_engine() -> String {
     endpoint
 }
 
+/// What a write's next sequence number and a shard's reads look up, indexed: SQLite indexes
+/// on the very expressions dynoxide's queries use (dynoxide 3.2 finds each write's sequence
+/// number by scanning every stream record). The engine binary and the simulation's table
+/// both add them.
+pub const STREAM_INDEXES: &str = "
+    CREATE INDEX IF NOT EXISTS engine_stream_sequence
+        ON _stream_records (table_name, CAST(sequence_number AS INTEGER));
+    CREATE INDEX IF NOT EXISTS engine_stream_shard_sequence
+        ON _stream_records (table_name, shard_id, CAST(sequence_number AS INTEGER));";
+
 /// The `engine` binary beside the running executable (a test binary in `target/<profile>/deps`
 /// or a binary in `target/<profile>`), built first if it is not there yet.
 pub fn engine_binary() -> PathBuf {

@@ -1,5 +1,6 @@
 //! `infra/runtime.json`: the timing facts of the binaries that the stack's function timeouts
-//! must respect, written from the constants themselves (a test fails when the file is stale;
+//! must respect, and the event source mapping the stack deploys and the simulation follows,
+//! written from the constants themselves (a test fails when the file is stale;
 //! `UPDATE_CONTRACTS=1` rewrites it).
 
 use serde::Serialize;
@@ -17,6 +18,8 @@ pub struct RuntimeFacts {
     /// `projector::deadline::BATCH_TIME`: the projector function's timeout, and the budget of
     /// each batch the local poller, `replay` and `rebuild` apply.
     pub projector_batch_seconds: u64,
+    /// `contracts::event_source::DEPLOYED`: the projector's event source mapping.
+    pub event_source: contracts::event_source::EventSource,
 }
 
 /// The facts as the binaries define them.
@@ -25,6 +28,7 @@ pub fn facts() -> RuntimeFacts {
         writer_request_budget_seconds: writer::REQUEST_BUDGET.as_secs(),
         projector_deadline_margin_seconds: projector::deadline::MARGIN.as_secs(),
         projector_batch_seconds: projector::deadline::BATCH_TIME.as_secs(),
+        event_source: contracts::event_source::DEPLOYED,
     }
 }
 

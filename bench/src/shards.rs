@@ -75,6 +75,21 @@ pub struct ShardSettings {
 }
 
 impl ShardSettings {
+    /// The deployed event source (`contracts::event_source::DEPLOYED`) over `shards` shards,
+    /// with the projector's timeout.
+    pub fn deployed(shards: usize) -> Self {
+        let deployed = contracts::event_source::DEPLOYED;
+        Self {
+            shards,
+            parallelization: deployed.parallelization_factor as usize,
+            batch_size: deployed.batch_size as usize,
+            batching_window: Duration::from_secs(deployed.max_batching_window_seconds.into()),
+            max_retries: Some(deployed.retry_attempts),
+            timeout: Some(projector::deadline::BATCH_TIME),
+            max_record_age: Some(Duration::from_secs(deployed.max_record_age_seconds.into())),
+        }
+    }
+
     /// `shards` × `parallelization` consumers, records handed over as they come, retried until
     /// applied, no timeout.
     pub fn consumers(shards: usize, parallelization: usize) -> Self {

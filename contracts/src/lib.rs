@@ -11,6 +11,8 @@
 //!   creating the table.
 //! - `api` (feature `api`, the writer's): the HTTP API's bodies and validation rules.
 //! - `change` (feature `stream`, the projector's): stream records decoded into typed changes.
+//! - [`event_source`]: the event source mapping's settings, deployed by the stack and
+//!   followed by the simulation.
 //! - `filters` (feature `stream`): which stream records are work: the rules the decoder checks
 //!   and the deployed event filters are written from.
 //! - `telemetry` (feature `telemetry`): log setup shared by the binaries.
@@ -27,6 +29,7 @@ pub mod api;
 pub mod change;
 pub mod counting;
 pub mod dynamo;
+pub mod event_source;
 #[cfg(feature = "stream")]
 pub mod filters;
 pub mod items;

@@ -60,6 +60,16 @@ export interface RuntimeFacts {
   projectorDeadlineMarginSeconds: number;
   /** The projector's timeout: the time one batch may take, locally too. */
   projectorBatchSeconds: number;
+  /** The projector's event source mapping (contracts/src/event_source.rs). */
+  eventSource: {
+    batchSize: number;
+    maxBatchingWindowSeconds: number;
+    bisectBatchOnError: boolean;
+    retryAttempts: number;
+    maxRecordAgeSeconds: number;
+    parallelizationFactor: number;
+    reportBatchItemFailures: boolean;
+  };
 }
 
 export function loadRuntimeFacts(file = path.join(__dirname, '..', 'runtime.json')): RuntimeFacts {
@@ -294,26 +304,26 @@ export class PublishingStack extends Stack {
       logGroup: projectorLogs,
       environment: { TABLE_NAME: this.table.tableName, STAGE: props.stage, RUST_LOG: 'info' },
     });
+    // The mapping's settings are contracts/src/event_source.rs's, through runtime.json: the
+    // simulation's event source follows the same. The window trades lag for coalescing (a
+    // post's likes in one batch share counter writes; docs/benchmarks.md). With a
+    // parallelization factor above 1, Lambda processes a shard in concurrent batches, keeping
+    // order only per partition key (per item); the projection tolerates it, since every write
+    // is conditioned on the current state of its item and concurrent transactions on a
+    // counter are retried.
+    const source = runtime.eventSource;
     this.projector.addEventSource(
       new DynamoEventSource(this.table, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        // The window trades lag for coalescing (a post's likes in one batch share counter
-        // writes): 1 s costs ~0.74x the transactional design's write units per like, 0 ms
-        // ~0.79x with sub-second lag (docs/benchmarks.md).
-        batchSize: 1000,
-        maxBatchingWindow: Duration.seconds(1),
-        bisectBatchOnError: true,
-        retryAttempts: 10,
-        maxRecordAge: Duration.hours(6),
-        reportBatchItemFailures: true,
+        batchSize: source.batchSize,
+        maxBatchingWindow: Duration.seconds(source.maxBatchingWindowSeconds),
+        bisectBatchOnError: source.bisectBatchOnError,
+        retryAttempts: source.retryAttempts,
+        maxRecordAge: Duration.seconds(source.maxRecordAgeSeconds),
+        reportBatchItemFailures: source.reportBatchItemFailures,
         onFailure: new SqsDlq(this.deadLetters),
         filters: loadFilters().map((f) => lambda.FilterCriteria.filter(f.pattern)),
-        // With a factor above 1, Lambda processes a shard in concurrent batches, keeping order
-        // only per partition key (per item). Records of different items, e.g. two users' likes
-        // of one post, may then be applied out of order and two batches may update one post's
-        // counter at once. The projection tolerates both: every write is conditioned on the
-        // current state of its item, and concurrent transactions on a counter are retried.
-        parallelizationFactor: 2,
+        parallelizationFactor: source.parallelizationFactor,
       }),
     );
 

@@ -146,13 +146,17 @@ test('the API stage throttles and writes access logs', () => {
 
 test('the projector reads the stream with partial batch responses, filters and a failure queue', () => {
   const mapping = onlyResource(dev.template, 'AWS::Lambda::EventSourceMapping').Properties;
-  assert.equal(mapping.BatchSize, 1000);
-  assert.ok(mapping.MaximumBatchingWindowInSeconds <= 1, 'a batching window of at most 1 s');
-  assert.equal(mapping.BisectBatchOnFunctionError, true);
-  assert.equal(mapping.MaximumRetryAttempts, 10);
-  assert.equal(mapping.MaximumRecordAgeInSeconds, 6 * 3600);
+  // What the simulation's event source follows (contracts/src/event_source.rs via runtime.json).
+  const source = loadRuntimeFacts().eventSource;
+  assert.equal(mapping.BatchSize, source.batchSize);
+  assert.equal(mapping.MaximumBatchingWindowInSeconds, source.maxBatchingWindowSeconds);
+  assert.equal(mapping.BisectBatchOnFunctionError, source.bisectBatchOnError);
+  assert.equal(mapping.MaximumRetryAttempts, source.retryAttempts);
+  assert.equal(mapping.MaximumRecordAgeInSeconds, source.maxRecordAgeSeconds);
+  assert.equal(mapping.ParallelizationFactor, source.parallelizationFactor);
+  assert.ok(source.reportBatchItemFailures);
   assert.deepEqual(mapping.FunctionResponseTypes, ['ReportBatchItemFailures']);
-  assert.equal(mapping.ParallelizationFactor, 2);
+  assert.ok(mapping.MaximumBatchingWindowInSeconds <= 1, 'a batching window of at most 1 s');
   assert.equal(mapping.StartingPosition, 'TRIM_HORIZON');
   assert.ok(mapping.DestinationConfig.OnFailure.Destination, 'an on-failure destination');
   const patterns = mapping.FilterCriteria.Filters.map((f: any) => JSON.parse(f.Pattern));

@@ -38,14 +38,6 @@ struct Args {
     no_stream_indexes: bool,
 }
 
-/// What a write's next sequence number and a shard's reads look up, indexed: SQLite indexes
-/// on the very expressions dynoxide's queries use.
-const STREAM_INDEXES: &str = "
-    CREATE INDEX IF NOT EXISTS engine_stream_sequence
-        ON _stream_records (table_name, CAST(sequence_number AS INTEGER));
-    CREATE INDEX IF NOT EXISTS engine_stream_shard_sequence
-        ON _stream_records (table_name, shard_id, CAST(sequence_number AS INTEGER));";
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), String> {
     let args = Args::parse();
@@ -66,7 +58,7 @@ async fn main() -> Result<(), String> {
     let db = Database::new(&location).map_err(|e| format!("open the database: {e}"))?;
     if !args.no_stream_indexes {
         rusqlite::Connection::open(&location)
-            .and_then(|index| index.execute_batch(STREAM_INDEXES))
+            .and_then(|index| index.execute_batch(bench::local::STREAM_INDEXES))
             .map_err(|e| format!("index the stream records: {e}"))?;
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))

@@ -18,12 +18,13 @@ use chrono::{DateTime, Utc};
 use contracts::change::{Decoded, Undecodable};
 use contracts::counting;
 use contracts::dynamo::{CONDITION_FAILED, Failure, is_throttle, read_once};
-use contracts::items::{Delta, Entity, Quarantined};
+use contracts::items::{Entity, Quarantined};
 use contracts::keys::Ksuid;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use crate::batch::{Action, Answer, Batch, Knowledge, Reason, Request, Settings, Ticket, actions};
+use crate::batch::count::{ActionKind, transaction_writes};
+use crate::batch::{Answer, Batch, Knowledge, Reason, Request, Settings, Ticket};
 use crate::deadline::Deadline;
 use crate::plan::{CountTransaction, Plan};
 
@@ -245,59 +246,21 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-/// The items of a counting transaction, in the order of [`actions`]. Each delta written gets
-/// a fresh id (a retry after an unknown outcome cannot count twice: the marks it carries are
-/// then counted, and dropped).
+/// The items of a counting transaction, in the order of [`actions`](crate::batch::actions),
+/// each delta with a fresh id.
 pub(crate) fn transaction_items(
     table: &str,
     transaction: &CountTransaction,
     now_secs: i64,
 ) -> Result<Vec<TransactWriteItem>, BuildError> {
     let item = TransactWriteItem::builder;
-    actions(transaction)
+    transaction_writes(transaction, now_secs, Ksuid::generate)
         .into_iter()
-        .map(|action| {
-            Ok(match action {
-                Action::Delta(p) => {
-                    let count = &transaction.posts[p];
-                    let delta = Delta {
-                        topic: count.post.topic.clone(),
-                        post_id: count.post.post,
-                        delta_id: Ksuid::generate(),
-                        delta: count.moves_by(),
-                    };
-                    item()
-                        .put(counting::put_delta(&delta).to_put(table)?)
-                        .build()
-                }
-                Action::Counter(p) => {
-                    let count = &transaction.posts[p];
-                    let (topic, post) = (&count.post.topic, count.post.post);
-                    let counter = if count.folds.is_empty() {
-                        counting::move_cold_counter(topic, post, count.moves_by(), now_secs)
-                    } else {
-                        let hot_until = crate::batch::hot::hot_until(now_secs);
-                        counting::fold_into_counter(topic, post, count.moves_by(), hot_until)
-                    };
-                    item().update(counter.to_update(table)?).build()
-                }
-                Action::Mark(p, m) => {
-                    // A failed condition returns the item as it was: it tells why.
-                    let mark = &transaction.posts[p].marks[m];
-                    let update = counting::count_like(&mark.like, mark.stamp).to_update(table)?;
-                    item().update(update).build()
-                }
-                Action::Uncount(p, u) => {
-                    let like = &transaction.posts[p].uncounts[u].like;
-                    item()
-                        .put(counting::tombstone(like, now_secs).to_put(table)?)
-                        .build()
-                }
-                Action::Fold(p, f) => {
-                    let delta = &transaction.posts[p].folds[f].delta;
-                    let delete = counting::fold_delta(delta.post_id, delta.delta_id);
-                    item().delete(delete.to_delete(table)?).build()
-                }
+        .map(|(kind, write)| {
+            Ok(match kind {
+                ActionKind::Put => item().put(write.to_put(table)?).build(),
+                ActionKind::Update => item().update(write.to_update(table)?).build(),
+                ActionKind::Delete => item().delete(write.to_delete(table)?).build(),
             })
         })
         .collect()
@@ -351,7 +314,7 @@ fn reason_of(reason: &CancellationReason) -> Reason {
 }
 
 /// The quarantine item of an undecodable record, its text cut to fit an item.
-fn quarantined(record: &Undecodable, mut raw: String, now_ms: i64) -> Quarantined {
+pub fn quarantined(record: &Undecodable, mut raw: String, now_ms: i64) -> Quarantined {
     if raw.len() > MAX_QUARANTINED_BYTES {
         let mut end = MAX_QUARANTINED_BYTES;
         while !raw.is_char_boundary(end) {
@@ -371,6 +334,7 @@ fn quarantined(record: &Undecodable, mut raw: String, now_ms: i64) -> Quarantine
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::{Action, actions};
     use aws_sdk_dynamodb::types::AttributeValue;
     use contracts::items::{LikeRef, attr};
     use contracts::keys::{self, LikeId, PostId};

@@ -26,10 +26,10 @@
 
 use std::collections::VecDeque;
 
-use contracts::counting::{CounterState, LikeState};
+use contracts::counting::{self, CounterState, LikeState, Write};
 use contracts::dynamo::Backoff;
-use contracts::items::Item;
-use contracts::keys::PostId;
+use contracts::items::{Delta, Item};
+use contracts::keys::{Ksuid, PostId};
 
 use super::hot;
 use super::{Answer, Cx, Outcome, Reason, Request, Work};
@@ -67,6 +67,77 @@ pub fn actions(transaction: &CountTransaction) -> Vec<Action> {
         actions.extend((0..count.folds.len()).map(|f| Action::Fold(p, f)));
     }
     actions
+}
+
+/// How a write goes into a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    /// A `Put`: the write's item is the whole item.
+    Put,
+    /// An `Update` of the write's key.
+    Update,
+    /// A `Delete` of the write's key.
+    Delete,
+}
+
+/// The writes of a counting transaction, in the order of [`actions`], as
+/// `contracts::counting` states them. Each delta written takes a new id from `delta_id`: a
+/// retry after an unknown outcome then cannot count twice (the marks it carries are counted,
+/// and dropped).
+pub fn transaction_writes(
+    transaction: &CountTransaction,
+    now_secs: i64,
+    mut delta_id: impl FnMut() -> Ksuid,
+) -> Vec<(ActionKind, Write)> {
+    actions(transaction)
+        .into_iter()
+        .map(|action| match action {
+            Action::Delta(p) => {
+                let count = &transaction.posts[p];
+                let delta = Delta {
+                    topic: count.post.topic.clone(),
+                    post_id: count.post.post,
+                    delta_id: delta_id(),
+                    delta: count.moves_by(),
+                };
+                (ActionKind::Put, counting::put_delta(&delta))
+            }
+            Action::Counter(p) => {
+                let count = &transaction.posts[p];
+                let (topic, post) = (&count.post.topic, count.post.post);
+                let counter = if count.folds.is_empty() {
+                    counting::move_cold_counter(topic, post, count.moves_by(), now_secs)
+                } else {
+                    counting::fold_into_counter(
+                        topic,
+                        post,
+                        count.moves_by(),
+                        hot::hot_until(now_secs),
+                    )
+                };
+                (ActionKind::Update, counter)
+            }
+            Action::Mark(p, m) => {
+                // A failed condition returns the item as it was: it tells why.
+                let mark = &transaction.posts[p].marks[m];
+                (
+                    ActionKind::Update,
+                    counting::count_like(&mark.like, mark.stamp),
+                )
+            }
+            Action::Uncount(p, u) => {
+                let like = &transaction.posts[p].uncounts[u].like;
+                (ActionKind::Put, counting::tombstone(like, now_secs))
+            }
+            Action::Fold(p, f) => {
+                let delta = &transaction.posts[p].folds[f].delta;
+                (
+                    ActionKind::Delete,
+                    counting::fold_delta(delta.post_id, delta.delta_id),
+                )
+            }
+        })
+        .collect()
 }
 
 /// What to do with a mark, given its like item as a consistent read found it.

@@ -1,0 +1,206 @@
+//! `bench sim`: the deterministic simulation (`bench::sim`). One seed (`--seed N`), printed as
+//! a report; a sweep of seeds for a time box (`--seconds S`) or a count (`--seeds N`), across
+//! threads, stopping at the first failure with its seed and the command that replays it;
+//! `--shrink` replays a failing seed with the smallest settings that still fail.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bench::sim::{self, Failure, Report, Settings};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Run this seed alone and print its report.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// With `--seed`: shrink the failing run to the smallest settings that still fail.
+    #[arg(long, requires = "seed")]
+    shrink: bool,
+    /// Sweep seeds for this many seconds of wall time.
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Sweep this many seeds.
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// The first seed of a sweep.
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+    /// Threads of a sweep.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+pub fn run(args: SimArgs) -> ExitCode {
+    if let Some(seed) = args.seed {
+        let settings = Settings::sweep(seed);
+        let settings = if args.shrink {
+            shrink(settings)
+        } else {
+            settings
+        };
+        eprintln!("{settings:#?}");
+        return match sim::run(settings) {
+            Ok(report) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("a report")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(failure) => {
+                eprintln!("{failure}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    sweep(&args)
+}
+
+/// Totals of a sweep.
+#[derive(Default)]
+struct Totals {
+    runs: u64,
+    operations: u64,
+    requests: u64,
+    faults: u64,
+    commands: u64,
+    given_up: u64,
+    conflicts: u64,
+    throttled: u64,
+    events: u64,
+    /// Runs in which a fault struck, and in which an operator command ran.
+    faulted: u64,
+    repaired: u64,
+}
+
+impl Totals {
+    fn add(&mut self, report: &Report) {
+        self.runs += 1;
+        self.operations += report.operations;
+        self.requests += report.requests;
+        self.faults += report.faults;
+        self.commands += report.commands;
+        self.given_up += report.given_up;
+        self.conflicts += report.conflicts;
+        self.throttled += report.throttled;
+        self.events += report.events;
+        self.faulted += u64::from(report.faults > 0);
+        self.repaired += u64::from(report.commands > 0);
+    }
+}
+
+fn sweep(args: &SimArgs) -> ExitCode {
+    let started = Instant::now();
+    let budget = args.seconds.map(Duration::from_secs);
+    let last = args.seeds.map(|n| args.from + n);
+    let next = Arc::new(AtomicU64::new(args.from));
+    let stop = Arc::new(AtomicBool::new(false));
+    let totals = Arc::new(Mutex::new(Totals::default()));
+    let failure: Arc<Mutex<Option<Failure>>> = Arc::default();
+    let threads: Vec<_> = (0..args.threads.max(1))
+        .map(|_| {
+            let (next, stop, totals, failure) =
+                (next.clone(), stop.clone(), totals.clone(), failure.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) && budget.is_none_or(|b| started.elapsed() < b) {
+                    let seed = next.fetch_add(1, Ordering::SeqCst);
+                    if last.is_some_and(|last| seed >= last) {
+                        return;
+                    }
+                    match sim::run(Settings::sweep(seed)) {
+                        Ok(report) => totals.lock().expect("totals").add(&report),
+                        Err(e) => {
+                            stop.store(true, Ordering::SeqCst);
+                            failure.lock().expect("failure").get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a sweep thread");
+    }
+    let totals = totals.lock().expect("totals");
+    println!(
+        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} batches given up and replayed, {} conflicts, {} throttles); every finished one settled with zero drift",
+        totals.runs,
+        started.elapsed().as_secs_f64(),
+        totals.faulted,
+        totals.repaired,
+        totals.events,
+        totals.operations,
+        totals.requests,
+        totals.faults,
+        totals.commands,
+        totals.given_up,
+        totals.conflicts,
+        totals.throttled,
+    );
+    if let Some(failure) = failure.lock().expect("failure").take() {
+        eprintln!("{failure}");
+        eprintln!(
+            "  shrunk: cargo run -p bench --bin bench -- sim --seed {} --shrink",
+            failure.seed
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// The smallest settings derived from `settings` that still fail: each knob halved or zeroed
+/// in turn, a change kept while the run still fails, until no change helps.
+fn shrink(mut settings: Settings) -> Settings {
+    let fails = |s: &Settings| sim::run(s.clone()).is_err();
+    if !fails(&settings) {
+        eprintln!("seed {} does not fail: nothing to shrink", settings.seed);
+        return settings;
+    }
+    type Step = fn(&mut Settings) -> bool;
+    let steps: [Step; 10] = [
+        |s| halve_i64(&mut s.load_ms, 100),
+        |s| halve_f64(&mut s.rate, 1.0),
+        |s| halve_usize(&mut s.users, 1),
+        |s| halve_usize(&mut s.clients, 1),
+        |s| halve_usize(&mut s.posts, 1),
+        |s| halve_usize(&mut s.source.shards, 1),
+        |s| halve_usize(&mut s.source.batch_size, 1),
+        |s| s.operators.pop().is_some(),
+        |s| std::mem::take(&mut s.faults.crash) > 0,
+        |s| std::mem::take(&mut s.faults.lost) + std::mem::take(&mut s.faults.slow) > 0,
+    ];
+    loop {
+        let mut shrunk = false;
+        for step in steps {
+            let mut smaller = settings.clone();
+            if step(&mut smaller) && fails(&smaller) {
+                settings = smaller;
+                shrunk = true;
+            }
+        }
+        if !shrunk {
+            return settings;
+        }
+    }
+}
+
+fn halve_i64(value: &mut i64, floor: i64) -> bool {
+    let old = *value;
+    *value = (old / 2).max(floor);
+    *value < old
+}
+
+fn halve_f64(value: &mut f64, floor: f64) -> bool {
+    let old = *value;
+    *value = (old / 2.0).max(floor);
+    *value < old
+}
+
+fn halve_usize(value: &mut usize, floor: usize) -> bool {
+    let old = *value;
+    *value = (old / 2).max(floor);
+    *value < old
+}

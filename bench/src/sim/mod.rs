@@ -1,0 +1,1019 @@
+//! # The deterministic simulation
+//!
+//! The whole pipeline in one process, in virtual time, driven by one seed: the same seed gives
+//! the same run, bit for bit ([`Report::fingerprint`]). Its parts:
+//!
+//! - **the table** ([`table`]): dynoxide's storage in process, on the virtual clock, evaluating
+//!   every item, condition, update expression and transaction and writing the stream; in front
+//!   of it the contention rules shared with the proxy of `crate::contention`: overlapping
+//!   transactions cancelled with `TransactionConflict`, a single write meeting a transaction
+//!   answered `TransactionConflictException`, 1,000 write units a second per table and GSI1
+//!   partition (or fewer, to make throttles common) answered as throttles;
+//! - **the writer** ([`writer`]): clients liking, unliking and liking again, in stream or
+//!   transactional mode, with the store's requests and decisions, retrying contention;
+//! - **the event source** ([`lambda`]): Lambda's mapping over `shards × parallelization`
+//!   consumers, with the deployed filters (`contracts::filters::Filter`), batching windows,
+//!   partial batch responses, bisection, retries, maximum record age and the failure
+//!   destination; each invocation runs the projector's real batch machine
+//!   (`projector::batch::Batch`) with the function's deadline, its requests answered by the
+//!   table ([`executor`]);
+//! - **faults**: requests dropped before they land, answers lost after the write landed,
+//!   answers so slow the invocation abandons them at its deadline while the write lands later,
+//!   invocations that crash mid-batch;
+//! - **operators**: `replay` (the whole stream again, through the filters, beside the live
+//!   consumers) and `verify` (projector's own `verify::Tallies` over a consistent scan) at
+//!   seeded moments while load and faults go on; after the load, the runbook: replay if the
+//!   failure destination holds anything.
+//!
+//! At the end, with the load stopped and the faults calmed, the run must reach quiescence
+//! within [`QUIESCE_LIMIT_MS`] of virtual time and then show zero drift: every post's counter
+//! plus its pending deltas equals its live likes, its view holds exactly its live likes, each in
+//! a shard below its `viewShards`, and no delta is left.
+//!
+//! Not modelled yet: GSI1's propagation delay (the checks read the base table), stream shard
+//! rotation and the 24-hour trim, TTL removals, `rebuild`, the SDK's own retries, and the
+//! writer's HTTP layer (its store's requests are modelled, not its code run). Replay a seed:
+//! `cargo run -p bench --bin bench -- sim --seed N`.
+
+mod executor;
+pub mod lambda;
+pub mod table;
+pub mod wire;
+pub mod writer;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::Hasher;
+use std::rc::Rc;
+use std::time::Duration;
+
+use contracts::change::decode_json;
+use contracts::dynamo::Backoff;
+use contracts::filters::Filter;
+use contracts::items::{Entity, Post, attr};
+use contracts::keys::{self, Ksuid, LikeId, PostId, TopicSlug, UserId};
+use projector::batch::{Answer, Batch, Reason, Request, Settings as BatchSettings, Ticket};
+use projector::deadline::{BATCH_TIME, MARGIN};
+use projector::verify::Tallies;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use serde::Serialize;
+
+use crate::shards::{BatchInfo, ShardSettings, consumer_of};
+use lambda::{Consumer, Ended, Kind, Routed};
+use table::{Table, TableSettings};
+use writer::{Mode, Op, Outcome};
+
+/// The virtual epoch every run starts at (2026-01-01).
+const START_MS: i64 = 1_767_225_600_000;
+/// How often the event source reads the stream (Lambda polls a shard about four times a
+/// second).
+const POLL_MS: i64 = 250;
+/// The longest the pipeline may take to settle after the load stops.
+pub const QUIESCE_LIMIT_MS: i64 = 30 * 60 * 1000;
+/// How long a lost or dropped request takes to fail (the SDK's attempt timeout).
+const REQUEST_TIMEOUT_MS: i64 = 3_000;
+/// Attempts a client makes at one operation before it gives up (the writer's backoff).
+const WRITER_BACKOFF: Backoff = Backoff::STANDARD;
+
+/// How often faults strike, in percent.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Faults {
+    /// Of requests: dropped before landing, or landed with the answer lost.
+    pub lost: u32,
+    /// Of requests: answered after several seconds (past the deadline, sometimes).
+    pub slow: u32,
+    /// Of requests: throttled though the partition's budget holds (DynamoDB throttles a
+    /// partition it splits or isolates, too); in a transaction, one action's reason.
+    pub throttled: u32,
+    /// Of invocations: crash after a few answers.
+    pub crash: u32,
+}
+
+/// One run's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Seeds every draw.
+    pub seed: u64,
+    /// Posts (the first is the hot one).
+    pub posts: usize,
+    /// Users.
+    pub users: usize,
+    /// Writer clients; `transactional` of them in transactional mode.
+    pub clients: usize,
+    /// Clients in transactional mode.
+    pub transactional: usize,
+    /// Operations a second, all clients together.
+    pub rate: f64,
+    /// Share of operations on the hot post.
+    pub hot_share: f64,
+    /// Share of operations that are unlikes.
+    pub unlike_share: f64,
+    /// How long the load lasts.
+    pub load_ms: i64,
+    /// The event source.
+    pub source: ShardSettings,
+    /// The table's limits.
+    pub table: TableSettings,
+    /// Faults while the load runs, and for `fault_tail_ms` after it.
+    pub faults: Faults,
+    /// How long faults go on after the load stops (the projection's work outlasts the load).
+    pub fault_tail_ms: i64,
+    /// Operator commands during the load: (when, what).
+    pub operators: Vec<(i64, Command)>,
+}
+
+/// An operator's command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Command {
+    /// Replay the whole stream.
+    Replay,
+    /// Tally the table and report drift.
+    Verify,
+}
+
+impl Settings {
+    /// The settings a sweep draws for `seed`: a small world with faults and at least one
+    /// operator command.
+    pub fn sweep(seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+        // Mostly short schedules (many interleavings a second), some long ones.
+        let load_ms = if rng.random_bool(0.1) {
+            rng.random_range(3_000..10_000)
+        } else {
+            rng.random_range(300..2_000)
+        };
+        let mut operators = vec![(
+            rng.random_range(0..load_ms),
+            if rng.random_bool(0.5) {
+                Command::Replay
+            } else {
+                Command::Verify
+            },
+        )];
+        if rng.random_bool(0.5) {
+            operators.push((rng.random_range(0..load_ms), Command::Replay));
+        }
+        let clients = rng.random_range(1..8);
+        Self {
+            seed,
+            posts: rng.random_range(1..5),
+            users: rng.random_range(2..20),
+            clients,
+            transactional: if rng.random_bool(0.3) {
+                rng.random_range(0..=clients)
+            } else {
+                0
+            },
+            rate: rng.random_range(5.0..80.0),
+            hot_share: rng.random_range(0.0..0.9),
+            unlike_share: rng.random_range(0.0..0.5),
+            load_ms,
+            source: ShardSettings {
+                shards: rng.random_range(1..5),
+                parallelization: rng.random_range(1..3),
+                batch_size: rng.random_range(1..40),
+                batching_window: Duration::from_millis(rng.random_range(0..1_500)),
+                max_retries: Some(rng.random_range(0..4)),
+                timeout: Some(Duration::from_millis(rng.random_range(3_000..10_000))),
+                max_record_age: rng
+                    .random_bool(0.3)
+                    .then(|| Duration::from_millis(rng.random_range(1_000..20_000))),
+            },
+            table: TableSettings {
+                // At least a 100-action transaction's 200 units, as every DynamoDB partition.
+                partition_wcu: rng.random_range(200.0..1_000.0),
+                hold_ms: rng.random_range(1..30),
+            },
+            faults: Faults {
+                lost: rng.random_range(2..15),
+                slow: rng.random_range(0..6),
+                throttled: rng.random_range(0..10),
+                crash: rng.random_range(5..30),
+            },
+            fault_tail_ms: rng.random_range(0..8_000),
+            operators,
+        }
+    }
+
+    /// The replay command line of this run.
+    pub fn command(&self) -> String {
+        format!("cargo run -p bench --bin bench -- sim --seed {}", self.seed)
+    }
+}
+
+/// What a run did and found.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// A hash of every event's time and kind and every outcome: equal for equal seeds.
+    pub fingerprint: u64,
+    /// Virtual milliseconds the run took, settling included.
+    pub virtual_ms: i64,
+    /// Events the scheduler ran.
+    pub events: u64,
+    /// Writer operations done (changed or not), and given up for contention.
+    pub operations: u64,
+    /// Writer operations given up after their retries.
+    pub operations_given_up: u64,
+    /// Invocations of the projector (replays' included).
+    pub invocations: u64,
+    /// Requests the projector sent.
+    pub requests: u64,
+    /// Faults injected: lost, slow, crashes.
+    pub faults: u64,
+    /// Invocations that ended in a function error.
+    pub function_errors: u64,
+    /// Batches Lambda gave up on (sent to the failure destination).
+    pub given_up: u64,
+    /// Operator commands run.
+    pub commands: u64,
+    /// Transactions cancelled for conflicts, writes refused for conflicts, throttles.
+    pub conflicts: u64,
+    /// Requests throttled.
+    pub throttled: u64,
+    /// Live likes at the end.
+    pub live_likes: i64,
+    /// The most writes the hot post's item took in one virtual second.
+    pub hot_counter_writes_per_second: usize,
+}
+
+/// Why a run failed: what went wrong, with the replay command.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The seed.
+    pub seed: u64,
+    /// What went wrong.
+    pub what: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {} failed: {}\n  replay: cargo run -p bench --bin bench -- sim --seed {}",
+            self.seed, self.what, self.seed
+        )
+    }
+}
+
+/// What happens at a moment.
+#[derive(Debug)]
+enum Event {
+    /// A client's next operation (or its retry).
+    Client(usize),
+    /// The event source reads the stream and invokes.
+    Poll,
+    /// A request reaches DynamoDB.
+    Land {
+        invocation: u64,
+        ticket: Ticket,
+        request: Request,
+        fault: Fault,
+    },
+    /// DynamoDB's answer reaches the invocation.
+    Answer {
+        invocation: u64,
+        ticket: Ticket,
+        answer: Answer,
+    },
+    /// The machine's wake time.
+    Wake(u64),
+    /// The handler's deadline: what is in flight is abandoned.
+    Deadline(u64),
+    /// The function's timeout: Lambda ends the invocation.
+    Timeout(u64),
+    /// An operator's command.
+    Operator(Command),
+}
+
+impl Event {
+    fn kind(&self) -> u8 {
+        match self {
+            Event::Client(_) => 0,
+            Event::Poll => 1,
+            Event::Land { .. } => 2,
+            Event::Answer { .. } => 3,
+            Event::Wake(_) => 4,
+            Event::Deadline(_) => 5,
+            Event::Timeout(_) => 6,
+            Event::Operator(_) => 7,
+        }
+    }
+}
+
+/// What a fault does to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Never lands; fails after the timeout.
+    Dropped,
+    /// Lands; its answer is lost, and the call fails after the timeout.
+    Lost,
+    /// Lands and answers, slowly.
+    Slow,
+    /// Refused as throttled: nothing lands.
+    Throttled,
+}
+
+struct Scheduled {
+    at: i64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// A running invocation: the batch machine and what it waits for.
+struct Invocation {
+    consumer: usize,
+    batch: Batch,
+    records: Vec<Rc<Routed>>,
+    in_flight: FxHashSet<Ticket>,
+    /// Answers before it crashes, if it does.
+    crash_after: Option<u32>,
+    answers: u32,
+}
+
+/// A client: its mode and the operation it retries, if any.
+struct Client {
+    mode: Mode,
+    retry: Option<(Op, u32)>,
+}
+
+/// The world.
+struct World {
+    settings: Settings,
+    now: i64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    /// Events scheduled and not yet run, polls aside.
+    outstanding: u64,
+    rng: StdRng,
+    table: Table,
+    filter: Filter,
+    topic: TopicSlug,
+    posts: Vec<PostId>,
+    users: Vec<UserId>,
+    clients: Vec<Client>,
+    consumers: Vec<Consumer>,
+    /// Every record the filters passed, in stream order (what a replay reads).
+    log: Vec<Rc<Routed>>,
+    invocations: FxHashMap<u64, Invocation>,
+    next_invocation: u64,
+    failure_destination: Vec<BatchInfo>,
+    faults_on: bool,
+    trace: FxHasher,
+    report: Report,
+}
+
+/// Run one simulation.
+pub fn run(settings: Settings) -> Result<Report, Failure> {
+    let seed = settings.seed;
+    let mut world = World::new(settings);
+    world.run().map_err(|what| Failure { seed, what })?;
+    Ok(world.report)
+}
+
+impl World {
+    fn new(settings: Settings) -> Self {
+        let mut rng = StdRng::seed_from_u64(settings.seed);
+        let mut table = Table::new("sim", START_MS, settings.table);
+        let topic: TopicSlug = "sim".parse().expect("a topic");
+        let posts: Vec<PostId> = (0..settings.posts.max(1)).map(|_| id(&mut rng)).collect();
+        for post in &posts {
+            let item = Post {
+                topic: topic.clone(),
+                post_id: *post,
+                title: "simulated".into(),
+                body: String::new(),
+                author_id: "author".parse().expect("a user id"),
+                created_at: chrono::DateTime::from_timestamp_millis(START_MS).unwrap_or_default(),
+                like_count: 0,
+                view_shards: 1,
+            }
+            .to_item();
+            let body = serde_json::json!({"TableName": table.name, "Item": wire::item(&item)});
+            table.call("PutItem", body, START_MS).expect("put a post");
+        }
+        let users = (0..settings.users.max(1))
+            .map(|u| format!("user-{u}").parse().expect("a user id"))
+            .collect();
+        let clients = (0..settings.clients.max(1))
+            .map(|c| Client {
+                mode: if c < settings.transactional {
+                    Mode::Transactional
+                } else {
+                    Mode::Stream
+                },
+                retry: None,
+            })
+            .collect();
+        let source = settings.source;
+        let consumers = (0..source.shards * source.parallelization)
+            .map(|_| Consumer::new(Kind::Lambda, &source))
+            .collect();
+        let mut world = Self {
+            now: START_MS,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            outstanding: 0,
+            rng,
+            table,
+            filter: Filter::deployed(),
+            topic,
+            posts,
+            users,
+            clients,
+            consumers,
+            log: Vec::new(),
+            invocations: FxHashMap::default(),
+            next_invocation: 0,
+            failure_destination: Vec::new(),
+            faults_on: true,
+            trace: FxHasher::default(),
+            report: Report {
+                seed: settings.seed,
+                ..Report::default()
+            },
+            settings,
+        };
+        for c in 0..world.clients.len() {
+            let first = world.think_time();
+            world.schedule(first, Event::Client(c));
+        }
+        for (at, command) in world.settings.operators.clone() {
+            world.schedule(at, Event::Operator(command));
+        }
+        world.schedule(POLL_MS, Event::Poll);
+        world
+    }
+
+    fn schedule(&mut self, after_ms: i64, event: Event) {
+        if !matches!(event, Event::Poll) {
+            self.outstanding += 1;
+        }
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at: self.now + after_ms.max(0),
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    /// Milliseconds until a client's next operation (exponential: a Poisson load).
+    fn think_time(&mut self) -> i64 {
+        let per_client = self.settings.rate / self.clients.len() as f64;
+        let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
+        (-u.ln() / per_client * 1000.0) as i64
+    }
+
+    fn load_ends(&self) -> i64 {
+        START_MS + self.settings.load_ms
+    }
+
+    /// Run to the end of the load, settle, run the runbook, settle, and check.
+    fn run(&mut self) -> Result<(), String> {
+        self.run_until_quiet()?;
+        self.faults_on = false;
+        if !self.failure_destination.is_empty() {
+            self.operate(Command::Replay);
+            self.run_until_quiet()?;
+        }
+        self.check()?;
+        self.report.virtual_ms = self.now - START_MS;
+        self.report.fingerprint = self.trace.finish();
+        let stats = self.table.stats();
+        self.report.conflicts = stats.conflicts + stats.write_conflicts;
+        self.report.throttled = stats.throttled;
+        self.report.hot_counter_writes_per_second = self
+            .table
+            .max_post_writes_per_second(self.posts[0].as_str());
+        Ok(())
+    }
+
+    /// Run events until the load is over and nothing is left to do.
+    fn run_until_quiet(&mut self) -> Result<(), String> {
+        let limit = self.load_ends().max(self.now) + QUIESCE_LIMIT_MS;
+        while let Some(Reverse(next)) = self.queue.pop() {
+            self.now = next.at;
+            if self.now > limit {
+                return Err(format!(
+                    "not settled {} s after the load: {} invocations running, {} records pending",
+                    QUIESCE_LIMIT_MS / 1000,
+                    self.invocations.len(),
+                    self.consumers
+                        .iter()
+                        .map(|c| c.pending.len())
+                        .sum::<usize>()
+                ));
+            }
+            if self.now >= self.load_ends() + self.settings.fault_tail_ms {
+                self.faults_on = false;
+            }
+            self.report.events += 1;
+            self.trace.write_i64(self.now);
+            self.trace.write_u8(next.event.kind());
+            let poll = matches!(next.event, Event::Poll);
+            if !poll {
+                self.outstanding -= 1;
+            }
+            let read = self.step(next.event)?;
+            if poll {
+                let quiet = self.now >= self.load_ends()
+                    && self.outstanding == 0
+                    && read == 0
+                    && self.invocations.is_empty()
+                    && self.consumers.iter().all(|c| c.pending.is_empty());
+                self.schedule(POLL_MS, Event::Poll);
+                if quiet {
+                    return Ok(());
+                }
+            }
+        }
+        Err("the scheduler ran dry".into())
+    }
+
+    /// Run one event; a poll says how many records it read.
+    fn step(&mut self, event: Event) -> Result<usize, String> {
+        match event {
+            Event::Client(c) => self.client(c),
+            Event::Poll => return self.poll(),
+            Event::Land {
+                invocation,
+                ticket,
+                request,
+                fault,
+            } => self.land(invocation, ticket, request, fault),
+            Event::Answer {
+                invocation,
+                ticket,
+                answer,
+            } => {
+                let Some(running) = self.invocations.get_mut(&invocation) else {
+                    return Ok(0);
+                };
+                if !running.in_flight.remove(&ticket) {
+                    return Ok(0);
+                }
+                running.answers += 1;
+                let crashed = running.crash_after == Some(running.answers);
+                if !crashed {
+                    running.batch.answer(ticket, answer, self.now);
+                }
+                if crashed {
+                    self.report.faults += 1;
+                    self.end(invocation, Ended::FunctionError);
+                } else {
+                    self.pump(invocation)?;
+                }
+            }
+            Event::Wake(invocation) => {
+                if self.invocations.contains_key(&invocation) {
+                    self.pump(invocation)?;
+                }
+            }
+            Event::Deadline(invocation) => {
+                if let Some(running) = self.invocations.get_mut(&invocation) {
+                    let mut abandoned: Vec<Ticket> = running.in_flight.drain().collect();
+                    abandoned.sort();
+                    for ticket in abandoned {
+                        running.batch.answer(ticket, Answer::Abandoned, self.now);
+                    }
+                    self.pump(invocation)?;
+                }
+            }
+            Event::Timeout(invocation) => {
+                if self.invocations.contains_key(&invocation) {
+                    self.end(invocation, Ended::FunctionError);
+                }
+            }
+            Event::Operator(command) => self.operate(command),
+        }
+        Ok(0)
+    }
+
+    fn client(&mut self, c: usize) {
+        if self.now >= self.load_ends() {
+            return;
+        }
+        let (op, attempt) = match self.clients[c].retry.take() {
+            Some(retry) => retry,
+            None => (self.next_op(), 0),
+        };
+        let like_id: LikeId = id(&mut self.rng);
+        let outcome = writer::run(
+            &mut self.table,
+            self.clients[c].mode,
+            &op,
+            self.now,
+            like_id,
+        );
+        self.trace.write_u8(outcome as u8);
+        let wait = if outcome == Outcome::Contended && attempt + 1 < WRITER_BACKOFF.attempts {
+            self.clients[c].retry = Some((op, attempt + 1));
+            let jitter = self.rng.random();
+            WRITER_BACKOFF.jittered(attempt, jitter).as_millis() as i64
+        } else {
+            self.report.operations += 1;
+            if outcome == Outcome::Contended {
+                self.report.operations_given_up += 1;
+            }
+            self.think_time()
+        };
+        self.schedule(wait, Event::Client(c));
+    }
+
+    fn next_op(&mut self) -> Op {
+        let post = if self
+            .rng
+            .random_bool(self.settings.hot_share.clamp(0.0, 1.0))
+        {
+            self.posts[0]
+        } else {
+            self.posts[self.rng.random_range(0..self.posts.len())]
+        };
+        let user = self.users[self.rng.random_range(0..self.users.len())].clone();
+        if self
+            .rng
+            .random_bool(self.settings.unlike_share.clamp(0.0, 1.0))
+        {
+            Op::Unlike(user, self.topic.clone(), post)
+        } else {
+            Op::Like(user, self.topic.clone(), post)
+        }
+    }
+
+    /// Read the stream, route what the filters pass, and start every invocation that is due.
+    fn poll(&mut self) -> Result<usize, String> {
+        let records = self.table.new_records();
+        let read = records.len();
+        for raw in records {
+            if !self.filter.passes(&raw) {
+                continue;
+            }
+            let consumer = consumer_of(&raw, &self.settings.source);
+            let routed = Rc::new(Routed {
+                decoded: decode_json(&raw),
+                raw,
+                read_ms: self.now,
+            });
+            self.log.push(routed.clone());
+            self.consumers[consumer].pending.push_back(routed);
+        }
+        for c in 0..self.consumers.len() {
+            if let Kind::Replay { next } = self.consumers[c].kind {
+                let consumer = &mut self.consumers[c];
+                consumer.pending.extend(self.log[next..].iter().cloned());
+                consumer.kind = Kind::Replay {
+                    next: self.log.len(),
+                };
+            }
+            self.start(c)?;
+        }
+        Ok(read)
+    }
+
+    /// Start an invocation on consumer `c` if one is due.
+    fn start(&mut self, c: usize) -> Result<(), String> {
+        let source = self.settings.source;
+        let Some(len) = self.consumers[c].due(self.now, &source) else {
+            return Ok(());
+        };
+        let id = self.next_invocation;
+        self.next_invocation += 1;
+        self.report.invocations += 1;
+        let consumer = &mut self.consumers[c];
+        consumer.running = Some((id, len));
+        let records: Vec<Rc<Routed>> = consumer.pending.iter().take(len).cloned().collect();
+        let decoded: Vec<_> = records.iter().map(|r| r.decoded.clone()).collect();
+        let timeout = source.timeout.unwrap_or(BATCH_TIME).as_millis() as i64;
+        let deadline = timeout - MARGIN.as_millis() as i64;
+        let settings = BatchSettings {
+            defers_stamps: true,
+            deadline_ms: Some(self.now + deadline),
+            seed: self.rng.random(),
+        };
+        let batch = Batch::of_records(&decoded, &consumer.knowledge, self.now, settings);
+        let crash_after = (self.faults_on
+            && self.rng.random_range(0..100) < self.settings.faults.crash)
+            .then(|| self.rng.random_range(1..20));
+        self.invocations.insert(
+            id,
+            Invocation {
+                consumer: c,
+                batch,
+                records,
+                in_flight: FxHashSet::default(),
+                crash_after,
+                answers: 0,
+            },
+        );
+        self.schedule(deadline, Event::Deadline(id));
+        self.schedule(timeout, Event::Timeout(id));
+        self.pump(id)
+    }
+
+    /// Send what the machine asks for; end the invocation when it is done.
+    fn pump(&mut self, id: u64) -> Result<(), String> {
+        let running = self.invocations.get_mut(&id).expect("a running invocation");
+        let requests = running.batch.poll(self.now);
+        for (ticket, _) in &requests {
+            running.in_flight.insert(*ticket);
+        }
+        if running.batch.is_done() {
+            let done = self.invocations.remove(&id).expect("a running invocation");
+            let (applied, knowledge) = done.batch.finish();
+            self.consumers[done.consumer].knowledge.merge(knowledge);
+            self.settle(done.consumer, Ended::Answered(applied.outcomes));
+            return Ok(());
+        }
+        let idle = running.in_flight.is_empty();
+        let wake = running.batch.wake_at();
+        for (ticket, request) in requests {
+            self.send(id, ticket, request);
+        }
+        if idle {
+            let Some(at) = wake else {
+                return Err(
+                    "the batch machine is stuck: nothing in flight, no time to wake".into(),
+                );
+            };
+            self.schedule(at - self.now, Event::Wake(id));
+        }
+        Ok(())
+    }
+
+    /// End an invocation that failed as a whole.
+    fn end(&mut self, id: u64, ended: Ended) {
+        if let Some(running) = self.invocations.remove(&id) {
+            self.report.function_errors += 1;
+            self.settle(running.consumer, ended);
+        }
+    }
+
+    /// Settle consumer `c`'s invocation and start its next.
+    fn settle(&mut self, c: usize, ended: Ended) {
+        let source = self.settings.source;
+        let settled = self.consumers[c].finished(ended, self.now, &source, c);
+        self.trace.write_usize(settled.applied);
+        if let Some((info, _)) = settled.given_up {
+            self.report.given_up += 1;
+            self.failure_destination.push(info);
+        }
+    }
+
+    /// Send a request: it lands after a short while, unless a fault drops it.
+    fn send(&mut self, invocation: u64, ticket: Ticket, request: Request) {
+        self.report.requests += 1;
+        let faults = self.settings.faults;
+        let draw = if self.faults_on {
+            self.rng.random_range(0..100)
+        } else {
+            100
+        };
+        let fault = if draw < faults.lost {
+            self.report.faults += 1;
+            if self.rng.random_bool(0.5) {
+                Fault::Dropped
+            } else {
+                Fault::Lost
+            }
+        } else if draw < faults.lost + faults.slow {
+            self.report.faults += 1;
+            Fault::Slow
+        } else if draw < faults.lost + faults.slow + faults.throttled {
+            self.report.faults += 1;
+            Fault::Throttled
+        } else {
+            Fault::None
+        };
+        let after = match fault {
+            Fault::Slow => self.rng.random_range(1_000..10_000),
+            _ => self.rng.random_range(1..8),
+        };
+        self.schedule(
+            after,
+            Event::Land {
+                invocation,
+                ticket,
+                request,
+                fault,
+            },
+        );
+    }
+
+    /// A request reaches the table (or does not), and its answer goes back.
+    fn land(&mut self, invocation: u64, ticket: Ticket, request: Request, fault: Fault) {
+        let answer = if fault == Fault::Dropped {
+            Answer::Transient("dropped".into())
+        } else if fault == Fault::Throttled {
+            throttled(&request, &mut self.rng)
+        } else {
+            let rng = &mut self.rng;
+            let records = self.invocations.get(&invocation).map(|i| &i.records);
+            let raw = |position: usize| {
+                records
+                    .and_then(|r| r.get(position))
+                    .map(|r| r.raw.to_string())
+                    .unwrap_or_default()
+            };
+            let answer = executor::send(
+                &mut self.table,
+                &request,
+                self.now,
+                || id::<Ksuid>(rng),
+                raw,
+            );
+            if fault == Fault::Lost {
+                Answer::Transient("lost".into())
+            } else {
+                answer
+            }
+        };
+        self.trace.write_u8(answer_code(&answer));
+        let after = match fault {
+            Fault::Dropped | Fault::Lost => REQUEST_TIMEOUT_MS,
+            _ => self.rng.random_range(1..8),
+        };
+        self.schedule(
+            after,
+            Event::Answer {
+                invocation,
+                ticket,
+                answer,
+            },
+        );
+    }
+
+    fn operate(&mut self, command: Command) {
+        self.report.commands += 1;
+        match command {
+            Command::Replay => {
+                let consumer = Consumer::new(Kind::Replay { next: 0 }, &self.settings.source);
+                self.consumers.push(consumer);
+            }
+            Command::Verify => {
+                let drifting = self.tally().drift().len();
+                self.trace.write_usize(drifting);
+            }
+        }
+    }
+
+    /// `verify`'s tally of a consistent scan.
+    fn tally(&self) -> Tallies {
+        let mut tallies = Tallies::default();
+        for item in self.table.scan() {
+            if let Some(item) = wire::from_item(&item) {
+                tallies.add(item);
+            }
+        }
+        tallies
+    }
+
+    /// Zero drift, no delta left, every stamp in a shard below its post's count.
+    fn check(&mut self) -> Result<(), String> {
+        let tallies = self.tally();
+        let drift = tallies.drift();
+        if !drift.is_empty() {
+            return Err(format!("drift after settling: {drift:?}"));
+        }
+        if let Some((post, t)) = tallies.posts.iter().find(|(_, t)| t.pending != 0) {
+            return Err(format!("a delta left on {post:?}: {t:?}"));
+        }
+        self.report.live_likes = tallies.posts.values().map(|t| t.live).sum();
+        let items = self.table.scan();
+        let shards: FxHashMap<String, i64> = items
+            .iter()
+            .filter_map(|i| {
+                let sk = i[keys::SK]["S"].as_str()?;
+                let post = sk.strip_prefix("POST#")?;
+                let shards = i[attr::VIEW_SHARDS]["N"]
+                    .as_str()
+                    .map_or(Some(1), |n| n.parse().ok())?;
+                Some((post.to_owned(), shards))
+            })
+            .collect();
+        for item in &items {
+            let Some(view) = item[keys::GSI1PK]["S"].as_str() else {
+                continue;
+            };
+            let Some(rest) = view.strip_prefix("POST#") else {
+                continue;
+            };
+            let (post, shard) = match rest.split_once('#') {
+                Some((post, k)) => (post, k.parse::<i64>().unwrap_or(i64::MAX)),
+                None => (rest, 0),
+            };
+            if shard >= shards.get(post).copied().unwrap_or(1) {
+                return Err(format!(
+                    "a like stamped into shard {shard} of post {post}, beyond its view shards"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// DynamoDB's answer to a request it throttles: a transaction cancelled with one action's
+/// reason `ThrottlingError`, anything else `ThrottlingException`.
+fn throttled(request: &Request, rng: &mut StdRng) -> Answer {
+    match request {
+        Request::Count { transaction, .. } => {
+            let actions = transaction.actions();
+            let at = rng.random_range(0..actions.max(1));
+            Answer::Cancelled(
+                (0..actions)
+                    .map(|i| {
+                        if i == at {
+                            Reason::Throttled
+                        } else {
+                            Reason::None
+                        }
+                    })
+                    .collect(),
+            )
+        }
+        _ => Answer::Throttled,
+    }
+}
+
+/// A short code of an answer, for the trace.
+fn answer_code(answer: &Answer) -> u8 {
+    match answer {
+        Answer::Done => 0,
+        Answer::Read { .. } => 1,
+        Answer::Cancelled(_) => 2,
+        Answer::ConditionFailed { .. } => 3,
+        Answer::Throttled => 4,
+        Answer::Transient(_) => 5,
+        Answer::Permanent(_) => 6,
+        Answer::Abandoned => 7,
+    }
+}
+
+/// An id (a KSUID's text) from the seeded generator: 27 base62 characters, below the
+/// largest KSUID.
+fn id<T: std::str::FromStr>(rng: &mut StdRng) -> T {
+    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut text = String::with_capacity(27);
+    text.push(char::from(b'0' + rng.random_range(0..4)));
+    for _ in 0..26 {
+        text.push(char::from(BASE62[rng.random_range(0..62)]));
+    }
+    text.parse()
+        .unwrap_or_else(|_| unreachable!("27 base62 characters below the largest KSUID"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_gives_the_same_run_bit_for_bit() {
+        let first = run(Settings::sweep(7)).expect("seed 7 settles");
+        let second = run(Settings::sweep(7)).expect("seed 7 settles");
+        assert_eq!(first.fingerprint, second.fingerprint);
+        assert_eq!(format!("{first:?}"), format!("{second:?}"));
+        let other = run(Settings::sweep(8)).expect("seed 8 settles");
+        assert_ne!(
+            first.fingerprint, other.fingerprint,
+            "another seed, another run"
+        );
+        assert!(first.operations > 0 && first.requests > 0, "{first:?}");
+    }
+
+    #[test]
+    fn the_end_check_sees_a_counter_off_by_one() {
+        let mut world = World::new(Settings::sweep(3));
+        world.run().expect("seed 3 settles");
+        let post = world.posts[0];
+        let write = contracts::counting::move_counter(&world.topic, post, 1);
+        let body = wire::request(::projector::batch::count::ActionKind::Update, &write, "sim");
+        world
+            .table
+            .call("UpdateItem", body, world.now)
+            .expect("the counter moves");
+        let failure = world.check().expect_err("drift is seen");
+        assert!(failure.contains("drift"), "{failure}");
+    }
+}

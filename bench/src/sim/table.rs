@@ -1,0 +1,305 @@
+//! The simulation's table: dynoxide's storage, in process and on the world's clock, evaluates
+//! items, condition and update expressions, transactions with their cancellation reasons, and
+//! writes the stream; in front of it, the contention rules of [`crate::contention`] (the same
+//! code as the proxy's) answer what one engine on one machine never does: transactions that
+//! overlap on an item, single writes meeting a transaction, partitions over 1,000 write units
+//! a second. Requests and answers are DynamoDB's JSON, as on the wire, so the conformance
+//! suite can send each one to this table and to the local engine and compare.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use contracts::keys;
+use contracts::table::TABLE;
+use dynoxide::actions;
+use dynoxide::storage::Storage;
+use dynoxide::storage_backend::Clock;
+use futures_util::FutureExt;
+use serde_json::{Value, json};
+
+use crate::contention::{ContentionStats, ItemId, Rules, refusal_body, write_actions};
+use crate::local::STREAM_INDEXES;
+
+/// The world's clock, in epoch milliseconds, as dynoxide reads it (stream record times,
+/// sequence numbers, TTL).
+#[derive(Debug, Default)]
+pub(crate) struct VirtualClock(AtomicI64);
+
+impl VirtualClock {
+    pub(crate) fn set(&self, now_ms: i64) {
+        self.0.store(now_ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now_unix_secs(&self) -> u64 {
+        (self.0.load(Ordering::SeqCst) / 1000) as u64
+    }
+
+    fn now_unix_secs_f64(&self) -> f64 {
+        self.0.load(Ordering::SeqCst) as f64 / 1000.0
+    }
+}
+
+/// How the table behaves beyond what the engine evaluates.
+#[derive(Debug, Clone, Copy)]
+pub struct TableSettings {
+    /// Write units a second of one partition of the table or of GSI1 (DynamoDB: 1,000).
+    pub partition_wcu: f64,
+    /// How long a transaction holds its items after it lands (DynamoDB's commit).
+    pub hold_ms: i64,
+}
+
+impl Default for TableSettings {
+    fn default() -> Self {
+        Self {
+            partition_wcu: 1_000.0,
+            hold_ms: 10,
+        }
+    }
+}
+
+/// DynamoDB's error answer: its body, with `__type` naming the error.
+pub type Refusal = Value;
+
+/// The table and its stream.
+pub struct Table {
+    storage: Storage,
+    clock: Arc<VirtualClock>,
+    /// The table's name.
+    pub name: String,
+    rules: Rules,
+    settings: TableSettings,
+    stream_arn: String,
+    shard_id: String,
+    /// The last stream record read.
+    read_to: Option<String>,
+}
+
+/// Run one of dynoxide's actions on a JSON request: the request parsed as the engine's
+/// server parses it, the answer or the error as it would write it.
+macro_rules! dispatch {
+    ($storage:expr, $operation:expr, $body:expr, { $($name:literal => $module:ident :: $request:ident),* $(,)? }) => {
+        match $operation {
+            $($name => match serde_json::from_value::<actions::$module::$request>($body) {
+                Err(e) => Err(json!({
+                    "__type": "com.amazon.coral.validate#ValidationException",
+                    "message": e.to_string(),
+                })),
+                Ok(request) => actions::$module::execute($storage, request)
+                    .now_or_never()
+                    .expect("dynoxide's storage never waits")
+                    .map(|answer| serde_json::to_value(answer).expect("answers serialize"))
+                    .map_err(|e| serde_json::from_str(&e.to_json()).expect("errors serialize")),
+            },)*
+            other => Err(json!({
+                "__type": "com.amazon.coral.service#UnknownOperationException",
+                "message": format!("the simulation's table does not serve {other}"),
+            })),
+        }
+    };
+}
+
+impl Table {
+    /// A table named `name`, as `contracts::table::TABLE` defines it, with its stream, at
+    /// `now_ms`.
+    pub fn new(name: &str, now_ms: i64, settings: TableSettings) -> Self {
+        let clock = Arc::new(VirtualClock::default());
+        clock.set(now_ms);
+        let storage = Storage::memory()
+            .expect("an in-memory database")
+            .with_clock(clock.clone());
+        storage
+            .conn()
+            .execute_batch(STREAM_INDEXES)
+            .expect("index the stream records");
+        let mut table = Self {
+            storage,
+            clock,
+            name: name.to_owned(),
+            rules: Rules::default(),
+            settings,
+            stream_arn: String::new(),
+            shard_id: String::new(),
+            read_to: None,
+        };
+        let created = table
+            .engine("CreateTable", create_table_body(name))
+            .expect("create the table");
+        table.stream_arn = created["TableDescription"]["LatestStreamArn"]
+            .as_str()
+            .expect("a stream")
+            .to_owned();
+        table
+            .engine(
+                "UpdateTimeToLive",
+                json!({"TableName": name, "TimeToLiveSpecification":
+                    {"AttributeName": TABLE.ttl_attribute, "Enabled": true}}),
+            )
+            .expect("enable TTL");
+        let stream = table
+            .engine("DescribeStream", json!({"StreamArn": table.stream_arn}))
+            .expect("describe the stream");
+        table.shard_id = stream["StreamDescription"]["Shards"][0]["ShardId"]
+            .as_str()
+            .expect("a shard")
+            .to_owned();
+        table
+    }
+
+    /// What the contention rules did so far.
+    pub fn stats(&self) -> &ContentionStats {
+        &self.rules.stats
+    }
+
+    /// The most writes the item of `post` took within any one virtual second.
+    pub fn max_post_writes_per_second(&self, post: &str) -> usize {
+        self.rules.max_post_writes_per_second(post)
+    }
+
+    /// A request to the engine alone, at the clock's time.
+    fn engine(&self, operation: &str, body: Value) -> Result<Value, Refusal> {
+        let storage = &self.storage;
+        dispatch!(storage, operation, body, {
+            "CreateTable" => create_table::CreateTableRequest,
+            "UpdateTimeToLive" => update_time_to_live::UpdateTimeToLiveRequest,
+            "DescribeStream" => describe_stream::DescribeStreamRequest,
+            "GetShardIterator" => get_shard_iterator::GetShardIteratorRequest,
+            "GetRecords" => get_records::GetRecordsRequest,
+            "GetItem" => get_item::GetItemRequest,
+            "BatchGetItem" => batch_get_item::BatchGetItemRequest,
+            "Query" => query::QueryRequest,
+            "Scan" => scan::ScanRequest,
+            "PutItem" => put_item::PutItemRequest,
+            "UpdateItem" => update_item::UpdateItemRequest,
+            "DeleteItem" => delete_item::DeleteItemRequest,
+            "TransactWriteItems" => transact_write_items::TransactWriteItemsRequest,
+        })
+    }
+
+    /// A request as DynamoDB answers it at `now_ms`: refused for contention, else evaluated
+    /// by the engine. A transaction that commits holds its items for the settings' `hold_ms`.
+    pub fn call(&mut self, operation: &str, body: Value, now_ms: i64) -> Result<Value, Refusal> {
+        self.clock.set(now_ms);
+        let stored = |item: &ItemId| self.stored_index(item);
+        let writes = write_actions(operation, &body, &stored);
+        if writes.is_empty() {
+            return self.engine(operation, body);
+        }
+        let now = now_ms as f64 / 1000.0;
+        let transaction = operation == "TransactWriteItems";
+        if let Err(refused) =
+            self.rules
+                .admit(&writes, transaction, self.settings.partition_wcu, now)
+        {
+            return Err(refusal_body(&refused, writes.len(), transaction));
+        }
+        let answer = self.engine(operation, body);
+        if transaction {
+            let until = (now_ms + self.settings.hold_ms) as f64 / 1000.0;
+            self.rules.hold(&writes, until);
+        }
+        if answer.is_ok() {
+            self.rules.written(&writes, now);
+        }
+        answer
+    }
+
+    /// The GSI1 partition of an item as stored, if it is in GSI1.
+    fn stored_index(&self, (pk, sk): &ItemId) -> Option<String> {
+        let key = json!({keys::PK: {"S": pk}, keys::SK: {"S": sk}});
+        let found = self
+            .engine(
+                "GetItem",
+                json!({"TableName": self.name, "Key": key, "ConsistentRead": true}),
+            )
+            .ok()?;
+        found["Item"][keys::GSI1PK]["S"].as_str().map(str::to_owned)
+    }
+
+    /// Stream records written since the last call, in order (the engine's stream has one
+    /// shard, and keeps every record).
+    pub fn new_records(&mut self) -> Vec<Value> {
+        let mut records = Vec::new();
+        loop {
+            let position = match &self.read_to {
+                Some(sequence) => json!({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                    "SequenceNumber": sequence}),
+                None => json!({"ShardIteratorType": "TRIM_HORIZON"}),
+            };
+            let mut request = json!({"StreamArn": self.stream_arn, "ShardId": self.shard_id});
+            request
+                .as_object_mut()
+                .expect("an object")
+                .extend(position.as_object().expect("an object").clone());
+            let iterator = self
+                .engine("GetShardIterator", request)
+                .expect("a shard iterator");
+            let page = self
+                .engine(
+                    "GetRecords",
+                    json!({"ShardIterator": iterator["ShardIterator"], "Limit": 1000}),
+                )
+                .expect("stream records");
+            let Some(Value::Array(page)) = page.get("Records").cloned() else {
+                break;
+            };
+            if page.is_empty() {
+                break;
+            }
+            self.read_to = page
+                .last()
+                .and_then(|r| r["dynamodb"]["SequenceNumber"].as_str())
+                .map(str::to_owned);
+            records.extend(page.into_iter().map(|mut record| {
+                record["eventSourceARN"] = Value::from(self.stream_arn.clone());
+                record
+            }));
+        }
+        records
+    }
+
+    /// Every item of the table, read consistently.
+    pub fn scan(&self) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut start: Option<Value> = None;
+        loop {
+            let mut request = json!({"TableName": self.name, "ConsistentRead": true});
+            if let Some(start) = start.take() {
+                request["ExclusiveStartKey"] = start;
+            }
+            let page = self.engine("Scan", request).expect("a scan page");
+            if let Some(Value::Array(page)) = page.get("Items") {
+                items.extend(page.iter().cloned());
+            }
+            match page.get("LastEvaluatedKey") {
+                Some(key) if !key.is_null() => start = Some(key.clone()),
+                _ => return items,
+            }
+        }
+    }
+}
+
+/// `CreateTable` as `contracts::table::TABLE` defines the table.
+pub fn create_table_body(name: &str) -> Value {
+    let attribute =
+        |name: &str| json!({"AttributeName": name, "AttributeType": TABLE.key_attribute_type});
+    let schema = |pk: &str, sk: &str| json!([{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}]);
+    json!({
+        "TableName": name,
+        "BillingMode": TABLE.billing_mode,
+        "AttributeDefinitions": [
+            attribute(TABLE.partition_key),
+            attribute(TABLE.sort_key),
+            attribute(TABLE.gsi1.partition_key),
+            attribute(TABLE.gsi1.sort_key),
+        ],
+        "KeySchema": schema(TABLE.partition_key, TABLE.sort_key),
+        "GlobalSecondaryIndexes": [{
+            "IndexName": TABLE.gsi1.name,
+            "KeySchema": schema(TABLE.gsi1.partition_key, TABLE.gsi1.sort_key),
+            "Projection": {"ProjectionType": TABLE.gsi1.projection},
+        }],
+        "StreamSpecification": {"StreamEnabled": true, "StreamViewType": TABLE.stream_view_type},
+    })
+}
