@@ -167,9 +167,55 @@ pub(crate) struct Rules {
     pub(crate) stats: ContentionStats,
     /// When each post item was written.
     post_writes: HashMap<ItemId, Vec<f64>>,
+    usage: Usage,
+}
+
+/// Write units taken per second: this second's, per partition and in all, and the peaks of
+/// the seconds before.
+#[derive(Debug, Default)]
+struct Usage {
+    second: i64,
+    partitions: HashMap<Partition, f64>,
+    table: f64,
+    peak_partition: f64,
+    peak_table: f64,
+}
+
+impl Usage {
+    fn take(&mut self, demand: &HashMap<Partition, f64>, now: f64) {
+        let second = now.floor() as i64;
+        if second != self.second {
+            self.close();
+            self.second = second;
+        }
+        for (partition, units) in demand {
+            *self.partitions.entry(partition.clone()).or_default() += units;
+            if let Partition::Table(_) = partition {
+                self.table += units;
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        let busiest = self.partitions.values().copied().fold(0.0, f64::max);
+        self.peak_partition = self.peak_partition.max(busiest);
+        self.peak_table = self.peak_table.max(self.table);
+        self.partitions.clear();
+        self.table = 0.0;
+    }
 }
 
 impl Rules {
+    /// The most write units one partition (of the table or GSI1) took in one second, and the
+    /// table's base partitions together.
+    pub(crate) fn peak_units(&self) -> (f64, f64) {
+        let busiest = self.usage.partitions.values().copied().fold(0.0, f64::max);
+        (
+            self.usage.peak_partition.max(busiest),
+            self.usage.peak_table.max(self.usage.table),
+        )
+    }
+
     fn refill(&mut self, partition: &Partition, rate: f64, now: f64) -> &mut Bucket {
         let bucket = self.buckets.entry(partition.clone()).or_insert(Bucket {
             tokens: rate,
@@ -205,6 +251,7 @@ impl Rules {
             }
         }
         if over.is_empty() {
+            self.usage.take(&demand, now);
             for (partition, units) in demand {
                 self.refill(&partition, rate, now).tokens -= units;
             }

@@ -35,14 +35,16 @@ impl Routed {
 }
 
 /// Who reads records and invokes the projector with them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// One of Lambda's consumers of a shard.
     Lambda,
-    /// An operator's `replay`, reading the whole stream from `next` on.
+    /// An operator's `replay`, reading the whole stream from its start, as the CLI does.
     Replay {
-        /// The position in the stream log of the next record to queue.
-        next: usize,
+        /// The sequence number of the last record it read (`None`: none yet).
+        read_to: Option<String>,
+        /// It has read to the stream's end.
+        caught_up: bool,
     },
 }
 
@@ -90,14 +92,27 @@ pub(crate) struct Settled {
 impl Consumer {
     pub(crate) fn new(kind: Kind, settings: &ShardSettings) -> Self {
         Self {
+            limit: batch_size(&kind, settings),
             kind,
             pending: VecDeque::new(),
             running: None,
             attempts: 0,
-            limit: batch_size(kind, settings),
             knowledge: Knowledge::default(),
             retry_at: i64::MIN,
         }
+    }
+
+    /// Nothing to do: no record pending, none running, and a replay at the stream's end.
+    pub(crate) fn idle(&self) -> bool {
+        self.pending.is_empty()
+            && self.running.is_none()
+            && !matches!(
+                self.kind,
+                Kind::Replay {
+                    caught_up: false,
+                    ..
+                }
+            )
     }
 
     /// How many records to invoke with now, if it is time.
@@ -131,7 +146,7 @@ impl Consumer {
             self.pending.drain(..len);
             settled.applied = len;
             self.attempts = 0;
-            self.limit = batch_size(self.kind, settings);
+            self.limit = batch_size(&self.kind, settings);
             return settled;
         };
         // A partial batch response checkpoints before the failed record.
@@ -160,13 +175,13 @@ impl Consumer {
                 .collect();
             settled.given_up = batch_info(shard, &batch).map(|info| (info, batch.len()));
             self.attempts = 0;
-            self.limit = batch_size(self.kind, settings);
+            self.limit = batch_size(&self.kind, settings);
         }
         settled
     }
 }
 
-fn batch_size(kind: Kind, settings: &ShardSettings) -> usize {
+fn batch_size(kind: &Kind, settings: &ShardSettings) -> usize {
     match kind {
         Kind::Lambda => settings.batch_size,
         Kind::Replay { .. } => REPLAY_BATCH,

@@ -52,6 +52,7 @@ use contracts::dynamo::Backoff;
 use contracts::filters::Filter;
 use contracts::items::{Entity, Post, attr};
 use contracts::keys::{self, Ksuid, LikeId, PostId, TopicSlug, UserId};
+use hdrhistogram::Histogram;
 use projector::batch::{Answer, Batch, Reason, Request, Settings as BatchSettings, Ticket};
 use projector::deadline::{BATCH_TIME, MARGIN};
 use projector::verify::Tallies;
@@ -97,8 +98,11 @@ pub struct Faults {
 pub struct Settings {
     /// Seeds every draw.
     pub seed: u64,
-    /// Posts (the first is the hot one).
+    /// Posts (the first is the hot one), post `i` in topic `i % topics` (a topic's posts
+    /// share a partition).
     pub posts: usize,
+    /// Topics.
+    pub topics: usize,
     /// Users.
     pub users: usize,
     /// Writer clients; `transactional` of them in transactional mode.
@@ -111,6 +115,8 @@ pub struct Settings {
     pub hot_share: f64,
     /// Share of operations that are unlikes.
     pub unlike_share: f64,
+    /// Every like by a new user (a viral post's likers), instead of users drawn from `users`.
+    pub distinct_likers: bool,
     /// How long the load lasts.
     pub load_ms: i64,
     /// The event source.
@@ -160,6 +166,7 @@ impl Settings {
         Self {
             seed,
             posts: rng.random_range(1..5),
+            topics: rng.random_range(1..3),
             users: rng.random_range(2..20),
             clients,
             transactional: if rng.random_bool(0.3) {
@@ -170,6 +177,7 @@ impl Settings {
             rate: rng.random_range(5.0..80.0),
             hot_share: rng.random_range(0.0..0.9),
             unlike_share: rng.random_range(0.0..0.5),
+            distinct_likers: false,
             load_ms,
             source: ShardSettings {
                 shards: rng.random_range(1..5),
@@ -195,6 +203,39 @@ impl Settings {
             },
             fault_tail_ms: rng.random_range(0..8_000),
             operators,
+        }
+    }
+
+    /// A viral post: `hot_rate` likes a second on the first post and `others_rate` over
+    /// `others` more posts, every like by a new user, for `load_ms`, on the deployed event
+    /// source over `shards` shards, DynamoDB's limits, no faults. `spread`: the same likes
+    /// over all the posts evenly instead (what the other posts' lag is compared with).
+    pub fn viral(
+        hot_rate: f64,
+        others_rate: f64,
+        others: usize,
+        load_ms: i64,
+        shards: usize,
+        spread: bool,
+    ) -> Self {
+        let rate = hot_rate + others_rate;
+        Self {
+            seed: 1,
+            posts: others + 1,
+            topics: 100,
+            users: 1,
+            clients: 1_000,
+            transactional: 0,
+            rate,
+            hot_share: if spread { 0.0 } else { hot_rate / rate },
+            unlike_share: 0.0,
+            distinct_likers: true,
+            load_ms,
+            source: ShardSettings::deployed(shards),
+            table: TableSettings::default(),
+            faults: Faults::default(),
+            fault_tail_ms: 0,
+            operators: Vec::new(),
         }
     }
 
@@ -240,6 +281,124 @@ pub struct Report {
     pub live_likes: i64,
     /// The most writes the hot post's item took in one virtual second.
     pub hot_counter_writes_per_second: usize,
+    /// From a like's write until the hot post's `likeCount` holds it.
+    pub counter_lag_hot: Lag,
+    /// From a like's write until it is in the hot post's likers view (its GSI1 keys written;
+    /// GSI1's own propagation is not modelled).
+    pub view_lag_hot: Lag,
+    /// The same for the other posts.
+    pub counter_lag_others: Lag,
+    /// The same for the other posts.
+    pub view_lag_others: Lag,
+    /// The most write units one partition (table or GSI1) took in one virtual second, and
+    /// the table in one virtual second.
+    pub peak_partition_units: f64,
+    /// The most write units the whole table took in one virtual second.
+    pub peak_table_units: f64,
+}
+
+/// A lag's distribution, in virtual milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lag {
+    /// Likes measured.
+    pub likes: u64,
+    /// Median.
+    pub p50_ms: u64,
+    /// 99th percentile.
+    pub p99_ms: u64,
+    /// Maximum.
+    pub max_ms: u64,
+}
+
+impl Lag {
+    fn of(histogram: &Histogram<u64>) -> Self {
+        Self {
+            likes: histogram.len(),
+            p50_ms: histogram.value_at_quantile(0.5),
+            p99_ms: histogram.value_at_quantile(0.99),
+            max_ms: histogram.max(),
+        }
+    }
+}
+
+/// When a like was written, and what of it has been seen since.
+struct Written {
+    at: i64,
+    hot: bool,
+    counted: bool,
+    viewed: bool,
+}
+
+/// The lags measured so far.
+struct Lags {
+    written: FxHashMap<LikeId, Written>,
+    /// The likes each pending delta carries.
+    deltas: FxHashMap<Ksuid, Vec<LikeId>>,
+    counter: [Histogram<u64>; 2],
+    view: [Histogram<u64>; 2],
+}
+
+impl Lags {
+    fn new() -> Self {
+        let histogram = || Histogram::new_with_bounds(1, 24 * 3_600_000, 3).expect("a histogram");
+        Self {
+            written: FxHashMap::default(),
+            deltas: FxHashMap::default(),
+            counter: [histogram(), histogram()],
+            view: [histogram(), histogram()],
+        }
+    }
+
+    fn seen(&mut self, like: LikeId, now: i64, counted: bool) {
+        let Some(written) = self.written.get_mut(&like) else {
+            return;
+        };
+        let (done, histograms) = if counted {
+            (&mut written.counted, &mut self.counter)
+        } else {
+            (&mut written.viewed, &mut self.view)
+        };
+        if !*done {
+            *done = true;
+            let lag = (now - written.at).max(1) as u64;
+            histograms[usize::from(written.hot)].saturating_record(lag);
+        }
+        if written.counted && written.viewed {
+            self.written.remove(&like);
+        }
+    }
+
+    /// A request landed, done: what it counted and stamped (`minted`: the delta ids it wrote).
+    fn landed(&mut self, request: &Request, minted: &[Ksuid], now: i64) {
+        match request {
+            Request::Count { transaction, .. } => {
+                let mut minted = minted.iter();
+                for count in &transaction.posts {
+                    let likes = count.marks.iter().map(|m| m.like.like_id);
+                    if count.via_delta {
+                        if let Some(id) = minted.next() {
+                            self.deltas.insert(*id, likes.collect());
+                        }
+                    } else {
+                        for like in likes {
+                            self.seen(like, now, true);
+                        }
+                    }
+                    for mark in count.marks.iter().filter(|m| m.stamp) {
+                        self.seen(mark.like.like_id, now, false);
+                    }
+                    for fold in &count.folds {
+                        for like in self.deltas.remove(&fold.delta.delta_id).unwrap_or_default() {
+                            self.seen(like, now, true);
+                        }
+                    }
+                }
+            }
+            Request::Stamp { like, .. } => self.seen(like.like_id, now, false),
+            _ => {}
+        }
+    }
 }
 
 /// Why a run failed: what went wrong, with the replay command.
@@ -371,17 +530,17 @@ struct World {
     rng: StdRng,
     table: Table,
     filter: Filter,
-    topic: TopicSlug,
-    posts: Vec<PostId>,
+    posts: Vec<(TopicSlug, PostId)>,
     users: Vec<UserId>,
     clients: Vec<Client>,
     consumers: Vec<Consumer>,
-    /// Every record the filters passed, in stream order (what a replay reads).
-    log: Vec<Rc<Routed>>,
     invocations: FxHashMap<u64, Invocation>,
     next_invocation: u64,
     failure_destination: Vec<BatchInfo>,
     faults_on: bool,
+    lags: Lags,
+    /// The next new liker's number (with `distinct_likers`).
+    next_liker: u64,
     trace: FxHasher,
     report: Report,
 }
@@ -398,9 +557,13 @@ impl World {
     fn new(settings: Settings) -> Self {
         let mut rng = StdRng::seed_from_u64(settings.seed);
         let mut table = Table::new("sim", START_MS, settings.table);
-        let topic: TopicSlug = "sim".parse().expect("a topic");
-        let posts: Vec<PostId> = (0..settings.posts.max(1)).map(|_| id(&mut rng)).collect();
-        for post in &posts {
+        let posts: Vec<(TopicSlug, PostId)> = (0..settings.posts.max(1))
+            .map(|i| {
+                let topic = format!("topic-{}", i % settings.topics.max(1));
+                (topic.parse().expect("a topic"), id(&mut rng))
+            })
+            .collect();
+        for (topic, post) in &posts {
             let item = Post {
                 topic: topic.clone(),
                 post_id: *post,
@@ -412,8 +575,7 @@ impl World {
                 view_shards: 1,
             }
             .to_item();
-            let body = serde_json::json!({"TableName": table.name, "Item": wire::item(&item)});
-            table.call("PutItem", body, START_MS).expect("put a post");
+            table.load(&item);
         }
         let users = (0..settings.users.max(1))
             .map(|u| format!("user-{u}").parse().expect("a user id"))
@@ -440,16 +602,16 @@ impl World {
             rng,
             table,
             filter: Filter::deployed(),
-            topic,
             posts,
             users,
             clients,
             consumers,
-            log: Vec::new(),
             invocations: FxHashMap::default(),
             next_invocation: 0,
             failure_destination: Vec::new(),
             faults_on: true,
+            lags: Lags::new(),
+            next_liker: 0,
             trace: FxHasher::default(),
             report: Report {
                 seed: settings.seed,
@@ -507,7 +669,14 @@ impl World {
         self.report.throttled = stats.throttled;
         self.report.hot_counter_writes_per_second = self
             .table
-            .max_post_writes_per_second(self.posts[0].as_str());
+            .max_post_writes_per_second(self.posts[0].1.as_str());
+        self.report.counter_lag_hot = Lag::of(&self.lags.counter[1]);
+        self.report.view_lag_hot = Lag::of(&self.lags.view[1]);
+        self.report.counter_lag_others = Lag::of(&self.lags.counter[0]);
+        self.report.view_lag_others = Lag::of(&self.lags.view[0]);
+        let (partition, table) = self.table.peak_units();
+        self.report.peak_partition_units = partition;
+        self.report.peak_table_units = table;
         Ok(())
     }
 
@@ -543,7 +712,7 @@ impl World {
                     && self.outstanding == 0
                     && read == 0
                     && self.invocations.is_empty()
-                    && self.consumers.iter().all(|c| c.pending.is_empty());
+                    && self.consumers.iter().all(Consumer::idle);
                 self.schedule(POLL_MS, Event::Poll);
                 if quiet {
                     return Ok(());
@@ -629,6 +798,15 @@ impl World {
             like_id,
         );
         self.trace.write_u8(outcome as u8);
+        if let (Outcome::Changed, Op::Like(_, _, post)) = (outcome, &op) {
+            let written = Written {
+                at: self.now,
+                hot: *post == self.posts[0].1,
+                counted: false,
+                viewed: false,
+            };
+            self.lags.written.insert(like_id, written);
+        }
         let wait = if outcome == Outcome::Contended && attempt + 1 < WRITER_BACKOFF.attempts {
             self.clients[c].retry = Some((op, attempt + 1));
             let jitter = self.rng.random();
@@ -644,22 +822,29 @@ impl World {
     }
 
     fn next_op(&mut self) -> Op {
-        let post = if self
+        let (topic, post) = if self
             .rng
             .random_bool(self.settings.hot_share.clamp(0.0, 1.0))
         {
-            self.posts[0]
+            self.posts[0].clone()
         } else {
-            self.posts[self.rng.random_range(0..self.posts.len())]
+            self.posts[self.rng.random_range(0..self.posts.len())].clone()
         };
-        let user = self.users[self.rng.random_range(0..self.users.len())].clone();
+        let user = if self.settings.distinct_likers {
+            self.next_liker += 1;
+            format!("liker-{}", self.next_liker)
+                .parse()
+                .expect("a user id")
+        } else {
+            self.users[self.rng.random_range(0..self.users.len())].clone()
+        };
         if self
             .rng
             .random_bool(self.settings.unlike_share.clamp(0.0, 1.0))
         {
-            Op::Unlike(user, self.topic.clone(), post)
+            Op::Unlike(user, topic, post)
         } else {
-            Op::Like(user, self.topic.clone(), post)
+            Op::Like(user, topic, post)
         }
     }
 
@@ -672,25 +857,52 @@ impl World {
                 continue;
             }
             let consumer = consumer_of(&raw, &self.settings.source);
-            let routed = Rc::new(Routed {
-                decoded: decode_json(&raw),
-                raw,
-                read_ms: self.now,
-            });
-            self.log.push(routed.clone());
+            let routed = self.routed(raw);
             self.consumers[consumer].pending.push_back(routed);
         }
         for c in 0..self.consumers.len() {
-            if let Kind::Replay { next } = self.consumers[c].kind {
-                let consumer = &mut self.consumers[c];
-                consumer.pending.extend(self.log[next..].iter().cloned());
-                consumer.kind = Kind::Replay {
-                    next: self.log.len(),
-                };
-            }
+            self.read_for_replay(c);
             self.start(c)?;
         }
         Ok(read)
+    }
+
+    fn routed(&self, raw: serde_json::Value) -> Rc<Routed> {
+        Rc::new(Routed {
+            decoded: decode_json(&raw),
+            raw,
+            read_ms: self.now,
+        })
+    }
+
+    /// A replay reads the stream from its start, through the filters, a few batches ahead.
+    fn read_for_replay(&mut self, c: usize) {
+        let Kind::Replay {
+            read_to,
+            caught_up: false,
+        } = &self.consumers[c].kind
+        else {
+            return;
+        };
+        if self.consumers[c].pending.len() >= 2 * lambda::REPLAY_BATCH {
+            return;
+        }
+        let page = self
+            .table
+            .records_after(read_to.as_deref(), lambda::REPLAY_BATCH);
+        let read_to = page
+            .last()
+            .and_then(table::sequence_of)
+            .map(str::to_owned)
+            .or(read_to.clone());
+        let caught_up = page.is_empty();
+        for raw in page {
+            if self.filter.passes(&raw) {
+                let routed = self.routed(raw);
+                self.consumers[c].pending.push_back(routed);
+            }
+        }
+        self.consumers[c].kind = Kind::Replay { read_to, caught_up };
     }
 
     /// Start an invocation on consumer `c` if one is due.
@@ -837,13 +1049,16 @@ impl World {
                     .map(|r| r.raw.to_string())
                     .unwrap_or_default()
             };
-            let answer = executor::send(
-                &mut self.table,
-                &request,
-                self.now,
-                || id::<Ksuid>(rng),
-                raw,
-            );
+            let mut minted = Vec::new();
+            let delta_id = || {
+                let id = id::<Ksuid>(rng);
+                minted.push(id);
+                id
+            };
+            let answer = executor::send(&mut self.table, &request, self.now, delta_id, raw);
+            if answer == Answer::Done {
+                self.lags.landed(&request, &minted, self.now);
+            }
             if fault == Fault::Lost {
                 Answer::Transient("lost".into())
             } else {
@@ -869,7 +1084,11 @@ impl World {
         self.report.commands += 1;
         match command {
             Command::Replay => {
-                let consumer = Consumer::new(Kind::Replay { next: 0 }, &self.settings.source);
+                let replay = Kind::Replay {
+                    read_to: None,
+                    caught_up: false,
+                };
+                let consumer = Consumer::new(replay, &self.settings.source);
                 self.consumers.push(consumer);
             }
             Command::Verify => {
@@ -1006,8 +1225,8 @@ mod tests {
     fn the_end_check_sees_a_counter_off_by_one() {
         let mut world = World::new(Settings::sweep(3));
         world.run().expect("seed 3 settles");
-        let post = world.posts[0];
-        let write = contracts::counting::move_counter(&world.topic, post, 1);
+        let (topic, post) = world.posts[0].clone();
+        let write = contracts::counting::move_counter(&topic, post, 1);
         let body = wire::request(::projector::batch::count::ActionKind::Update, &write, "sim");
         world
             .table

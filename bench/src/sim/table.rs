@@ -152,6 +152,11 @@ impl Table {
         &self.rules.stats
     }
 
+    /// The most write units one partition, and the whole table, took in one virtual second.
+    pub fn peak_units(&self) -> (f64, f64) {
+        self.rules.peak_units()
+    }
+
     /// The most writes the item of `post` took within any one virtual second.
     pub fn max_post_writes_per_second(&self, post: &str) -> usize {
         self.rules.max_post_writes_per_second(post)
@@ -175,6 +180,12 @@ impl Table {
             "DeleteItem" => delete_item::DeleteItemRequest,
             "TransactWriteItems" => transact_write_items::TransactWriteItemsRequest,
         })
+    }
+
+    /// Put an item before the run, outside DynamoDB's limits (the world's starting data).
+    pub fn load(&mut self, item: &contracts::items::Item) {
+        let body = json!({"TableName": self.name, "Item": super::wire::item(item)});
+        self.engine("PutItem", body).expect("put an item");
     }
 
     /// A request as DynamoDB answers it at `now_ms`: refused for contention, else evaluated
@@ -217,46 +228,50 @@ impl Table {
         found["Item"][keys::GSI1PK]["S"].as_str().map(str::to_owned)
     }
 
-    /// Stream records written since the last call, in order (the engine's stream has one
-    /// shard, and keeps every record).
+    /// Up to `limit` stream records after the one with sequence number `after` (from the
+    /// stream's start without one), in order: the engine's stream has one shard and keeps
+    /// every record.
+    pub fn records_after(&self, after: Option<&str>, limit: usize) -> Vec<Value> {
+        let mut request = json!({"StreamArn": self.stream_arn, "ShardId": self.shard_id});
+        match after {
+            Some(sequence) => {
+                request["ShardIteratorType"] = Value::from("AFTER_SEQUENCE_NUMBER");
+                request["SequenceNumber"] = Value::from(sequence);
+            }
+            None => request["ShardIteratorType"] = Value::from("TRIM_HORIZON"),
+        }
+        let iterator = self
+            .engine("GetShardIterator", request)
+            .expect("a shard iterator");
+        let mut page = self
+            .engine(
+                "GetRecords",
+                json!({"ShardIterator": iterator["ShardIterator"], "Limit": limit.min(1000)}),
+            )
+            .expect("stream records");
+        let Value::Array(records) = page["Records"].take() else {
+            return Vec::new();
+        };
+        records
+            .into_iter()
+            .map(|mut record| {
+                record["eventSourceARN"] = Value::from(self.stream_arn.clone());
+                record
+            })
+            .collect()
+    }
+
+    /// Stream records written since the last call, in order.
     pub fn new_records(&mut self) -> Vec<Value> {
         let mut records = Vec::new();
         loop {
-            let position = match &self.read_to {
-                Some(sequence) => json!({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                    "SequenceNumber": sequence}),
-                None => json!({"ShardIteratorType": "TRIM_HORIZON"}),
+            let page = self.records_after(self.read_to.as_deref(), 1000);
+            let Some(last) = page.last() else {
+                return records;
             };
-            let mut request = json!({"StreamArn": self.stream_arn, "ShardId": self.shard_id});
-            request
-                .as_object_mut()
-                .expect("an object")
-                .extend(position.as_object().expect("an object").clone());
-            let iterator = self
-                .engine("GetShardIterator", request)
-                .expect("a shard iterator");
-            let page = self
-                .engine(
-                    "GetRecords",
-                    json!({"ShardIterator": iterator["ShardIterator"], "Limit": 1000}),
-                )
-                .expect("stream records");
-            let Some(Value::Array(page)) = page.get("Records").cloned() else {
-                break;
-            };
-            if page.is_empty() {
-                break;
-            }
-            self.read_to = page
-                .last()
-                .and_then(|r| r["dynamodb"]["SequenceNumber"].as_str())
-                .map(str::to_owned);
-            records.extend(page.into_iter().map(|mut record| {
-                record["eventSourceARN"] = Value::from(self.stream_arn.clone());
-                record
-            }));
+            self.read_to = sequence_of(last).map(str::to_owned);
+            records.extend(page);
         }
-        records
     }
 
     /// Every item of the table, read consistently.
@@ -278,6 +293,11 @@ impl Table {
             }
         }
     }
+}
+
+/// A stream record's sequence number.
+pub fn sequence_of(record: &Value) -> Option<&str> {
+    record["dynamodb"]["SequenceNumber"].as_str()
 }
 
 /// `CreateTable` as `contracts::table::TABLE` defines the table.

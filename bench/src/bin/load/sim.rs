@@ -30,9 +30,31 @@ pub struct SimArgs {
     /// Threads of a sweep.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// The viral post at scale: one post's likes at `--viral-rate`, beside the same load
+    /// spread evenly; print both reports.
+    #[arg(long, conflicts_with_all = ["seed", "seconds", "seeds"])]
+    viral: bool,
+    /// Likes a second of the viral post.
+    #[arg(long, default_value_t = 20_000.0)]
+    viral_rate: f64,
+    /// Likes a second over the other posts.
+    #[arg(long, default_value_t = 1_000.0)]
+    others_rate: f64,
+    /// The other posts.
+    #[arg(long, default_value_t = 1_000)]
+    others: usize,
+    /// Virtual seconds of load.
+    #[arg(long, default_value_t = 60)]
+    viral_seconds: i64,
+    /// Stream shards (Lambda runs the deployed parallelization factor on each).
+    #[arg(long, default_value_t = 100)]
+    shards: usize,
 }
 
 pub fn run(args: SimArgs) -> ExitCode {
+    if args.viral {
+        return viral(&args);
+    }
     if let Some(seed) = args.seed {
         let settings = Settings::sweep(seed);
         let settings = if args.shrink {
@@ -160,12 +182,13 @@ fn shrink(mut settings: Settings) -> Settings {
         return settings;
     }
     type Step = fn(&mut Settings) -> bool;
-    let steps: [Step; 10] = [
+    let steps: [Step; 11] = [
         |s| halve_i64(&mut s.load_ms, 100),
         |s| halve_f64(&mut s.rate, 1.0),
         |s| halve_usize(&mut s.users, 1),
         |s| halve_usize(&mut s.clients, 1),
         |s| halve_usize(&mut s.posts, 1),
+        |s| halve_usize(&mut s.topics, 1),
         |s| halve_usize(&mut s.source.shards, 1),
         |s| halve_usize(&mut s.source.batch_size, 1),
         |s| s.operators.pop().is_some(),
@@ -203,4 +226,52 @@ fn halve_usize(value: &mut usize, floor: usize) -> bool {
     let old = *value;
     *value = (old / 2).max(floor);
     *value < old
+}
+
+/// The viral post and the same likes spread evenly, side by side on two threads.
+fn viral(args: &SimArgs) -> ExitCode {
+    let runs: Vec<_> = [false, true]
+        .into_iter()
+        .map(|spread| {
+            let settings = Settings::viral(
+                args.viral_rate,
+                args.others_rate,
+                args.others,
+                args.viral_seconds * 1000,
+                args.shards,
+                spread,
+            );
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                (spread, sim::run(settings), started.elapsed())
+            })
+        })
+        .collect();
+    let mut failed = false;
+    for run in runs {
+        let (spread, result, took) = run.join().expect("a viral run");
+        let name = if spread {
+            "spread evenly"
+        } else {
+            "viral post"
+        };
+        match result {
+            Ok(report) => {
+                eprintln!("{name}: {:.0} s of wall time", took.as_secs_f64());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("a report")
+                );
+            }
+            Err(failure) => {
+                eprintln!("{name}: {failure}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
