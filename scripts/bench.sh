@@ -27,3 +27,8 @@ echo "== multi-shard simulation: a viral post over 16 virtual shards x 2, confli
 target/release/bench shards --likes 10000 --rate 500 --shards 16 --parallelization 2 --batch-size 1000 \
   --batching-window-ms 1000 \
   --json "$root/docs/benchmarks.json"
+
+echo "== deterministic simulation: one post at 20,000 likes/s over 100 shards x 2, beside the same load spread evenly"
+# VIRAL_SECONDS of virtual load (the full-scale 60 s takes far longer than 10 minutes of wall time today:
+# docs/benchmarks.md).
+target/release/bench sim --viral --viral-seconds "${VIRAL_SECONDS:-5}" --json "$root/docs/benchmarks.json"

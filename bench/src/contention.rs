@@ -15,8 +15,12 @@
 //!
 //! Everything else is forwarded to the local engine unchanged. Items are under 1 KB here, so a
 //! write is one unit. Which writes touch GSI1 is read from the request: a put with `GSI1PK`, an
-//! update that sets it, and a delete of a like (stamped likes are in the view; taken to be in
-//! view shard 0, as the model does not see the item). An update of a like stamped earlier
+//! update that sets it, and a delete of an item in GSI1 (the proxy does not see the item and
+//! takes a like to be in view shard 0; the simulation's table reads it).
+//!
+//! The rules themselves (`Rules`: holds, buckets, what was refused) take the time as an
+//! argument: the proxy gives them the wall clock, the simulation (`crate::sim::table`) its
+//! virtual one, so both model DynamoDB with one code. An update of a like stamped earlier
 //! also rewrites its GSI1 entry in DynamoDB; the model does not see that (it would need the
 //! item), so it undercounts GSI1 load slightly.
 //!

@@ -49,6 +49,9 @@ pub struct SimArgs {
     /// Stream shards (Lambda runs the deployed parallelization factor on each).
     #[arg(long, default_value_t = 100)]
     shards: usize,
+    /// With `--viral`: merge the figures into this JSON file (its `simulatedViralPost`).
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: SimArgs) -> ExitCode {
@@ -247,7 +250,7 @@ fn viral(args: &SimArgs) -> ExitCode {
             })
         })
         .collect();
-    let mut failed = false;
+    let mut reports = Vec::new();
     for run in runs {
         let (spread, result, took) = run.join().expect("a viral run");
         let name = if spread {
@@ -262,16 +265,41 @@ fn viral(args: &SimArgs) -> ExitCode {
                     "{}",
                     serde_json::to_string_pretty(&report).expect("a report")
                 );
+                reports.push((report, took));
             }
             Err(failure) => {
                 eprintln!("{name}: {failure}");
-                failed = true;
+                return ExitCode::FAILURE;
             }
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    if let (Some(path), [(viral, viral_took), (spread, spread_took)]) = (&args.json, &reports[..]) {
+        let ratio =
+            viral.counter_lag_others.p99_ms as f64 / spread.counter_lag_others.p99_ms.max(1) as f64;
+        let mut document: serde_json::Value = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        document["simulatedViralPost"] = serde_json::json!({
+            "what": "simulated: bench::sim, the projector's batch machine and dynoxide's storage in virtual time, DynamoDB's conflicts and partition limits modelled",
+            "settings": {
+                "viralLikesPerSecond": args.viral_rate,
+                "otherLikesPerSecond": args.others_rate,
+                "otherPosts": args.others,
+                "virtualSeconds": args.viral_seconds,
+                "shards": args.shards,
+                "eventSource": contracts::event_source::DEPLOYED,
+            },
+            "viral": viral,
+            "spreadEvenly": spread,
+            "wallSeconds": [viral_took.as_secs(), spread_took.as_secs()],
+            "otherPostsCounterLagP99Ratio": ratio,
+        });
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&document).expect("JSON") + "\n",
+        )
+        .expect("write the figures");
     }
+    ExitCode::SUCCESS
 }
