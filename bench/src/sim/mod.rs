@@ -25,7 +25,9 @@
 //!   seeded moments while load and faults go on; after the load, the runbook: replay if the
 //!   failure destination holds anything.
 //!
-//! At the end, with the load stopped and the faults calmed, the run must reach quiescence
+//! While the load runs, a client reads the first posts' counts and a counter checker holds each
+//! read against the acknowledged history ([`staleness`]): a count no staleness allows fails the
+//! run. At the end, with the load stopped and the faults calmed, the run must reach quiescence
 //! within [`QUIESCE_LIMIT_MS`] of virtual time and then show zero drift: every post's counter
 //! plus its pending deltas equals its live likes, its view holds exactly its live likes, each in
 //! a shard below its `viewShards`, and no delta is left.
@@ -71,6 +73,10 @@ const START_MS: i64 = 1_767_225_600_000;
 /// How often the event source reads the stream (Lambda polls a shard about four times a
 /// second).
 const POLL_MS: i64 = 250;
+/// How often a client reads the counts while the load runs.
+const READ_EVERY_MS: i64 = 500;
+/// Posts whose counts are read (the first ones: the hot post among them).
+const POSTS_READ: usize = 8;
 /// The longest the pipeline may take to settle after the load stops.
 pub const QUIESCE_LIMIT_MS: i64 = 30 * 60 * 1000;
 /// How long a lost or dropped request takes to fail (the SDK's attempt timeout).
@@ -238,11 +244,6 @@ impl Settings {
             operators: Vec::new(),
         }
     }
-
-    /// The replay command line of this run.
-    pub fn command(&self) -> String {
-        format!("cargo run -p bench --bin bench -- sim --seed {}", self.seed)
-    }
 }
 
 /// What a run did and found.
@@ -295,6 +296,11 @@ pub struct Report {
     pub peak_partition_units: f64,
     /// The most write units the whole table took in one virtual second.
     pub peak_table_units: f64,
+    /// Counts read while the load ran.
+    pub count_reads: u64,
+    /// The most a read count lagged: the shortest window of recent acknowledged changes
+    /// within which some subset, with everything older, gives the count read.
+    pub max_read_staleness_ms: i64,
 }
 
 /// A lag's distribution, in virtual milliseconds.
@@ -448,6 +454,8 @@ enum Event {
     Timeout(u64),
     /// An operator's command.
     Operator(Command),
+    /// A client reads the posts' counts (the API answers the stored `likeCount`).
+    Read,
 }
 
 impl Event {
@@ -461,6 +469,7 @@ impl Event {
             Event::Deadline(_) => 5,
             Event::Timeout(_) => 6,
             Event::Operator(_) => 7,
+            Event::Read => 8,
         }
     }
 }
@@ -539,6 +548,8 @@ struct World {
     failure_destination: Vec<BatchInfo>,
     faults_on: bool,
     lags: Lags,
+    /// Each post's acknowledged likes (+1) and unlikes (-1), in time order.
+    history: FxHashMap<PostId, Vec<(i64, i64)>>,
     /// The next new liker's number (with `distinct_likers`).
     next_liker: u64,
     trace: FxHasher,
@@ -611,6 +622,7 @@ impl World {
             failure_destination: Vec::new(),
             faults_on: true,
             lags: Lags::new(),
+            history: FxHashMap::default(),
             next_liker: 0,
             trace: FxHasher::default(),
             report: Report {
@@ -627,6 +639,7 @@ impl World {
             world.schedule(at, Event::Operator(command));
         }
         world.schedule(POLL_MS, Event::Poll);
+        world.schedule(READ_EVERY_MS, Event::Read);
         world
     }
 
@@ -777,6 +790,12 @@ impl World {
                 }
             }
             Event::Operator(command) => self.operate(command),
+            Event::Read => {
+                self.read_counts()?;
+                if self.now < self.load_ends() {
+                    self.schedule(READ_EVERY_MS, Event::Read);
+                }
+            }
         }
         Ok(0)
     }
@@ -798,6 +817,16 @@ impl World {
             like_id,
         );
         self.trace.write_u8(outcome as u8);
+        if outcome == Outcome::Changed {
+            let (post, change) = match &op {
+                Op::Like(_, _, post) => (post, 1),
+                Op::Unlike(_, _, post) => (post, -1),
+            };
+            self.history
+                .entry(*post)
+                .or_default()
+                .push((self.now, change));
+        }
         if let (Outcome::Changed, Op::Like(_, _, post)) = (outcome, &op) {
             let written = Written {
                 at: self.now,
@@ -1080,6 +1109,45 @@ impl World {
         );
     }
 
+    /// Read the first posts' counts as the API answers them, and check each against the
+    /// acknowledged history (a counter checker in the manner of Jepsen's): a count read at `t`
+    /// is every change acknowledged before `t - S` and any subset of the later ones, for some
+    /// staleness `S`. A count that no `S` allows is a failure; the largest `S` is reported.
+    fn read_counts(&mut self) -> Result<(), String> {
+        for (topic, post) in self.posts.iter().take(POSTS_READ) {
+            let key = contracts::items::key_item(&keys::ItemKey::Post(topic.clone(), *post));
+            let body = serde_json::json!({"TableName": self.table.name, "Key": wire::item(&key)});
+            let Ok(found) = self.table.call("GetItem", body, self.now) else {
+                continue;
+            };
+            let Some(count) = found["Item"][attr::LIKE_COUNT]["N"]
+                .as_str()
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            self.report.count_reads += 1;
+            let history = self
+                .history
+                .get(post)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            match staleness(history, count, self.now) {
+                Some(stale) => {
+                    self.report.max_read_staleness_ms =
+                        self.report.max_read_staleness_ms.max(stale);
+                }
+                None => {
+                    return Err(format!(
+                        "post {post} read {count} likes at {} ms: no acknowledged history allows it",
+                        self.now - START_MS
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn operate(&mut self, command: Command) {
         self.report.commands += 1;
         match command {
@@ -1153,6 +1221,29 @@ impl World {
     }
 }
 
+/// The least staleness for which `count` is a possible read at `now` of a counter with the
+/// acknowledged `history` ((time, +1 or -1), in time order): all changes older than the window,
+/// any subset of those in it. `None` if even the whole history allows no such count.
+pub fn staleness(history: &[(i64, i64)], count: i64, now: i64) -> Option<i64> {
+    let total: i64 = history.iter().map(|(_, change)| change).sum();
+    // With the window (t - S, now]: the count lies in [total - likes in it, total + unlikes in it].
+    let (mut likes, mut unlikes) = (0, 0);
+    if count == total {
+        return Some(0);
+    }
+    for (at, change) in history.iter().rev() {
+        if *change > 0 {
+            likes += change;
+        } else {
+            unlikes -= change;
+        }
+        if total - likes <= count && count <= total + unlikes {
+            return Some(now - at);
+        }
+    }
+    None
+}
+
 /// DynamoDB's answer to a request it throttles: a transaction cancelled with one action's
 /// reason `ThrottlingError`, anything else `ThrottlingException`.
 fn throttled(request: &Request, rng: &mut StdRng) -> Answer {
@@ -1219,6 +1310,34 @@ mod tests {
             "another seed, another run"
         );
         assert!(first.operations > 0 && first.requests > 0, "{first:?}");
+    }
+
+    #[test]
+    fn a_count_read_is_checked_against_the_acknowledged_history() {
+        // Liked at 0 and 10, one unliked at 20: 1 like now.
+        let history = [(0, 1), (10, 1), (20, -1)];
+        assert_eq!(staleness(&history, 1, 100), Some(0), "up to date");
+        assert_eq!(
+            staleness(&history, 2, 100),
+            Some(80),
+            "the unlike not taken back yet"
+        );
+        assert_eq!(
+            staleness(&history, 0, 100),
+            Some(90),
+            "the second like not counted yet"
+        );
+        assert_eq!(
+            staleness(&history, -1, 100),
+            Some(100),
+            "neither like counted, the unlike taken back"
+        );
+        assert_eq!(
+            staleness(&history, 3, 100),
+            None,
+            "more likes than ever were"
+        );
+        assert_eq!(staleness(&[], 1, 100), None, "a like nobody wrote");
     }
 
     #[test]

@@ -98,6 +98,8 @@ struct Totals {
     /// Runs in which a fault struck, and in which an operator command ran.
     faulted: u64,
     repaired: u64,
+    count_reads: u64,
+    max_read_staleness_ms: i64,
 }
 
 impl Totals {
@@ -113,6 +115,8 @@ impl Totals {
         self.events += report.events;
         self.faulted += u64::from(report.faults > 0);
         self.repaired += u64::from(report.commands > 0);
+        self.count_reads += report.count_reads;
+        self.max_read_staleness_ms = self.max_read_staleness_ms.max(report.max_read_staleness_ms);
     }
 }
 
@@ -151,7 +155,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
     }
     let totals = totals.lock().expect("totals");
     println!(
-        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} batches given up and replayed, {} conflicts, {} throttles); every finished one settled with zero drift",
+        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} batches given up and replayed, {} conflicts, {} partition throttles); {} counts read during the load, each one an acknowledged history allows (most stale: {} ms); every finished one settled with zero drift",
         totals.runs,
         started.elapsed().as_secs_f64(),
         totals.faulted,
@@ -164,6 +168,8 @@ fn sweep(args: &SimArgs) -> ExitCode {
         totals.given_up,
         totals.conflicts,
         totals.throttled,
+        totals.count_reads,
+        totals.max_read_staleness_ms,
     );
     if let Some(failure) = failure.lock().expect("failure").take() {
         eprintln!("{failure}");
