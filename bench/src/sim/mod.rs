@@ -474,6 +474,13 @@ impl Event {
     }
 }
 
+/// Whether an event keeps the world from being quiet: polls do not, nor an invocation's
+/// deadline and timeout (a running invocation keeps it busy by itself; a finished one's
+/// timers do nothing).
+fn counts_as_work(event: &Event) -> bool {
+    !matches!(event, Event::Poll | Event::Deadline(_) | Event::Timeout(_))
+}
+
 /// What a fault does to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -644,7 +651,7 @@ impl World {
     }
 
     fn schedule(&mut self, after_ms: i64, event: Event) {
-        if !matches!(event, Event::Poll) {
+        if counts_as_work(&event) {
             self.outstanding += 1;
         }
         self.seq += 1;
@@ -716,7 +723,7 @@ impl World {
             self.trace.write_i64(self.now);
             self.trace.write_u8(next.event.kind());
             let poll = matches!(next.event, Event::Poll);
-            if !poll {
+            if counts_as_work(&next.event) {
                 self.outstanding -= 1;
             }
             let read = self.step(next.event)?;
