@@ -73,6 +73,9 @@ const START_MS: i64 = 1_767_225_600_000;
 /// How often the event source reads the stream (Lambda polls a shard about four times a
 /// second).
 const POLL_MS: i64 = 250;
+/// A hot counter takes at most this many writes a second: one fold per slot
+/// (`projector::batch::hot::FOLD_SLOT`).
+pub const MAX_FOLDS_PER_SECOND: u32 = (1000 / projector::batch::hot::FOLD_SLOT.as_millis()) as u32;
 /// How often a client reads the counts while the load runs.
 const READ_EVERY_MS: i64 = 500;
 /// Posts whose counts are read (the first ones: the hot post among them).
@@ -296,6 +299,9 @@ pub struct Report {
     pub peak_partition_units: f64,
     /// The most write units the whole table took in one virtual second.
     pub peak_table_units: f64,
+    /// The most folds one post's counter took in one virtual second (a hot counter's writes;
+    /// at most [`MAX_FOLDS_PER_SECOND`]).
+    pub most_folds_per_second: u32,
     /// Counts read while the load ran.
     pub count_reads: u64,
     /// The most a read count lagged: the shortest window of recent acknowledged changes
@@ -343,6 +349,10 @@ struct Lags {
     deltas: FxHashMap<Ksuid, Vec<LikeId>>,
     counter: [Histogram<u64>; 2],
     view: [Histogram<u64>; 2],
+    /// Folds committed into each post's counter in the current virtual second, and the most
+    /// in any second.
+    folds: FxHashMap<PostId, (i64, u32)>,
+    most_folds: u32,
 }
 
 impl Lags {
@@ -353,6 +363,8 @@ impl Lags {
             deltas: FxHashMap::default(),
             counter: [histogram(), histogram()],
             view: [histogram(), histogram()],
+            folds: FxHashMap::default(),
+            most_folds: 0,
         }
     }
 
@@ -393,6 +405,15 @@ impl Lags {
                     }
                     for mark in count.marks.iter().filter(|m| m.stamp) {
                         self.seen(mark.like.like_id, now, false);
+                    }
+                    if !count.folds.is_empty() {
+                        let second = now.div_euclid(1000);
+                        let (at, folds) = self.folds.entry(count.post.post).or_insert((second, 0));
+                        if *at != second {
+                            (*at, *folds) = (second, 0);
+                        }
+                        *folds += 1;
+                        self.most_folds = self.most_folds.max(*folds);
                     }
                     for fold in &count.folds {
                         for like in self.deltas.remove(&fold.delta.delta_id).unwrap_or_default() {
@@ -690,6 +711,13 @@ impl World {
         self.report.hot_counter_writes_per_second = self
             .table
             .max_post_writes_per_second(self.posts[0].1.as_str());
+        self.report.most_folds_per_second = self.lags.most_folds;
+        if self.lags.most_folds > MAX_FOLDS_PER_SECOND {
+            return Err(format!(
+                "a hot counter took {} folds in one virtual second",
+                self.lags.most_folds
+            ));
+        }
         self.report.counter_lag_hot = Lag::of(&self.lags.counter[1]);
         self.report.view_lag_hot = Lag::of(&self.lags.view[1]);
         self.report.counter_lag_others = Lag::of(&self.lags.counter[0]);

@@ -100,6 +100,7 @@ struct Totals {
     repaired: u64,
     count_reads: u64,
     max_read_staleness_ms: i64,
+    most_folds_per_second: u32,
 }
 
 impl Totals {
@@ -116,6 +117,7 @@ impl Totals {
         self.faulted += u64::from(report.faults > 0);
         self.repaired += u64::from(report.commands > 0);
         self.count_reads += report.count_reads;
+        self.most_folds_per_second = self.most_folds_per_second.max(report.most_folds_per_second);
         self.max_read_staleness_ms = self.max_read_staleness_ms.max(report.max_read_staleness_ms);
     }
 }
@@ -155,7 +157,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
     }
     let totals = totals.lock().expect("totals");
     println!(
-        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} batches given up and replayed, {} conflicts, {} partition throttles); {} counts read during the load, each one an acknowledged history allows (most stale: {} ms); every finished one settled with zero drift",
+        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} batches given up and replayed, {} conflicts, {} partition throttles); {} counts read during the load, each one an acknowledged history allows (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift",
         totals.runs,
         started.elapsed().as_secs_f64(),
         totals.faulted,
@@ -170,6 +172,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
         totals.throttled,
         totals.count_reads,
         totals.max_read_staleness_ms,
+        totals.most_folds_per_second,
     );
     if let Some(failure) = failure.lock().expect("failure").take() {
         eprintln!("{failure}");
