@@ -39,6 +39,8 @@
 
 mod executor;
 pub mod lambda;
+mod measure;
+mod settings;
 pub mod table;
 pub mod wire;
 pub mod writer;
@@ -47,14 +49,12 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::Hasher;
 use std::rc::Rc;
-use std::time::Duration;
 
 use contracts::change::decode_json;
 use contracts::dynamo::Backoff;
 use contracts::filters::Filter;
 use contracts::items::{Entity, Post, attr};
 use contracts::keys::{self, Ksuid, LikeId, PostId, TopicSlug, UserId};
-use hdrhistogram::Histogram;
 use projector::batch::{Answer, Batch, Reason, Request, Settings as BatchSettings, Ticket};
 use projector::deadline::{BATCH_TIME, MARGIN};
 use projector::verify::Tallies;
@@ -63,9 +63,12 @@ use rand::{Rng, SeedableRng};
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::Serialize;
 
-use crate::shards::{BatchInfo, ShardSettings, consumer_of};
+use crate::shards::{BatchInfo, consumer_of};
 use lambda::{Consumer, Ended, Kind, Routed};
-use table::{Table, TableSettings};
+pub use measure::{Lag, MAX_FOLDS_PER_SECOND, staleness};
+use measure::{Lags, Written};
+pub use settings::{Command, Faults, Settings};
+use table::Table;
 use writer::{Mode, Op, Outcome};
 
 /// The virtual epoch every run starts at (2026-01-01).
@@ -73,9 +76,6 @@ const START_MS: i64 = 1_767_225_600_000;
 /// How often the event source reads the stream (Lambda polls a shard about four times a
 /// second).
 const POLL_MS: i64 = 250;
-/// A hot counter takes at most this many writes a second: one fold per slot
-/// (`projector::batch::hot::FOLD_SLOT`).
-pub const MAX_FOLDS_PER_SECOND: u32 = (1000 / projector::batch::hot::FOLD_SLOT.as_millis()) as u32;
 /// How often a client reads the counts while the load runs.
 const READ_EVERY_MS: i64 = 500;
 /// Posts whose counts are read (the first ones: the hot post among them).
@@ -86,168 +86,6 @@ pub const QUIESCE_LIMIT_MS: i64 = 30 * 60 * 1000;
 const REQUEST_TIMEOUT_MS: i64 = 3_000;
 /// Attempts a client makes at one operation before it gives up (the writer's backoff).
 const WRITER_BACKOFF: Backoff = Backoff::STANDARD;
-
-/// How often faults strike, in percent.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Faults {
-    /// Of requests: dropped before landing, or landed with the answer lost.
-    pub lost: u32,
-    /// Of requests: answered after several seconds (past the deadline, sometimes).
-    pub slow: u32,
-    /// Of requests: throttled though the partition's budget holds (DynamoDB throttles a
-    /// partition it splits or isolates, too); in a transaction, one action's reason.
-    pub throttled: u32,
-    /// Of invocations: crash after a few answers.
-    pub crash: u32,
-}
-
-/// One run's settings.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Seeds every draw.
-    pub seed: u64,
-    /// Posts (the first is the hot one), post `i` in topic `i % topics` (a topic's posts
-    /// share a partition).
-    pub posts: usize,
-    /// Topics.
-    pub topics: usize,
-    /// Users.
-    pub users: usize,
-    /// Writer clients; `transactional` of them in transactional mode.
-    pub clients: usize,
-    /// Clients in transactional mode.
-    pub transactional: usize,
-    /// Operations a second, all clients together.
-    pub rate: f64,
-    /// Share of operations on the hot post.
-    pub hot_share: f64,
-    /// Share of operations that are unlikes.
-    pub unlike_share: f64,
-    /// Every like by a new user (a viral post's likers), instead of users drawn from `users`.
-    pub distinct_likers: bool,
-    /// How long the load lasts.
-    pub load_ms: i64,
-    /// The event source.
-    pub source: ShardSettings,
-    /// The table's limits.
-    pub table: TableSettings,
-    /// Faults while the load runs, and for `fault_tail_ms` after it.
-    pub faults: Faults,
-    /// How long faults go on after the load stops (the projection's work outlasts the load).
-    pub fault_tail_ms: i64,
-    /// Operator commands during the load: (when, what).
-    pub operators: Vec<(i64, Command)>,
-}
-
-/// An operator's command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Command {
-    /// Replay the whole stream.
-    Replay,
-    /// Tally the table and report drift.
-    Verify,
-}
-
-impl Settings {
-    /// The settings a sweep draws for `seed`: a small world with faults and at least one
-    /// operator command.
-    pub fn sweep(seed: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-        // Mostly short schedules (many interleavings a second), some long ones.
-        let load_ms = if rng.random_bool(0.1) {
-            rng.random_range(3_000..10_000)
-        } else {
-            rng.random_range(300..2_000)
-        };
-        let mut operators = vec![(
-            rng.random_range(0..load_ms),
-            if rng.random_bool(0.5) {
-                Command::Replay
-            } else {
-                Command::Verify
-            },
-        )];
-        if rng.random_bool(0.5) {
-            operators.push((rng.random_range(0..load_ms), Command::Replay));
-        }
-        let clients = rng.random_range(1..8);
-        Self {
-            seed,
-            posts: rng.random_range(1..5),
-            topics: rng.random_range(1..3),
-            users: rng.random_range(2..20),
-            clients,
-            transactional: if rng.random_bool(0.3) {
-                rng.random_range(0..=clients)
-            } else {
-                0
-            },
-            rate: rng.random_range(5.0..80.0),
-            hot_share: rng.random_range(0.0..0.9),
-            unlike_share: rng.random_range(0.0..0.5),
-            distinct_likers: false,
-            load_ms,
-            source: ShardSettings {
-                shards: rng.random_range(1..5),
-                parallelization: rng.random_range(1..3),
-                batch_size: rng.random_range(1..40),
-                batching_window: Duration::from_millis(rng.random_range(0..1_500)),
-                max_retries: Some(rng.random_range(0..4)),
-                timeout: Some(Duration::from_millis(rng.random_range(3_000..10_000))),
-                max_record_age: rng
-                    .random_bool(0.3)
-                    .then(|| Duration::from_millis(rng.random_range(1_000..20_000))),
-            },
-            table: TableSettings {
-                // At least a 100-action transaction's 200 units, as every DynamoDB partition.
-                partition_wcu: rng.random_range(200.0..1_000.0),
-                hold_ms: rng.random_range(1..30),
-            },
-            faults: Faults {
-                lost: rng.random_range(2..15),
-                slow: rng.random_range(0..6),
-                throttled: rng.random_range(0..10),
-                crash: rng.random_range(5..30),
-            },
-            fault_tail_ms: rng.random_range(0..8_000),
-            operators,
-        }
-    }
-
-    /// A viral post: `hot_rate` likes a second on the first post and `others_rate` over
-    /// `others` more posts, every like by a new user, for `load_ms`, on the deployed event
-    /// source over `shards` shards, DynamoDB's limits, no faults. `spread`: the same likes
-    /// over all the posts evenly instead (what the other posts' lag is compared with).
-    pub fn viral(
-        hot_rate: f64,
-        others_rate: f64,
-        others: usize,
-        load_ms: i64,
-        shards: usize,
-        spread: bool,
-    ) -> Self {
-        let rate = hot_rate + others_rate;
-        Self {
-            seed: 1,
-            posts: others + 1,
-            topics: 100,
-            users: 1,
-            clients: 1_000,
-            transactional: 0,
-            rate,
-            hot_share: if spread { 0.0 } else { hot_rate / rate },
-            unlike_share: 0.0,
-            distinct_likers: true,
-            load_ms,
-            source: ShardSettings::deployed(shards),
-            table: TableSettings::default(),
-            faults: Faults::default(),
-            fault_tail_ms: 0,
-            operators: Vec::new(),
-        }
-    }
-}
 
 /// What a run did and found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -307,125 +145,6 @@ pub struct Report {
     /// The most a read count lagged: the shortest window of recent acknowledged changes
     /// within which some subset, with everything older, gives the count read.
     pub max_read_staleness_ms: i64,
-}
-
-/// A lag's distribution, in virtual milliseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Lag {
-    /// Likes measured.
-    pub likes: u64,
-    /// Median.
-    pub p50_ms: u64,
-    /// 99th percentile.
-    pub p99_ms: u64,
-    /// Maximum.
-    pub max_ms: u64,
-}
-
-impl Lag {
-    fn of(histogram: &Histogram<u64>) -> Self {
-        Self {
-            likes: histogram.len(),
-            p50_ms: histogram.value_at_quantile(0.5),
-            p99_ms: histogram.value_at_quantile(0.99),
-            max_ms: histogram.max(),
-        }
-    }
-}
-
-/// When a like was written, and what of it has been seen since.
-struct Written {
-    at: i64,
-    hot: bool,
-    counted: bool,
-    viewed: bool,
-}
-
-/// The lags measured so far.
-struct Lags {
-    written: FxHashMap<LikeId, Written>,
-    /// The likes each pending delta carries.
-    deltas: FxHashMap<Ksuid, Vec<LikeId>>,
-    counter: [Histogram<u64>; 2],
-    view: [Histogram<u64>; 2],
-    /// Folds committed into each post's counter in the current virtual second, and the most
-    /// in any second.
-    folds: FxHashMap<PostId, (i64, u32)>,
-    most_folds: u32,
-}
-
-impl Lags {
-    fn new() -> Self {
-        let histogram = || Histogram::new_with_bounds(1, 24 * 3_600_000, 3).expect("a histogram");
-        Self {
-            written: FxHashMap::default(),
-            deltas: FxHashMap::default(),
-            counter: [histogram(), histogram()],
-            view: [histogram(), histogram()],
-            folds: FxHashMap::default(),
-            most_folds: 0,
-        }
-    }
-
-    fn seen(&mut self, like: LikeId, now: i64, counted: bool) {
-        let Some(written) = self.written.get_mut(&like) else {
-            return;
-        };
-        let (done, histograms) = if counted {
-            (&mut written.counted, &mut self.counter)
-        } else {
-            (&mut written.viewed, &mut self.view)
-        };
-        if !*done {
-            *done = true;
-            let lag = (now - written.at).max(1) as u64;
-            histograms[usize::from(written.hot)].saturating_record(lag);
-        }
-        if written.counted && written.viewed {
-            self.written.remove(&like);
-        }
-    }
-
-    /// A request landed, done: what it counted and stamped (`minted`: the delta ids it wrote).
-    fn landed(&mut self, request: &Request, minted: &[Ksuid], now: i64) {
-        match request {
-            Request::Count { transaction, .. } => {
-                let mut minted = minted.iter();
-                for count in &transaction.posts {
-                    let likes = count.marks.iter().map(|m| m.like.like_id);
-                    if count.via_delta {
-                        if let Some(id) = minted.next() {
-                            self.deltas.insert(*id, likes.collect());
-                        }
-                    } else {
-                        for like in likes {
-                            self.seen(like, now, true);
-                        }
-                    }
-                    for mark in count.marks.iter().filter(|m| m.stamp) {
-                        self.seen(mark.like.like_id, now, false);
-                    }
-                    if !count.folds.is_empty() {
-                        let second = now.div_euclid(1000);
-                        let (at, folds) = self.folds.entry(count.post.post).or_insert((second, 0));
-                        if *at != second {
-                            (*at, *folds) = (second, 0);
-                        }
-                        *folds += 1;
-                        self.most_folds = self.most_folds.max(*folds);
-                    }
-                    for fold in &count.folds {
-                        for like in self.deltas.remove(&fold.delta.delta_id).unwrap_or_default() {
-                            self.seen(like, now, true);
-                        }
-                    }
-                }
-            }
-            Request::Stamp { like, .. } => self.seen(like.like_id, now, false),
-            _ => {}
-        }
-    }
 }
 
 /// Why a run failed: what went wrong, with the replay command.
@@ -1254,29 +973,6 @@ impl World {
         }
         Ok(())
     }
-}
-
-/// The least staleness for which `count` is a possible read at `now` of a counter with the
-/// acknowledged `history` ((time, +1 or -1), in time order): all changes older than the window,
-/// any subset of those in it. `None` if even the whole history allows no such count.
-pub fn staleness(history: &[(i64, i64)], count: i64, now: i64) -> Option<i64> {
-    let total: i64 = history.iter().map(|(_, change)| change).sum();
-    // With the window (t - S, now]: the count lies in [total - likes in it, total + unlikes in it].
-    let (mut likes, mut unlikes) = (0, 0);
-    if count == total {
-        return Some(0);
-    }
-    for (at, change) in history.iter().rev() {
-        if *change > 0 {
-            likes += change;
-        } else {
-            unlikes -= change;
-        }
-        if total - likes <= count && count <= total + unlikes {
-            return Some(now - at);
-        }
-    }
-    None
 }
 
 /// DynamoDB's answer to a request it throttles: a transaction cancelled with one action's

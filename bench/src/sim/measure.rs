@@ -1,0 +1,155 @@
+//! What a run measures while it goes, and checks: each like's lag to its count and to its
+//! view, the folds a hot counter takes a second, and the counts clients read, held against the
+//! acknowledged history by a counter checker in the manner of Jepsen's.
+
+use contracts::keys::{Ksuid, LikeId, PostId};
+use hdrhistogram::Histogram;
+use projector::batch::Request;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+/// A hot counter takes at most this many writes a second: one fold per slot
+/// (`projector::batch::hot::FOLD_SLOT`).
+pub const MAX_FOLDS_PER_SECOND: u32 = (1000 / projector::batch::hot::FOLD_SLOT.as_millis()) as u32;
+
+/// A lag's distribution, in virtual milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lag {
+    /// Likes measured.
+    pub likes: u64,
+    /// Median.
+    pub p50_ms: u64,
+    /// 99th percentile.
+    pub p99_ms: u64,
+    /// Maximum.
+    pub max_ms: u64,
+}
+
+impl Lag {
+    pub(super) fn of(histogram: &Histogram<u64>) -> Self {
+        Self {
+            likes: histogram.len(),
+            p50_ms: histogram.value_at_quantile(0.5),
+            p99_ms: histogram.value_at_quantile(0.99),
+            max_ms: histogram.max(),
+        }
+    }
+}
+
+/// When a like was written, and what of it has been seen since.
+pub(super) struct Written {
+    pub(super) at: i64,
+    pub(super) hot: bool,
+    pub(super) counted: bool,
+    pub(super) viewed: bool,
+}
+
+/// The lags measured so far.
+pub(super) struct Lags {
+    pub(super) written: FxHashMap<LikeId, Written>,
+    /// The likes each pending delta carries.
+    deltas: FxHashMap<Ksuid, Vec<LikeId>>,
+    pub(super) counter: [Histogram<u64>; 2],
+    pub(super) view: [Histogram<u64>; 2],
+    /// Folds committed into each post's counter in the current virtual second, and the most
+    /// in any second.
+    folds: FxHashMap<PostId, (i64, u32)>,
+    pub(super) most_folds: u32,
+}
+
+impl Lags {
+    pub(super) fn new() -> Self {
+        let histogram = || Histogram::new_with_bounds(1, 24 * 3_600_000, 3).expect("a histogram");
+        Self {
+            written: FxHashMap::default(),
+            deltas: FxHashMap::default(),
+            counter: [histogram(), histogram()],
+            view: [histogram(), histogram()],
+            folds: FxHashMap::default(),
+            most_folds: 0,
+        }
+    }
+
+    fn seen(&mut self, like: LikeId, now: i64, counted: bool) {
+        let Some(written) = self.written.get_mut(&like) else {
+            return;
+        };
+        let (done, histograms) = if counted {
+            (&mut written.counted, &mut self.counter)
+        } else {
+            (&mut written.viewed, &mut self.view)
+        };
+        if !*done {
+            *done = true;
+            let lag = (now - written.at).max(1) as u64;
+            histograms[usize::from(written.hot)].saturating_record(lag);
+        }
+        if written.counted && written.viewed {
+            self.written.remove(&like);
+        }
+    }
+
+    /// A request landed, done: what it counted and stamped (`minted`: the delta ids it wrote).
+    pub(super) fn landed(&mut self, request: &Request, minted: &[Ksuid], now: i64) {
+        match request {
+            Request::Count { transaction, .. } => {
+                let mut minted = minted.iter();
+                for count in &transaction.posts {
+                    let likes = count.marks.iter().map(|m| m.like.like_id);
+                    if count.via_delta {
+                        if let Some(id) = minted.next() {
+                            self.deltas.insert(*id, likes.collect());
+                        }
+                    } else {
+                        for like in likes {
+                            self.seen(like, now, true);
+                        }
+                    }
+                    for mark in count.marks.iter().filter(|m| m.stamp) {
+                        self.seen(mark.like.like_id, now, false);
+                    }
+                    if !count.folds.is_empty() {
+                        let second = now.div_euclid(1000);
+                        let (at, folds) = self.folds.entry(count.post.post).or_insert((second, 0));
+                        if *at != second {
+                            (*at, *folds) = (second, 0);
+                        }
+                        *folds += 1;
+                        self.most_folds = self.most_folds.max(*folds);
+                    }
+                    for fold in &count.folds {
+                        for like in self.deltas.remove(&fold.delta.delta_id).unwrap_or_default() {
+                            self.seen(like, now, true);
+                        }
+                    }
+                }
+            }
+            Request::Stamp { like, .. } => self.seen(like.like_id, now, false),
+            _ => {}
+        }
+    }
+}
+
+/// The least staleness for which `count` is a possible read at `now` of a counter with the
+/// acknowledged `history` ((time, +1 or -1), in time order): all changes older than the window,
+/// any subset of those in it. `None` if even the whole history allows no such count.
+pub fn staleness(history: &[(i64, i64)], count: i64, now: i64) -> Option<i64> {
+    let total: i64 = history.iter().map(|(_, change)| change).sum();
+    // With the window (t - S, now]: the count lies in [total - likes in it, total + unlikes in it].
+    let (mut likes, mut unlikes) = (0, 0);
+    if count == total {
+        return Some(0);
+    }
+    for (at, change) in history.iter().rev() {
+        if *change > 0 {
+            likes += change;
+        } else {
+            unlikes -= change;
+        }
+        if total - likes <= count && count <= total + unlikes {
+            return Some(now - at);
+        }
+    }
+    None
+}
