@@ -68,8 +68,8 @@ pub(crate) struct Consumer {
     pub(crate) kind: Kind,
     /// Records read, not yet applied or given up on, in order.
     pub(crate) pending: VecDeque<Rc<Routed>>,
-    /// The running invocation and how many of `pending` it has.
-    pub(crate) running: Option<(u64, usize)>,
+    /// How many of `pending` the running invocation has, if one runs.
+    pub(crate) running: Option<usize>,
     /// Failed attempts at the batch at the head.
     attempts: u32,
     /// The batch size, halved by function errors.
@@ -136,7 +136,7 @@ impl Consumer {
         settings: &ShardSettings,
         shard: usize,
     ) -> Settled {
-        let (_, len) = self.running.take().expect("a running invocation");
+        let len = self.running.take().expect("a running invocation");
         let mut settled = Settled::default();
         let failed_from = match &ended {
             Ended::Answered(outcomes) => outcomes.iter().position(|o| *o == Outcome::Failed),

@@ -698,7 +698,7 @@ impl World {
         self.next_invocation += 1;
         self.report.invocations += 1;
         let consumer = &mut self.consumers[c];
-        consumer.running = Some((id, len));
+        consumer.running = Some(len);
         let records: Vec<Rc<Routed>> = consumer.pending.iter().take(len).cloned().collect();
         let decoded: Vec<_> = records.iter().map(|r| r.decoded.clone()).collect();
         let timeout = source.timeout.unwrap_or(BATCH_TIME).as_millis() as i64;
@@ -914,26 +914,25 @@ impl World {
                 self.consumers.push(consumer);
             }
             Command::Verify => {
-                let drifting = self.tally().drift().len();
+                let drifting = Self::tally(&self.table.scan()).drift().len();
                 self.trace.write_usize(drifting);
             }
         }
     }
 
     /// `verify`'s tally of a consistent scan.
-    fn tally(&self) -> Tallies {
+    fn tally(items: &[serde_json::Value]) -> Tallies {
         let mut tallies = Tallies::default();
-        for item in self.table.scan() {
-            if let Some(item) = wire::from_item(&item) {
-                tallies.add(item);
-            }
+        for item in items.iter().filter_map(wire::from_item) {
+            tallies.add(item);
         }
         tallies
     }
 
     /// Zero drift, no delta left, every stamp in a shard below its post's count.
     fn check(&mut self) -> Result<(), String> {
-        let tallies = self.tally();
+        let items = self.table.scan();
+        let tallies = Self::tally(&items);
         let drift = tallies.drift();
         if !drift.is_empty() {
             return Err(format!("drift after settling: {drift:?}"));
@@ -942,7 +941,6 @@ impl World {
             return Err(format!("a delta left on {post:?}: {t:?}"));
         }
         self.report.live_likes = tallies.posts.values().map(|t| t.live).sum();
-        let items = self.table.scan();
         let shards: FxHashMap<String, i64> = items
             .iter()
             .filter_map(|i| {

@@ -189,7 +189,8 @@ impl Table {
     }
 
     /// A request as DynamoDB answers it at `now_ms`: refused for contention, else evaluated
-    /// by the engine. A transaction that commits holds its items for the settings' `hold_ms`.
+    /// by the engine. A transaction it admits holds its items for the settings' `hold_ms`,
+    /// whether its conditions hold or not (DynamoDB locks them while it decides).
     pub fn call(&mut self, operation: &str, body: Value, now_ms: i64) -> Result<Value, Refusal> {
         self.clock.set(now_ms);
         let stored = |item: &ItemId| self.stored_index(item);

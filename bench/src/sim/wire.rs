@@ -4,86 +4,23 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use contracts::counting::Write;
 use contracts::items::{Item, key_item};
 use contracts::keys::ItemKey;
 use projector::batch::count::ActionKind;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// An attribute value as DynamoDB's JSON writes it.
-pub fn value(value: &AttributeValue) -> Value {
-    use base64::Engine;
-    let base64 = |b: &Blob| base64::engine::general_purpose::STANDARD.encode(b.as_ref());
-    match value {
-        AttributeValue::S(s) => json!({"S": s}),
-        AttributeValue::N(n) => json!({"N": n}),
-        AttributeValue::Bool(b) => json!({"BOOL": b}),
-        AttributeValue::Null(b) => json!({"NULL": b}),
-        AttributeValue::B(b) => json!({"B": base64(b)}),
-        AttributeValue::Ss(v) => json!({"SS": v}),
-        AttributeValue::Ns(v) => json!({"NS": v}),
-        AttributeValue::Bs(v) => json!({"BS": v.iter().map(base64).collect::<Vec<_>>()}),
-        AttributeValue::L(v) => json!({"L": v.iter().map(self::value).collect::<Vec<_>>()}),
-        AttributeValue::M(m) => json!({"M": item(m)}),
-        _ => Value::Null,
-    }
-}
-
-/// An item (or a key, or expression values) as DynamoDB's JSON writes it.
+/// An item (or a key, or expression values) as DynamoDB's JSON writes it (serde_dynamo's
+/// `Item` is that format).
 pub fn item(item: &HashMap<String, AttributeValue>) -> Value {
-    Value::Object(
-        item.iter()
-            .map(|(name, v)| (name.clone(), value(v)))
-            .collect::<Map<_, _>>(),
-    )
-}
-
-/// An attribute value read from DynamoDB's JSON.
-pub fn from_value(value: &Value) -> Option<AttributeValue> {
-    use base64::Engine;
-    let (kind, inner) = value.as_object()?.iter().next()?;
-    let strings = || -> Option<Vec<String>> {
-        inner
-            .as_array()?
-            .iter()
-            .map(|s| s.as_str().map(str::to_owned))
-            .collect()
-    };
-    let blob = |b: &Value| {
-        base64::engine::general_purpose::STANDARD
-            .decode(b.as_str()?)
-            .ok()
-            .map(Blob::new)
-    };
-    Some(match kind.as_str() {
-        "S" => AttributeValue::S(inner.as_str()?.to_owned()),
-        "N" => AttributeValue::N(inner.as_str()?.to_owned()),
-        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
-        "NULL" => AttributeValue::Null(inner.as_bool()?),
-        "B" => AttributeValue::B(blob(inner)?),
-        "SS" => AttributeValue::Ss(strings()?),
-        "NS" => AttributeValue::Ns(strings()?),
-        "BS" => AttributeValue::Bs(inner.as_array()?.iter().map(blob).collect::<Option<_>>()?),
-        "L" => AttributeValue::L(
-            inner
-                .as_array()?
-                .iter()
-                .map(from_value)
-                .collect::<Option<_>>()?,
-        ),
-        "M" => AttributeValue::M(from_item(inner)?),
-        _ => return None,
-    })
+    serde_json::to_value(serde_dynamo::Item::from(item.clone())).expect("items serialize")
 }
 
 /// An item read from DynamoDB's JSON.
 pub fn from_item(item: &Value) -> Option<Item> {
-    item.as_object()?
-        .iter()
-        .map(|(name, v)| Some((name.clone(), from_value(v)?)))
-        .collect()
+    serde_dynamo::Item::deserialize(item).ok().map(Into::into)
 }
 
 /// A write's expressions, as the members of its request or transaction action.

@@ -7,6 +7,7 @@
 
 use chrono::DateTime;
 use contracts::counting;
+use contracts::dynamo::CONDITION_FAILED;
 use contracts::items::{Entity, Like};
 use contracts::keys::{self, LikeId, PostId, TopicSlug, UserId, view_shard_of};
 use projector::batch::count::ActionKind;
@@ -54,22 +55,22 @@ fn contended(error: &Value) -> bool {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|r| r["Code"] != "None" && r["Code"] != counting_failed()))
-}
-
-fn counting_failed() -> &'static str {
-    contracts::dynamo::CONDITION_FAILED
+                .any(|r| r["Code"] != "None" && r["Code"] != CONDITION_FAILED))
 }
 
 /// Whether a transaction's action `at` failed its condition; and then whether the item was
 /// there (the `ALL_OLD` item it returned).
 fn failed_condition(error: &Value, at: usize) -> Option<bool> {
     let reason = &error["CancellationReasons"][at];
-    (reason["Code"] == counting_failed()).then(|| {
-        reason["Item"]
-            .as_object()
-            .is_some_and(|item| !item.is_empty())
-    })
+    (reason["Code"] == CONDITION_FAILED).then(|| holds_item(reason))
+}
+
+/// Whether a failed condition's answer (or cancellation reason) returned an item: the like
+/// was there, of another kind.
+fn holds_item(answer: &Value) -> bool {
+    answer["Item"]
+        .as_object()
+        .is_some_and(|item| !item.is_empty())
 }
 
 /// Run `op` once in `mode` at `now_ms`; `like_id` names a new incarnation.
@@ -186,7 +187,7 @@ fn delete_uncounted(table: &mut Table, user: &UserId, post: PostId, now_ms: i64)
     match table.call("DeleteItem", body, now_ms) {
         Ok(_) => Deleted::Yes,
         Err(e) if wire::error_name(&e) == "ConditionalCheckFailedException" => {
-            if e["Item"].as_object().is_some_and(|item| !item.is_empty()) {
+            if holds_item(&e) {
                 Deleted::OtherKind
             } else {
                 Deleted::Absent

@@ -195,14 +195,14 @@ fn shrink(mut settings: Settings) -> Settings {
     }
     type Step = fn(&mut Settings) -> bool;
     let steps: [Step; 11] = [
-        |s| halve_i64(&mut s.load_ms, 100),
-        |s| halve_f64(&mut s.rate, 1.0),
-        |s| halve_usize(&mut s.users, 1),
-        |s| halve_usize(&mut s.clients, 1),
-        |s| halve_usize(&mut s.posts, 1),
-        |s| halve_usize(&mut s.topics, 1),
-        |s| halve_usize(&mut s.source.shards, 1),
-        |s| halve_usize(&mut s.source.batch_size, 1),
+        |s| halve(&mut s.load_ms, 100),
+        |s| halve(&mut s.rate, 1.0),
+        |s| halve(&mut s.users, 1),
+        |s| halve(&mut s.clients, 1),
+        |s| halve(&mut s.posts, 1),
+        |s| halve(&mut s.topics, 1),
+        |s| halve(&mut s.source.shards, 1),
+        |s| halve(&mut s.source.batch_size, 1),
         |s| s.operators.pop().is_some(),
         |s| std::mem::take(&mut s.faults.crash) > 0,
         |s| std::mem::take(&mut s.faults.lost) + std::mem::take(&mut s.faults.slow) > 0,
@@ -222,21 +222,14 @@ fn shrink(mut settings: Settings) -> Settings {
     }
 }
 
-fn halve_i64(value: &mut i64, floor: i64) -> bool {
+/// Halve `value`, not below `floor`; whether it shrank.
+fn halve<T>(value: &mut T, floor: T) -> bool
+where
+    T: Copy + PartialOrd + From<u8> + std::ops::Div<Output = T>,
+{
     let old = *value;
-    *value = (old / 2).max(floor);
-    *value < old
-}
-
-fn halve_f64(value: &mut f64, floor: f64) -> bool {
-    let old = *value;
-    *value = (old / 2.0).max(floor);
-    *value < old
-}
-
-fn halve_usize(value: &mut usize, floor: usize) -> bool {
-    let old = *value;
-    *value = (old / 2).max(floor);
+    let half = old / T::from(2);
+    *value = if half < floor { floor } else { half };
     *value < old
 }
 
