@@ -18,7 +18,7 @@ echo "== projector CPU: decode + plan"
 cargo bench --locked -p bench --bench decode_plan
 
 echo "== load: stream projection against the transactional design"
-cargo build --locked --release -p bench --bin bench --bin engine
+cargo build --locked --release -p bench --bin bench --bin engine --bin sim
 target/release/bench load \
   --rounds "${ROUNDS:-2}" --phase-secs "${PHASE_SECS:-10}" --rate "${RATE:-300}" \
   --streams "${STREAMS:-0:1000,1000:1000,5000:2000}" --out "$root/target/load" --report "$root/docs"
@@ -31,4 +31,4 @@ target/release/bench shards --likes 10000 --rate 500 --shards 16 --parallelizati
 echo "== deterministic simulation: one post at 20,000 likes/s over 100 shards x 2, beside the same load spread evenly"
 # VIRAL_SECONDS of virtual load (the full-scale 60 s takes far longer than 10 minutes of wall time today:
 # docs/benchmarks.md).
-target/release/bench sim --viral --viral-seconds "${VIRAL_SECONDS:-5}" --json "$root/docs/benchmarks.json"
+target/release/sim --viral --viral-seconds "${VIRAL_SECONDS:-5}" --json "$root/docs/benchmarks.json"

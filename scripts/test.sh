@@ -104,7 +104,7 @@ if ! $quick; then
   # The whole pipeline in virtual time, seed after seed, each with faults and operator
   # commands (bench/src/sim): a failure prints its seed and the command that replays it.
   echo "== deterministic simulation: a sweep of seeds for ${SIM_SECONDS:-100} s"
-  target/debug/bench sim --seconds "${SIM_SECONDS:-100}"
+  target/debug/sim --seconds "${SIM_SECONDS:-100}"
 
   finish "$infra" infra
   finish "$fuzz" api-fuzz

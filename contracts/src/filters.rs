@@ -245,8 +245,12 @@ impl Filter {
     /// Whether some pattern matches the record (Lambda's JSON shape). A record that is not
     /// valid JSON to the matcher passes, so the handler sees it and quarantines it.
     pub fn passes(&self, record: &Value) -> bool {
-        let bytes = serde_json::to_vec(record).expect("a JSON value serializes");
-        self.0.has_matches(&bytes).unwrap_or(true)
+        self.passes_json(&serde_json::to_vec(record).expect("a JSON value serializes"))
+    }
+
+    /// [`passes`](Self::passes) for a record's JSON text, read without building a `Value`.
+    pub fn passes_json(&self, record: &[u8]) -> bool {
+        self.0.has_matches(record).unwrap_or(true)
     }
 }
 

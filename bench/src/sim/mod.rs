@@ -35,7 +35,7 @@
 //! Not modelled yet: GSI1's propagation delay (the checks read the base table), stream shard
 //! rotation and the 24-hour trim, TTL removals, `rebuild`, the SDK's own retries, and the
 //! writer's HTTP layer (its store's requests are modelled, not its code run). Replay a seed:
-//! `cargo run -p bench --bin bench -- sim --seed N`.
+//! `cargo run -p bench --bin sim -- --seed N`.
 
 mod executor;
 pub mod lambda;
@@ -160,7 +160,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} failed: {}\n  replay: cargo run -p bench --bin bench -- sim --seed {}",
+            "seed {} failed: {}\n  replay: cargo run -p bench --bin sim -- --seed {}",
             self.seed, self.what, self.seed
         )
     }
@@ -636,9 +636,10 @@ impl World {
         let records = self.table.new_records();
         let read = records.len();
         for raw in records {
-            if !self.filter.passes(&raw) {
+            if !self.filter.passes_json(raw.json.as_bytes()) {
                 continue;
             }
+            let raw = raw.value();
             let consumer = consumer_of(&raw, &self.settings.source);
             let routed = self.routed(raw);
             self.consumers[consumer].pending.push_back(routed);
@@ -675,13 +676,12 @@ impl World {
             .records_after(read_to.as_deref(), lambda::REPLAY_BATCH);
         let read_to = page
             .last()
-            .and_then(table::sequence_of)
-            .map(str::to_owned)
+            .map(|raw| raw.sequence.clone())
             .or(read_to.clone());
         let caught_up = page.is_empty();
         for raw in page {
-            if self.filter.passes(&raw) {
-                let routed = self.routed(raw);
+            if self.filter.passes_json(raw.json.as_bytes()) {
+                let routed = self.routed(raw.value());
                 self.consumers[c].pending.push_back(routed);
             }
         }

@@ -232,7 +232,7 @@ impl Table {
     /// Up to `limit` stream records after the one with sequence number `after` (from the
     /// stream's start without one), in order: the engine's stream has one shard and keeps
     /// every record.
-    pub fn records_after(&self, after: Option<&str>, limit: usize) -> Vec<Value> {
+    pub fn records_after(&self, after: Option<&str>, limit: usize) -> Vec<RawRecord> {
         let mut request = json!({"StreamArn": self.stream_arn, "ShardId": self.shard_id});
         match after {
             Some(sequence) => {
@@ -244,33 +244,39 @@ impl Table {
         let iterator = self
             .engine("GetShardIterator", request)
             .expect("a shard iterator");
-        let mut page = self
-            .engine(
-                "GetRecords",
-                json!({"ShardIterator": iterator["ShardIterator"], "Limit": limit.min(1000)}),
-            )
-            .expect("stream records");
-        let Value::Array(records) = page["Records"].take() else {
-            return Vec::new();
+        let request = actions::get_records::GetRecordsRequest {
+            shard_iterator: iterator["ShardIterator"]
+                .as_str()
+                .expect("an iterator")
+                .to_owned(),
+            limit: Some(limit.min(1000)),
         };
-        records
-            .into_iter()
-            .map(|mut record| {
-                record["eventSourceARN"] = Value::from(self.stream_arn.clone());
-                record
+        let page = actions::get_records::execute(&self.storage, request)
+            .now_or_never()
+            .expect("dynoxide's storage never waits")
+            .expect("stream records");
+        page.records
+            .iter()
+            .map(|record| RawRecord {
+                sequence: record.dynamodb.sequence_number.clone(),
+                json: serde_json::to_string(&InEvent {
+                    record,
+                    event_source_arn: &self.stream_arn,
+                })
+                .expect("records serialize"),
             })
             .collect()
     }
 
     /// Stream records written since the last call, in order.
-    pub fn new_records(&mut self) -> Vec<Value> {
+    pub fn new_records(&mut self) -> Vec<RawRecord> {
         let mut records = Vec::new();
         loop {
             let page = self.records_after(self.read_to.as_deref(), 1000);
             let Some(last) = page.last() else {
                 return records;
             };
-            self.read_to = sequence_of(last).map(str::to_owned);
+            self.read_to = Some(last.sequence.clone());
             records.extend(page);
         }
     }
@@ -296,9 +302,30 @@ impl Table {
     }
 }
 
-/// A stream record's sequence number.
-pub fn sequence_of(record: &Value) -> Option<&str> {
-    record["dynamodb"]["SequenceNumber"].as_str()
+/// A stream record as Lambda's event carries it, as JSON text: most records are the
+/// projector's own writes, which the filters drop, so none is parsed before it passes.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    /// Its sequence number.
+    pub sequence: String,
+    /// The record, with its `eventSourceARN`.
+    pub json: String,
+}
+
+impl RawRecord {
+    /// The record as a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.json).expect("a record is JSON")
+    }
+}
+
+/// A record of the engine's `GetRecords` with the stream it came from, as in Lambda's event.
+#[derive(serde::Serialize)]
+struct InEvent<'a> {
+    #[serde(flatten)]
+    record: &'a actions::get_records::Record,
+    #[serde(rename = "eventSourceARN")]
+    event_source_arn: &'a str,
 }
 
 /// `CreateTable` as `contracts::table::TABLE` defines the table.

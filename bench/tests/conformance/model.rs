@@ -430,7 +430,7 @@ async fn the_model_answers_every_request_of_the_system_as_the_engine_does() {
         .model
         .new_records()
         .iter()
-        .map(record_essence)
+        .map(|raw| record_essence(&raw.value()))
         .collect();
     assert!(
         engine.len() >= 15,

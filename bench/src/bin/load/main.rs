@@ -25,7 +25,6 @@
 
 mod engine;
 mod report;
-mod sim;
 mod system;
 mod workload;
 
@@ -64,8 +63,6 @@ enum Cli {
     Shards(ShardArgs),
     /// The local engine's write rate as a table's stream grows.
     Engine(engine::EngineArgs),
-    /// The deterministic simulation: one seed, or a sweep of seeds.
-    Sim(sim::SimArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -181,9 +178,6 @@ fn projector_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client 
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Cli::Sim(args) = cli {
-        return sim::run(args);
-    }
     let mut runtime = match &cli {
         // The projector's processes run as deployed: one thread (see its main.rs).
         Cli::Projector(_) => tokio::runtime::Builder::new_current_thread(),
@@ -218,7 +212,6 @@ fn main() -> ExitCode {
                 engine::run(args).await;
                 ExitCode::SUCCESS
             }
-            Cli::Sim(_) => unreachable!("run before the runtime starts"),
         }
     })
 }
