@@ -90,44 +90,43 @@ impl Lags {
         }
     }
 
-    /// A request landed, done: what it counted and stamped (`minted`: the delta ids it wrote).
+    /// A request landed, done: what it counted (`minted`: the delta ids it wrote).
     pub(super) fn landed(&mut self, request: &Request, minted: &[Ksuid], now: i64) {
-        match request {
-            Request::Count { transaction, .. } => {
-                let mut minted = minted.iter();
-                for count in &transaction.posts {
-                    let likes = count.marks.iter().map(|m| m.like.like_id);
-                    if count.via_delta {
-                        if let Some(id) = minted.next() {
-                            self.deltas.insert(*id, likes.collect());
-                        }
-                    } else {
-                        for like in likes {
-                            self.seen(like, now, true);
-                        }
-                    }
-                    for mark in count.marks.iter().filter(|m| m.stamp) {
-                        self.seen(mark.like.like_id, now, false);
-                    }
-                    if !count.folds.is_empty() {
-                        let second = now.div_euclid(1000);
-                        let (at, folds) = self.folds.entry(count.post.post).or_insert((second, 0));
-                        if *at != second {
-                            (*at, *folds) = (second, 0);
-                        }
-                        *folds += 1;
-                        self.most_folds = self.most_folds.max(*folds);
-                    }
-                    for fold in &count.folds {
-                        for like in self.deltas.remove(&fold.delta.delta_id).unwrap_or_default() {
-                            self.seen(like, now, true);
-                        }
-                    }
+        let Request::Count { transaction, .. } = request else {
+            return;
+        };
+        let mut minted = minted.iter();
+        for count in &transaction.posts {
+            let likes = count.marks.iter().map(|m| m.like.like_id);
+            if count.via_delta {
+                if let Some(id) = minted.next() {
+                    self.deltas.insert(*id, likes.collect());
+                }
+            } else {
+                for like in likes {
+                    self.seen(like, now, true);
                 }
             }
-            Request::Stamp { like, .. } => self.seen(like.like_id, now, false),
-            _ => {}
+            if !count.folds.is_empty() {
+                let second = now.div_euclid(1000);
+                let (at, folds) = self.folds.entry(count.post.post).or_insert((second, 0));
+                if *at != second {
+                    (*at, *folds) = (second, 0);
+                }
+                *folds += 1;
+                self.most_folds = self.most_folds.max(*folds);
+            }
+            for fold in &count.folds {
+                for like in self.deltas.remove(&fold.delta.delta_id).unwrap_or_default() {
+                    self.seen(like, now, true);
+                }
+            }
         }
+    }
+
+    /// A like entered GSI1, where readers of the likers view see it.
+    pub(super) fn viewed(&mut self, like: LikeId, at: i64) {
+        self.seen(like, at, false);
     }
 }
 

@@ -40,6 +40,7 @@
 mod executor;
 pub mod lambda;
 mod measure;
+pub mod replica;
 mod settings;
 pub mod table;
 pub mod wire;
@@ -314,7 +315,7 @@ pub fn run(settings: Settings) -> Result<Report, Failure> {
 impl World {
     fn new(settings: Settings) -> Self {
         let mut rng = StdRng::seed_from_u64(settings.seed);
-        let mut table = Table::new("sim", START_MS, settings.table);
+        let mut table = Table::new("sim", START_MS, settings.table, settings.seed);
         let posts: Vec<(TopicSlug, PostId)> = (0..settings.posts.max(1))
             .map(|i| {
                 let topic = format!("topic-{}", i % settings.topics.max(1));
@@ -479,7 +480,8 @@ impl World {
                     && self.outstanding == 0
                     && read == 0
                     && self.invocations.is_empty()
-                    && self.consumers.iter().all(Consumer::idle);
+                    && self.consumers.iter().all(Consumer::idle)
+                    && self.table.gsi1_settles_at().is_none();
                 self.schedule(POLL_MS, Event::Poll);
                 if quiet {
                     return Ok(());
@@ -633,6 +635,12 @@ impl World {
 
     /// Read the stream, route what the filters pass, and start every invocation that is due.
     fn poll(&mut self) -> Result<usize, String> {
+        self.table.propagate(self.now);
+        for viewed in self.table.viewed() {
+            if let Ok(like) = viewed.like_id.parse() {
+                self.lags.viewed(like, viewed.at_ms);
+            }
+        }
         let records = self.table.new_records();
         let read = records.len();
         for raw in records {
@@ -969,7 +977,53 @@ impl World {
                 ));
             }
         }
+        // What readers of the likers view (AP8) see: GSI1, once it has shown every write.
+        if let Some(at) = self.table.gsi1_settles_at() {
+            self.now = self.now.max(at);
+        }
+        for (post, tally) in &tallies.posts {
+            let view_shards = shards.get(post.post.as_str()).copied().unwrap_or(1);
+            let viewed = self.gsi1_likes(&post.post, view_shards);
+            if viewed != tally.live {
+                return Err(format!(
+                    "GSI1 shows {viewed} likes of post {}, which has {} live likes",
+                    post.post, tally.live
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The likes of `post` GSI1 shows over its view shards, as AP8 reads them.
+    fn gsi1_likes(&mut self, post: &PostId, view_shards: i64) -> i64 {
+        let mut likes = 0;
+        for k in 0..view_shards.max(1) {
+            let mut start: Option<serde_json::Value> = None;
+            loop {
+                let mut body = serde_json::json!({
+                    "TableName": self.table.name,
+                    "IndexName": keys::GSI1,
+                    "KeyConditionExpression": "#pk = :pk",
+                    "ExpressionAttributeNames": {"#pk": keys::GSI1PK},
+                    "ExpressionAttributeValues":
+                        {":pk": {"S": keys::post_view_shard(post, k as u32)}},
+                    "Select": "COUNT",
+                });
+                if let Some(start) = start.take() {
+                    body["ExclusiveStartKey"] = start;
+                }
+                let page = self
+                    .table
+                    .call("Query", body, self.now)
+                    .expect("GSI1 answers a query");
+                likes += page["Count"].as_i64().unwrap_or_default();
+                match page.get("LastEvaluatedKey") {
+                    Some(key) if !key.is_null() => start = Some(key.clone()),
+                    _ => break,
+                }
+            }
+        }
+        likes
     }
 }
 
@@ -1082,5 +1136,21 @@ mod tests {
             .expect("the counter moves");
         let failure = world.check().expect_err("drift is seen");
         assert!(failure.contains("drift"), "{failure}");
+    }
+
+    #[test]
+    fn the_end_check_reads_the_likers_view_through_gsi1() {
+        let mut world = World::new(Settings::sweep(3));
+        world.run().expect("seed 3 settles");
+        let stamped = world
+            .table
+            .scan()
+            .into_iter()
+            .find(|item| item.get(keys::GSI1PK).is_some())
+            .expect("a like in the view");
+        let key = serde_json::json!({keys::PK: stamped[keys::PK], keys::SK: stamped[keys::SK]});
+        world.table.lose_from_gsi1(key);
+        let failure = world.check().expect_err("a like missing from GSI1 is seen");
+        assert!(failure.contains("GSI1 shows"), "{failure}");
     }
 }

@@ -6,6 +6,7 @@
 //! a second. Requests and answers are DynamoDB's JSON, as on the wire, so the conformance
 //! suite can send each one to this table and to the local engine and compare.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -17,6 +18,7 @@ use dynoxide::storage_backend::Clock;
 use futures_util::FutureExt;
 use serde_json::{Value, json};
 
+use super::replica::{Replica, Viewed};
 use crate::contention::{ContentionStats, ItemId, Rules, refusal_body, write_actions};
 use crate::local::STREAM_INDEXES;
 
@@ -48,6 +50,9 @@ pub struct TableSettings {
     pub partition_wcu: f64,
     /// How long a transaction holds its items after it lands (DynamoDB's commit).
     pub hold_ms: i64,
+    /// How long GSI1 takes to show a write, drawn per write in `[min, max]` milliseconds
+    /// ([`super::replica`]).
+    pub gsi1_delay_ms: (i64, i64),
 }
 
 impl Default for TableSettings {
@@ -55,6 +60,7 @@ impl Default for TableSettings {
         Self {
             partition_wcu: 1_000.0,
             hold_ms: 10,
+            gsi1_delay_ms: (10, 1_000),
         }
     }
 }
@@ -74,6 +80,14 @@ pub struct Table {
     shard_id: String,
     /// The last stream record read.
     read_to: Option<String>,
+    /// GSI1 as readers see it.
+    replica: Replica,
+    /// The last stream record the replica took.
+    replicated_to: Option<String>,
+    /// Likes that entered GSI1 since [`Table::viewed`] last handed them out.
+    viewed: Vec<Viewed>,
+    /// (last sequence number, time) after each write the replica has not taken yet.
+    written: VecDeque<(u128, i64)>,
 }
 
 /// Run one of dynoxide's actions on a JSON request: the request parsed as the engine's
@@ -102,8 +116,8 @@ macro_rules! dispatch {
 
 impl Table {
     /// A table named `name`, as `contracts::table::TABLE` defines it, with its stream, at
-    /// `now_ms`.
-    pub fn new(name: &str, now_ms: i64, settings: TableSettings) -> Self {
+    /// `now_ms`; `seed` draws GSI1's delays.
+    pub fn new(name: &str, now_ms: i64, settings: TableSettings, seed: u64) -> Self {
         let clock = Arc::new(VirtualClock::default());
         clock.set(now_ms);
         let storage = Storage::memory()
@@ -122,7 +136,19 @@ impl Table {
             stream_arn: String::new(),
             shard_id: String::new(),
             read_to: None,
+            replica: Replica::new(format!("{name}-gsi1"), settings.gsi1_delay_ms, seed),
+            replicated_to: None,
+            viewed: Vec::new(),
+            written: VecDeque::new(),
         };
+        let mut replica = create_table_body(&table.replica.name);
+        replica
+            .as_object_mut()
+            .expect("a request")
+            .remove("StreamSpecification");
+        table
+            .engine("CreateTable", replica)
+            .expect("create GSI1's replica");
         let created = table
             .engine("CreateTable", create_table_body(name))
             .expect("create the table");
@@ -191,8 +217,18 @@ impl Table {
     /// A request as DynamoDB answers it at `now_ms`: refused for contention, else evaluated
     /// by the engine. A transaction it admits holds its items for the settings' `hold_ms`,
     /// whether its conditions hold or not (DynamoDB locks them while it decides).
-    pub fn call(&mut self, operation: &str, body: Value, now_ms: i64) -> Result<Value, Refusal> {
+    pub fn call(
+        &mut self,
+        operation: &str,
+        mut body: Value,
+        now_ms: i64,
+    ) -> Result<Value, Refusal> {
         self.clock.set(now_ms);
+        if operation == "Query" && body["IndexName"] == TABLE.gsi1.name {
+            self.propagate(now_ms);
+            body["TableName"] = Value::from(self.replica.name.clone());
+            return self.engine(operation, body);
+        }
         let stored = |item: &ItemId| self.stored_index(item);
         let writes = write_actions(operation, &body, &stored);
         if writes.is_empty() {
@@ -207,6 +243,9 @@ impl Table {
             return Err(refusal_body(&refused, writes.len(), transaction));
         }
         let answer = self.engine(operation, body);
+        if answer.is_ok() {
+            self.mark_written(now_ms);
+        }
         if transaction {
             let until = (now_ms + self.settings.hold_ms) as f64 / 1000.0;
             self.rules.hold(&writes, until);
@@ -232,7 +271,7 @@ impl Table {
     /// Up to `limit` stream records after the one with sequence number `after` (from the
     /// stream's start without one), in order: the engine's stream has one shard and keeps
     /// every record.
-    pub fn records_after(&self, after: Option<&str>, limit: usize) -> Vec<RawRecord> {
+    fn stream_page(&self, after: Option<&str>, limit: usize) -> Vec<actions::get_records::Record> {
         let mut request = json!({"StreamArn": self.stream_arn, "ShardId": self.shard_id});
         match after {
             Some(sequence) => {
@@ -251,11 +290,16 @@ impl Table {
                 .to_owned(),
             limit: Some(limit.min(1000)),
         };
-        let page = actions::get_records::execute(&self.storage, request)
+        actions::get_records::execute(&self.storage, request)
             .now_or_never()
             .expect("dynoxide's storage never waits")
-            .expect("stream records");
-        page.records
+            .expect("stream records")
+            .records
+    }
+
+    /// [`Self::stream_page`]'s records as Lambda's event carries them.
+    pub fn records_after(&self, after: Option<&str>, limit: usize) -> Vec<RawRecord> {
+        self.stream_page(after, limit)
             .iter()
             .map(|record| RawRecord {
                 sequence: record.dynamodb.sequence_number.clone(),
@@ -266,6 +310,83 @@ impl Table {
                 .expect("records serialize"),
             })
             .collect()
+    }
+
+    /// Note that the stream's records so far were written by `now_ms` (the engine dates
+    /// records to the second; GSI1's delays run from the millisecond).
+    fn mark_written(&mut self, now_ms: i64) {
+        let last: Option<i64> = self
+            .storage
+            .conn()
+            .prepare_cached(
+                "SELECT MAX(CAST(sequence_number AS INTEGER)) FROM _stream_records
+                 WHERE table_name = ?1",
+            )
+            .and_then(|mut statement| statement.query_row([&self.name], |row| row.get(0)))
+            .expect("the stream's last sequence number");
+        let Some(last) = last else { return };
+        // The engine stores a sequence number as its public form less 10^20.
+        let last = last as u128 + 100_000_000_000_000_000_000;
+        if self
+            .written
+            .back()
+            .is_none_or(|(sequence, _)| *sequence < last)
+        {
+            self.written.push_back((last, now_ms));
+        }
+    }
+
+    /// When the record with `sequence` was written: the first mark at or after it.
+    fn written_at(&mut self, sequence: &str) -> i64 {
+        let sequence: u128 = sequence.parse().expect("a numeric sequence number");
+        while self
+            .written
+            .front()
+            .is_some_and(|(marked, _)| *marked < sequence)
+        {
+            self.written.pop_front();
+        }
+        self.written.front().map_or(self.now_ms(), |(_, at)| *at)
+    }
+
+    fn now_ms(&self) -> i64 {
+        (self.clock.now_unix_secs_f64() * 1000.0).round() as i64
+    }
+
+    /// Send GSI1 what was written since it last looked, and show it what is due by `now_ms`.
+    pub fn propagate(&mut self, now_ms: i64) {
+        loop {
+            let page = self.stream_page(self.replicated_to.as_deref(), 1000);
+            let Some(last) = page.last() else {
+                break;
+            };
+            self.replicated_to = Some(last.dynamodb.sequence_number.clone());
+            let written: Vec<i64> = page
+                .iter()
+                .map(|record| self.written_at(&record.dynamodb.sequence_number))
+                .collect();
+            self.replica.take(&page, &written);
+        }
+        let viewed = self.replica.show(&self.storage, now_ms);
+        self.viewed.extend(viewed);
+    }
+
+    /// The likes that entered GSI1 since the last call, and when.
+    pub fn viewed(&mut self) -> Vec<Viewed> {
+        std::mem::take(&mut self.viewed)
+    }
+
+    /// Lose an item from GSI1 alone (a test of the checks that read it).
+    #[cfg(test)]
+    pub(crate) fn lose_from_gsi1(&mut self, key: Value) {
+        let body = json!({"TableName": self.replica.name, "Key": key});
+        self.engine("DeleteItem", body)
+            .expect("the replica drops it");
+    }
+
+    /// When GSI1 will have shown every write taken so far (`None`: it has).
+    pub fn gsi1_settles_at(&self) -> Option<i64> {
+        self.replica.settled_at()
     }
 
     /// Stream records written since the last call, in order.

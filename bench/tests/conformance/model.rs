@@ -65,7 +65,10 @@ impl Differential {
             TableSettings {
                 partition_wcu: f64::INFINITY,
                 hold_ms: 0,
+                // The engine's index shows a write at once.
+                gsi1_delay_ms: (0, 0),
             },
+            0,
         );
         Self {
             engine,
@@ -461,7 +464,9 @@ fn the_models_departures_are_dynamodbs_conflicts_and_throttles() {
         TableSettings {
             partition_wcu: 10.0,
             hold_ms: 50,
+            gsi1_delay_ms: (0, 0),
         },
+        0,
     );
     let topic: TopicSlug = "t".parse().unwrap();
     // Posts of one topic share a partition; each put a fifth of a second apart.
