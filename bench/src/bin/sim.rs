@@ -109,6 +109,7 @@ struct Totals {
     count_reads: u64,
     max_read_staleness_ms: i64,
     most_folds_per_second: u32,
+    expired: u64,
 }
 
 impl Totals {
@@ -125,6 +126,7 @@ impl Totals {
         self.faulted += u64::from(report.faults > 0);
         self.repaired += u64::from(report.commands > 0);
         self.count_reads += report.count_reads;
+        self.expired += report.expired;
         self.most_folds_per_second = self.most_folds_per_second.max(report.most_folds_per_second);
         self.max_read_staleness_ms = self.max_read_staleness_ms.max(report.max_read_staleness_ms);
     }
@@ -165,7 +167,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
     }
     let totals = totals.lock().expect("totals");
     println!(
-        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} batches given up and replayed, {} conflicts, {} partition throttles); {} counts read during the load, each one an acknowledged history allows (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift",
+        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} batches given up and replayed, {} conflicts, {} partition throttles); {} counts read during the load, each one an acknowledged history allows (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
         totals.runs,
         started.elapsed().as_secs_f64(),
         totals.faulted,
@@ -181,6 +183,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
         totals.count_reads,
         totals.max_read_staleness_ms,
         totals.most_folds_per_second,
+        totals.expired,
     );
     if let Some(failure) = failure.lock().expect("failure").take() {
         eprintln!("{failure}");
@@ -202,7 +205,7 @@ fn shrink(mut settings: Settings) -> Settings {
         return settings;
     }
     type Step = fn(&mut Settings) -> bool;
-    let steps: [Step; 11] = [
+    let steps: [Step; 13] = [
         |s| halve(&mut s.load_ms, 100),
         |s| halve(&mut s.rate, 1.0),
         |s| halve(&mut s.users, 1),
@@ -214,6 +217,8 @@ fn shrink(mut settings: Settings) -> Settings {
         |s| s.operators.pop().is_some(),
         |s| std::mem::take(&mut s.faults.crash) > 0,
         |s| std::mem::take(&mut s.faults.lost) + std::mem::take(&mut s.faults.slow) > 0,
+        |s| std::mem::take(&mut s.days_later),
+        |s| std::mem::take(&mut s.table.gsi1_delay_ms) != (0, 0),
     ];
     loop {
         let mut shrunk = false;

@@ -61,6 +61,8 @@ pub struct Settings {
     pub fault_tail_ms: i64,
     /// Operator commands during the load: (when, what).
     pub operators: Vec<(i64, Command)>,
+    /// After the checks, go on days later ([`super::World::days_later`]) and check again.
+    pub days_later: bool,
 }
 
 /// An operator's command.
@@ -126,7 +128,7 @@ impl Settings {
                 // At least a 100-action transaction's 200 units, as every DynamoDB partition.
                 partition_wcu: rng.random_range(200.0..1_000.0),
                 hold_ms: rng.random_range(1..30),
-                gsi1_delay_ms: (0, 0),
+                ..TableSettings::default()
             },
             faults: Faults {
                 lost: rng.random_range(2..15),
@@ -136,6 +138,7 @@ impl Settings {
             },
             fault_tail_ms: rng.random_range(0..8_000),
             operators,
+            days_later: true,
         };
         // Drawn last, so the draws above are those of earlier versions' seeds. Mostly within
         // a second, as AWS states; now and then GSI1 struggling for seconds.
@@ -178,6 +181,7 @@ impl Settings {
             faults: Faults::default(),
             fault_tail_ms: 0,
             operators: Vec::new(),
+            days_later: false,
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct TableSettings {
     /// How long GSI1 takes to show a write, drawn per write in `[min, max]` milliseconds
     /// ([`super::replica`]).
     pub gsi1_delay_ms: (i64, i64),
+    /// How long the stream keeps a record (DynamoDB Streams: 24 hours).
+    pub stream_retention_ms: i64,
 }
 
 impl Default for TableSettings {
@@ -61,9 +63,13 @@ impl Default for TableSettings {
             partition_wcu: 1_000.0,
             hold_ms: 10,
             gsi1_delay_ms: (10, 1_000),
+            stream_retention_ms: STREAM_RETENTION_MS,
         }
     }
 }
+
+/// How long DynamoDB Streams keeps a record: 24 hours.
+pub const STREAM_RETENTION_MS: i64 = 24 * 3_600_000;
 
 /// DynamoDB's error answer: its body, with `__type` naming the error.
 pub type Refusal = Value;
@@ -273,7 +279,7 @@ impl Table {
     /// every record.
     fn stream_page(&self, after: Option<&str>, limit: usize) -> Vec<actions::get_records::Record> {
         let mut request = json!({"StreamArn": self.stream_arn, "ShardId": self.shard_id});
-        match after {
+        match after.map(str::to_owned).or_else(|| self.trimmed_to()) {
             Some(sequence) => {
                 request["ShardIteratorType"] = Value::from("AFTER_SEQUENCE_NUMBER");
                 request["SequenceNumber"] = Value::from(sequence);
@@ -312,6 +318,36 @@ impl Table {
             .collect()
     }
 
+    /// The last record the stream has trimmed (older than its retention), if any: a read from
+    /// the trim horizon starts after it. The engine keeps every record.
+    fn trimmed_to(&self) -> Option<String> {
+        let horizon = (self.now_ms() - self.settings.stream_retention_ms).div_euclid(1000);
+        let last: Option<i64> = self
+            .storage
+            .conn()
+            .prepare_cached(
+                "SELECT MAX(CAST(sequence_number AS INTEGER)) FROM _stream_records
+                 WHERE table_name = ?1 AND created_at < ?2",
+            )
+            .and_then(|mut statement| {
+                statement.query_row(rusqlite::params![&self.name, horizon], |row| row.get(0))
+            })
+            .expect("the stream's trimmed records");
+        last.map(|stored| public_sequence(stored).to_string())
+    }
+
+    /// Remove the items whose time to live passed by `now_ms`, as DynamoDB's TTL does (each
+    /// removal in the stream as the service's); how many.
+    pub fn expire(&mut self, now_ms: i64) -> usize {
+        self.clock.set(now_ms);
+        let expired = dynoxide::ttl::sweep_expired_items(&self.storage)
+            .now_or_never()
+            .expect("dynoxide's storage never waits")
+            .expect("a TTL sweep");
+        self.mark_written(now_ms);
+        expired
+    }
+
     /// Note that the stream's records so far were written by `now_ms` (the engine dates
     /// records to the second; GSI1's delays run from the millisecond).
     fn mark_written(&mut self, now_ms: i64) {
@@ -325,8 +361,7 @@ impl Table {
             .and_then(|mut statement| statement.query_row([&self.name], |row| row.get(0)))
             .expect("the stream's last sequence number");
         let Some(last) = last else { return };
-        // The engine stores a sequence number as its public form less 10^20.
-        let last = last as u128 + 100_000_000_000_000_000_000;
+        let last = public_sequence(last);
         if self
             .written
             .back()
@@ -355,6 +390,7 @@ impl Table {
 
     /// Send GSI1 what was written since it last looked, and show it what is due by `now_ms`.
     pub fn propagate(&mut self, now_ms: i64) {
+        self.clock.set(now_ms);
         loop {
             let page = self.stream_page(self.replicated_to.as_deref(), 1000);
             let Some(last) = page.last() else {
@@ -421,6 +457,11 @@ impl Table {
             }
         }
     }
+}
+
+/// The public form of a sequence number as the engine stores it (less 10^20).
+fn public_sequence(stored: i64) -> u128 {
+    stored.max(0) as u128 + 100_000_000_000_000_000_000
 }
 
 /// A stream record as Lambda's event carries it, as JSON text: most records are the

@@ -67,6 +67,7 @@ impl Differential {
                 hold_ms: 0,
                 // The engine's index shows a write at once.
                 gsi1_delay_ms: (0, 0),
+                ..TableSettings::default()
             },
             0,
         );
@@ -465,6 +466,7 @@ fn the_models_departures_are_dynamodbs_conflicts_and_throttles() {
             partition_wcu: 10.0,
             hold_ms: 50,
             gsi1_delay_ms: (0, 0),
+            ..TableSettings::default()
         },
         0,
     );
