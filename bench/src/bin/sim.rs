@@ -110,6 +110,8 @@ struct Totals {
     max_read_staleness_ms: i64,
     most_folds_per_second: u32,
     expired: u64,
+    rotations: u64,
+    splits: u64,
 }
 
 impl Totals {
@@ -127,6 +129,8 @@ impl Totals {
         self.repaired += u64::from(report.commands > 0);
         self.count_reads += report.count_reads;
         self.expired += report.expired;
+        self.rotations += report.rotations;
+        self.splits += report.splits;
         self.most_folds_per_second = self.most_folds_per_second.max(report.most_folds_per_second);
         self.max_read_staleness_ms = self.max_read_staleness_ms.max(report.max_read_staleness_ms);
     }
@@ -167,7 +171,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
     }
     let totals = totals.lock().expect("totals");
     println!(
-        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} batches given up and replayed, {} conflicts, {} partition throttles); {} counts read during the load, each one an acknowledged history allows (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
+        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} batches given up and replayed, {} conflicts, {} partition throttles, {} shard rotations splitting {} shards); {} counts read during the load, each one an acknowledged history allows (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
         totals.runs,
         started.elapsed().as_secs_f64(),
         totals.faulted,
@@ -180,6 +184,8 @@ fn sweep(args: &SimArgs) -> ExitCode {
         totals.given_up,
         totals.conflicts,
         totals.throttled,
+        totals.rotations,
+        totals.splits,
         totals.count_reads,
         totals.max_read_staleness_ms,
         totals.most_folds_per_second,
@@ -205,7 +211,7 @@ fn shrink(mut settings: Settings) -> Settings {
         return settings;
     }
     type Step = fn(&mut Settings) -> bool;
-    let steps: [Step; 13] = [
+    let steps: [Step; 14] = [
         |s| halve(&mut s.load_ms, 100),
         |s| halve(&mut s.rate, 1.0),
         |s| halve(&mut s.users, 1),
@@ -218,6 +224,7 @@ fn shrink(mut settings: Settings) -> Settings {
         |s| std::mem::take(&mut s.faults.crash) > 0,
         |s| std::mem::take(&mut s.faults.lost) + std::mem::take(&mut s.faults.slow) > 0,
         |s| std::mem::take(&mut s.days_later),
+        |s| s.rotations.pop().is_some(),
         |s| std::mem::take(&mut s.table.gsi1_delay_ms) != (0, 0),
     ];
     loop {

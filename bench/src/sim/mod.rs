@@ -42,6 +42,7 @@ pub mod lambda;
 mod measure;
 pub mod replica;
 mod settings;
+mod stream;
 pub mod table;
 pub mod wire;
 pub mod writer;
@@ -64,11 +65,12 @@ use rand::{Rng, SeedableRng};
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::Serialize;
 
-use crate::shards::{BatchInfo, consumer_of};
+use crate::shards::BatchInfo;
 use lambda::{Consumer, Ended, Kind, Routed};
 pub use measure::{Lag, MAX_FOLDS_PER_SECOND, staleness};
 use measure::{Lags, Written};
 pub use settings::{Command, Faults, Settings};
+use stream::Stream;
 use table::Table;
 use writer::{Mode, Op, Outcome};
 
@@ -147,6 +149,10 @@ pub struct Report {
     pub max_read_staleness_ms: i64,
     /// Tombstones DynamoDB's TTL removed in the days after the load.
     pub expired: u64,
+    /// Rotations of the stream's shards, and shards split by them.
+    pub rotations: u64,
+    /// Shards split by the rotations.
+    pub splits: u64,
 }
 
 /// Why a run failed: what went wrong, with the replay command.
@@ -198,6 +204,8 @@ enum Event {
     Operator(Command),
     /// A client reads the posts' counts (the API answers the stored `likeCount`).
     Read,
+    /// The stream's shards rotate (some split).
+    Rotate,
 }
 
 impl Event {
@@ -212,6 +220,7 @@ impl Event {
             Event::Timeout(_) => 6,
             Event::Operator(_) => 7,
             Event::Read => 8,
+            Event::Rotate => 9,
         }
     }
 }
@@ -292,6 +301,8 @@ struct World {
     users: Vec<UserId>,
     clients: Vec<Client>,
     consumers: Vec<Consumer>,
+    /// The stream's shards, and which consumer reads which.
+    stream: Stream,
     invocations: FxHashMap<u64, Invocation>,
     next_invocation: u64,
     failure_destination: Vec<BatchInfo>,
@@ -351,7 +362,8 @@ impl World {
             })
             .collect();
         let source = settings.source;
-        let consumers = (0..source.shards * source.parallelization)
+        let stream = Stream::new(source.shards, source.parallelization);
+        let consumers = (0..stream.consumers())
             .map(|_| Consumer::new(Kind::Lambda, &source))
             .collect();
         let mut world = Self {
@@ -366,6 +378,7 @@ impl World {
             users,
             clients,
             consumers,
+            stream,
             invocations: FxHashMap::default(),
             next_invocation: 0,
             failure_destination: Vec::new(),
@@ -386,6 +399,9 @@ impl World {
         }
         for (at, command) in world.settings.operators.clone() {
             world.schedule(at, Event::Operator(command));
+        }
+        for at in world.settings.rotations.clone() {
+            world.schedule(at, Event::Rotate);
         }
         world.schedule(POLL_MS, Event::Poll);
         world.schedule(READ_EVERY_MS, Event::Read);
@@ -436,6 +452,7 @@ impl World {
             .table
             .max_post_writes_per_second(self.posts[0].1.as_str());
         self.report.most_folds_per_second = self.lags.most_folds;
+        self.report.splits = self.stream.splits as u64;
         if self.lags.most_folds > MAX_FOLDS_PER_SECOND {
             return Err(format!(
                 "a hot counter took {} folds in one virtual second",
@@ -570,6 +587,16 @@ impl World {
                 }
             }
             Event::Operator(command) => self.operate(command),
+            Event::Rotate => {
+                let (rng, split) = (&mut self.rng, self.settings.split_share);
+                self.stream
+                    .rotate(|| rng.random_bool(split.clamp(0.0, 1.0)));
+                while self.consumers.len() < self.stream.consumers() {
+                    let consumer = Consumer::new(Kind::Lambda, &self.settings.source);
+                    self.consumers.push(consumer);
+                }
+                self.report.rotations += 1;
+            }
             Event::Read => {
                 self.read_counts()?;
                 if self.now < self.load_ends() {
@@ -672,7 +699,10 @@ impl World {
                 continue;
             }
             let raw = raw.value();
-            let consumer = consumer_of(&raw, &self.settings.source);
+            let pk = raw["dynamodb"]["Keys"][keys::PK]["S"]
+                .as_str()
+                .unwrap_or_default();
+            let consumer = self.stream.consumer_of(pk);
             let routed = self.routed(raw);
             self.consumers[consumer].pending.push_back(routed);
         }
@@ -723,6 +753,10 @@ impl World {
     /// Start an invocation on consumer `c` if one is due.
     fn start(&mut self, c: usize) -> Result<(), String> {
         let source = self.settings.source;
+        let consumers = &self.consumers;
+        if self.stream.waits(c, |parent| consumers[parent].idle()) {
+            return Ok(());
+        }
         let Some(len) = self.consumers[c].due(self.now, &source) else {
             return Ok(());
         };
@@ -943,6 +977,7 @@ impl World {
                     caught_up: false,
                 };
                 let consumer = Consumer::new(replay, &self.settings.source);
+                self.stream.add_replay();
                 self.consumers.push(consumer);
             }
             Command::Verify => {

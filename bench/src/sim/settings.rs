@@ -63,6 +63,10 @@ pub struct Settings {
     pub operators: Vec<(i64, Command)>,
     /// After the checks, go on days later ([`super::World::days_later`]) and check again.
     pub days_later: bool,
+    /// When the stream's shards rotate ([`super::stream`]).
+    pub rotations: Vec<i64>,
+    /// The share of shards a rotation splits in two.
+    pub split_share: f64,
 }
 
 /// An operator's command.
@@ -139,6 +143,8 @@ impl Settings {
             fault_tail_ms: rng.random_range(0..8_000),
             operators,
             days_later: true,
+            rotations: Vec::new(),
+            split_share: 0.0,
         };
         // Drawn last, so the draws above are those of earlier versions' seeds. Mostly within
         // a second, as AWS states; now and then GSI1 struggling for seconds.
@@ -148,6 +154,10 @@ impl Settings {
             rng.random_range(1_000..10_000)
         };
         settings.table.gsi1_delay_ms = (rng.random_range(0..50), slowest);
+        settings.rotations = (0..rng.random_range(0..3))
+            .map(|_| rng.random_range(0..load_ms))
+            .collect();
+        settings.split_share = rng.random_range(0.0..0.6);
         settings
     }
 
@@ -182,6 +192,8 @@ impl Settings {
             fault_tail_ms: 0,
             operators: Vec::new(),
             days_later: false,
+            rotations: Vec::new(),
+            split_share: 0.0,
         }
     }
 }
