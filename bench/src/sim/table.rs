@@ -3,8 +3,11 @@
 //! writes the stream; in front of it, the contention rules of [`crate::contention`] (the same
 //! code as the proxy's) answer what one engine on one machine never does: transactions that
 //! overlap on an item, single writes meeting a transaction, partitions over 1,000 write units
-//! a second. Requests and answers are DynamoDB's JSON, as on the wire, so the conformance
-//! suite can send each one to this table and to the local engine and compare.
+//! a second. Behind it, what the engine does at once and DynamoDB does not: GSI1 shows writes
+//! late ([`super::replica`]), the stream trims records older than 24 hours, and TTL removes
+//! items when the world says time has passed ([`Table::expire`]). Requests and answers are
+//! DynamoDB's JSON, as on the wire, so the conformance suite can send each one to this table
+//! and to the local engine and compare.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -275,8 +278,7 @@ impl Table {
     }
 
     /// Up to `limit` stream records after the one with sequence number `after` (from the
-    /// stream's start without one), in order: the engine's stream has one shard and keeps
-    /// every record.
+    /// trim horizon without one), in order: the engine's stream has one shard.
     fn stream_page(&self, after: Option<&str>, limit: usize) -> Vec<actions::get_records::Record> {
         let mut request = json!({"StreamArn": self.stream_arn, "ShardId": self.shard_id});
         match after.map(str::to_owned).or_else(|| self.trimmed_to()) {
