@@ -11,7 +11,12 @@
 //!   GSI1 partition key, by DynamoDB's rules (1 unit per item written, 2 in a transaction, 1 per
 //!   GSI1 entry written); a write over budget fails as DynamoDB's does (`ThrottlingError` as the
 //!   cancellation reason in a transaction, `ThrottlingException` otherwise), and a GSI1 entry
-//!   over budget throttles the base write that feeds it.
+//!   over budget throttles the base write that feeds it;
+//! - **the table is over its quota** (the simulation only; the proxy sets none): an on-demand
+//!   table and each of its GSIs take at most the table-level quota, 40,000 write units a second
+//!   by default ("your on-demand throughput rate is bounded by 40,000 table-level read and
+//!   write throughput AWS service quota", DynamoDB developer guide, *maximum throughput for
+//!   on-demand tables*), a token bucket of its own, refused as a partition over budget is.
 //!
 //! Everything else is forwarded to the local engine unchanged. Items are under 1 KB here, so a
 //! write is one unit. Which writes touch GSI1 is read from the request: a put with `GSI1PK`, an
@@ -143,6 +148,19 @@ pub(crate) type ItemId = (String, String);
 enum Partition {
     Table(String),
     Index(String),
+    /// The table as a whole: its throughput quota.
+    WholeTable,
+    /// GSI1 as a whole: the same quota.
+    WholeIndex,
+}
+
+/// The write units a second DynamoDB allows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// One partition of the table or of GSI1 (DynamoDB: 1,000).
+    pub(crate) partition: f64,
+    /// The whole table, and GSI1 (on-demand: the table-level quota, 40,000 by default).
+    pub(crate) table: f64,
 }
 
 #[derive(Debug)]
@@ -185,6 +203,15 @@ struct Usage {
     peak_table: f64,
 }
 
+/// The most units one partition (of the table or GSI1) took.
+fn busiest(partitions: &HashMap<Partition, f64>) -> f64 {
+    partitions
+        .iter()
+        .filter(|(p, _)| matches!(p, Partition::Table(_) | Partition::Index(_)))
+        .map(|(_, units)| *units)
+        .fold(0.0, f64::max)
+}
+
 impl Usage {
     fn take(&mut self, demand: &HashMap<Partition, f64>, now: f64) {
         let second = now.floor() as i64;
@@ -194,14 +221,14 @@ impl Usage {
         }
         for (partition, units) in demand {
             *self.partitions.entry(partition.clone()).or_default() += units;
-            if let Partition::Table(_) = partition {
+            if let Partition::WholeTable = partition {
                 self.table += units;
             }
         }
     }
 
     fn close(&mut self) {
-        let busiest = self.partitions.values().copied().fold(0.0, f64::max);
+        let busiest = busiest(&self.partitions);
         self.peak_partition = self.peak_partition.max(busiest);
         self.peak_table = self.peak_table.max(self.table);
         self.partitions.clear();
@@ -213,9 +240,10 @@ impl Rules {
     /// The most write units one partition (of the table or GSI1) took in one second, and the
     /// table's base partitions together.
     pub(crate) fn peak_units(&self) -> (f64, f64) {
-        let busiest = self.usage.partitions.values().copied().fold(0.0, f64::max);
         (
-            self.usage.peak_partition.max(busiest),
+            self.usage
+                .peak_partition
+                .max(busiest(&self.usage.partitions)),
             self.usage.peak_table.max(self.usage.table),
         )
     }
@@ -236,7 +264,7 @@ impl Rules {
     fn take_units(
         &mut self,
         actions: &[WriteAction],
-        rate: f64,
+        limits: Limits,
         now: f64,
     ) -> Result<(), Vec<usize>> {
         let mut demand: HashMap<Partition, f64> = HashMap::new();
@@ -244,28 +272,36 @@ impl Rules {
             *demand
                 .entry(Partition::Table(action.item.0.clone()))
                 .or_default() += action.units;
+            *demand.entry(Partition::WholeTable).or_default() += action.units;
             if let Some(index) = &action.index {
                 *demand.entry(Partition::Index(index.clone())).or_default() += 1.0;
+                *demand.entry(Partition::WholeIndex).or_default() += 1.0;
             }
         }
+        let rate = |partition: &Partition| match partition {
+            Partition::WholeTable | Partition::WholeIndex => limits.table,
+            Partition::Table(_) | Partition::Index(_) => limits.partition,
+        };
         let mut over: HashSet<Partition> = HashSet::new();
         for (partition, units) in &demand {
-            if self.refill(partition, rate, now).tokens < *units {
+            if self.refill(partition, rate(partition), now).tokens < *units {
                 over.insert(partition.clone());
             }
         }
         if over.is_empty() {
             self.usage.take(&demand, now);
             for (partition, units) in demand {
-                self.refill(&partition, rate, now).tokens -= units;
+                self.refill(&partition, rate(&partition), now).tokens -= units;
             }
             return Ok(());
         }
+        let whole = over.contains(&Partition::WholeTable) || over.contains(&Partition::WholeIndex);
         Err(actions
             .iter()
             .enumerate()
             .filter(|(_, a)| {
-                over.contains(&Partition::Table(a.item.0.clone()))
+                whole
+                    || over.contains(&Partition::Table(a.item.0.clone()))
                     || a.index
                         .as_ref()
                         .is_some_and(|i| over.contains(&Partition::Index(i.clone())))
@@ -275,12 +311,13 @@ impl Rules {
     }
 
     /// Admit a request's write actions at `now`, or say why DynamoDB refuses it: an item held
-    /// by a transaction under way, else a partition over `rate` units a second.
+    /// by a transaction under way, else a partition, the table or GSI1 over its `limits`
+    /// (the whole request's actions then, as the quota holds for every partition).
     pub(crate) fn admit(
         &mut self,
         actions: &[WriteAction],
         transaction: bool,
-        rate: f64,
+        limits: Limits,
         now: f64,
     ) -> Result<(), Refused> {
         if transaction {
@@ -301,7 +338,7 @@ impl Rules {
             }
             return Err(Refused::Conflict(held));
         }
-        self.take_units(actions, rate, now).map_err(|over| {
+        self.take_units(actions, limits, now).map_err(|over| {
             self.stats.throttled += 1;
             Refused::Throttled(over)
         })
@@ -657,7 +694,11 @@ async fn answer(shared: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Respons
     let admitted = {
         let mut rules = shared.lock();
         let now = shared.now();
-        let admitted = rules.admit(&actions, transaction, shared.settings.partition_wcu, now);
+        let limits = Limits {
+            partition: shared.settings.partition_wcu,
+            table: f64::INFINITY,
+        };
+        let admitted = rules.admit(&actions, transaction, limits, now);
         if admitted.is_ok() && transaction {
             rules.hold(&actions, f64::INFINITY);
         }
@@ -717,13 +758,14 @@ mod tests {
             units: 2.0,
             index: index.map(str::to_owned),
         };
+        let ten = Limits {
+            partition: 10.0,
+            table: f64::INFINITY,
+        };
         let hot = vec![action("TOPIC#t", Some("POST#p")); 5];
-        assert!(model.take_units(&hot, 10.0, 0.0).is_ok(), "10 units of 10");
-        let refused = model.take_units(
-            &[action("USER#a", None), action("TOPIC#t", None)],
-            10.0,
-            0.0,
-        );
+        assert!(model.take_units(&hot, ten, 0.0).is_ok(), "10 units of 10");
+        let refused =
+            model.take_units(&[action("USER#a", None), action("TOPIC#t", None)], ten, 0.0);
         assert_eq!(
             refused,
             Err(vec![1]),
@@ -731,9 +773,36 @@ mod tests {
         );
         assert!(
             model
-                .take_units(&[action("USER#a", None)], 10.0, 0.0)
+                .take_units(&[action("USER#a", None)], ten, 0.0)
                 .is_ok(),
             "nothing was taken from the other partition"
         );
+    }
+
+    /// The table's quota bounds all its partitions together: a request that fits its own
+    /// partitions is refused whole once the table's second is spent, and admitted again as
+    /// the quota refills.
+    #[test]
+    fn the_table_quota_bounds_every_partition_together() {
+        let mut model = Rules::default();
+        let limits = Limits {
+            partition: 1_000.0,
+            table: 4.0,
+        };
+        let put = |pk: &str| WriteAction {
+            item: (pk.into(), "SK".into()),
+            units: 1.0,
+            index: None,
+        };
+        for user in ["USER#a", "USER#b", "USER#c", "USER#d"] {
+            assert!(model.take_units(&[put(user)], limits, 0.0).is_ok());
+        }
+        assert_eq!(
+            model.take_units(&[put("USER#e"), put("USER#f")], limits, 0.0),
+            Err(vec![0, 1]),
+            "a fifth unit in the second: the whole request"
+        );
+        assert!(model.take_units(&[put("USER#e")], limits, 0.25).is_ok());
+        assert_eq!(model.peak_units(), (1.0, 5.0));
     }
 }

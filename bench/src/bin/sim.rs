@@ -56,6 +56,10 @@ struct SimArgs {
     /// Stream shards (Lambda runs the deployed parallelization factor on each).
     #[arg(long, default_value_t = 100)]
     shards: usize,
+    /// With `--viral`: the table's write quota, units a second (DynamoDB's default is 40,000;
+    /// the capacity model asks AWS to raise it to 90,000).
+    #[arg(long, default_value_t = 90_000.0)]
+    table_quota: f64,
     /// With `--viral`: merge the figures into this JSON file (its `simulatedViralPost`).
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -258,7 +262,7 @@ fn viral(args: &SimArgs) -> ExitCode {
     let runs: Vec<_> = [false, true]
         .into_iter()
         .map(|spread| {
-            let settings = Settings::viral(
+            let mut settings = Settings::viral(
                 args.viral_rate,
                 args.others_rate,
                 args.others,
@@ -266,6 +270,7 @@ fn viral(args: &SimArgs) -> ExitCode {
                 args.shards,
                 spread,
             );
+            settings.table.table_wcu = args.table_quota;
             std::thread::spawn(move || {
                 let started = Instant::now();
                 (spread, sim::run(settings), started.elapsed())
@@ -303,13 +308,14 @@ fn viral(args: &SimArgs) -> ExitCode {
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_else(|| serde_json::json!({}));
         document["simulatedViralPost"] = serde_json::json!({
-            "what": "simulated: bench::sim, the projector's batch machine and dynoxide's storage in virtual time, DynamoDB's conflicts and partition limits modelled",
+            "what": "simulated: bench::sim, the projector's batch machine and dynoxide's storage in virtual time, DynamoDB's conflicts, partition limits, table quota and GSI1 delay modelled",
             "settings": {
                 "viralLikesPerSecond": args.viral_rate,
                 "otherLikesPerSecond": args.others_rate,
                 "otherPosts": args.others,
                 "virtualSeconds": args.viral_seconds,
                 "shards": args.shards,
+                "tableQuotaUnitsPerSecond": args.table_quota,
                 "eventSource": contracts::event_source::DEPLOYED,
             },
             "viral": viral,

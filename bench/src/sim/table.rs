@@ -22,7 +22,7 @@ use futures_util::FutureExt;
 use serde_json::{Value, json};
 
 use super::replica::{Replica, Viewed};
-use crate::contention::{ContentionStats, ItemId, Rules, refusal_body, write_actions};
+use crate::contention::{ContentionStats, ItemId, Limits, Rules, refusal_body, write_actions};
 use crate::local::STREAM_INDEXES;
 
 /// The world's clock, in epoch milliseconds, as dynoxide reads it (stream record times,
@@ -53,6 +53,9 @@ pub struct TableSettings {
     pub partition_wcu: f64,
     /// How long a transaction holds its items after it lands (DynamoDB's commit).
     pub hold_ms: i64,
+    /// Write units a second of the whole table, and of GSI1: the table-level quota
+    /// (DynamoDB on demand: 40,000 unless raised).
+    pub table_wcu: f64,
     /// How long GSI1 takes to show a write, drawn per write in `[min, max]` milliseconds
     /// ([`super::replica`]).
     pub gsi1_delay_ms: (i64, i64),
@@ -65,6 +68,7 @@ impl Default for TableSettings {
         Self {
             partition_wcu: 1_000.0,
             hold_ms: 10,
+            table_wcu: 40_000.0,
             gsi1_delay_ms: (10, 1_000),
             stream_retention_ms: STREAM_RETENTION_MS,
         }
@@ -182,6 +186,13 @@ impl Table {
         table
     }
 
+    fn limits(&self) -> Limits {
+        Limits {
+            partition: self.settings.partition_wcu,
+            table: self.settings.table_wcu,
+        }
+    }
+
     /// What the contention rules did so far.
     pub fn stats(&self) -> &ContentionStats {
         &self.rules.stats
@@ -245,10 +256,7 @@ impl Table {
         }
         let now = now_ms as f64 / 1000.0;
         let transaction = operation == "TransactWriteItems";
-        if let Err(refused) =
-            self.rules
-                .admit(&writes, transaction, self.settings.partition_wcu, now)
-        {
+        if let Err(refused) = self.rules.admit(&writes, transaction, self.limits(), now) {
             return Err(refusal_body(&refused, writes.len(), transaction));
         }
         let answer = self.engine(operation, body);
