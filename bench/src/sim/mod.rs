@@ -767,7 +767,13 @@ impl World {
         consumer.running = Some(len);
         let records: Vec<Rc<Routed>> = consumer.pending.iter().take(len).cloned().collect();
         let decoded: Vec<_> = records.iter().map(|r| r.decoded.clone()).collect();
-        let timeout = source.timeout.unwrap_or(BATCH_TIME).as_millis() as i64;
+        // Lambda ends an invocation at the function's timeout; the replay CLI gives a batch
+        // `BATCH_TIME`, as every batch outside Lambda (`Deadline::batch`).
+        let timeout = match consumer.kind {
+            Kind::Lambda => source.timeout.unwrap_or(BATCH_TIME),
+            Kind::Replay { .. } => BATCH_TIME,
+        };
+        let timeout = timeout.as_millis() as i64;
         let deadline = timeout - MARGIN.as_millis() as i64;
         let settings = BatchSettings {
             defers_stamps: true,
