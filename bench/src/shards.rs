@@ -192,14 +192,23 @@ const POLL: Duration = Duration::from_millis(250);
 /// The longest a simulation may take before it is a failure.
 const GIVE_UP: Duration = Duration::from_secs(600);
 
+/// A stream record's partition key.
+pub(crate) fn partition_key(record: &Value) -> &str {
+    record["dynamodb"]["Keys"][contracts::keys::PK]["S"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// The hash of a partition key that routes its records to a shard.
+pub(crate) fn key_hash(pk: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    pk.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// The consumer of a record: (virtual shard, consumer within it), by its partition key.
 pub fn consumer_of(record: &Value, settings: &ShardSettings) -> usize {
-    let key = record["dynamodb"]["Keys"]["PK"]["S"]
-        .as_str()
-        .unwrap_or_default();
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut hasher);
-    let hash = hasher.finish() as usize;
+    let hash = key_hash(partition_key(record)) as usize;
     let shard = hash % settings.shards;
     let within = (hash / settings.shards) % settings.parallelization;
     shard * settings.parallelization + within

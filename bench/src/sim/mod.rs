@@ -65,7 +65,7 @@ use rand::{Rng, SeedableRng};
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::Serialize;
 
-use crate::shards::BatchInfo;
+use crate::shards::{BatchInfo, partition_key};
 use lambda::{Consumer, Ended, Kind, Routed};
 pub use measure::{Lag, MAX_FOLDS_PER_SECOND, staleness};
 use measure::{Lags, Written};
@@ -149,7 +149,7 @@ pub struct Report {
     pub max_read_staleness_ms: i64,
     /// Tombstones DynamoDB's TTL removed in the days after the load.
     pub expired: u64,
-    /// Rotations of the stream's shards, and shards split by them.
+    /// Rotations of the stream's shards.
     pub rotations: u64,
     /// Shards split by the rotations.
     pub splits: u64,
@@ -699,10 +699,7 @@ impl World {
                 continue;
             }
             let raw = raw.value();
-            let pk = raw["dynamodb"]["Keys"][keys::PK]["S"]
-                .as_str()
-                .unwrap_or_default();
-            let consumer = self.stream.consumer_of(pk);
+            let consumer = self.stream.consumer_of(partition_key(&raw));
             let routed = self.routed(raw);
             self.consumers[consumer].pending.push_back(routed);
         }
@@ -983,7 +980,8 @@ impl World {
                     caught_up: false,
                 };
                 let consumer = Consumer::new(replay, &self.settings.source);
-                self.stream.add_replay();
+                let number = self.stream.add_replay();
+                debug_assert_eq!(number, self.consumers.len());
                 self.consumers.push(consumer);
             }
             Command::Verify => {
@@ -1061,11 +1059,9 @@ impl World {
 
     /// The likes of `post` GSI1 shows over its view shards, as AP8 reads them.
     fn gsi1_likes(&mut self, post: &PostId, view_shards: i64) -> i64 {
-        let mut likes = 0;
-        for k in 0..view_shards.max(1) {
-            let mut start: Option<serde_json::Value> = None;
-            loop {
-                let mut body = serde_json::json!({
+        (0..view_shards.max(1))
+            .flat_map(|k| {
+                let body = serde_json::json!({
                     "TableName": self.table.name,
                     "IndexName": keys::GSI1,
                     "KeyConditionExpression": "#pk = :pk",
@@ -1074,21 +1070,10 @@ impl World {
                         {":pk": {"S": keys::post_view_shard(post, k as u32)}},
                     "Select": "COUNT",
                 });
-                if let Some(start) = start.take() {
-                    body["ExclusiveStartKey"] = start;
-                }
-                let page = self
-                    .table
-                    .call("Query", body, self.now)
-                    .expect("GSI1 answers a query");
-                likes += page["Count"].as_i64().unwrap_or_default();
-                match page.get("LastEvaluatedKey") {
-                    Some(key) if !key.is_null() => start = Some(key.clone()),
-                    _ => break,
-                }
-            }
-        }
-        likes
+                self.table.pages("Query", body, self.now)
+            })
+            .map(|page| page["Count"].as_i64().unwrap_or_default())
+            .sum()
     }
 }
 

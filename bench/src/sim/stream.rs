@@ -6,7 +6,7 @@
 //! *Polling and batching streams*), and the parent only once its own parent has; each shard has
 //! the mapping's parallelization factor of consumers, a partition key always on the same one.
 
-use std::hash::{Hash, Hasher};
+use crate::shards::key_hash;
 
 /// One shard: its key range (inclusive), its parent, and its consumers.
 #[derive(Debug)]
@@ -97,9 +97,7 @@ impl Stream {
 
     /// The consumer that gets a new record of partition key `pk`.
     pub(crate) fn consumer_of(&self, pk: &str) -> usize {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        pk.hash(&mut hasher);
-        let hash = hasher.finish();
+        let hash = key_hash(pk);
         let shard = self
             .shards
             .iter()

@@ -332,7 +332,13 @@ impl Table {
     /// the trim horizon starts after it. The engine keeps every record.
     fn trimmed_to(&self) -> Option<String> {
         let horizon = (self.now_ms() - self.settings.stream_retention_ms).div_euclid(1000);
-        let last: Option<i64> = self
+        let last = self.last_sequence(horizon);
+        last.map(|sequence| sequence.to_string())
+    }
+
+    /// The stream's last sequence number among the records written before `before_secs`.
+    fn last_sequence(&self, before_secs: i64) -> Option<u128> {
+        let stored: Option<i64> = self
             .storage
             .conn()
             .prepare_cached(
@@ -340,10 +346,10 @@ impl Table {
                  WHERE table_name = ?1 AND created_at < ?2",
             )
             .and_then(|mut statement| {
-                statement.query_row(rusqlite::params![&self.name, horizon], |row| row.get(0))
+                statement.query_row(rusqlite::params![&self.name, before_secs], |row| row.get(0))
             })
-            .expect("the stream's trimmed records");
-        last.map(|stored| public_sequence(stored).to_string())
+            .expect("the stream's sequence numbers");
+        stored.map(public_sequence)
     }
 
     /// Remove the items whose time to live passed by `now_ms`, as DynamoDB's TTL does (each
@@ -361,17 +367,8 @@ impl Table {
     /// Note that the stream's records so far were written by `now_ms` (the engine dates
     /// records to the second; GSI1's delays run from the millisecond).
     fn mark_written(&mut self, now_ms: i64) {
-        let last: Option<i64> = self
-            .storage
-            .conn()
-            .prepare_cached(
-                "SELECT MAX(CAST(sequence_number AS INTEGER)) FROM _stream_records
-                 WHERE table_name = ?1",
-            )
-            .and_then(|mut statement| statement.query_row([&self.name], |row| row.get(0)))
-            .expect("the stream's last sequence number");
+        let last = self.last_sequence(i64::MAX);
         let Some(last) = last else { return };
-        let last = public_sequence(last);
         if self
             .written
             .back()
@@ -449,22 +446,36 @@ impl Table {
     }
 
     /// Every item of the table, read consistently.
-    pub fn scan(&self) -> Vec<Value> {
-        let mut items = Vec::new();
-        let mut start: Option<Value> = None;
+    pub fn scan(&mut self) -> Vec<Value> {
+        let body = json!({"TableName": self.name, "ConsistentRead": true});
+        let now_ms = self.now_ms();
+        self.pages("Scan", body, now_ms)
+            .into_iter()
+            .flat_map(|mut page| match page["Items"].take() {
+                Value::Array(items) => items,
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Every page of a `Scan` or `Query`, following `LastEvaluatedKey`.
+    pub fn pages(&mut self, operation: &str, body: Value, now_ms: i64) -> Vec<Value> {
+        let mut pages = Vec::new();
+        let mut request = body.clone();
         loop {
-            let mut request = json!({"TableName": self.name, "ConsistentRead": true});
-            if let Some(start) = start.take() {
-                request["ExclusiveStartKey"] = start;
-            }
-            let page = self.engine("Scan", request).expect("a scan page");
-            if let Some(Value::Array(page)) = page.get("Items") {
-                items.extend(page.iter().cloned());
-            }
-            match page.get("LastEvaluatedKey") {
-                Some(key) if !key.is_null() => start = Some(key.clone()),
-                _ => return items,
-            }
+            let page = self
+                .call(operation, request, now_ms)
+                .unwrap_or_else(|e| panic!("{operation} answers: {e}"));
+            let next = page
+                .get("LastEvaluatedKey")
+                .filter(|k| !k.is_null())
+                .cloned();
+            pages.push(page);
+            let Some(start) = next else {
+                return pages;
+            };
+            request = body.clone();
+            request["ExclusiveStartKey"] = start;
         }
     }
 }
