@@ -242,7 +242,7 @@ impl Applier {
 }
 
 /// The wall clock, in epoch milliseconds: the machine's time.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
