@@ -116,6 +116,9 @@ struct Totals {
     expired: u64,
     rotations: u64,
     splits: u64,
+    rebuilds: u64,
+    rebuild_reruns: u64,
+    counters_corrected: u64,
 }
 
 impl Totals {
@@ -135,6 +138,9 @@ impl Totals {
         self.expired += report.expired;
         self.rotations += report.rotations;
         self.splits += report.splits;
+        self.rebuilds += report.rebuilds;
+        self.rebuild_reruns += report.rebuild_reruns;
+        self.counters_corrected += report.counters_corrected;
         self.most_folds_per_second = self.most_folds_per_second.max(report.most_folds_per_second);
         self.max_read_staleness_ms = self.max_read_staleness_ms.max(report.max_read_staleness_ms);
     }
@@ -175,7 +181,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
     }
     let totals = totals.lock().expect("totals");
     println!(
-        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} batches given up and replayed, {} conflicts, {} partition throttles, {} shard rotations splitting {} shards); {} counts read during the load, each one an acknowledged history allows (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
+        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} rebuilds run to a clean end after {} reruns correcting {} counters, {} batches given up and replayed, {} conflicts, {} partition throttles, {} shard rotations splitting {} shards); {} counts read during the load, each one an acknowledged history allows (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
         totals.runs,
         started.elapsed().as_secs_f64(),
         totals.faulted,
@@ -185,6 +191,9 @@ fn sweep(args: &SimArgs) -> ExitCode {
         totals.requests,
         totals.faults,
         totals.commands,
+        totals.rebuilds,
+        totals.rebuild_reruns,
+        totals.counters_corrected,
         totals.given_up,
         totals.conflicts,
         totals.throttled,

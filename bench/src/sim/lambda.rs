@@ -76,6 +76,8 @@ pub(crate) struct Consumer {
     limit: usize,
     /// What the warm execution environment knows.
     pub(crate) knowledge: Knowledge,
+    /// Records applied so far (or redundant, ignored, quarantined).
+    pub(crate) applied: u64,
     /// No invocation before this.
     retry_at: i64,
 }
@@ -98,6 +100,7 @@ impl Consumer {
             running: None,
             attempts: 0,
             knowledge: Knowledge::default(),
+            applied: 0,
             retry_at: i64::MIN,
         }
     }

@@ -67,6 +67,8 @@ pub struct Settings {
     pub rotations: Vec<i64>,
     /// The share of shards a rotation splits in two.
     pub split_share: f64,
+    /// The `--settle` operators give `rebuild` ([`Settings::runbook_settle_ms`]).
+    pub rebuild_settle_ms: i64,
 }
 
 /// An operator's command.
@@ -76,6 +78,15 @@ pub enum Command {
     Replay,
     /// Tally the table and report drift.
     Verify,
+    /// Repair counters and views while the load goes on, with the scan in `segments`
+    /// (run again from its saved progress until it ends clean).
+    Rebuild {
+        /// Parallel scan segments.
+        segments: i32,
+    },
+    /// The first post's counter drifts by this much (a bad manual edit, a restore of an old
+    /// backup): only a `rebuild` after it repairs it.
+    Drift(i64),
 }
 
 impl Settings {
@@ -145,6 +156,7 @@ impl Settings {
             days_later: true,
             rotations: Vec::new(),
             split_share: 0.0,
+            rebuild_settle_ms: 0,
         };
         // Drawn last, so the draws above are those of earlier versions' seeds. Mostly within
         // a second, as AWS states; now and then GSI1 struggling for seconds.
@@ -158,7 +170,27 @@ impl Settings {
             .map(|_| rng.random_range(0..load_ms))
             .collect();
         settings.split_share = rng.random_range(0.0..0.6);
+        settings.rebuild_settle_ms = Self::runbook_settle_ms(&settings.table);
+        if rng.random_bool(0.5) {
+            let at = rng.random_range(0..load_ms);
+            let segments = rng.random_range(1..4);
+            settings.operators.push((at, Command::Rebuild { segments }));
+            if rng.random_bool(0.5) {
+                let by = if rng.random_bool(0.5) { -2 } else { 3 };
+                settings
+                    .operators
+                    .push((rng.random_range(0..=at), Command::Drift(by)));
+            }
+        }
         settings
+    }
+
+    /// The `--settle` an operator gives `rebuild`, as the runbook says: longer than GSI1 takes
+    /// to show a write (AWS: within a second; longer while the index is throttled, which
+    /// CloudWatch shows), and at least the CLI's default.
+    pub fn runbook_settle_ms(table: &TableSettings) -> i64 {
+        let default = projector::rebuild::SETTLE.as_millis() as i64;
+        default.max(table.gsi1_delay_ms.1 + 1_000)
     }
 
     /// A viral post: `hot_rate` likes a second on the first post and `others_rate` over
@@ -194,6 +226,7 @@ impl Settings {
             days_later: false,
             rotations: Vec::new(),
             split_share: 0.0,
+            rebuild_settle_ms: Self::runbook_settle_ms(&TableSettings::default()),
         }
     }
 }

@@ -5,11 +5,8 @@ use std::time::Duration;
 
 use crate::cli::{Context, scan_bar};
 use crate::error::Error;
-use crate::rebuild::{Phase, Rebuild, RebuildSettings, Summary};
+use crate::rebuild::{Phase, ROUNDS, Rebuild, RebuildSettings, SETTLE, Summary};
 use crate::verify::{DEFAULT_PAGE_SIZE, ScanSpec};
-
-/// Rounds of the counter check before a still-moving post is reported busy.
-const ROUNDS: u32 = 5;
 
 /// Repair drift while writes and projection go on: replay what the stream still holds, count
 /// likes never counted, stamp likes missing from the view, fold pending deltas, and correct
@@ -39,7 +36,7 @@ pub struct RebuildArgs {
     pub dry_run: bool,
     /// Seconds between the two looks at a drifting counter (covers the stream's own delay in
     /// showing a write, about a second).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = SETTLE.as_secs_f64())]
     pub settle: f64,
     /// Progress file (default `.rebuild-<table>.json`); removed when the rebuild ends.
     #[arg(long)]

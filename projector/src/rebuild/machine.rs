@@ -370,6 +370,8 @@ enum Doing {
     Settle { until: i64 },
     /// Replaying to the stream's end before a round's looks.
     CatchUp,
+    /// Giving GSI1 time to show what was written before the replay's end.
+    Show { until: i64 },
 }
 
 /// Phase 2: a first look at every post, then rounds of second looks at those that drift.
@@ -472,7 +474,7 @@ impl Machine {
     pub fn wake_at(&self) -> Option<i64> {
         match &self.stage {
             Stage::Check(check) => match check.doing {
-                Doing::Settle { until } => Some(until),
+                Doing::Settle { until } | Doing::Show { until } => Some(until),
                 _ => None,
             },
             _ => None,
@@ -509,7 +511,7 @@ impl Machine {
     }
 
     /// Take `answer` to the request `ticket`.
-    pub fn answer(&mut self, ticket: Ticket, answer: Answer) {
+    pub fn answer(&mut self, ticket: Ticket, answer: Answer, now_ms: i64) {
         let Some(segment) = self.in_flight.remove(&ticket) else {
             return;
         };
@@ -525,7 +527,7 @@ impl Machine {
                     self.answer_scan(segment, answer);
                 }
             }
-            Stage::Check(_) => self.answer_check(answer),
+            Stage::Check(_) => self.answer_check(answer, now_ms),
             Stage::Done => {}
         }
     }
@@ -694,12 +696,11 @@ impl Machine {
                     });
                 }
                 Doing::CatchUp => return Some(Request::CatchUp),
-                Doing::Settle { until } if now_ms < *until => return None,
+                Doing::Settle { until } | Doing::Show { until } if now_ms < *until => return None,
                 // What was in flight at the last look is in the stream by now: project it
                 // (a dry run replays nothing).
-                Doing::Settle { .. } => {
-                    check.doing = if dry_run { Doing::Idle } else { Doing::CatchUp };
-                }
+                Doing::Settle { .. } if !dry_run => check.doing = Doing::CatchUp,
+                Doing::Settle { .. } | Doing::Show { .. } => check.doing = Doing::Idle,
                 Doing::Idle => {
                     if let Some((post, before)) = check.queue.pop_front() {
                         check.doing = Doing::Look {
@@ -725,15 +726,17 @@ impl Machine {
         }
     }
 
-    fn answer_check(&mut self, answer: Answer) {
-        let dry_run = self.settings.dry_run;
+    fn answer_check(&mut self, answer: Answer, now_ms: i64) {
+        let (dry_run, settle) = (self.settings.dry_run, self.settings.settle_ms);
         let Stage::Check(check) = &mut self.stage else {
             return;
         };
         check.doing = match (std::mem::replace(&mut check.doing, Doing::Idle), answer) {
             (Doing::CatchUp, Answer::CaughtUp(records)) => {
                 self.state.summary.records_replayed += records;
-                Doing::Idle
+                Doing::Show {
+                    until: now_ms + settle,
+                }
             }
             (Doing::Set { post, seen }, Answer::Set(applied)) => {
                 if applied {
@@ -866,7 +869,7 @@ mod tests {
     fn through_the_scan(machine: &mut Machine, items: Vec<Item>) {
         let (t, r) = one(machine, 0);
         assert_eq!(r, Request::CatchUp, "the stream is replayed first");
-        machine.answer(t, Answer::CaughtUp(3));
+        machine.answer(t, Answer::CaughtUp(3), 0);
         let (t, r) = one(machine, 0);
         assert_eq!(
             r,
@@ -875,20 +878,20 @@ mod tests {
                 start: None
             }
         );
-        machine.answer(t, Answer::Page { items, next: None });
+        machine.answer(t, Answer::Page { items, next: None }, 0);
         let (t, r) = one(machine, 0);
         let Request::Repair { plan, records } = r else {
             panic!("the uncounted like is repaired: {r:?}")
         };
         assert_eq!((plan.transactions.len(), records), (1, 1));
-        machine.answer(t, Answer::Repaired(vec![Outcome::Applied]));
+        machine.answer(t, Answer::Repaired(vec![Outcome::Applied]), 0);
         let (t, r) = one(machine, 0);
         let Request::Save(state) = r else {
             panic!("the page's progress is saved: {r:?}")
         };
         assert!(state.segments[0].done);
         assert_eq!(state.summary.likes_counted, 1);
-        machine.answer(t, Answer::Saved);
+        machine.answer(t, Answer::Saved, 0);
     }
 
     /// Answer one look at the post: its counter, deltas and recount, the same both times.
@@ -901,7 +904,7 @@ mod tests {
             Answer::Sum(pending),
         ] {
             let (t, _) = one(machine, now);
-            machine.answer(t, answer);
+            machine.answer(t, answer, 0);
         }
     }
 
@@ -921,9 +924,12 @@ mod tests {
         assert_eq!(machine.wake_at(), Some(10 + SETTLE));
         let (t, r) = one(&mut machine, 10 + SETTLE);
         assert_eq!(r, Request::CatchUp, "what was in flight is projected first");
-        machine.answer(t, Answer::CaughtUp(0));
-        look(&mut machine, 10 + SETTLE, &counter, 1, 4);
-        let (t, r) = one(&mut machine, 10 + SETTLE);
+        machine.answer(t, Answer::CaughtUp(0), 20 + SETTLE);
+        assert!(machine.poll(20 + SETTLE).is_empty(), "GSI1 is given time");
+        let later = 20 + 2 * SETTLE;
+        assert_eq!(machine.wake_at(), Some(later));
+        look(&mut machine, later, &counter, 1, 4);
+        let (t, r) = one(&mut machine, later);
         assert_eq!(
             r,
             Request::SetCount {
@@ -933,8 +939,8 @@ mod tests {
             },
             "the recount less the pending deltas, on the version seen"
         );
-        machine.answer(t, Answer::Set(true));
-        assert!(machine.poll(10 + SETTLE).is_empty());
+        machine.answer(t, Answer::Set(true), later);
+        assert!(machine.poll(later).is_empty());
         assert!(machine.is_done());
         let summary = machine.finish().unwrap();
         assert_eq!(
@@ -964,7 +970,8 @@ mod tests {
                 now = machine.wake_at().expect("settling");
                 let (t, r) = one(&mut machine, now);
                 assert_eq!(r, Request::CatchUp);
-                machine.answer(t, Answer::CaughtUp(0));
+                machine.answer(t, Answer::CaughtUp(0), now);
+                now += SETTLE;
             }
             look(&mut machine, now, &counter, 0, 10);
         }
@@ -980,7 +987,7 @@ mod tests {
         let start: Item = [("PK".to_owned(), AttributeValue::S("after".into()))].into();
         let mut machine = Machine::new(settings(2), RebuildState::new("t", 2));
         let (t, _) = one(&mut machine, 0);
-        machine.answer(t, Answer::CaughtUp(0));
+        machine.answer(t, Answer::CaughtUp(0), 0);
         let scans = machine.poll(0);
         assert_eq!(scans.len(), 2, "the segments scan side by side");
         let (first, second) = (scans[0].0, scans[1].0);
@@ -990,6 +997,7 @@ mod tests {
                 items: vec![item.clone(), uncounted_like(&post)],
                 next: Some(start.clone()),
             },
+            0,
         );
         machine.answer(
             second,
@@ -997,14 +1005,15 @@ mod tests {
                 items: vec![],
                 next: None,
             },
+            0,
         );
         let asked = machine.poll(0);
         let (repair, save) = match (&asked[0].1, &asked[1].1) {
             (Request::Repair { .. }, Request::Save(_)) => (asked[0].0, asked[1].0),
             other => panic!("{other:?}"),
         };
-        machine.answer(save, Answer::Saved);
-        machine.answer(repair, Answer::Repaired(vec![Outcome::Failed]));
+        machine.answer(save, Answer::Saved, 0);
+        machine.answer(repair, Answer::Repaired(vec![Outcome::Failed]), 0);
         let (t, r) = one(&mut machine, 0);
         let Request::Save(state) = r else {
             panic!("{r:?}")
@@ -1015,7 +1024,7 @@ mod tests {
             "the failed page's segment resumes where it was"
         );
         assert!(state.segments[1].done);
-        machine.answer(t, Answer::Saved);
+        machine.answer(t, Answer::Saved, 0);
         assert!(machine.poll(0).is_empty());
         assert!(
             machine.is_done(),
@@ -1042,6 +1051,7 @@ mod tests {
                 items: vec![item, uncounted_like(&post)],
                 next: None,
             },
+            0,
         );
         let counter = Counter {
             stored: Some(5),

@@ -58,6 +58,12 @@ use crate::verify::{ScanSpec, scan_page};
 use machine::{Answer, Counter, Machine, Request, Stopped};
 pub use machine::{RebuildState, SegmentState, Summary};
 
+/// How long a drifting post must stay still before it is corrected, by default: it covers the
+/// stream's own delay in showing a write (about a second) and GSI1's in showing a stamp.
+pub const SETTLE: Duration = Duration::from_secs(5);
+/// Rounds of the counter check before a still-moving post is reported busy.
+pub const ROUNDS: u32 = 5;
+
 /// Records per batch of rebuild's replay.
 const REPLAY_BATCH: i32 = 1000;
 
@@ -184,7 +190,7 @@ impl Rebuild {
                 continue;
             };
             let saved = answer.as_ref().is_ok_and(|a| *a == Answer::Saved);
-            machine.answer(ticket, answer?);
+            machine.answer(ticket, answer?, now_ms());
             // Items scanned are reported once saved (a dry run saves nothing).
             let summary = &machine.state().summary;
             if (saved || settings.dry_run) && summary.items_scanned > scanned {
