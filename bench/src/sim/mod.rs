@@ -16,26 +16,30 @@
 //!   partial batch responses, bisection, retries, maximum record age and the failure
 //!   destination; each invocation runs the projector's real batch machine
 //!   (`projector::batch::Batch`) with the function's deadline, its requests answered by the
-//!   table ([`executor`]);
+//!   table (`executor`);
 //! - **faults**: requests dropped before they land, answers lost after the write landed,
 //!   answers so slow the invocation abandons them at its deadline while the write lands later,
 //!   invocations that crash mid-batch;
+//! - **GSI1** shows each write after a seeded delay ([`replica`]); the **stream**'s shards
+//!   rotate and split (`stream`), and it keeps records 24 hours; TTL removes expired items;
 //! - **operators**: `replay` (the whole stream again, through the filters, beside the live
-//!   consumers) and `verify` (projector's own `verify::Tallies` over a consistent scan) at
-//!   seeded moments while load and faults go on; after the load, the runbook: replay if the
-//!   failure destination holds anything.
+//!   consumers), `verify` (projector's own `verify::Tallies` over a consistent scan) and
+//!   `rebuild` (projector's own `rebuild::machine`, its requests answered here and in
+//!   `rebuild`, run again from its saved progress until it ends clean) at seeded moments
+//!   while load and faults go on, after a counter's drift now and then; after the load, the
+//!   runbook: replay if the failure destination holds anything, and after a drift `verify`
+//!   and `rebuild` again.
 //!
 //! While the load runs, a client reads the first posts' counts and a counter checker holds each
 //! read against the acknowledged history ([`staleness`]): a count no staleness allows fails the
 //! run. At the end, with the load stopped and the faults calmed, the run must reach quiescence
 //! within [`QUIESCE_LIMIT_MS`] of virtual time and then show zero drift: every post's counter
-//! plus its pending deltas equals its live likes, its view holds exactly its live likes, each in
-//! a shard below its `viewShards`, and no delta is left.
+//! plus its pending deltas equals its live likes, its view (read through GSI1) holds exactly its
+//! live likes, each in a shard below its `viewShards`, and no delta is left; and again days
+//! later, after TTL and the stream's trim, and a replay of what the stream still holds.
 //!
-//! Not modelled yet: GSI1's propagation delay (the checks read the base table), stream shard
-//! rotation and the 24-hour trim, TTL removals, `rebuild`, the SDK's own retries, and the
-//! writer's HTTP layer (its store's requests are modelled, not its code run). Replay a seed:
-//! `cargo run -p bench --bin sim -- --seed N`.
+//! Not modelled: the SDK's own retries and the writer's HTTP layer (its store's requests are
+//! modelled, not its code run). Replay a seed: `cargo run -p bench --bin sim -- --seed N`.
 
 mod executor;
 pub mod lambda;

@@ -34,8 +34,9 @@ pub struct RebuildArgs {
     /// Report what would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Seconds between the two looks at a drifting counter (covers the stream's own delay in
-    /// showing a write, about a second).
+    /// Seconds waited before the replay ahead of a second look at a drifting counter, and again
+    /// after it: must cover the stream's delay in showing a write and GSI1's (each about a
+    /// second; raise it while GSI1 is throttled).
     #[arg(long, default_value_t = SETTLE.as_secs_f64())]
     pub settle: f64,
     /// Progress file (default `.rebuild-<table>.json`); removed when the rebuild ends.

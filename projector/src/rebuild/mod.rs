@@ -17,10 +17,11 @@
 //!
 //! **Phase 2** recounts each post from its view: the counted likes in every GSI1 view shard
 //! below the post's `viewShards`, against `likeCount` plus the deltas still pending (counted
-//! likes not yet folded). A post whose figures differ is observed again after `settle` and
-//! after the replay has gone on to the stream's end; it is corrected only if neither its
-//! counter version (`countVersion`, renewed by every write that moves the counter), its pending
-//! deltas nor its recount changed meanwhile, with an update conditioned on that version.
+//! likes not yet folded). A post whose figures differ is observed again in a round: wait
+//! `settle`, replay to the stream's end, wait `settle` again, look. It is corrected only if
+//! neither its counter version (`countVersion`, renewed by every write that moves the
+//! counter), its pending deltas nor its recount changed since the last look, with an update
+//! conditioned on that version.
 //!
 //! Why this is safe live, whatever the projector's lag: a change in flight at the first look
 //! (a like deleted but not yet uncounted, liked but not yet counted, counted but not yet
@@ -28,10 +29,17 @@
 //! shows a write within about a second), so the replay before the second look projects it, if
 //! the projector has not (the replay retries a record until it is applied, a stamp into a
 //! throttled view too): counting or uncounting renews the version, a stamp changes the
-//! recount, a fold changes the pending deltas. An unchanged second look therefore means
-//! nothing was in flight, and the difference is real drift. A post that keeps moving is
-//! retried, then reported as busy, never guessed at. A dry run replays nothing, so its report
-//! of what would be corrected holds only while the projector's lag is below `settle`.
+//! recount, a fold changes the pending deltas. The recount reads GSI1, which shows a write
+//! some time after it (AWS: within a second, longer while the index is throttled), so the
+//! second wait lets it show what was written up to the replay's end. An unchanged second look
+//! therefore means nothing was in flight, and the difference is real drift, as long as the
+//! stream and GSI1 each show a write within `settle`: raise `--settle` while GSI1 is
+//! throttled. A post that keeps moving is retried, then reported as busy, never guessed at.
+//! A dry run replays nothing, so its report of what would be corrected holds only while the
+//! projector's lag is below `settle`.
+//!
+//! The decisions are [`machine`]'s, a pure state machine the deterministic simulation drives
+//! in virtual time; [`Rebuild`] is the shell that sends its requests.
 
 pub mod machine;
 
