@@ -181,7 +181,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
     }
     let totals = totals.lock().expect("totals");
     println!(
-        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} rebuilds run to a clean end after {} reruns correcting {} counters, {} batches given up and replayed, {} conflicts, {} partition throttles, {} shard rotations splitting {} shards); {} counts read during the load, each one an acknowledged history allows (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
+        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} rebuilds run to a clean end after {} reruns correcting {} counters, {} batches given up and replayed, {} conflicts, {} partition throttles, {} shard rotations splitting {} shards); {} counts read during the load, each one an acknowledged history allows within the {} s staleness bound (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
         totals.runs,
         started.elapsed().as_secs_f64(),
         totals.faulted,
@@ -200,6 +200,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
         totals.rotations,
         totals.splits,
         totals.count_reads,
+        sim::STALENESS_BOUND_MS / 1000,
         totals.max_read_staleness_ms,
         totals.most_folds_per_second,
         totals.expired,
