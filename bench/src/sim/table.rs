@@ -101,6 +101,9 @@ pub struct Table {
     viewed: Vec<Viewed>,
     /// (last sequence number, time) after each write the replica has not taken yet.
     written: VecDeque<(u128, i64)>,
+    /// The sequence number of the last stream record written: readers already past it have
+    /// nothing to read (most polls, once the load stops), so they skip the engine.
+    latest: Option<u128>,
 }
 
 /// Run one of dynoxide's actions on a JSON request: the request parsed as the engine's
@@ -153,6 +156,7 @@ impl Table {
             replicated_to: None,
             viewed: Vec::new(),
             written: VecDeque::new(),
+            latest: None,
         };
         let mut replica = create_table_body(&table.replica.name);
         replica
@@ -232,6 +236,8 @@ impl Table {
     pub fn load(&mut self, item: &contracts::items::Item) {
         let body = json!({"TableName": self.name, "Item": super::wire::item(item)});
         self.engine("PutItem", body).expect("put an item");
+        let now_ms = self.now_ms();
+        self.mark_written(now_ms);
     }
 
     /// A request as DynamoDB answers it at `now_ms`: refused for contention, else evaluated
@@ -369,6 +375,7 @@ impl Table {
     fn mark_written(&mut self, now_ms: i64) {
         let last = self.last_sequence(i64::MAX);
         let Some(last) = last else { return };
+        self.latest = Some(last);
         if self
             .written
             .back()
@@ -395,10 +402,19 @@ impl Table {
         (self.clock.now_unix_secs_f64() * 1000.0).round() as i64
     }
 
+    /// Whether records were written after the one with sequence number `after`.
+    fn unread(&self, after: Option<&str>) -> bool {
+        match (self.latest, after) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(latest), Some(after)) => after.parse::<u128>().map_or(true, |a| a < latest),
+        }
+    }
+
     /// Send GSI1 what was written since it last looked, and show it what is due by `now_ms`.
     pub fn propagate(&mut self, now_ms: i64) {
         self.clock.set(now_ms);
-        loop {
+        while self.unread(self.replicated_to.as_deref()) {
             let page = self.stream_page(self.replicated_to.as_deref(), 1000);
             let Some(last) = page.last() else {
                 break;
@@ -435,7 +451,7 @@ impl Table {
     /// Stream records written since the last call, in order.
     pub fn new_records(&mut self) -> Vec<RawRecord> {
         let mut records = Vec::new();
-        loop {
+        while self.unread(self.read_to.as_deref()) {
             let page = self.records_after(self.read_to.as_deref(), 1000);
             let Some(last) = page.last() else {
                 return records;
@@ -443,6 +459,7 @@ impl Table {
             self.read_to = Some(last.sequence.clone());
             records.extend(page);
         }
+        records
     }
 
     /// Every item of the table, read consistently.
