@@ -39,6 +39,7 @@ use tracing::{Span, field};
 
 pub(crate) mod cache;
 pub mod cursor;
+pub mod decide;
 pub mod error;
 pub(crate) mod extract;
 pub mod identity;

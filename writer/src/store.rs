@@ -20,6 +20,7 @@ use contracts::dynamo::{Backoff, Failure, is_condition_failed};
 use contracts::items::{Entity, Item, Like, key_item};
 use contracts::keys::{self, ItemKey, PostId, TopicSlug, UserId, prefix};
 
+use crate::decide::{Delete, Deleted, LikeOutcome, Unlike};
 use crate::error::Error;
 
 /// The answer to a failed call, for the HTTP layer: retryable failures are "unavailable".
@@ -76,14 +77,6 @@ pub(crate) type ResumeKey = HashMap<String, String>;
 pub(crate) struct Page<E> {
     pub items: Vec<E>,
     pub resume: Option<ResumeKey>,
-}
-
-/// How a like request changed the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LikeOutcome {
-    Created,
-    AlreadyLiked,
-    PostMissing,
 }
 
 /// Retries of transactions that lose a conflict on a hot counter: short pauses, since a
@@ -304,11 +297,10 @@ impl Store {
             TransactWriteItem::builder().put(put).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        match self.transact(actions).await? {
-            None => Ok(LikeOutcome::Created),
-            Some(reasons) if failed(&reasons, 0) => Ok(LikeOutcome::AlreadyLiked),
-            Some(_) => Ok(LikeOutcome::PostMissing),
-        }
+        Ok(match self.transact(actions).await? {
+            None => LikeOutcome::Created,
+            Some(reasons) => LikeOutcome::of_cancelled(failed(&reasons, 0)),
+        })
     }
 
     /// Remove the caller's like; `true` if there was one. `counted_first` tries the
@@ -320,23 +312,14 @@ impl Store {
         post: PostId,
         counted_first: bool,
     ) -> Result<bool, Error> {
-        let mut try_counted = counted_first;
-        // Each round either finishes or learns which kind of like is there; a like's
-        // `countedBy` never changes from writer to anything else, so two rounds suffice
-        // except under races with re-likes, which a few more rounds absorb.
-        for _ in 0..4 {
-            if try_counted {
-                match self.delete_counted(topic, user, post).await? {
-                    Deleted::Yes => return Ok(true),
-                    Deleted::Absent => return Ok(false),
-                    Deleted::OtherKind => try_counted = false,
-                }
-            } else {
-                match self.delete_uncounted(user, post).await? {
-                    Deleted::Yes => return Ok(true),
-                    Deleted::Absent => return Ok(false),
-                    Deleted::OtherKind => try_counted = true,
-                }
+        let mut unlike = Unlike::new(counted_first);
+        while let Some(delete) = unlike.next() {
+            let deleted = match delete {
+                Delete::Counted => self.delete_counted(topic, user, post).await?,
+                Delete::Uncounted => self.delete_uncounted(user, post).await?,
+            };
+            if let Some(removed) = unlike.found(deleted) {
+                return Ok(removed);
             }
         }
         Err(Error::Unavailable(
@@ -358,11 +341,9 @@ impl Store {
                     }
                     _ => None,
                 };
-                match present {
-                    Some(true) => Ok(Deleted::OtherKind),
-                    Some(false) => Ok(Deleted::Absent),
-                    None => Err(classify(e)),
-                }
+                present
+                    .map(Deleted::of_failed_condition)
+                    .ok_or_else(|| classify(e))
             }
         }
     }
@@ -383,19 +364,14 @@ impl Store {
             TransactWriteItem::builder().delete(delete).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        match self.transact(actions).await? {
-            None => Ok(Deleted::Yes),
-            Some(reasons) if failed(&reasons, 0) => {
-                let present = reasons[0].item().is_some_and(|item| !item.is_empty());
-                Ok(if present {
-                    Deleted::OtherKind
-                } else {
-                    Deleted::Absent
-                })
+        Ok(match self.transact(actions).await? {
+            None => Deleted::Yes,
+            Some(reasons) => {
+                let like_failed = failed(&reasons, 0)
+                    .then(|| reasons[0].item().is_some_and(|item| !item.is_empty()));
+                Deleted::of_cancelled_counted(like_failed)
             }
-            // The post is gone: nothing to decrement; delete the like plainly.
-            Some(_) => Ok(Deleted::OtherKind),
-        }
+        })
     }
 
     fn counter_update(
@@ -494,14 +470,6 @@ fn merge_likers(
         likers.into_iter().map(|(_, _, item)| item).collect(),
         resume,
     )
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Deleted {
-    Yes,
-    Absent,
-    /// A like is there, but of the other kind (writer-counted or not).
-    OtherKind,
 }
 
 /// Send a single-item write again while a transaction holds its item: DynamoDB answers

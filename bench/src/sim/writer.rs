@@ -1,9 +1,10 @@
 //! The writer's likes and unlikes as its store sends them (`writer/src/store.rs`), in both
 //! modes, on the simulated table: the same items and conditions (`contracts::items`,
-//! `contracts::counting`), the same decisions on the answers (a repeated like changes
-//! nothing; an unlike tries the plain delete or the transactional one first by mode and
-//! switches on what the failed condition's item says), and a retry after a conflict or a
-//! throttle with the writer's backoff. One call is one request to the table, at one instant.
+//! `contracts::counting`), the writer's own decisions on the answers (`writer::decide`: a
+//! repeated like changes nothing; an unlike tries the plain delete or the transactional one
+//! first by mode and switches on what the failed condition's item says), and a retry after a
+//! conflict or a throttle with the writer's backoff. One call is one request to the table, at
+//! one instant.
 
 use chrono::DateTime;
 use contracts::counting;
@@ -12,6 +13,7 @@ use contracts::items::{Entity, Like};
 use contracts::keys::{self, LikeId, PostId, TopicSlug, UserId, view_shard_of};
 use projector::batch::count::ActionKind;
 use serde_json::{Value, json};
+use writer::decide::{Delete, Deleted, LikeOutcome, Unlike};
 
 use super::table::Table;
 use super::wire;
@@ -78,19 +80,19 @@ pub fn run(table: &mut Table, mode: Mode, op: &Op, now_ms: i64, like_id: LikeId)
     match op {
         Op::Like(user, topic, post) => like(table, mode, user, topic, *post, now_ms, like_id),
         Op::Unlike(user, topic, post) => {
-            let mut counted_first = mode == Mode::Transactional;
-            // As the store: each round finishes or learns which kind of like is there.
-            for _ in 0..4 {
-                let answer = if counted_first {
-                    delete_counted(table, user, topic, *post, now_ms)
-                } else {
-                    delete_uncounted(table, user, *post, now_ms)
+            let mut unlike = Unlike::new(mode == Mode::Transactional);
+            while let Some(delete) = unlike.next() {
+                let deleted = match delete {
+                    Delete::Counted => delete_counted(table, user, topic, *post, now_ms),
+                    Delete::Uncounted => delete_uncounted(table, user, *post, now_ms),
                 };
-                match answer {
-                    Deleted::Yes => return Outcome::Changed,
-                    Deleted::Absent => return Outcome::Unchanged,
-                    Deleted::Contended => return Outcome::Contended,
-                    Deleted::OtherKind => counted_first = !counted_first,
+                let Some(deleted) = deleted else {
+                    return Outcome::Contended;
+                };
+                match unlike.found(deleted) {
+                    Some(true) => return Outcome::Changed,
+                    Some(false) => return Outcome::Unchanged,
+                    None => {}
                 }
             }
             Outcome::Contended
@@ -127,9 +129,9 @@ fn like(
                 "ExpressionAttributeNames": {"#pk": keys::PK},
             });
             match table.call("PutItem", body, now_ms) {
-                Ok(_) => Outcome::Changed,
+                Ok(_) => LikeOutcome::Created.into(),
                 Err(e) if wire::error_name(&e) == "ConditionalCheckFailedException" => {
-                    Outcome::Unchanged
+                    LikeOutcome::AlreadyLiked.into()
                 }
                 Err(_) => Outcome::Contended,
             }
@@ -148,10 +150,9 @@ fn like(
                 wire::transaction(&writes, &name),
                 now_ms,
             ) {
-                Ok(_) => Outcome::Changed,
+                Ok(_) => LikeOutcome::Created.into(),
                 Err(e) if contended(&e) => Outcome::Contended,
-                // The like is there already, or the post is gone.
-                Err(_) => Outcome::Unchanged,
+                Err(e) => LikeOutcome::of_cancelled(failed_condition(&e, 0).is_some()).into(),
             }
         }
     }
@@ -174,26 +175,30 @@ fn view_shards(table: &mut Table, topic: &TopicSlug, post: PostId, now_ms: i64) 
         .max(1)
 }
 
-enum Deleted {
-    Yes,
-    Absent,
-    OtherKind,
-    Contended,
+impl From<LikeOutcome> for Outcome {
+    fn from(outcome: LikeOutcome) -> Self {
+        match outcome {
+            LikeOutcome::Created => Outcome::Changed,
+            LikeOutcome::AlreadyLiked | LikeOutcome::PostMissing => Outcome::Unchanged,
+        }
+    }
 }
 
-fn delete_uncounted(table: &mut Table, user: &UserId, post: PostId, now_ms: i64) -> Deleted {
+/// `Store::delete_uncounted`; `None`: refused for contention.
+fn delete_uncounted(
+    table: &mut Table,
+    user: &UserId,
+    post: PostId,
+    now_ms: i64,
+) -> Option<Deleted> {
     let write = counting::delete_not_writer_counted(user, post);
     let body = wire::request(ActionKind::Delete, &write, &table.name);
     match table.call("DeleteItem", body, now_ms) {
-        Ok(_) => Deleted::Yes,
+        Ok(_) => Some(Deleted::Yes),
         Err(e) if wire::error_name(&e) == "ConditionalCheckFailedException" => {
-            if holds_item(&e) {
-                Deleted::OtherKind
-            } else {
-                Deleted::Absent
-            }
+            Some(Deleted::of_failed_condition(holds_item(&e)))
         }
-        Err(_) => Deleted::Contended,
+        Err(_) => None,
     }
 }
 
@@ -203,7 +208,7 @@ fn delete_counted(
     topic: &TopicSlug,
     post: PostId,
     now_ms: i64,
-) -> Deleted {
+) -> Option<Deleted> {
     let writes = [
         (
             ActionKind::Delete,
@@ -217,13 +222,8 @@ fn delete_counted(
         wire::transaction(&writes, &name),
         now_ms,
     ) {
-        Ok(_) => Deleted::Yes,
-        Err(e) if contended(&e) => Deleted::Contended,
-        Err(e) => match failed_condition(&e, 0) {
-            Some(true) => Deleted::OtherKind,
-            Some(false) => Deleted::Absent,
-            // The post is gone: nothing to decrement; delete the like plainly.
-            None => Deleted::OtherKind,
-        },
+        Ok(_) => Some(Deleted::Yes),
+        Err(e) if contended(&e) => None,
+        Err(e) => Some(Deleted::of_cancelled_counted(failed_condition(&e, 0))),
     }
 }

@@ -12,10 +12,10 @@ use contracts::api::LikeState;
 use contracts::items::Like;
 use contracts::keys::{LikeId, view_shard_of};
 
+use crate::decide::LikeOutcome;
 use crate::extract::{PathParams, PostPath};
 use crate::identity::Caller;
 use crate::problem::{ApiError, ProblemResponses};
-use crate::store::LikeOutcome;
 use crate::{AppState, WriteMode};
 
 /// Like the post as the caller.
