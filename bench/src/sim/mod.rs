@@ -39,7 +39,8 @@
 //! later, after TTL and the stream's trim, and a replay of what the stream still holds.
 //!
 //! Not modelled: the SDK's own retries and the writer's HTTP layer (its store's requests are
-//! modelled, not its code run). Replay a seed: `cargo run -p bench --bin sim -- --seed N`.
+//! modelled, with its own decisions on the answers, `writer::decide`). Replay a seed:
+//! `cargo run -p bench --bin sim -- --seed N`.
 
 mod executor;
 pub mod lambda;
