@@ -564,7 +564,8 @@ impl World {
     /// Days after the load: past the tombstones' time to live and the stream's retention.
     /// DynamoDB's TTL removes the tombstones (their removals reach the event source, whose
     /// filters drop them), the stream has trimmed every record older than its retention, and
-    /// an operator replays what it still holds: nothing may be counted or uncounted twice.
+    /// an operator replays what it still holds (and rebuilds, if one did during the load):
+    /// nothing may be counted or uncounted twice.
     fn days_later(&mut self) -> Result<(), String> {
         self.now += TOMBSTONE_TTL_SECS * 1000 + 1000;
         let queue = std::mem::take(&mut self.queue);
@@ -577,6 +578,15 @@ impl World {
             .collect();
         self.report.expired += self.table.expire(self.now) as u64;
         self.operate(Command::Replay);
+        // An operator who rebuilt during the load rebuilds again, beside the replay: its
+        // phase 0 finds the old records trimmed, and its scan the tombstones gone.
+        let rebuilt = self.settings.operators.iter().find_map(|(_, command)| match command {
+            Command::Rebuild { segments } => Some(*segments),
+            _ => None,
+        });
+        if let Some(segments) = rebuilt {
+            self.operate(Command::Rebuild { segments });
+        }
         self.run_until_quiet()?;
         self.check()
     }
