@@ -45,7 +45,7 @@
 mod executor;
 pub mod lambda;
 mod measure;
-mod rebuild;
+pub mod rebuild;
 pub mod replica;
 mod settings;
 mod stream;
@@ -580,10 +580,14 @@ impl World {
         self.operate(Command::Replay);
         // An operator who rebuilt during the load rebuilds again, beside the replay: its
         // phase 0 finds the old records trimmed, and its scan the tombstones gone.
-        let rebuilt = self.settings.operators.iter().find_map(|(_, command)| match command {
-            Command::Rebuild { segments } => Some(*segments),
-            _ => None,
-        });
+        let rebuilt = self
+            .settings
+            .operators
+            .iter()
+            .find_map(|(_, command)| match command {
+                Command::Rebuild { segments } => Some(*segments),
+                _ => None,
+            });
         if let Some(segments) = rebuilt {
             self.operate(Command::Rebuild { segments });
         }

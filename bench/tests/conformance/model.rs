@@ -11,13 +11,14 @@
 
 use bench::TestTable;
 use bench::sim::table::{Table, TableSettings};
-use bench::sim::wire;
+use bench::sim::{rebuild, wire};
 use chrono::Utc;
 use contracts::counting::{self, Write};
-use contracts::items::{Delta, Entity, Like, LikeRef, Post};
+use contracts::items::{Delta, Entity, Like, LikeRef, Post, attr};
 use contracts::keys::{self, ItemKey, Ksuid, LikeId, PostId, TopicSlug, UserId};
 use projector::batch::count::{ActionKind, transaction_writes};
 use projector::plan::{CountTransaction, Fold, Mark, PostCount, PostRef, Uncount};
+use projector::rebuild::machine::Request;
 use serde_json::{Value, json};
 
 /// One table on the engine and one in the model, sent the same requests.
@@ -422,6 +423,53 @@ async fn the_model_answers_every_request_of_the_system_as_the_engine_does() {
         engine_items["Count"].as_u64().unwrap() >= 5,
         "the scan saw the items: {engine_items}"
     );
+
+    // `rebuild`'s reads and correction, as the simulation sends them: scan pages of a
+    // segment, the counter and the deltas read consistently, the GSI1 recount, and the
+    // correction on a version that moved, then on the one read.
+    let reads = [
+        Request::Scan {
+            segment: 0,
+            start: None,
+        },
+        Request::Scan {
+            segment: 1,
+            start: None,
+        },
+        Request::Pending(post_ref.clone()),
+        Request::CountView {
+            post: post_ref.clone(),
+            shards: 2,
+        },
+        Request::SetCount {
+            post: post_ref.clone(),
+            count: 1,
+            version: Some("moved-since".into()),
+        },
+    ];
+    for request in &reads {
+        for (operation, body) in rebuild::requests(&name, request, 2) {
+            let _ = both.send(operation, body).await;
+        }
+    }
+    let [(operation, body)] = &rebuild::requests(&name, &Request::Counter(post_ref.clone()), 2)[..]
+    else {
+        panic!("one read of the counter")
+    };
+    let counter = both.send(operation, body.clone()).await.unwrap();
+    let version = counter["Item"][attr::COUNT_VERSION]["S"]
+        .as_str()
+        .map(str::to_owned);
+    let correct = Request::SetCount {
+        post: post_ref.clone(),
+        count: 1,
+        version,
+    };
+    for (operation, body) in rebuild::requests(&name, &correct, 2) {
+        both.send(operation, body)
+            .await
+            .expect("corrected on the version read");
+    }
 
     // The stream: the same records, in the same order.
     let engine: Vec<Value> = both
