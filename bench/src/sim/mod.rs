@@ -68,7 +68,8 @@ use projector::batch::{Answer, Batch, Reason, Request, Settings as BatchSettings
 use projector::deadline::{BATCH_TIME, MARGIN};
 use projector::rebuild::machine::Request as RebuildRequest;
 use projector::rebuild::machine::{
-    Answer as Operated, Machine, RebuildState, Settings as RebuildSettings, Ticket as Asked,
+    Answer as RebuildAnswer, Machine, RebuildState, Settings as RebuildSettings,
+    Ticket as RebuildTicket,
 };
 use projector::verify::Tallies;
 use rand::rngs::StdRng;
@@ -235,8 +236,8 @@ enum Event {
     Operated {
         run: u64,
         attempt: u32,
-        ticket: Asked,
-        answer: Option<Operated>,
+        ticket: RebuildTicket,
+        answer: Option<RebuildAnswer>,
     },
     /// A `rebuild`'s wake time.
     RebuildWake(u64),
@@ -315,7 +316,7 @@ enum Owner {
     Rebuild {
         run: u64,
         attempt: u32,
-        ticket: Asked,
+        ticket: RebuildTicket,
     },
 }
 
@@ -337,7 +338,7 @@ struct RebuildRun {
     /// Its replay's consumer.
     replay: usize,
     /// The catch-up it waits for, and the records its replay had applied when it began.
-    catching_up: Option<(Asked, u64)>,
+    catching_up: Option<(RebuildTicket, u64)>,
     /// The progress saved (its state file).
     saved: RebuildState,
     /// What its applier knows.
@@ -936,7 +937,7 @@ impl World {
                     if let Some(r) = self.rebuilds.get_mut(&run) {
                         r.knowledge.merge(knowledge);
                     }
-                    let answer = Some(Operated::Repaired(applied.outcomes));
+                    let answer = Some(RebuildAnswer::Repaired(applied.outcomes));
                     self.operated(run, attempt, ticket, answer);
                 }
             }
@@ -1221,7 +1222,13 @@ impl World {
 
     /// Send one request of a `rebuild`: the table's through the faults, a catch-up to its
     /// replay, a repair to a batch machine of its own, a save to its state.
-    fn ask_rebuild(&mut self, run: u64, attempt: u32, ticket: Asked, request: RebuildRequest) {
+    fn ask_rebuild(
+        &mut self,
+        run: u64,
+        attempt: u32,
+        ticket: RebuildTicket,
+        request: RebuildRequest,
+    ) {
         let r = self.rebuilds.get_mut(&run).expect("a rebuild");
         let answer = match request {
             RebuildRequest::CatchUp => {
@@ -1234,7 +1241,7 @@ impl World {
             }
             RebuildRequest::Save(state) => {
                 r.saved = state;
-                Some(Operated::Saved)
+                Some(RebuildAnswer::Saved)
             }
             RebuildRequest::Repair { plan, records } => {
                 let settings = BatchSettings {
@@ -1298,7 +1305,13 @@ impl World {
     }
 
     /// An answer reaches a `rebuild`.
-    fn operated(&mut self, run: u64, attempt: u32, ticket: Asked, answer: Option<Operated>) {
+    fn operated(
+        &mut self,
+        run: u64,
+        attempt: u32,
+        ticket: RebuildTicket,
+        answer: Option<RebuildAnswer>,
+    ) {
         let Some(r) = self.rebuilds.get_mut(&run).filter(|r| r.attempt == attempt) else {
             return; // an earlier run's
         };
@@ -1323,7 +1336,7 @@ impl World {
         }
         done.sort_unstable();
         for (run, attempt, ticket, replayed) in done {
-            let answer = Some(Operated::CaughtUp(replayed));
+            let answer = Some(RebuildAnswer::CaughtUp(replayed));
             self.schedule(
                 0,
                 Event::Operated {
