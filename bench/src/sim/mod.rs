@@ -38,9 +38,9 @@
 //! live likes, each in a shard below its `viewShards`, and no delta is left; and again days
 //! later, after TTL and the stream's trim, and a replay of what the stream still holds.
 //!
-//! Not modelled: the SDK's own retries and the writer's HTTP layer (its store's requests are
-//! modelled, with its own decisions on the answers, `writer::decide`). Replay a seed:
-//! `cargo run -p bench --bin sim -- --seed N`.
+//! Not modelled: the SDK's own retries of the projector's calls (`rebuild`'s go through them),
+//! and the writer's HTTP layer (its store's requests are modelled, with its own decisions on
+//! the answers, `writer::decide`). Replay a seed: `cargo run -p bench --bin sim -- --seed N`.
 
 mod executor;
 pub mod lambda;
@@ -59,7 +59,7 @@ use std::hash::Hasher;
 use std::rc::Rc;
 
 use contracts::change::decode_json;
-use contracts::dynamo::Backoff;
+use contracts::dynamo::{ATTEMPT_TIMEOUT, Backoff, OPERATION_TIMEOUT};
 use contracts::filters::Filter;
 use contracts::items::{Entity, Post, TOMBSTONE_TTL_SECS, attr};
 use contracts::keys::{self, Ksuid, LikeId, PostId, TopicSlug, UserId};
@@ -104,6 +104,9 @@ const REQUEST_TIMEOUT_MS: i64 = 3_000;
 /// (its changes then wait for the runbook's replay). Lambda's retries of a batch within the
 /// sweeps' timeouts, and a hot counter's second hop through its deltas, fit well inside it.
 pub const STALENESS_BOUND_MS: i64 = 60_000;
+/// The SDK's attempts at a call (its standard retry mode), and the first backoff's cap.
+const SDK_ATTEMPTS: u32 = 3;
+const SDK_INITIAL_BACKOFF_MS: i64 = 1_000;
 /// How long an operator takes to run a failed (or unfinished) `rebuild` again.
 const RERUN_MS: i64 = 2_000;
 /// Attempts a client makes at one operation before it gives up (the writer's backoff).
@@ -243,6 +246,21 @@ enum Event {
     RebuildWake(u64),
     /// The operator runs a `rebuild` again, from its saved progress.
     Rerun(u64),
+    /// A `rebuild`'s call to the table tries again.
+    Call(Box<Call>),
+}
+
+/// A call of a `rebuild` to the table, through the SDK's attempts.
+#[derive(Debug)]
+struct Call {
+    run: u64,
+    attempt: u32,
+    ticket: RebuildTicket,
+    request: RebuildRequest,
+    /// Attempts made.
+    tries: u32,
+    /// When the call began (the SDK's operation timeout runs from it).
+    began: i64,
 }
 
 impl Event {
@@ -261,6 +279,7 @@ impl Event {
             Event::Operated { .. } => 10,
             Event::RebuildWake(_) => 11,
             Event::Rerun(_) => 12,
+            Event::Call(_) => 13,
         }
     }
 }
@@ -510,7 +529,7 @@ impl World {
         self.run_until_quiet()?;
         self.faults_on = false;
         if !self.failure_destination.is_empty() {
-            self.operate(Command::Replay);
+            self.operate(Command::Replay)?;
             self.run_until_quiet()?;
         }
         if let Some(by) = self.drift {
@@ -558,7 +577,7 @@ impl World {
         if drift.len() > 1 || first.post_id != drifted || first.difference != by {
             return Err(format!("drift after settling: {drift:?}"));
         }
-        self.operate(Command::Rebuild { segments: 1 });
+        self.operate(Command::Rebuild { segments: 1 })?;
         self.run_until_quiet()
     }
 
@@ -578,7 +597,7 @@ impl World {
             })
             .collect();
         self.report.expired += self.table.expire(self.now) as u64;
-        self.operate(Command::Replay);
+        self.operate(Command::Replay)?;
         // An operator who rebuilt during the load rebuilds again, beside the replay: its
         // phase 0 finds the old records trimmed, and its scan the tombstones gone.
         let rebuilt = self
@@ -590,7 +609,7 @@ impl World {
                 _ => None,
             });
         if let Some(segments) = rebuilt {
-            self.operate(Command::Rebuild { segments });
+            self.operate(Command::Rebuild { segments })?;
         }
         self.run_until_quiet()?;
         self.check()
@@ -694,15 +713,16 @@ impl World {
                     self.end(invocation, Ended::FunctionError);
                 }
             }
-            Event::Operator(command) => self.operate(command),
+            Event::Operator(command) => self.operate(command)?,
             Event::Operated {
                 run,
                 attempt,
                 ticket,
                 answer,
-            } => self.operated(run, attempt, ticket, answer),
-            Event::RebuildWake(run) => self.drive_rebuild(run),
-            Event::Rerun(run) => self.rerun(run),
+            } => self.operated(run, attempt, ticket, answer)?,
+            Event::RebuildWake(run) => self.drive_rebuild(run)?,
+            Event::Rerun(run) => self.rerun(run)?,
+            Event::Call(call) => self.call(*call),
             Event::Rotate => {
                 let (rng, split) = (&mut self.rng, self.settings.split_share);
                 self.stream
@@ -938,7 +958,7 @@ impl World {
                         r.knowledge.merge(knowledge);
                     }
                     let answer = Some(RebuildAnswer::Repaired(applied.outcomes));
-                    self.operated(run, attempt, ticket, answer);
+                    self.operated(run, attempt, ticket, answer)?;
                 }
             }
             return Ok(());
@@ -1119,7 +1139,7 @@ impl World {
         Ok(())
     }
 
-    fn operate(&mut self, command: Command) {
+    fn operate(&mut self, command: Command) -> Result<(), String> {
         self.report.commands += 1;
         match command {
             Command::Replay => {
@@ -1165,9 +1185,10 @@ impl World {
                     attempt: 0,
                 };
                 self.rebuilds.insert(run, r);
-                self.drive_rebuild(run);
+                self.drive_rebuild(run)?;
             }
         }
+        Ok(())
     }
 
     /// A replay's consumer, from the stream's trim horizon: its number.
@@ -1184,17 +1205,17 @@ impl World {
     }
 
     /// Send what a `rebuild`'s machine asks for; end the run when it is done.
-    fn drive_rebuild(&mut self, run: u64) {
+    fn drive_rebuild(&mut self, run: u64) -> Result<(), String> {
         let Some(r) = self.rebuilds.get_mut(&run) else {
-            return;
+            return Ok(());
         };
         let asked = r.machine.poll(self.now);
         let attempt = r.attempt;
         for (ticket, request) in asked {
-            self.ask_rebuild(run, attempt, ticket, request);
+            self.ask_rebuild(run, attempt, ticket, request)?;
         }
         let Some(r) = self.rebuilds.get_mut(&run) else {
-            return;
+            return Ok(());
         };
         if r.machine.is_done() {
             // The next run's machine starts from the progress saved.
@@ -1205,7 +1226,7 @@ impl World {
                     if summary.posts_busy == 0 {
                         self.report.rebuilds += 1;
                         self.rebuilds.remove(&run);
-                        return;
+                        return Ok(());
                     }
                     self.trace.write_u64(summary.posts_busy);
                     // The CLI removes its state file when it ends, busy posts or not.
@@ -1218,6 +1239,7 @@ impl World {
         } else if let Some(at) = r.machine.wake_at() {
             self.schedule(at - self.now, Event::RebuildWake(run));
         }
+        Ok(())
     }
 
     /// Send one request of a `rebuild`: the table's through the faults, a catch-up to its
@@ -1228,7 +1250,7 @@ impl World {
         attempt: u32,
         ticket: RebuildTicket,
         request: RebuildRequest,
-    ) {
+    ) -> Result<(), String> {
         let r = self.rebuilds.get_mut(&run).expect("a rebuild");
         let answer = match request {
             RebuildRequest::CatchUp => {
@@ -1237,7 +1259,7 @@ impl World {
                     *caught_up = false;
                 }
                 r.catching_up = Some((ticket, consumer.applied));
-                return;
+                return Ok(());
             }
             RebuildRequest::Save(state) => {
                 r.saved = state;
@@ -1270,26 +1292,19 @@ impl World {
                     (BATCH_TIME - MARGIN).as_millis() as i64,
                     Event::Deadline(id),
                 );
-                if let Err(stuck) = self.pump(id) {
-                    panic!("{stuck}");
-                }
-                return;
+                return self.pump(id);
             }
             request => {
-                let draw = if self.faults_on {
-                    self.rng.random_range(0..100)
-                } else {
-                    100
+                let call = Call {
+                    run,
+                    attempt,
+                    ticket,
+                    request,
+                    tries: 0,
+                    began: self.now,
                 };
-                let lost = self.settings.faults.lost;
-                if draw < lost / 2 {
-                    None // never lands
-                } else {
-                    let answer =
-                        rebuild::send(&mut self.table, &request, r.settings.segments, self.now);
-                    // Landed, and its answer lost.
-                    answer.filter(|_| draw >= lost)
-                }
+                self.call(call);
+                return Ok(());
             }
         };
         let after = self.rng.random_range(1..8);
@@ -1302,6 +1317,67 @@ impl World {
                 answer,
             },
         );
+        Ok(())
+    }
+
+    /// One attempt of a `rebuild`'s call to the table, as the SDK makes it: dropped (the
+    /// attempt times out), landed with its answer lost (likewise), refused (a throttle, a
+    /// conflict), or answered. A failed attempt is tried again after the SDK's backoff, within
+    /// its attempts and its operation timeout; past them the call fails, and the run with it.
+    fn call(&mut self, mut call: Call) {
+        let Some(r) = self
+            .rebuilds
+            .get(&call.run)
+            .filter(|r| r.attempt == call.attempt)
+        else {
+            return; // its run ended
+        };
+        let segments = r.settings.segments;
+        let draw = if self.faults_on {
+            self.rng.random_range(0..100)
+        } else {
+            100
+        };
+        let lost = self.settings.faults.lost;
+        let answer = if draw < lost / 2 {
+            None // never lands
+        } else {
+            let answer = rebuild::send(&mut self.table, &call.request, segments, self.now);
+            answer.filter(|_| draw >= lost) // or lands, and its answer is lost
+        };
+        let (run, attempt, ticket) = (call.run, call.attempt, call.ticket);
+        if let Some(answer) = answer {
+            let after = self.rng.random_range(1..8);
+            let answer = Some(answer);
+            let answered = Event::Operated {
+                run,
+                attempt,
+                ticket,
+                answer,
+            };
+            self.schedule(after, answered);
+            return;
+        }
+        let failed_after = if draw < lost {
+            ATTEMPT_TIMEOUT.as_millis() as i64
+        } else {
+            self.rng.random_range(1..8)
+        };
+        call.tries += 1;
+        let cap = SDK_INITIAL_BACKOFF_MS << call.tries.min(10);
+        let retry_at = self.now + failed_after + self.rng.random_range(0..cap);
+        let timeout = OPERATION_TIMEOUT.as_millis() as i64;
+        if call.tries < SDK_ATTEMPTS && retry_at - call.began < timeout {
+            self.schedule(retry_at - self.now, Event::Call(Box::new(call)));
+        } else {
+            let failed = Event::Operated {
+                run,
+                attempt,
+                ticket,
+                answer: None,
+            };
+            self.schedule(failed_after, failed);
+        }
     }
 
     /// An answer reaches a `rebuild`.
@@ -1311,16 +1387,19 @@ impl World {
         attempt: u32,
         ticket: RebuildTicket,
         answer: Option<RebuildAnswer>,
-    ) {
+    ) -> Result<(), String> {
         let Some(r) = self.rebuilds.get_mut(&run).filter(|r| r.attempt == attempt) else {
-            return; // an earlier run's
+            return Ok(()); // an earlier run's
         };
         match answer {
             Some(answer) => {
                 r.machine.answer(ticket, answer, self.now);
-                self.drive_rebuild(run);
+                self.drive_rebuild(run)
             }
-            None => self.fail_rebuild(run, attempt),
+            None => {
+                self.fail_rebuild(run, attempt);
+                Ok(())
+            }
         }
     }
 
@@ -1364,15 +1443,15 @@ impl World {
     }
 
     /// Run a `rebuild` again from its saved progress, with a replay from the trim horizon.
-    fn rerun(&mut self, run: u64) {
+    fn rerun(&mut self, run: u64) -> Result<(), String> {
         let replay = self.add_replay();
         let Some(r) = self.rebuilds.get_mut(&run) else {
-            return;
+            return Ok(());
         };
         r.machine = Machine::new(r.settings, r.saved.clone());
         r.replay = replay;
         r.knowledge = Knowledge::default();
-        self.drive_rebuild(run);
+        self.drive_rebuild(run)
     }
 
     /// `verify`'s tally of a consistent scan.
