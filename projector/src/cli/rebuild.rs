@@ -18,8 +18,9 @@ use crate::verify::{DEFAULT_PAGE_SIZE, ScanSpec};
 /// changes nothing, whatever the order an operator runs them in. Counting uses the projector's
 /// own conditional mark, and a counter is corrected only with an update conditioned on the
 /// version it observed, after a second look for which the stream is replayed to its end again
-/// (what was in flight at the first look is projected by then): safe next to a running
-/// projector whatever its lag. Resumable: progress is saved in `--state`.
+/// (what was in flight at the first look is projected by then, and shown by GSI1 after
+/// `--settle` more): safe next to a running projector whatever its lag. Resumable: progress
+/// is saved in `--state`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RebuildArgs {
     /// Parallel scan segments.
