@@ -59,18 +59,13 @@ use std::hash::Hasher;
 use std::rc::Rc;
 
 use contracts::change::decode_json;
-use contracts::dynamo::{ATTEMPT_TIMEOUT, Backoff, OPERATION_TIMEOUT};
+use contracts::dynamo::Backoff;
 use contracts::filters::Filter;
 use contracts::items::{Entity, Post, TOMBSTONE_TTL_SECS, attr};
 use contracts::keys::{self, Ksuid, LikeId, PostId, TopicSlug, UserId};
-use projector::batch::Knowledge;
 use projector::batch::{Answer, Batch, Reason, Request, Settings as BatchSettings, Ticket};
 use projector::deadline::{BATCH_TIME, MARGIN};
-use projector::rebuild::machine::Request as RebuildRequest;
-use projector::rebuild::machine::{
-    Answer as RebuildAnswer, Machine, RebuildState, Settings as RebuildSettings,
-    Ticket as RebuildTicket,
-};
+use projector::rebuild::machine::{Answer as RebuildAnswer, Ticket as RebuildTicket};
 use projector::verify::Tallies;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -81,6 +76,7 @@ use crate::shards::{BatchInfo, partition_key};
 use lambda::{Consumer, Ended, Kind, Routed};
 pub use measure::{Lag, MAX_FOLDS_PER_SECOND, staleness};
 use measure::{Lags, Written};
+use rebuild::{Call, RebuildRun};
 pub use settings::{Command, Faults, Settings};
 use stream::Stream;
 use table::Table;
@@ -104,11 +100,6 @@ const REQUEST_TIMEOUT_MS: i64 = 3_000;
 /// (its changes then wait for the runbook's replay). Lambda's retries of a batch within the
 /// sweeps' timeouts, and a hot counter's second hop through its deltas, fit well inside it.
 pub const STALENESS_BOUND_MS: i64 = 60_000;
-/// The SDK's attempts at a call (its standard retry mode), and the first backoff's cap.
-const SDK_ATTEMPTS: u32 = 3;
-const SDK_INITIAL_BACKOFF_MS: i64 = 1_000;
-/// How long an operator takes to run a failed (or unfinished) `rebuild` again.
-const RERUN_MS: i64 = 2_000;
 /// Attempts a client makes at one operation before it gives up (the writer's backoff).
 const WRITER_BACKOFF: Backoff = Backoff::STANDARD;
 
@@ -250,19 +241,6 @@ enum Event {
     Call(Box<Call>),
 }
 
-/// A call of a `rebuild` to the table, through the SDK's attempts.
-#[derive(Debug)]
-struct Call {
-    run: u64,
-    attempt: u32,
-    ticket: RebuildTicket,
-    request: RebuildRequest,
-    /// Attempts made.
-    tries: u32,
-    /// When the call began (the SDK's operation timeout runs from it).
-    began: i64,
-}
-
 impl Event {
     fn kind(&self) -> u8 {
         match self {
@@ -348,22 +326,6 @@ struct Invocation {
     /// Answers before it crashes, if it does.
     crash_after: Option<u32>,
     answers: u32,
-}
-
-/// A `rebuild` an operator runs, and runs again until it ends clean.
-struct RebuildRun {
-    machine: Machine,
-    settings: RebuildSettings,
-    /// Its replay's consumer.
-    replay: usize,
-    /// The catch-up it waits for, and the records its replay had applied when it began.
-    catching_up: Option<(RebuildTicket, u64)>,
-    /// The progress saved (its state file).
-    saved: RebuildState,
-    /// What its applier knows.
-    knowledge: Knowledge,
-    /// Which run of it this is: answers to an earlier one are dropped.
-    attempt: u32,
 }
 
 /// A client: its mode and the operation it retries, if any.
@@ -1165,34 +1127,13 @@ impl World {
                 }
                 self.trace.write_u8(u8::from(drifted));
             }
-            Command::Rebuild { segments } => {
-                let settings = RebuildSettings {
-                    segments,
-                    dry_run: false,
-                    settle_ms: self.settings.rebuild_settle_ms,
-                    rounds: projector::rebuild::ROUNDS,
-                };
-                let saved = RebuildState::new(&self.table.name, segments);
-                let run = self.next_rebuild;
-                self.next_rebuild += 1;
-                let r = RebuildRun {
-                    machine: Machine::new(settings, saved.clone()),
-                    settings,
-                    replay: self.add_replay(),
-                    catching_up: None,
-                    saved,
-                    knowledge: Knowledge::default(),
-                    attempt: 0,
-                };
-                self.rebuilds.insert(run, r);
-                self.drive_rebuild(run)?;
-            }
+            Command::Rebuild { segments } => self.start_rebuild(segments)?,
         }
         Ok(())
     }
 
     /// A replay's consumer, from the stream's trim horizon: its number.
-    fn add_replay(&mut self) -> usize {
+    pub(super) fn add_replay(&mut self) -> usize {
         let replay = Kind::Replay {
             read_to: None,
             caught_up: false,
@@ -1202,256 +1143,6 @@ impl World {
         debug_assert_eq!(number, self.consumers.len());
         self.consumers.push(consumer);
         number
-    }
-
-    /// Send what a `rebuild`'s machine asks for; end the run when it is done.
-    fn drive_rebuild(&mut self, run: u64) -> Result<(), String> {
-        let Some(r) = self.rebuilds.get_mut(&run) else {
-            return Ok(());
-        };
-        let asked = r.machine.poll(self.now);
-        let attempt = r.attempt;
-        for (ticket, request) in asked {
-            self.ask_rebuild(run, attempt, ticket, request)?;
-        }
-        let Some(r) = self.rebuilds.get_mut(&run) else {
-            return Ok(());
-        };
-        if r.machine.is_done() {
-            // The next run's machine starts from the progress saved.
-            let next = Machine::new(r.settings, r.saved.clone());
-            match std::mem::replace(&mut r.machine, next).finish() {
-                Ok(summary) => {
-                    self.report.counters_corrected += summary.counters_corrected;
-                    if summary.posts_busy == 0 {
-                        self.report.rebuilds += 1;
-                        self.rebuilds.remove(&run);
-                        return Ok(());
-                    }
-                    self.trace.write_u64(summary.posts_busy);
-                    // The CLI removes its state file when it ends, busy posts or not.
-                    r.saved = RebuildState::new(&self.table.name, r.settings.segments);
-                }
-                Err(_) => self.trace.write_u8(0xfe),
-            }
-            // Exit 1 or 2: the operator runs it again, resuming from the saved progress.
-            self.fail_rebuild(run, attempt);
-        } else if let Some(at) = r.machine.wake_at() {
-            self.schedule(at - self.now, Event::RebuildWake(run));
-        }
-        Ok(())
-    }
-
-    /// Send one request of a `rebuild`: the table's through the faults, a catch-up to its
-    /// replay, a repair to a batch machine of its own, a save to its state.
-    fn ask_rebuild(
-        &mut self,
-        run: u64,
-        attempt: u32,
-        ticket: RebuildTicket,
-        request: RebuildRequest,
-    ) -> Result<(), String> {
-        let r = self.rebuilds.get_mut(&run).expect("a rebuild");
-        let answer = match request {
-            RebuildRequest::CatchUp => {
-                let consumer = &mut self.consumers[r.replay];
-                if let Kind::Replay { caught_up, .. } = &mut consumer.kind {
-                    *caught_up = false;
-                }
-                r.catching_up = Some((ticket, consumer.applied));
-                return Ok(());
-            }
-            RebuildRequest::Save(state) => {
-                r.saved = state;
-                Some(RebuildAnswer::Saved)
-            }
-            RebuildRequest::Repair { plan, records } => {
-                let settings = BatchSettings {
-                    defers_stamps: false,
-                    deadline_ms: Some(self.now + (BATCH_TIME - MARGIN).as_millis() as i64),
-                    seed: self.rng.random(),
-                };
-                let batch = Batch::new(plan, records, &r.knowledge, self.now, settings);
-                let id = self.next_invocation;
-                self.next_invocation += 1;
-                let owner = Owner::Rebuild {
-                    run,
-                    attempt,
-                    ticket,
-                };
-                let invocation = Invocation {
-                    owner,
-                    batch,
-                    records: Vec::new(),
-                    in_flight: FxHashSet::default(),
-                    crash_after: None,
-                    answers: 0,
-                };
-                self.invocations.insert(id, invocation);
-                self.schedule(
-                    (BATCH_TIME - MARGIN).as_millis() as i64,
-                    Event::Deadline(id),
-                );
-                return self.pump(id);
-            }
-            request => {
-                let call = Call {
-                    run,
-                    attempt,
-                    ticket,
-                    request,
-                    tries: 0,
-                    began: self.now,
-                };
-                self.call(call);
-                return Ok(());
-            }
-        };
-        let after = self.rng.random_range(1..8);
-        self.schedule(
-            after,
-            Event::Operated {
-                run,
-                attempt,
-                ticket,
-                answer,
-            },
-        );
-        Ok(())
-    }
-
-    /// One attempt of a `rebuild`'s call to the table, as the SDK makes it: dropped (the
-    /// attempt times out), landed with its answer lost (likewise), refused (a throttle, a
-    /// conflict), or answered. A failed attempt is tried again after the SDK's backoff, within
-    /// its attempts and its operation timeout; past them the call fails, and the run with it.
-    fn call(&mut self, mut call: Call) {
-        let Some(r) = self
-            .rebuilds
-            .get(&call.run)
-            .filter(|r| r.attempt == call.attempt)
-        else {
-            return; // its run ended
-        };
-        let segments = r.settings.segments;
-        let draw = if self.faults_on {
-            self.rng.random_range(0..100)
-        } else {
-            100
-        };
-        let lost = self.settings.faults.lost;
-        let answer = if draw < lost / 2 {
-            None // never lands
-        } else {
-            let answer = rebuild::send(&mut self.table, &call.request, segments, self.now);
-            answer.filter(|_| draw >= lost) // or lands, and its answer is lost
-        };
-        let (run, attempt, ticket) = (call.run, call.attempt, call.ticket);
-        if let Some(answer) = answer {
-            let after = self.rng.random_range(1..8);
-            let answer = Some(answer);
-            let answered = Event::Operated {
-                run,
-                attempt,
-                ticket,
-                answer,
-            };
-            self.schedule(after, answered);
-            return;
-        }
-        let failed_after = if draw < lost {
-            ATTEMPT_TIMEOUT.as_millis() as i64
-        } else {
-            self.rng.random_range(1..8)
-        };
-        call.tries += 1;
-        let cap = SDK_INITIAL_BACKOFF_MS << call.tries.min(10);
-        let retry_at = self.now + failed_after + self.rng.random_range(0..cap);
-        let timeout = OPERATION_TIMEOUT.as_millis() as i64;
-        if call.tries < SDK_ATTEMPTS && retry_at - call.began < timeout {
-            self.schedule(retry_at - self.now, Event::Call(Box::new(call)));
-        } else {
-            let failed = Event::Operated {
-                run,
-                attempt,
-                ticket,
-                answer: None,
-            };
-            self.schedule(failed_after, failed);
-        }
-    }
-
-    /// An answer reaches a `rebuild`.
-    fn operated(
-        &mut self,
-        run: u64,
-        attempt: u32,
-        ticket: RebuildTicket,
-        answer: Option<RebuildAnswer>,
-    ) -> Result<(), String> {
-        let Some(r) = self.rebuilds.get_mut(&run).filter(|r| r.attempt == attempt) else {
-            return Ok(()); // an earlier run's
-        };
-        match answer {
-            Some(answer) => {
-                r.machine.answer(ticket, answer, self.now);
-                self.drive_rebuild(run)
-            }
-            None => {
-                self.fail_rebuild(run, attempt);
-                Ok(())
-            }
-        }
-    }
-
-    /// Answer the catch-ups whose replay has reached the stream's end.
-    fn caught_up(&mut self) {
-        let mut done = Vec::new();
-        for (run, r) in &mut self.rebuilds {
-            let consumer = &self.consumers[r.replay];
-            if let Some((ticket, from)) = r.catching_up.filter(|_| consumer.idle()) {
-                r.catching_up = None;
-                done.push((*run, r.attempt, ticket, consumer.applied - from));
-            }
-        }
-        done.sort_unstable();
-        for (run, attempt, ticket, replayed) in done {
-            let answer = Some(RebuildAnswer::CaughtUp(replayed));
-            self.schedule(
-                0,
-                Event::Operated {
-                    run,
-                    attempt,
-                    ticket,
-                    answer,
-                },
-            );
-        }
-    }
-
-    /// A `rebuild` run ended early (a call failed, writes failed, its process died, posts
-    /// kept moving): its repairs in flight die with it, and the operator runs it again.
-    fn fail_rebuild(&mut self, run: u64, attempt: u32) {
-        let Some(r) = self.rebuilds.get_mut(&run).filter(|r| r.attempt == attempt) else {
-            return;
-        };
-        r.attempt += 1;
-        r.catching_up = None;
-        self.report.rebuild_reruns += 1;
-        self.invocations
-            .retain(|_, i| !matches!(i.owner, Owner::Rebuild { run: owner, .. } if owner == run));
-        self.schedule(RERUN_MS, Event::Rerun(run));
-    }
-
-    /// Run a `rebuild` again from its saved progress, with a replay from the trim horizon.
-    fn rerun(&mut self, run: u64) -> Result<(), String> {
-        let replay = self.add_replay();
-        let Some(r) = self.rebuilds.get_mut(&run) else {
-            return Ok(());
-        };
-        r.machine = Machine::new(r.settings, r.saved.clone());
-        r.replay = replay;
-        r.knowledge = Knowledge::default();
-        self.drive_rebuild(run)
     }
 
     /// `verify`'s tally of a consistent scan.

@@ -1,19 +1,31 @@
-//! What the shell of `projector rebuild` (`projector::rebuild::Rebuild`) does with a request
-//! of its machine that reads or writes the table, done on the simulated table: the same scan
-//! page (`verify::scan_page`), consistent reads of the counter and the deltas, the GSI1 recount
-//! and the conditional correction (`contracts::counting::set_counter`). The replay, the
-//! repairs and the saved progress are the world's ([`super::World`]).
+//! `projector rebuild` in the world: its machine (`projector::rebuild::machine`) driven in
+//! virtual time as the CLI's shell (`projector::rebuild::Rebuild`) drives it. Its replay is a
+//! replay consumer of its own; its page repairs run the batch machine; its saved progress is
+//! the run's state file; its table requests are the shell's (the same scan page as
+//! `verify::scan_page`, consistent reads of the counter and the deltas, the GSI1 recount and
+//! the conditional correction of `contracts::counting::set_counter`), built by [`requests`]
+//! and sent through the SDK's attempts. A run that fails, dies or leaves posts busy is run
+//! again, as an operator would.
 
 use contracts::counting::set_counter;
+use contracts::dynamo::{ATTEMPT_TIMEOUT, OPERATION_TIMEOUT};
 use contracts::items::{attr, key_item};
 use contracts::keys::{self, ItemKey};
 use projector::batch::count::ActionKind;
+use projector::batch::{Batch, Knowledge, Settings as BatchSettings};
+use projector::deadline::{BATCH_TIME, MARGIN};
 use projector::plan::PostRef;
-use projector::rebuild::machine::{Answer, Counter, Request};
+use projector::rebuild::machine::{
+    Answer, Counter, Machine, RebuildState, Request, Settings as RebuildSettings, Ticket,
+};
+use rand::Rng;
+use rustc_hash::FxHashSet;
 use serde_json::{Value, json};
+use std::hash::Hasher;
 
+use super::lambda::Kind;
 use super::table::Table;
-use super::wire;
+use super::{Event, Invocation, Owner, World, wire};
 
 /// Items per scan page: small, so a rebuild takes many pages and steps between them.
 pub(crate) const PAGE_SIZE: i64 = 20;
@@ -147,4 +159,315 @@ fn count_view(table: &str, post: &PostRef, k: u32) -> Value {
         },
         "Select": "COUNT",
     })
+}
+
+/// The SDK's attempts at a call (its standard retry mode), and the first backoff's cap.
+const SDK_ATTEMPTS: u32 = 3;
+const SDK_INITIAL_BACKOFF_MS: i64 = 1_000;
+/// How long an operator takes to run a failed (or unfinished) `rebuild` again.
+const RERUN_MS: i64 = 2_000;
+
+/// A `rebuild` an operator runs, and runs again until it ends clean.
+pub(super) struct RebuildRun {
+    pub(super) machine: Machine,
+    pub(super) settings: RebuildSettings,
+    /// Its replay's consumer.
+    pub(super) replay: usize,
+    /// The catch-up it waits for, and the records its replay had applied when it began.
+    pub(super) catching_up: Option<(Ticket, u64)>,
+    /// The progress saved (its state file).
+    pub(super) saved: RebuildState,
+    /// What its applier knows.
+    pub(super) knowledge: Knowledge,
+    /// Which run of it this is: answers to an earlier one are dropped.
+    pub(super) attempt: u32,
+}
+
+/// A call of a `rebuild` to the table, through the SDK's attempts.
+#[derive(Debug)]
+pub(super) struct Call {
+    run: u64,
+    attempt: u32,
+    ticket: Ticket,
+    request: Request,
+    /// Attempts made.
+    tries: u32,
+    /// When the call began (the SDK's operation timeout runs from it).
+    began: i64,
+}
+
+impl World {
+    /// An operator starts `rebuild` with its scan in `segments`.
+    pub(super) fn start_rebuild(&mut self, segments: i32) -> Result<(), String> {
+        let settings = RebuildSettings {
+            segments,
+            dry_run: false,
+            settle_ms: self.settings.rebuild_settle_ms,
+            rounds: projector::rebuild::ROUNDS,
+        };
+        let saved = RebuildState::new(&self.table.name, segments);
+        let run = self.next_rebuild;
+        self.next_rebuild += 1;
+        let r = RebuildRun {
+            machine: Machine::new(settings, saved.clone()),
+            settings,
+            replay: self.add_replay(),
+            catching_up: None,
+            saved,
+            knowledge: Knowledge::default(),
+            attempt: 0,
+        };
+        self.rebuilds.insert(run, r);
+        self.drive_rebuild(run)
+    }
+
+    /// Send what a `rebuild`'s machine asks for; end the run when it is done.
+    pub(super) fn drive_rebuild(&mut self, run: u64) -> Result<(), String> {
+        let Some(r) = self.rebuilds.get_mut(&run) else {
+            return Ok(());
+        };
+        let asked = r.machine.poll(self.now);
+        let attempt = r.attempt;
+        for (ticket, request) in asked {
+            self.ask_rebuild(run, attempt, ticket, request)?;
+        }
+        let Some(r) = self.rebuilds.get_mut(&run) else {
+            return Ok(());
+        };
+        if r.machine.is_done() {
+            // The next run's machine starts from the progress saved.
+            let next = Machine::new(r.settings, r.saved.clone());
+            match std::mem::replace(&mut r.machine, next).finish() {
+                Ok(summary) => {
+                    self.report.counters_corrected += summary.counters_corrected;
+                    if summary.posts_busy == 0 {
+                        self.report.rebuilds += 1;
+                        self.rebuilds.remove(&run);
+                        return Ok(());
+                    }
+                    self.trace.write_u64(summary.posts_busy);
+                    // The CLI removes its state file when it ends, busy posts or not.
+                    r.saved = RebuildState::new(&self.table.name, r.settings.segments);
+                }
+                Err(_) => self.trace.write_u8(0xfe),
+            }
+            // Exit 1 or 2: the operator runs it again, resuming from the saved progress.
+            self.fail_rebuild(run, attempt);
+        } else if let Some(at) = r.machine.wake_at() {
+            self.schedule(at - self.now, Event::RebuildWake(run));
+        }
+        Ok(())
+    }
+
+    /// Send one request of a `rebuild`: the table's through the faults, a catch-up to its
+    /// replay, a repair to a batch machine of its own, a save to its state.
+    pub(super) fn ask_rebuild(
+        &mut self,
+        run: u64,
+        attempt: u32,
+        ticket: Ticket,
+        request: Request,
+    ) -> Result<(), String> {
+        let r = self.rebuilds.get_mut(&run).expect("a rebuild");
+        let answer = match request {
+            Request::CatchUp => {
+                let consumer = &mut self.consumers[r.replay];
+                if let Kind::Replay { caught_up, .. } = &mut consumer.kind {
+                    *caught_up = false;
+                }
+                r.catching_up = Some((ticket, consumer.applied));
+                return Ok(());
+            }
+            Request::Save(state) => {
+                r.saved = state;
+                Some(Answer::Saved)
+            }
+            Request::Repair { plan, records } => {
+                let settings = BatchSettings {
+                    defers_stamps: false,
+                    deadline_ms: Some(self.now + (BATCH_TIME - MARGIN).as_millis() as i64),
+                    seed: self.rng.random(),
+                };
+                let batch = Batch::new(plan, records, &r.knowledge, self.now, settings);
+                let id = self.next_invocation;
+                self.next_invocation += 1;
+                let owner = Owner::Rebuild {
+                    run,
+                    attempt,
+                    ticket,
+                };
+                let invocation = Invocation {
+                    owner,
+                    batch,
+                    records: Vec::new(),
+                    in_flight: FxHashSet::default(),
+                    crash_after: None,
+                    answers: 0,
+                };
+                self.invocations.insert(id, invocation);
+                self.schedule(
+                    (BATCH_TIME - MARGIN).as_millis() as i64,
+                    Event::Deadline(id),
+                );
+                return self.pump(id);
+            }
+            request => {
+                let call = Call {
+                    run,
+                    attempt,
+                    ticket,
+                    request,
+                    tries: 0,
+                    began: self.now,
+                };
+                self.call(call);
+                return Ok(());
+            }
+        };
+        let after = self.rng.random_range(1..8);
+        self.schedule(
+            after,
+            Event::Operated {
+                run,
+                attempt,
+                ticket,
+                answer,
+            },
+        );
+        Ok(())
+    }
+
+    /// One attempt of a `rebuild`'s call to the table, as the SDK makes it: dropped (the
+    /// attempt times out), landed with its answer lost (likewise), refused (a throttle, a
+    /// conflict), or answered. A failed attempt is tried again after the SDK's backoff, within
+    /// its attempts and its operation timeout; past them the call fails, and the run with it.
+    pub(super) fn call(&mut self, mut call: Call) {
+        let Some(r) = self
+            .rebuilds
+            .get(&call.run)
+            .filter(|r| r.attempt == call.attempt)
+        else {
+            return; // its run ended
+        };
+        let segments = r.settings.segments;
+        let draw = if self.faults_on {
+            self.rng.random_range(0..100)
+        } else {
+            100
+        };
+        let lost = self.settings.faults.lost;
+        let answer = if draw < lost / 2 {
+            None // never lands
+        } else {
+            let answer = send(&mut self.table, &call.request, segments, self.now);
+            answer.filter(|_| draw >= lost) // or lands, and its answer is lost
+        };
+        let (run, attempt, ticket) = (call.run, call.attempt, call.ticket);
+        if let Some(answer) = answer {
+            let after = self.rng.random_range(1..8);
+            let answer = Some(answer);
+            let answered = Event::Operated {
+                run,
+                attempt,
+                ticket,
+                answer,
+            };
+            self.schedule(after, answered);
+            return;
+        }
+        let failed_after = if draw < lost {
+            ATTEMPT_TIMEOUT.as_millis() as i64
+        } else {
+            self.rng.random_range(1..8)
+        };
+        call.tries += 1;
+        let cap = SDK_INITIAL_BACKOFF_MS << call.tries.min(10);
+        let retry_at = self.now + failed_after + self.rng.random_range(0..cap);
+        let timeout = OPERATION_TIMEOUT.as_millis() as i64;
+        if call.tries < SDK_ATTEMPTS && retry_at - call.began < timeout {
+            self.schedule(retry_at - self.now, Event::Call(Box::new(call)));
+        } else {
+            let failed = Event::Operated {
+                run,
+                attempt,
+                ticket,
+                answer: None,
+            };
+            self.schedule(failed_after, failed);
+        }
+    }
+
+    /// An answer reaches a `rebuild`.
+    pub(super) fn operated(
+        &mut self,
+        run: u64,
+        attempt: u32,
+        ticket: Ticket,
+        answer: Option<Answer>,
+    ) -> Result<(), String> {
+        let Some(r) = self.rebuilds.get_mut(&run).filter(|r| r.attempt == attempt) else {
+            return Ok(()); // an earlier run's
+        };
+        match answer {
+            Some(answer) => {
+                r.machine.answer(ticket, answer, self.now);
+                self.drive_rebuild(run)
+            }
+            None => {
+                self.fail_rebuild(run, attempt);
+                Ok(())
+            }
+        }
+    }
+
+    /// Answer the catch-ups whose replay has reached the stream's end.
+    pub(super) fn caught_up(&mut self) {
+        let mut done = Vec::new();
+        for (run, r) in &mut self.rebuilds {
+            let consumer = &self.consumers[r.replay];
+            if let Some((ticket, from)) = r.catching_up.filter(|_| consumer.idle()) {
+                r.catching_up = None;
+                done.push((*run, r.attempt, ticket, consumer.applied - from));
+            }
+        }
+        done.sort_unstable();
+        for (run, attempt, ticket, replayed) in done {
+            let answer = Some(Answer::CaughtUp(replayed));
+            self.schedule(
+                0,
+                Event::Operated {
+                    run,
+                    attempt,
+                    ticket,
+                    answer,
+                },
+            );
+        }
+    }
+
+    /// A `rebuild` run ended early (a call failed, writes failed, its process died, posts
+    /// kept moving): its repairs in flight die with it, and the operator runs it again.
+    pub(super) fn fail_rebuild(&mut self, run: u64, attempt: u32) {
+        let Some(r) = self.rebuilds.get_mut(&run).filter(|r| r.attempt == attempt) else {
+            return;
+        };
+        r.attempt += 1;
+        r.catching_up = None;
+        self.report.rebuild_reruns += 1;
+        self.invocations
+            .retain(|_, i| !matches!(i.owner, Owner::Rebuild { run: owner, .. } if owner == run));
+        self.schedule(RERUN_MS, Event::Rerun(run));
+    }
+
+    /// Run a `rebuild` again from its saved progress, with a replay from the trim horizon.
+    pub(super) fn rerun(&mut self, run: u64) -> Result<(), String> {
+        let replay = self.add_replay();
+        let Some(r) = self.rebuilds.get_mut(&run) else {
+            return Ok(());
+        };
+        r.machine = Machine::new(r.settings, r.saved.clone());
+        r.replay = replay;
+        r.knowledge = Knowledge::default();
+        self.drive_rebuild(run)
+    }
 }
