@@ -531,7 +531,7 @@ impl World {
     /// the drifted counter may drift, by the drift itself (a `rebuild` during the load sets a
     /// counter to its recount, or leaves it); anything else is the pipeline's and fails.
     fn repair_drift(&mut self, by: i64) -> Result<(), String> {
-        let drift = Self::tally(&self.table.scan()).drift();
+        let drift = self.drift();
         let Some(first) = drift.first() else {
             return Ok(());
         };
@@ -1108,7 +1108,7 @@ impl World {
                 self.add_replay();
             }
             Command::Verify => {
-                let drifting = Self::tally(&self.table.scan()).drift().len();
+                let drifting = self.drift().len();
                 self.trace.write_usize(drifting);
             }
             Command::Drift(by) => {
@@ -1143,6 +1143,11 @@ impl World {
         debug_assert_eq!(number, self.consumers.len());
         self.consumers.push(consumer);
         number
+    }
+
+    /// What `verify` reports: the posts that drift, over a consistent scan.
+    fn drift(&mut self) -> Vec<projector::verify::Drift> {
+        Self::tally(&self.table.scan()).drift()
     }
 
     /// `verify`'s tally of a consistent scan.

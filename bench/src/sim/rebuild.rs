@@ -235,8 +235,8 @@ impl World {
             return Ok(());
         };
         if r.machine.is_done() {
-            // The next run's machine starts from the progress saved.
-            let next = Machine::new(r.settings, r.saved.clone());
+            // Taken out to finish; a rerun builds its own from the progress saved.
+            let next = Machine::new(r.settings, RebuildState::default());
             match std::mem::replace(&mut r.machine, next).finish() {
                 Ok(summary) => {
                     self.report.counters_corrected += summary.counters_corrected;
