@@ -42,7 +42,7 @@ pub(crate) enum Kind {
     /// An operator's `replay`, reading the whole stream from its start, as the CLI does.
     Replay {
         /// The sequence number of the last record it read (`None`: none yet).
-        read_to: Option<String>,
+        read_to: Option<u128>,
         /// It has read to the stream's end.
         caught_up: bool,
     },

@@ -829,13 +829,8 @@ impl World {
         if self.consumers[c].pending.len() >= 2 * lambda::REPLAY_BATCH {
             return;
         }
-        let page = self
-            .table
-            .records_after(read_to.as_deref(), lambda::REPLAY_BATCH);
-        let read_to = page
-            .last()
-            .map(|raw| raw.sequence.clone())
-            .or(read_to.clone());
+        let page = self.table.records_after(*read_to, lambda::REPLAY_BATCH);
+        let read_to = page.last().map(|raw| raw.sequence).or(*read_to);
         let caught_up = page.is_empty();
         for raw in page {
             if self.filter.passes_json(raw.json.as_bytes()) {

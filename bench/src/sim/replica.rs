@@ -60,38 +60,36 @@ impl Replica {
         }
     }
 
-    /// Take the stream's new records of items in GSI1 (`records`, in order, each `written`
-    /// at its time), each on its way with its delay from the moment it was written.
-    pub(super) fn take(&mut self, records: &[get_records::Record], written: &[i64]) {
-        for (record, written) in records.iter().zip(written) {
-            let stream = &record.dynamodb;
-            let in_index = |image: &Option<Item>| {
-                image
-                    .as_ref()
-                    .is_some_and(|item| item.contains_key(keys::GSI1PK))
-            };
-            if !in_index(&stream.new_image) && !in_index(&stream.old_image) {
-                continue;
-            }
-            let Some(id) = item_id(&stream.keys) else {
-                continue;
-            };
-            let delay = self.rng.random_range(self.delay_ms.0..=self.delay_ms.1);
-            let last = self.last.entry(id.clone()).or_insert(i64::MIN);
-            let at = (written + delay).max(*last);
-            *last = at;
-            self.arrivals += 1;
-            let image = stream
-                .new_image
-                .clone()
-                .filter(|item| item.contains_key(keys::GSI1PK));
-            let change = Change {
-                id,
-                key: stream.keys.clone(),
-                image,
-            };
-            self.pending.insert((at, self.arrivals), change);
+    /// Take the stream's next record (in order, `written` at its time): a change of an item
+    /// in GSI1 goes on its way with its delay from the moment it was written.
+    pub(super) fn take(&mut self, record: &get_records::Record, written: i64) {
+        let stream = &record.dynamodb;
+        let in_index = |image: &Option<Item>| {
+            image
+                .as_ref()
+                .is_some_and(|item| item.contains_key(keys::GSI1PK))
+        };
+        if !in_index(&stream.new_image) && !in_index(&stream.old_image) {
+            return;
         }
+        let Some(id) = item_id(&stream.keys) else {
+            return;
+        };
+        let delay = self.rng.random_range(self.delay_ms.0..=self.delay_ms.1);
+        let last = self.last.entry(id.clone()).or_insert(i64::MIN);
+        let at = (written + delay).max(*last);
+        *last = at;
+        self.arrivals += 1;
+        let image = stream
+            .new_image
+            .clone()
+            .filter(|item| item.contains_key(keys::GSI1PK));
+        let change = Change {
+            id,
+            key: stream.keys.clone(),
+            image,
+        };
+        self.pending.insert((at, self.arrivals), change);
     }
 
     /// Show every change due by `now_ms`; the likes that entered GSI1 with them.

@@ -91,12 +91,19 @@ pub struct Table {
     settings: TableSettings,
     stream_arn: String,
     shard_id: String,
-    /// The last stream record read.
-    read_to: Option<String>,
+    /// The last stream record read from the engine: each record is read once, handed to the
+    /// replica, kept in `fresh` for the event source and in `log` for replays.
+    pulled_to: Option<u128>,
+    /// Records read from the engine that [`Table::new_records`] has not handed out yet.
+    fresh: Vec<RawRecord>,
+    /// The stream's last records as read from the engine, at most `log_records`; a replay
+    /// reads older ones from the engine again.
+    log: VecDeque<RawRecord>,
+    log_records: usize,
+    /// The log holds every record after this one (`None`: every record).
+    log_after: Option<u128>,
     /// GSI1 as readers see it.
     replica: Replica,
-    /// The last stream record the replica took.
-    replicated_to: Option<String>,
     /// Likes that entered GSI1 since [`Table::viewed`] last handed them out.
     viewed: Vec<Viewed>,
     /// (last sequence number, time) after each write the replica has not taken yet.
@@ -151,9 +158,12 @@ impl Table {
             settings,
             stream_arn: String::new(),
             shard_id: String::new(),
-            read_to: None,
+            pulled_to: None,
+            fresh: Vec::new(),
+            log: VecDeque::new(),
+            log_records: LOG_RECORDS,
+            log_after: None,
             replica: Replica::new(format!("{name}-gsi1"), settings.gsi1_delay_ms, seed),
-            replicated_to: None,
             viewed: Vec::new(),
             written: VecDeque::new(),
             latest: None,
@@ -219,8 +229,6 @@ impl Table {
             "CreateTable" => create_table::CreateTableRequest,
             "UpdateTimeToLive" => update_time_to_live::UpdateTimeToLiveRequest,
             "DescribeStream" => describe_stream::DescribeStreamRequest,
-            "GetShardIterator" => get_shard_iterator::GetShardIteratorRequest,
-            "GetRecords" => get_records::GetRecordsRequest,
             "GetItem" => get_item::GetItemRequest,
             "BatchGetItem" => batch_get_item::BatchGetItemRequest,
             "Query" => query::QueryRequest,
@@ -292,24 +300,18 @@ impl Table {
     }
 
     /// Up to `limit` stream records after the one with sequence number `after` (from the
-    /// trim horizon without one), in order: the engine's stream has one shard.
-    fn stream_page(&self, after: Option<&str>, limit: usize) -> Vec<actions::get_records::Record> {
-        let mut request = json!({"StreamArn": self.stream_arn, "ShardId": self.shard_id});
-        match after.map(str::to_owned).or_else(|| self.trimmed_to()) {
-            Some(sequence) => {
-                request["ShardIteratorType"] = Value::from("AFTER_SEQUENCE_NUMBER");
-                request["SequenceNumber"] = Value::from(sequence);
-            }
-            None => request["ShardIteratorType"] = Value::from("TRIM_HORIZON"),
-        }
-        let iterator = self
-            .engine("GetShardIterator", request)
-            .expect("a shard iterator");
+    /// trim horizon without one), in order: the engine's stream has one shard, so its
+    /// iterator is the position itself, made as `GetShardIterator` makes it.
+    fn stream_page(&self, after: Option<u128>, limit: usize) -> Vec<actions::get_records::Record> {
+        let position = after
+            .or_else(|| self.trimmed_to())
+            .map_or(0, |sequence| (sequence - SEQUENCE_OFFSET) as i64);
         let request = actions::get_records::GetRecordsRequest {
-            shard_iterator: iterator["ShardIterator"]
-                .as_str()
-                .expect("an iterator")
-                .to_owned(),
+            shard_iterator: actions::get_shard_iterator::encode_shard_iterator(
+                &self.name,
+                &self.shard_id,
+                position,
+            ),
             limit: Some(limit.min(1000)),
         };
         actions::get_records::execute(&self.storage, request)
@@ -319,27 +321,47 @@ impl Table {
             .records
     }
 
-    /// [`Self::stream_page`]'s records as Lambda's event carries them.
-    pub fn records_after(&self, after: Option<&str>, limit: usize) -> Vec<RawRecord> {
-        self.stream_page(after, limit)
-            .iter()
-            .map(|record| RawRecord {
-                sequence: record.dynamodb.sequence_number.clone(),
-                json: serde_json::to_string(&InEvent {
-                    record,
-                    event_source_arn: &self.stream_arn,
-                })
-                .expect("records serialize"),
-            })
-            .collect()
+    /// A record of [`Self::stream_page`] as Lambda's event carries it.
+    fn raw(&self, record: &actions::get_records::Record) -> RawRecord {
+        let json = serde_json::to_string(&InEvent {
+            record,
+            event_source_arn: &self.stream_arn,
+        })
+        .expect("records serialize");
+        RawRecord {
+            sequence: sequence(record),
+            json: json.into(),
+        }
+    }
+
+    /// Up to `limit` records after the one with sequence number `after` (from the trim
+    /// horizon without one) as Lambda's event carries them: a replay's read.
+    pub fn records_after(&mut self, after: Option<u128>, limit: usize) -> Vec<RawRecord> {
+        self.pull();
+        let after = after.or_else(|| self.trimmed_to());
+        let logged = match (self.log_after, after) {
+            (None, _) => true,
+            (Some(log_after), Some(after)) => log_after <= after,
+            (Some(_), None) => false,
+        };
+        if !logged {
+            return self
+                .stream_page(after, limit)
+                .iter()
+                .map(|record| self.raw(record))
+                .collect();
+        }
+        let start = after.map_or(0, |after| {
+            self.log.partition_point(|raw| raw.sequence <= after)
+        });
+        self.log.range(start..).take(limit).cloned().collect()
     }
 
     /// The last record the stream has trimmed (older than its retention), if any: a read from
     /// the trim horizon starts after it. The engine keeps every record.
-    fn trimmed_to(&self) -> Option<String> {
+    fn trimmed_to(&self) -> Option<u128> {
         let horizon = (self.now_ms() - self.settings.stream_retention_ms).div_euclid(1000);
-        let last = self.last_sequence(horizon);
-        last.map(|sequence| sequence.to_string())
+        self.last_sequence(horizon)
     }
 
     /// The stream's last sequence number among the records written before `before_secs`.
@@ -386,8 +408,7 @@ impl Table {
     }
 
     /// When the record with `sequence` was written: the first mark at or after it.
-    fn written_at(&mut self, sequence: &str) -> i64 {
-        let sequence: u128 = sequence.parse().expect("a numeric sequence number");
+    fn written_at(&mut self, sequence: u128) -> i64 {
         while self
             .written
             .front()
@@ -403,29 +424,40 @@ impl Table {
     }
 
     /// Whether records were written after the one with sequence number `after`.
-    fn unread(&self, after: Option<&str>) -> bool {
+    fn unread(&self, after: Option<u128>) -> bool {
         match (self.latest, after) {
             (None, _) => false,
             (Some(_), None) => true,
-            (Some(latest), Some(after)) => after.parse::<u128>().map_or(true, |a| a < latest),
+            (Some(latest), Some(after)) => after < latest,
+        }
+    }
+
+    /// Read what the stream holds since the last read, once: GSI1 takes each record on its
+    /// way, and the event source finds it in `fresh`.
+    fn pull(&mut self) {
+        while self.unread(self.pulled_to) {
+            let page = self.stream_page(self.pulled_to, 1000);
+            let Some(last) = page.last() else {
+                break;
+            };
+            self.pulled_to = Some(sequence(last));
+            for record in &page {
+                let written = self.written_at(sequence(record));
+                self.replica.take(record, written);
+                let raw = self.raw(record);
+                self.fresh.push(raw.clone());
+                self.log.push_back(raw);
+            }
+            while self.log.len() > self.log_records {
+                self.log_after = self.log.pop_front().map(|raw| raw.sequence);
+            }
         }
     }
 
     /// Send GSI1 what was written since it last looked, and show it what is due by `now_ms`.
     pub fn propagate(&mut self, now_ms: i64) {
         self.clock.set(now_ms);
-        while self.unread(self.replicated_to.as_deref()) {
-            let page = self.stream_page(self.replicated_to.as_deref(), 1000);
-            let Some(last) = page.last() else {
-                break;
-            };
-            self.replicated_to = Some(last.dynamodb.sequence_number.clone());
-            let written: Vec<i64> = page
-                .iter()
-                .map(|record| self.written_at(&record.dynamodb.sequence_number))
-                .collect();
-            self.replica.take(&page, &written);
-        }
+        self.pull();
         let viewed = self.replica.show(&self.storage, now_ms);
         self.viewed.extend(viewed);
     }
@@ -450,16 +482,8 @@ impl Table {
 
     /// Stream records written since the last call, in order.
     pub fn new_records(&mut self) -> Vec<RawRecord> {
-        let mut records = Vec::new();
-        while self.unread(self.read_to.as_deref()) {
-            let page = self.records_after(self.read_to.as_deref(), 1000);
-            let Some(last) = page.last() else {
-                return records;
-            };
-            self.read_to = Some(last.sequence.clone());
-            records.extend(page);
-        }
-        records
+        self.pull();
+        std::mem::take(&mut self.fresh)
     }
 
     /// Every item of the table, read consistently.
@@ -497,19 +521,35 @@ impl Table {
     }
 }
 
-/// The public form of a sequence number as the engine stores it (less 10^20).
+/// What the engine adds to a stored sequence number to make its public form (10^20).
+const SEQUENCE_OFFSET: u128 = 100_000_000_000_000_000_000;
+
+/// The public form of a sequence number as the engine stores it.
 fn public_sequence(stored: i64) -> u128 {
-    stored.max(0) as u128 + 100_000_000_000_000_000_000
+    stored.max(0) as u128 + SEQUENCE_OFFSET
 }
+
+/// A record's sequence number.
+fn sequence(record: &actions::get_records::Record) -> u128 {
+    record
+        .dynamodb
+        .sequence_number
+        .parse()
+        .expect("a numeric sequence number")
+}
+
+/// How many of the stream's last records the table keeps as it read them, for replays: a
+/// simulation's whole stream, the last seconds of the viral post's.
+const LOG_RECORDS: usize = 100_000;
 
 /// A stream record as Lambda's event carries it, as JSON text: most records are the
 /// projector's own writes, which the filters drop, so none is parsed before it passes.
 #[derive(Debug, Clone)]
 pub struct RawRecord {
     /// Its sequence number.
-    pub sequence: String,
+    pub sequence: u128,
     /// The record, with its `eventSourceARN`.
-    pub json: String,
+    pub json: std::rc::Rc<str>,
 }
 
 impl RawRecord {
@@ -550,4 +590,71 @@ pub fn create_table_body(name: &str) -> Value {
         }],
         "StreamSpecification": {"StreamEnabled": true, "StreamViewType": TABLE.stream_view_type},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::keys;
+    use serde_json::json;
+
+    use super::{RawRecord, STREAM_RETENTION_MS, Table, TableSettings};
+
+    const START: i64 = 1_767_225_600_000;
+
+    fn essence(records: &[RawRecord]) -> Vec<(u128, serde_json::Value)> {
+        records
+            .iter()
+            .map(|raw| (raw.sequence, raw.value()))
+            .collect()
+    }
+
+    /// A replay reads the same records whether the table still keeps them or reads them from
+    /// the engine again, from any position, and from the trim horizon once records age out.
+    #[test]
+    fn a_replay_reads_the_stream_as_the_engine_holds_it() {
+        let mut table = Table::new("log", START, TableSettings::default(), 1);
+        table.log_records = 4;
+        let put = |pk: String, now: i64, table: &mut Table| {
+            let item = json!({keys::PK: {"S": pk}, keys::SK: {"S": "A"}});
+            let body = json!({"TableName": table.name, "Item": item});
+            table.call("PutItem", body, now).expect("a put");
+        };
+        for n in 0..10 {
+            put(format!("P#{n}"), START + n, &mut table);
+        }
+        let fresh = table.new_records();
+        assert_eq!(fresh.len(), 10, "the event source reads every record");
+        assert_eq!(table.log.len(), 4, "the log keeps only its last records");
+        let from_engine = |table: &Table, after: Option<u128>, limit: usize| {
+            let page = table.stream_page(after, limit);
+            essence(
+                &page
+                    .iter()
+                    .map(|record| table.raw(record))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        for after in std::iter::once(None).chain(fresh.iter().map(|raw| Some(raw.sequence))) {
+            for limit in [1, 3, 100] {
+                let read = essence(&table.records_after(after, limit));
+                assert_eq!(
+                    read,
+                    from_engine(&table, after, limit),
+                    "after {after:?}, {limit}"
+                );
+            }
+        }
+        assert_eq!(essence(&table.records_after(None, 100)), essence(&fresh));
+
+        let later = START + STREAM_RETENTION_MS + 5_000;
+        put("P#late".into(), later, &mut table);
+        let horizon = table.records_after(None, 100);
+        assert_eq!(
+            horizon.len(),
+            1,
+            "older records are trimmed: {:?}",
+            essence(&horizon)
+        );
+        assert_eq!(essence(&horizon), essence(&table.new_records()));
+    }
 }
