@@ -18,7 +18,7 @@ echo "== projector CPU: decode + plan"
 cargo bench --locked -p bench --bench decode_plan
 
 echo "== load: stream projection against the transactional design"
-cargo build --locked --release -p bench --bin bench --bin engine --bin sim
+cargo build --locked --release -p bench -p sim --bin bench --bin engine --bin sim
 target/release/bench load \
   --rounds "${ROUNDS:-2}" --phase-secs "${PHASE_SECS:-10}" --rate "${RATE:-300}" \
   --streams "${STREAMS:-0:1000,1000:1000,5000:2000}" --out "$root/target/load" --report "$root/docs"

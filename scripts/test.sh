@@ -102,7 +102,7 @@ cargo nextest run --workspace --locked --run-ignored only \
 
 if ! $quick; then
   # The whole pipeline in virtual time, seed after seed, each with faults and operator
-  # commands (bench/src/sim): a failure prints its seed and the command that replays it.
+  # commands (bench/sim): a failure prints its seed and the command that replays it.
   echo "== deterministic simulation: a sweep of seeds for ${SIM_SECONDS:-100} s"
   target/debug/sim --seconds "${SIM_SECONDS:-100}"
 

@@ -141,7 +141,7 @@ pub struct ContentionStats {
 }
 
 /// An item, as (PK, SK).
-pub(crate) type ItemId = (String, String);
+pub type ItemId = (String, String);
 
 /// A partition: of the table or of GSI1.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -156,11 +156,11 @@ enum Partition {
 
 /// The write units a second DynamoDB allows.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// One partition of the table or of GSI1 (DynamoDB: 1,000).
-    pub(crate) partition: f64,
+    pub partition: f64,
     /// The whole table, and GSI1 (on-demand: the table-level quota, 40,000 by default).
-    pub(crate) table: f64,
+    pub table: f64,
 }
 
 #[derive(Debug)]
@@ -172,7 +172,7 @@ struct Bucket {
 
 /// Why DynamoDB refuses a write before evaluating it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub enum Refused {
     /// A transaction under way holds these actions' items.
     Conflict(Vec<usize>),
     /// These actions' partitions are over their throughput.
@@ -182,11 +182,12 @@ pub(crate) enum Refused {
 /// DynamoDB's contention rules (the module docs), on the caller's clock: the proxy's is the
 /// wall clock, the simulation's virtual. Times are seconds from any origin.
 #[derive(Debug, Default)]
-pub(crate) struct Rules {
+pub struct Rules {
     /// Each held item, and until when.
     held: HashMap<ItemId, f64>,
     buckets: HashMap<Partition, Bucket>,
-    pub(crate) stats: ContentionStats,
+    /// What the rules refused and admitted so far.
+    pub stats: ContentionStats,
     /// When each post item was written.
     post_writes: HashMap<ItemId, Vec<f64>>,
     usage: Usage,
@@ -239,7 +240,7 @@ impl Usage {
 impl Rules {
     /// The most write units one partition (of the table or GSI1) took in one second, and the
     /// table's base partitions together.
-    pub(crate) fn peak_units(&self) -> (f64, f64) {
+    pub fn peak_units(&self) -> (f64, f64) {
         (
             self.usage
                 .peak_partition
@@ -313,7 +314,7 @@ impl Rules {
     /// Admit a request's write actions at `now`, or say why DynamoDB refuses it: an item held
     /// by a transaction under way, else a partition, the table or GSI1 over its `limits`
     /// (the whole request's actions then, as the quota holds for every partition).
-    pub(crate) fn admit(
+    pub fn admit(
         &mut self,
         actions: &[WriteAction],
         transaction: bool,
@@ -345,21 +346,21 @@ impl Rules {
     }
 
     /// A transaction holds its items until `until` (or until [`release`](Self::release)d).
-    pub(crate) fn hold(&mut self, actions: &[WriteAction], until: f64) {
+    pub fn hold(&mut self, actions: &[WriteAction], until: f64) {
         for action in actions {
             self.held.insert(action.item.clone(), until);
         }
     }
 
     /// The transaction's answer is out: its items are free.
-    pub(crate) fn release(&mut self, actions: &[WriteAction]) {
+    pub fn release(&mut self, actions: &[WriteAction]) {
         for action in actions {
             self.held.remove(&action.item);
         }
     }
 
     /// A write succeeded at `now`: remember when each post item was written.
-    pub(crate) fn written(&mut self, actions: &[WriteAction], now: f64) {
+    pub fn written(&mut self, actions: &[WriteAction], now: f64) {
         for action in actions.iter().filter(|a| a.item.1.starts_with("POST#")) {
             self.post_writes
                 .entry(action.item.clone())
@@ -369,12 +370,12 @@ impl Rules {
     }
 
     /// Items held by transactions under way at `now`.
-    pub(crate) fn held_at(&self, now: f64) -> usize {
+    pub fn held_at(&self, now: f64) -> usize {
         self.held.values().filter(|until| **until > now).count()
     }
 
     /// The most writes the item of `post` took within any one second.
-    pub(crate) fn max_post_writes_per_second(&self, post: &str) -> usize {
+    pub fn max_post_writes_per_second(&self, post: &str) -> usize {
         let Some(times) = self
             .post_writes
             .iter()
@@ -418,8 +419,9 @@ pub struct ContentionModel {
 
 /// One write action of a request: its item, the units it costs, and its GSI1 partition.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct WriteAction {
-    pub(crate) item: ItemId,
+pub struct WriteAction {
+    /// The item written.
+    pub item: ItemId,
     units: f64,
     index: Option<String>,
 }
@@ -471,7 +473,7 @@ fn guessed_index(item: &ItemId) -> Option<String> {
 
 /// The write actions of a request, by operation (empty for reads and the rest); `stored` names
 /// the GSI1 partition of an item a delete removes.
-pub(crate) fn write_actions(
+pub fn write_actions(
     operation: &str,
     body: &Value,
     stored: &dyn Fn(&ItemId) -> Option<String>,
@@ -532,7 +534,7 @@ fn error_body(error_type: &str, message: &str, reasons: Option<Vec<Value>>) -> V
 }
 
 /// DynamoDB's error body for a refused request of `actions` write actions.
-pub(crate) fn refusal_body(refused: &Refused, actions: usize, transaction: bool) -> Value {
+pub fn refusal_body(refused: &Refused, actions: usize, transaction: bool) -> Value {
     const CANCELLED: &str =
         "Transaction cancelled, please refer cancellation reasons for specific reasons";
     let reasons = |failed: &[usize], code: &str| -> Vec<Value> {

@@ -20,7 +20,8 @@
 //! - [`contention`]: transaction conflicts and partition throttling, modelled in front of
 //!   the local engine; [`shards`]: Lambda's delivery over many stream shards, simulated.
 //! - [`permissions`]: the IAM actions each deployed function calls, recorded in the tests.
-//! - [`sim`]: the deterministic simulation of the whole pipeline, in virtual time, on one seed.
+//!
+//! The deterministic simulation is its own crate (`bench/sim`), built on [`contention`].
 //!
 //! The `bench` binary (`src/bin/load`) is the load benchmark; `bench writer` and `bench
 //! projector` run the real entrypoints with a write-logging client.
@@ -37,7 +38,6 @@ pub mod local;
 pub mod permissions;
 pub mod runtime;
 pub mod shards;
-pub mod sim;
 pub mod skew;
 pub mod slow_proxy;
 pub mod tally;

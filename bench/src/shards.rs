@@ -193,14 +193,14 @@ const POLL: Duration = Duration::from_millis(250);
 const GIVE_UP: Duration = Duration::from_secs(600);
 
 /// A stream record's partition key.
-pub(crate) fn partition_key(record: &Value) -> &str {
+pub fn partition_key(record: &Value) -> &str {
     record["dynamodb"]["Keys"][contracts::keys::PK]["S"]
         .as_str()
         .unwrap_or_default()
 }
 
 /// The hash of a partition key that routes its records to a shard.
-pub(crate) fn key_hash(pk: &str) -> u64 {
+pub fn key_hash(pk: &str) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     pk.hash(&mut hasher);
     hasher.finish()

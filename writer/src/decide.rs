@@ -1,6 +1,6 @@
 //! The store's decisions on DynamoDB's answers to a like or an unlike, apart from its I/O
 //! ([`crate::store`] sends; these read what came back), so that the deterministic simulation
-//! (`bench::sim::writer`) runs the writer's own decisions against its table.
+//! (`sim::writer`, bench/sim) runs the writer's own decisions against its table.
 
 /// How a like request changed the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,6 @@
 //! The counting protocol's own writes (`contracts::counting`) are the cases' subjects wherever
 //! they apply, so what is checked is exactly what the projector and the writer send.
 
-mod model;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -1,10 +1,10 @@
 //! The simulation's table: dynoxide's storage, in process and on the world's clock, evaluates
 //! items, condition and update expressions, transactions with their cancellation reasons, and
-//! writes the stream; in front of it, the contention rules of [`crate::contention`] (the same
+//! writes the stream; in front of it, the contention rules of [`bench::contention`] (the same
 //! code as the proxy's) answer what one engine on one machine never does: transactions that
 //! overlap on an item, single writes meeting a transaction, partitions over 1,000 write units
 //! a second. Behind it, what the engine does at once and DynamoDB does not: GSI1 shows writes
-//! late ([`super::replica`]), the stream trims records older than 24 hours, and TTL removes
+//! late ([`crate::replica`]), the stream trims records older than 24 hours, and TTL removes
 //! items when the world says time has passed ([`Table::expire`]). Requests and answers are
 //! DynamoDB's JSON, as on the wire, so the conformance suite can send each one to this table
 //! and to the local engine and compare.
@@ -21,9 +21,9 @@ use dynoxide::storage_backend::Clock;
 use futures_util::FutureExt;
 use serde_json::{Value, json};
 
-use super::replica::{Replica, Viewed};
-use crate::contention::{ContentionStats, ItemId, Limits, Rules, refusal_body, write_actions};
-use crate::local::STREAM_INDEXES;
+use crate::replica::{Replica, Viewed};
+use bench::contention::{ContentionStats, ItemId, Limits, Rules, refusal_body, write_actions};
+use bench::local::STREAM_INDEXES;
 
 /// The world's clock, in epoch milliseconds, as dynoxide reads it (stream record times,
 /// sequence numbers, TTL).
@@ -57,7 +57,7 @@ pub struct TableSettings {
     /// (DynamoDB on demand: 40,000 unless raised).
     pub table_wcu: f64,
     /// How long GSI1 takes to show a write, drawn per write in `[min, max]` milliseconds
-    /// ([`super::replica`]).
+    /// ([`crate::replica`]).
     pub gsi1_delay_ms: (i64, i64),
     /// How long the stream keeps a record (DynamoDB Streams: 24 hours).
     pub stream_retention_ms: i64,
@@ -242,7 +242,7 @@ impl Table {
 
     /// Put an item before the run, outside DynamoDB's limits (the world's starting data).
     pub fn load(&mut self, item: &contracts::items::Item) {
-        let body = json!({"TableName": self.name, "Item": super::wire::item(item)});
+        let body = json!({"TableName": self.name, "Item": crate::wire::item(item)});
         self.engine("PutItem", body).expect("put an item");
         let now_ms = self.now_ms();
         self.mark_written(now_ms);

@@ -27,7 +27,7 @@ pub struct Lag {
 }
 
 impl Lag {
-    pub(super) fn of(histogram: &Histogram<u64>) -> Self {
+    pub(crate) fn of(histogram: &Histogram<u64>) -> Self {
         Self {
             likes: histogram.len(),
             p50_ms: histogram.value_at_quantile(0.5),
@@ -38,28 +38,28 @@ impl Lag {
 }
 
 /// When a like was written, and what of it has been seen since.
-pub(super) struct Written {
-    pub(super) at: i64,
-    pub(super) hot: bool,
-    pub(super) counted: bool,
-    pub(super) viewed: bool,
+pub(crate) struct Written {
+    pub(crate) at: i64,
+    pub(crate) hot: bool,
+    pub(crate) counted: bool,
+    pub(crate) viewed: bool,
 }
 
 /// The lags measured so far.
-pub(super) struct Lags {
-    pub(super) written: FxHashMap<LikeId, Written>,
+pub(crate) struct Lags {
+    pub(crate) written: FxHashMap<LikeId, Written>,
     /// The likes each pending delta carries.
     deltas: FxHashMap<Ksuid, Vec<LikeId>>,
-    pub(super) counter: [Histogram<u64>; 2],
-    pub(super) view: [Histogram<u64>; 2],
+    pub(crate) counter: [Histogram<u64>; 2],
+    pub(crate) view: [Histogram<u64>; 2],
     /// Folds committed into each post's counter in the current virtual second, and the most
     /// in any second.
     folds: FxHashMap<PostId, (i64, u32)>,
-    pub(super) most_folds: u32,
+    pub(crate) most_folds: u32,
 }
 
 impl Lags {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let histogram = || Histogram::new_with_bounds(1, 24 * 3_600_000, 3).expect("a histogram");
         Self {
             written: FxHashMap::default(),
@@ -91,7 +91,7 @@ impl Lags {
     }
 
     /// A request landed, done: what it counted (`minted`: the delta ids it wrote).
-    pub(super) fn landed(&mut self, request: &Request, minted: &[Ksuid], now: i64) {
+    pub(crate) fn landed(&mut self, request: &Request, minted: &[Ksuid], now: i64) {
         let Request::Count { transaction, .. } = request else {
             return;
         };
@@ -125,7 +125,7 @@ impl Lags {
     }
 
     /// A like entered GSI1, where readers of the likers view see it.
-    pub(super) fn viewed(&mut self, like: LikeId, at: i64) {
+    pub(crate) fn viewed(&mut self, like: LikeId, at: i64) {
         self.seen(like, at, false);
     }
 }

@@ -1,4 +1,4 @@
-//! `sim`: the deterministic simulation (`bench::sim`). One seed (`--seed N`), printed as
+//! `sim`: the deterministic simulation (this crate's library). One seed (`--seed N`), printed as
 //! a report; a sweep of seeds for a time box (`--seconds S`) or a count (`--seeds N`), across
 //! threads, stopping at the first failure with its seed and the command that replays it;
 //! `--shrink` replays a failing seed with the smallest settings that still fail.
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bench::sim::{self, Failure, Report, Settings};
+use sim::{self, Failure, Report, Settings};
 
 // The simulation allocates for every request and stream record: mimalloc runs the viral
 // post a quarter faster than glibc's malloc. Its own binary, so the load benchmark's
@@ -208,7 +208,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
     if let Some(failure) = failure.lock().expect("failure").take() {
         eprintln!("{failure}");
         eprintln!(
-            "  shrunk: cargo run -p bench --bin sim -- --seed {} --shrink",
+            "  shrunk: cargo run -p sim -- --seed {} --shrink",
             failure.seed
         );
         return ExitCode::FAILURE;
@@ -318,7 +318,7 @@ fn viral(args: &SimArgs) -> ExitCode {
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_else(|| serde_json::json!({}));
         document["simulatedViralPost"] = serde_json::json!({
-            "what": "simulated: bench::sim, the projector's batch machine and dynoxide's storage in virtual time, DynamoDB's conflicts, partition limits, table quota and GSI1 delay modelled",
+            "what": "simulated: the sim crate (bench/sim), the projector's batch machine and dynoxide's storage in virtual time, DynamoDB's conflicts, partition limits, table quota and GSI1 delay modelled",
             "settings": {
                 "viralLikesPerSecond": args.viral_rate,
                 "otherLikesPerSecond": args.others_rate,

@@ -1,5 +1,5 @@
 //! Lambda's DynamoDB event source mapping, in virtual time: records routed by partition key to
-//! `shards × parallelization` consumers ([`crate::shards::consumer_of`], order kept per
+//! `shards × parallelization` consumers ([`bench::shards::consumer_of`], order kept per
 //! partition key), each invoking with up to `batch_size` records once its batch is full or its
 //! oldest record has waited the batching window; a partial batch response checkpoints before
 //! the first failed record and the rest is sent again; a function error (a crash, a timeout)
@@ -15,7 +15,7 @@ use contracts::change::{Decoded, Undecodable};
 use projector::batch::{Knowledge, Outcome};
 use serde_json::Value;
 
-use crate::shards::{BatchInfo, ShardSettings};
+use bench::shards::{BatchInfo, ShardSettings};
 
 /// A record as Lambda delivers it, decoded once, and when the event source read it.
 #[derive(Debug)]

@@ -1,5 +1,5 @@
 //! The counting protocol's writes as DynamoDB's JSON requests, and JSON answers as the SDK's
-//! items: how the simulation's projector and writer speak to the JSON [`Table`](super::table::Table).
+//! items: how the simulation's projector and writer speak to the JSON [`Table`](crate::table::Table).
 //! Every condition, update and item comes from `contracts::counting` and `contracts::items`.
 
 use std::collections::HashMap;

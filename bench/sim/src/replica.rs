@@ -27,9 +27,9 @@ struct Change {
 }
 
 /// GSI1's delayed copy of the table.
-pub(super) struct Replica {
+pub(crate) struct Replica {
     /// The replica table's name.
-    pub(super) name: String,
+    pub(crate) name: String,
     /// Each change's delay, drawn in `[min, max]` milliseconds.
     delay_ms: (i64, i64),
     rng: StdRng,
@@ -49,7 +49,7 @@ pub struct Viewed {
 }
 
 impl Replica {
-    pub(super) fn new(name: String, delay_ms: (i64, i64), seed: u64) -> Self {
+    pub(crate) fn new(name: String, delay_ms: (i64, i64), seed: u64) -> Self {
         Self {
             name,
             delay_ms: (delay_ms.0.max(0), delay_ms.1.max(delay_ms.0.max(0))),
@@ -62,7 +62,7 @@ impl Replica {
 
     /// Take the stream's next record (in order, `written` at its time): a change of an item
     /// in GSI1 goes on its way with its delay from the moment it was written.
-    pub(super) fn take(&mut self, record: &get_records::Record, written: i64) {
+    pub(crate) fn take(&mut self, record: &get_records::Record, written: i64) {
         let stream = &record.dynamodb;
         let in_index = |image: &Option<Item>| {
             image
@@ -93,7 +93,7 @@ impl Replica {
     }
 
     /// Show every change due by `now_ms`; the likes that entered GSI1 with them.
-    pub(super) fn show(&mut self, storage: &Storage, now_ms: i64) -> Vec<Viewed> {
+    pub(crate) fn show(&mut self, storage: &Storage, now_ms: i64) -> Vec<Viewed> {
         let mut viewed = Vec::new();
         while let Some(entry) = self.pending.first_entry() {
             if entry.key().0 > now_ms {
@@ -138,7 +138,7 @@ impl Replica {
     }
 
     /// When the last change on its way shows, if one is.
-    pub(super) fn settled_at(&self) -> Option<i64> {
+    pub(crate) fn settled_at(&self) -> Option<i64> {
         self.pending.keys().map(|(at, _)| *at).max()
     }
 }
@@ -157,8 +157,8 @@ mod tests {
     use contracts::keys::{self, PostId};
     use serde_json::json;
 
-    use super::super::table::{Table, TableSettings};
-    use super::super::wire;
+    use crate::table::{Table, TableSettings};
+    use crate::wire;
 
     const START: i64 = 1_767_225_600_000;
 

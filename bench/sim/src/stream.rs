@@ -6,7 +6,7 @@
 //! *Polling and batching streams*), and the parent only once its own parent has; each shard has
 //! the mapping's parallelization factor of consumers, a partition key always on the same one.
 
-use crate::shards::key_hash;
+use bench::shards::key_hash;
 
 /// One shard: its key range (inclusive), its parent, and its consumers.
 #[derive(Debug)]

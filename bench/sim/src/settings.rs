@@ -7,8 +7,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::table::TableSettings;
-use crate::shards::ShardSettings;
+use crate::table::TableSettings;
+use bench::shards::ShardSettings;
 
 /// How often faults strike, in percent.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -61,9 +61,9 @@ pub struct Settings {
     pub fault_tail_ms: i64,
     /// Operator commands during the load: (when, what).
     pub operators: Vec<(i64, Command)>,
-    /// After the checks, go on days later ([`super::World::days_later`]) and check again.
+    /// After the checks, go on days later ([`crate::World::days_later`]) and check again.
     pub days_later: bool,
-    /// When the stream's shards rotate ([`super::stream`]).
+    /// When the stream's shards rotate ([`crate::stream`]).
     pub rotations: Vec<i64>,
     /// The share of shards a rotation splits in two.
     pub split_share: f64,

@@ -23,9 +23,9 @@ use rustc_hash::FxHashSet;
 use serde_json::{Value, json};
 use std::hash::Hasher;
 
-use super::lambda::Kind;
-use super::table::Table;
-use super::{Event, Invocation, Owner, World, wire};
+use crate::lambda::Kind;
+use crate::table::Table;
+use crate::{Event, Invocation, Owner, World, wire};
 
 /// Items per scan page: small, so a rebuild takes many pages and steps between them.
 pub(crate) const PAGE_SIZE: i64 = 20;
@@ -168,24 +168,24 @@ const SDK_INITIAL_BACKOFF_MS: i64 = 1_000;
 const RERUN_MS: i64 = 2_000;
 
 /// A `rebuild` an operator runs, and runs again until it ends clean.
-pub(super) struct RebuildRun {
-    pub(super) machine: Machine,
-    pub(super) settings: RebuildSettings,
+pub(crate) struct RebuildRun {
+    pub(crate) machine: Machine,
+    pub(crate) settings: RebuildSettings,
     /// Its replay's consumer.
-    pub(super) replay: usize,
+    pub(crate) replay: usize,
     /// The catch-up it waits for, and the records its replay had applied when it began.
-    pub(super) catching_up: Option<(Ticket, u64)>,
+    pub(crate) catching_up: Option<(Ticket, u64)>,
     /// The progress saved (its state file).
-    pub(super) saved: RebuildState,
+    pub(crate) saved: RebuildState,
     /// What its applier knows.
-    pub(super) knowledge: Knowledge,
+    pub(crate) knowledge: Knowledge,
     /// Which run of it this is: answers to an earlier one are dropped.
-    pub(super) attempt: u32,
+    pub(crate) attempt: u32,
 }
 
 /// A call of a `rebuild` to the table, through the SDK's attempts.
 #[derive(Debug)]
-pub(super) struct Call {
+pub(crate) struct Call {
     run: u64,
     attempt: u32,
     ticket: Ticket,
@@ -198,7 +198,7 @@ pub(super) struct Call {
 
 impl World {
     /// An operator starts `rebuild` with its scan in `segments`.
-    pub(super) fn start_rebuild(&mut self, segments: i32) -> Result<(), String> {
+    pub(crate) fn start_rebuild(&mut self, segments: i32) -> Result<(), String> {
         let settings = RebuildSettings {
             segments,
             dry_run: false,
@@ -222,7 +222,7 @@ impl World {
     }
 
     /// Send what a `rebuild`'s machine asks for; end the run when it is done.
-    pub(super) fn drive_rebuild(&mut self, run: u64) -> Result<(), String> {
+    pub(crate) fn drive_rebuild(&mut self, run: u64) -> Result<(), String> {
         let Some(r) = self.rebuilds.get_mut(&run) else {
             return Ok(());
         };
@@ -261,7 +261,7 @@ impl World {
 
     /// Send one request of a `rebuild`: the table's through the faults, a catch-up to its
     /// replay, a repair to a batch machine of its own, a save to its state.
-    pub(super) fn ask_rebuild(
+    pub(crate) fn ask_rebuild(
         &mut self,
         run: u64,
         attempt: u32,
@@ -341,7 +341,7 @@ impl World {
     /// attempt times out), landed with its answer lost (likewise), refused (a throttle, a
     /// conflict), or answered. A failed attempt is tried again after the SDK's backoff, within
     /// its attempts and its operation timeout; past them the call fails, and the run with it.
-    pub(super) fn call(&mut self, mut call: Call) {
+    pub(crate) fn call(&mut self, mut call: Call) {
         let Some(r) = self
             .rebuilds
             .get(&call.run)
@@ -398,7 +398,7 @@ impl World {
     }
 
     /// An answer reaches a `rebuild`.
-    pub(super) fn operated(
+    pub(crate) fn operated(
         &mut self,
         run: u64,
         attempt: u32,
@@ -421,7 +421,7 @@ impl World {
     }
 
     /// Answer the catch-ups whose replay has reached the stream's end.
-    pub(super) fn caught_up(&mut self) {
+    pub(crate) fn caught_up(&mut self) {
         let mut done = Vec::new();
         for (run, r) in &mut self.rebuilds {
             let consumer = &self.consumers[r.replay];
@@ -447,7 +447,7 @@ impl World {
 
     /// A `rebuild` run ended early (a call failed, writes failed, its process died, posts
     /// kept moving): its repairs in flight die with it, and the operator runs it again.
-    pub(super) fn fail_rebuild(&mut self, run: u64, attempt: u32) {
+    pub(crate) fn fail_rebuild(&mut self, run: u64, attempt: u32) {
         let Some(r) = self.rebuilds.get_mut(&run).filter(|r| r.attempt == attempt) else {
             return;
         };
@@ -460,7 +460,7 @@ impl World {
     }
 
     /// Run a `rebuild` again from its saved progress, with a replay from the trim horizon.
-    pub(super) fn rerun(&mut self, run: u64) -> Result<(), String> {
+    pub(crate) fn rerun(&mut self, run: u64) -> Result<(), String> {
         let replay = self.add_replay();
         let Some(r) = self.rebuilds.get_mut(&run) else {
             return Ok(());

@@ -5,7 +5,7 @@
 //!
 //! - **the table** ([`table`]): dynoxide's storage in process, on the virtual clock, evaluating
 //!   every item, condition, update expression and transaction and writing the stream; in front
-//!   of it the contention rules shared with the proxy of `crate::contention`: overlapping
+//!   of it the contention rules shared with the proxy of `bench::contention`: overlapping
 //!   transactions cancelled with `TransactionConflict`, a single write meeting a transaction
 //!   answered `TransactionConflictException`, 1,000 write units a second per table and GSI1
 //!   partition (or fewer, to make throttles common) answered as throttles;
@@ -40,7 +40,7 @@
 //!
 //! Not modelled: the SDK's own retries of the projector's calls (`rebuild`'s go through them),
 //! and the writer's HTTP layer (its store's requests are modelled, with its own decisions on
-//! the answers, `writer::decide`). Replay a seed: `cargo run -p bench --bin sim -- --seed N`.
+//! the answers, `writer::decide`). Replay a seed: `cargo run -p sim -- --seed N`.
 
 mod executor;
 pub mod lambda;
@@ -72,7 +72,7 @@ use rand::{Rng, SeedableRng};
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::Serialize;
 
-use crate::shards::{BatchInfo, partition_key};
+use bench::shards::{BatchInfo, partition_key};
 use lambda::{Consumer, Ended, Kind, Routed};
 pub use measure::{Lag, MAX_FOLDS_PER_SECOND, staleness};
 use measure::{Lags, Written};
@@ -188,7 +188,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {} failed: {}\n  replay: cargo run -p bench --bin sim -- --seed {}",
+            "seed {} failed: {}\n  replay: cargo run -p sim -- --seed {}",
             self.seed, self.what, self.seed
         )
     }
@@ -1128,7 +1128,7 @@ impl World {
     }
 
     /// A replay's consumer, from the stream's trim horizon: its number.
-    pub(super) fn add_replay(&mut self) -> usize {
+    pub(crate) fn add_replay(&mut self) -> usize {
         let replay = Kind::Replay {
             read_to: None,
             caught_up: false,

@@ -1,4 +1,4 @@
-//! The simulation's table (`bench::sim::table`) against the local engine: every kind of request
+//! The simulation's table (`sim::table`) against the local engine: every kind of request
 //! the system makes — each condition, update, transaction shape, read, query and stream read of
 //! the writer and the projector, built by the very functions the simulation sends them with —
 //! goes to both, and the answers (success or the error's name, each cancellation reason with
@@ -10,8 +10,6 @@
 //! the departures themselves are tested below against what the AWS documentation states.
 
 use bench::TestTable;
-use bench::sim::table::{Table, TableSettings};
-use bench::sim::{rebuild, wire};
 use chrono::Utc;
 use contracts::counting::{self, Write};
 use contracts::items::{Delta, Entity, Like, LikeRef, Post, attr};
@@ -20,6 +18,8 @@ use projector::batch::count::{ActionKind, transaction_writes};
 use projector::plan::{CountTransaction, Fold, Mark, PostCount, PostRef, Uncount};
 use projector::rebuild::machine::Request;
 use serde_json::{Value, json};
+use sim::table::{Table, TableSettings};
+use sim::{rebuild, wire};
 
 /// One table on the engine and one in the model, sent the same requests.
 struct Differential {

@@ -13,8 +13,8 @@ use projector::batch::count::{ActionKind, transaction_writes};
 use projector::batch::{Answer, Reason, Request};
 use serde_json::Value;
 
-use super::table::Table;
-use super::wire;
+use crate::table::Table;
+use crate::wire;
 
 /// Send `request` to `table` at `now_ms`; delta ids come from `delta_id`, an undecodable
 /// record's text from `raw`.

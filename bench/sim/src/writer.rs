@@ -15,8 +15,8 @@ use projector::batch::count::ActionKind;
 use serde_json::{Value, json};
 use writer::decide::{Delete, Deleted, LikeOutcome, Unlike};
 
-use super::table::Table;
-use super::wire;
+use crate::table::Table;
+use crate::wire;
 
 /// How the writer counts likes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
