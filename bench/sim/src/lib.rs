@@ -233,8 +233,8 @@ enum Event {
         ticket: RebuildTicket,
         answer: Option<RebuildAnswer>,
     },
-    /// A `rebuild`'s wake time.
-    RebuildWake(u64),
+    /// A `rebuild`'s wake time, for the attempt of the run that asked for it.
+    RebuildWake { run: u64, attempt: u32 },
     /// The operator runs a `rebuild` again, from its saved progress.
     Rerun(u64),
     /// A `rebuild`'s call to the table tries again.
@@ -255,7 +255,7 @@ impl Event {
             Event::Read => 8,
             Event::Rotate => 9,
             Event::Operated { .. } => 10,
-            Event::RebuildWake(_) => 11,
+            Event::RebuildWake { .. } => 11,
             Event::Rerun(_) => 12,
             Event::Call(_) => 13,
         }
@@ -682,7 +682,16 @@ impl World {
                 ticket,
                 answer,
             } => self.operated(run, attempt, ticket, answer)?,
-            Event::RebuildWake(run) => self.drive_rebuild(run)?,
+            Event::RebuildWake { run, attempt } => {
+                // A wake of an attempt that failed since is stale: the rerun wakes on its own.
+                if self
+                    .rebuilds
+                    .get(&run)
+                    .is_some_and(|r| r.attempt == attempt)
+                {
+                    self.drive_rebuild(run)?;
+                }
+            }
             Event::Rerun(run) => self.rerun(run)?,
             Event::Call(call) => self.call(*call),
             Event::Rotate => {

@@ -254,7 +254,7 @@ impl World {
             // Exit 1 or 2: the operator runs it again, resuming from the saved progress.
             self.fail_rebuild(run, attempt);
         } else if let Some(at) = r.machine.wake_at() {
-            self.schedule(at - self.now, Event::RebuildWake(run));
+            self.schedule(at - self.now, Event::RebuildWake { run, attempt });
         }
         Ok(())
     }
