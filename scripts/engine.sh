@@ -17,10 +17,18 @@ state="$root/.local/run"
 profile=${ENGINE_PROFILE:-debug}
 
 binary() {
+  local path="${CARGO_TARGET_DIR:-$root/target}/$profile/engine"
+  # scripts/test.sh sets ENGINE_BUILT once its test build has made the engine: built again on
+  # its own, it would resolve features without the dev-dependencies and compile half the
+  # dependency tree a second time (about two minutes on CI's two cores).
+  if [ -n "${ENGINE_BUILT:-}" ] && [ -x "$path" ]; then
+    printf '%s\n' "$path"
+    return
+  fi
   local flags=(--workspace --locked --bin engine)
   [ "$profile" = release ] && flags+=(--release)
   (cd "$root" && cargo build -q "${flags[@]}" >&2)
-  printf '%s\n' "${CARGO_TARGET_DIR:-$root/target}/$profile/engine"
+  printf '%s\n' "$path"
 }
 
 start() {

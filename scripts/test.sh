@@ -72,6 +72,8 @@ cargo nextest run --workspace --locked --no-run
 cargo test --workspace --locked --benches --no-run
 
 echo "== the local engine (dynoxide)"
+# The test build made it (engine.sh would otherwise build it again, on other features).
+export ENGINE_BUILT=1
 LOCAL_ENGINE_ENDPOINT=$(bash scripts/engine.sh start "$instance")
 export LOCAL_ENGINE_ENDPOINT
 echo "tests use $LOCAL_ENGINE_ENDPOINT"
@@ -103,8 +105,8 @@ cargo nextest run --workspace --locked --run-ignored only \
 if ! $quick; then
   # The whole pipeline in virtual time, seed after seed, each with faults and operator
   # commands (bench/sim): a failure prints its seed and the command that replays it.
-  echo "== deterministic simulation: a sweep of seeds for ${SIM_SECONDS:-100} s"
-  target/debug/sim --seconds "${SIM_SECONDS:-100}"
+  echo "== deterministic simulation: a sweep of seeds for ${SIM_SECONDS:-120} s"
+  target/debug/sim --seconds "${SIM_SECONDS:-120}"
 
   finish "$infra" infra
   finish "$fuzz" api-fuzz
