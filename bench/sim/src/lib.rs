@@ -969,15 +969,20 @@ impl World {
         }
     }
 
+    /// A draw in `0..100` against the fault rates (`Faults`): 100, no fault, once they calm.
+    pub(crate) fn fault_draw(&mut self) -> u32 {
+        if self.faults_on {
+            self.rng.random_range(0..100)
+        } else {
+            100
+        }
+    }
+
     /// Send a request: it lands after a short while, unless a fault drops it.
     fn send(&mut self, invocation: u64, ticket: Ticket, request: Request) {
         self.report.requests += 1;
         let faults = self.settings.faults;
-        let draw = if self.faults_on {
-            self.rng.random_range(0..100)
-        } else {
-            100
-        };
+        let draw = self.fault_draw();
         let fault = if draw < faults.lost {
             self.report.faults += 1;
             if self.rng.random_bool(0.5) {

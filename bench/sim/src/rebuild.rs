@@ -350,11 +350,7 @@ impl World {
             return; // its run ended
         };
         let segments = r.settings.segments;
-        let draw = if self.faults_on {
-            self.rng.random_range(0..100)
-        } else {
-            100
-        };
+        let draw = self.fault_draw();
         let lost = self.settings.faults.lost;
         let answer = if draw < lost / 2 {
             None // never lands
