@@ -101,6 +101,7 @@ struct Totals {
     runs: u64,
     operations: u64,
     requests: u64,
+    sdk_retries: u64,
     faults: u64,
     commands: u64,
     given_up: u64,
@@ -126,6 +127,7 @@ impl Totals {
         self.runs += 1;
         self.operations += report.operations;
         self.requests += report.requests;
+        self.sdk_retries += report.sdk_retries;
         self.faults += report.faults;
         self.commands += report.commands;
         self.given_up += report.given_up;
@@ -181,7 +183,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
     }
     let totals = totals.lock().expect("totals");
     println!(
-        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests, {} faults, {} operator commands, {} rebuilds run to a clean end after {} reruns correcting {} counters, {} batches given up and replayed, {} conflicts, {} partition throttles, {} shard rotations splitting {} shards); {} counts read during the load, each one an acknowledged history allows within the {} s staleness bound (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
+        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests ({} of them the SDK's retries), {} faults, {} operator commands, {} rebuilds run to a clean end after {} reruns correcting {} counters, {} batches given up and replayed, {} conflicts, {} partition throttles, {} shard rotations splitting {} shards); {} counts read during the load, each one an acknowledged history allows within the {} s staleness bound (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
         totals.runs,
         started.elapsed().as_secs_f64(),
         totals.faulted,
@@ -189,6 +191,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
         totals.events,
         totals.operations,
         totals.requests,
+        totals.sdk_retries,
         totals.faults,
         totals.commands,
         totals.rebuilds,

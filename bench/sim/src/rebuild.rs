@@ -8,7 +8,6 @@
 //! again, as an operator would.
 
 use contracts::counting::set_counter;
-use contracts::dynamo::{ATTEMPT_TIMEOUT, OPERATION_TIMEOUT};
 use contracts::items::{attr, key_item};
 use contracts::keys::{self, ItemKey};
 use projector::batch::count::ActionKind;
@@ -25,7 +24,7 @@ use std::hash::Hasher;
 
 use crate::lambda::Kind;
 use crate::table::Table;
-use crate::{Event, Invocation, Owner, World, wire};
+use crate::{Event, Invocation, Owner, World, sdk, wire};
 
 /// Items per scan page: small, so a rebuild takes many pages and steps between them.
 pub(crate) const PAGE_SIZE: i64 = 20;
@@ -83,14 +82,15 @@ pub fn requests(table: &str, request: &Request, segments: i32) -> Vec<(&'static 
     }
 }
 
-/// The answer to a table request, or `None` if DynamoDB refused it (the shell's call fails,
-/// and with it the rebuild: the operator runs it again).
+/// The answer to a table request, or the error code DynamoDB refused it with (the SDK may try
+/// again; past its retries the shell's call fails, and with it the rebuild: the operator runs
+/// it again).
 pub(crate) fn send(
     table: &mut Table,
     request: &Request,
     segments: i32,
     now_ms: i64,
-) -> Option<Answer> {
+) -> Result<Answer, String> {
     let mut requests = requests(&table.name, request, segments);
     // Every page of each (reads are never refused: only writes meet the contention rules).
     let pages = |table: &mut Table, requests: Vec<(&str, Value)>| -> Vec<Value> {
@@ -98,10 +98,11 @@ pub(crate) fn send(
         all.flat_map(|(operation, body)| table.pages(operation, body, now_ms))
             .collect()
     };
-    Some(match request {
+    let refused = |error: Value| wire::error_name(&error).to_owned();
+    Ok(match request {
         Request::Scan { .. } => {
-            let (operation, body) = requests.pop()?;
-            let page = table.call(operation, body, now_ms).ok()?;
+            let (operation, body) = requests.pop().expect("one request");
+            let page = table.call(operation, body, now_ms).map_err(refused)?;
             let items = page["Items"].as_array().into_iter().flatten();
             Answer::Page {
                 items: items.filter_map(wire::from_item).collect(),
@@ -109,8 +110,8 @@ pub(crate) fn send(
             }
         }
         Request::Counter(_) => {
-            let (operation, body) = requests.pop()?;
-            let found = table.call(operation, body, now_ms).ok()?;
+            let (operation, body) = requests.pop().expect("one request");
+            let found = table.call(operation, body, now_ms).map_err(refused)?;
             let item = found.get("Item").and_then(wire::from_item);
             Answer::Counter(Counter::of(&item.unwrap_or_default()))
         }
@@ -129,13 +130,13 @@ pub(crate) fn send(
                 .sum(),
         ),
         Request::SetCount { .. } => {
-            let (operation, body) = requests.pop()?;
+            let (operation, body) = requests.pop().expect("one request");
             match table.call(operation, body, now_ms) {
                 Ok(_) => Answer::Set(true),
                 Err(e) if wire::error_name(&e) == "ConditionalCheckFailedException" => {
                     Answer::Set(false)
                 }
-                Err(_) => return None,
+                Err(e) => return Err(refused(e)),
             }
         }
         Request::CatchUp | Request::Repair { .. } | Request::Save(_) => {
@@ -161,9 +162,6 @@ fn count_view(table: &str, post: &PostRef, k: u32) -> Value {
     })
 }
 
-/// The SDK's attempts at a call (its standard retry mode), and the first backoff's cap.
-const SDK_ATTEMPTS: u32 = 3;
-const SDK_INITIAL_BACKOFF_MS: i64 = 1_000;
 /// How long an operator takes to run a failed (or unfinished) `rebuild` again.
 const RERUN_MS: i64 = 2_000;
 
@@ -190,10 +188,7 @@ pub(crate) struct Call {
     attempt: u32,
     ticket: Ticket,
     request: Request,
-    /// Attempts made.
-    tries: u32,
-    /// When the call began (the SDK's operation timeout runs from it).
-    began: i64,
+    sdk: sdk::Call,
 }
 
 impl World {
@@ -317,8 +312,7 @@ impl World {
                     attempt,
                     ticket,
                     request,
-                    tries: 0,
-                    began: self.now,
+                    sdk: sdk::Call::new(self.now, true),
                 };
                 self.call(call);
                 return Ok(());
@@ -350,47 +344,55 @@ impl World {
             return; // its run ended
         };
         let segments = r.settings.segments;
+        let cut = call.sdk.attempt(self.now);
         let draw = self.fault_draw();
         let lost = self.settings.faults.lost;
-        let answer = if draw < lost / 2 {
-            None // never lands
+        let outcome = if draw < lost / 2 {
+            Err(sdk::TIMED_OUT.to_owned()) // never lands
         } else {
             let answer = send(&mut self.table, &call.request, segments, self.now);
-            answer.filter(|_| draw >= lost) // or lands, and its answer is lost
+            answer.and_then(|answer| match draw < lost {
+                true => Err(sdk::TIMED_OUT.to_owned()), // lands, and its answer is lost
+                false => Ok(answer),
+            })
         };
         let (run, attempt, ticket) = (call.run, call.attempt, call.ticket);
-        if let Some(answer) = answer {
-            let after = self.rng.random_range(1..8);
-            let answer = Some(answer);
-            let answered = Event::Operated {
-                run,
-                attempt,
-                ticket,
-                answer,
-            };
-            self.schedule(after, answered);
-            return;
-        }
-        let failed_after = if draw < lost {
-            ATTEMPT_TIMEOUT.as_millis() as i64
-        } else {
-            self.rng.random_range(1..8)
+        let error = match outcome {
+            Ok(answer) => {
+                let after = self.rng.random_range(1..8);
+                let answer = Some(answer);
+                let answered = Event::Operated {
+                    run,
+                    attempt,
+                    ticket,
+                    answer,
+                };
+                self.schedule(after, answered);
+                return;
+            }
+            Err(error) => error,
         };
-        call.tries += 1;
-        let cap = SDK_INITIAL_BACKOFF_MS << call.tries.min(10);
-        let retry_at = self.now + failed_after + self.rng.random_range(0..cap);
-        let timeout = OPERATION_TIMEOUT.as_millis() as i64;
-        if call.tries < SDK_ATTEMPTS && retry_at - call.began < timeout {
-            self.schedule(retry_at - self.now, Event::Call(Box::new(call)));
+        let failed_at = if error == sdk::TIMED_OUT {
+            cut
         } else {
-            let failed = Event::Operated {
-                run,
-                attempt,
-                ticket,
-                answer: None,
-            };
-            self.schedule(failed_after, failed);
-        }
+            self.now + self.rng.random_range(1..8)
+        };
+        let retryable = sdk::retries(&error);
+        let failed_at = match call.sdk.after_failure(failed_at, retryable, &mut self.rng) {
+            sdk::Next::Retry { at } => {
+                self.schedule(at - self.now, Event::Call(Box::new(call)));
+                return;
+            }
+            sdk::Next::Fail => failed_at,
+            sdk::Next::TimedOut { at } => at,
+        };
+        let failed = Event::Operated {
+            run,
+            attempt,
+            ticket,
+            answer: None,
+        };
+        self.schedule(failed_at - self.now, failed);
     }
 
     /// An answer reaches a `rebuild`.
