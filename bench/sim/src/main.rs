@@ -63,6 +63,13 @@ struct SimArgs {
     /// With `--viral`: merge the figures into this JSON file (its `simulatedViralPost`).
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// With `--viral`: the first seed (its runs' figures are published in full).
+    #[arg(long, default_value_t = 1)]
+    viral_seed: u64,
+    /// With `--viral`: how many seeds to run from `--viral-seed`, one after another; the JSON
+    /// holds each seed's main figures (`acrossSeeds`).
+    #[arg(long, default_value_t = 1)]
+    viral_seeds: u64,
 }
 
 fn main() -> ExitCode {
@@ -270,8 +277,68 @@ where
     *value < old
 }
 
-/// The viral post and the same likes spread evenly, side by side on two threads.
+/// The viral post and the same likes spread evenly, side by side on two threads, for each
+/// seed in turn.
 fn viral(args: &SimArgs) -> ExitCode {
+    let seeds = args.viral_seed..args.viral_seed + args.viral_seeds.max(1);
+    let mut runs = Vec::new();
+    for seed in seeds.clone() {
+        match viral_pair(args, seed) {
+            Ok(pair) => runs.push(pair),
+            Err(()) => return ExitCode::FAILURE,
+        }
+    }
+    let Some(path) = &args.json else {
+        return ExitCode::SUCCESS;
+    };
+    let [(viral, viral_took), (spread, spread_took)] = &runs[0];
+    let ratio = |viral: &Report, spread: &Report| {
+        viral.counter_lag_others.p99_ms as f64 / spread.counter_lag_others.p99_ms.max(1) as f64
+    };
+    let across = |pick: fn(&Report) -> serde_json::Value| {
+        let pick_all = |i: usize| runs.iter().map(|pair| pick(&pair[i].0)).collect::<Vec<_>>();
+        serde_json::json!({"viral": pick_all(0), "spreadEvenly": pick_all(1)})
+    };
+    let mut document: serde_json::Value = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    document["simulatedViralPost"] = serde_json::json!({
+        "what": "simulated: the sim crate (bench/sim), the projector's batch machine and dynoxide's storage in virtual time, DynamoDB's conflicts, partition limits, table quota and GSI1 delay modelled",
+        "settings": {
+            "viralLikesPerSecond": args.viral_rate,
+            "otherLikesPerSecond": args.others_rate,
+            "otherPosts": args.others,
+            "virtualSeconds": args.viral_seconds,
+            "shards": args.shards,
+            "tableQuotaUnitsPerSecond": args.table_quota,
+            "eventSource": contracts::event_source::DEPLOYED,
+        },
+        "viral": viral,
+        "spreadEvenly": spread,
+        "wallSeconds": [viral_took.as_secs(), spread_took.as_secs()],
+        "otherPostsCounterLagP99Ratio": ratio(viral, spread),
+        "acrossSeeds": {
+            "seeds": seeds.collect::<Vec<_>>(),
+            "counterLagHot": across(|r| serde_json::json!(r.counter_lag_hot)),
+            "viewLagHot": across(|r| serde_json::json!(r.view_lag_hot)),
+            "counterLagOthers": across(|r| serde_json::json!(r.counter_lag_others)),
+            "throttled": across(|r| serde_json::json!(r.throttled)),
+            "conflicts": across(|r| serde_json::json!(r.conflicts)),
+            "hotCounterWritesPerSecond": across(|r| serde_json::json!(r.hot_counter_writes_per_second)),
+            "otherPostsCounterLagP99Ratio": runs.iter().map(|[(v, _), (s, _)]| ratio(v, s)).collect::<Vec<_>>(),
+        },
+    });
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&document).expect("JSON") + "\n",
+    )
+    .expect("write the figures");
+    ExitCode::SUCCESS
+}
+
+/// One seed's viral run and even run, side by side on two threads; each report is printed.
+fn viral_pair(args: &SimArgs, seed: u64) -> Result<[(Report, Duration); 2], ()> {
     let runs: Vec<_> = [false, true]
         .into_iter()
         .map(|spread| {
@@ -284,6 +351,7 @@ fn viral(args: &SimArgs) -> ExitCode {
                 spread,
             );
             settings.table.table_wcu = args.table_quota;
+            settings.seed = seed;
             std::thread::spawn(move || {
                 let started = Instant::now();
                 (spread, sim::run(settings), started.elapsed())
@@ -300,7 +368,10 @@ fn viral(args: &SimArgs) -> ExitCode {
         };
         match result {
             Ok(report) => {
-                eprintln!("{name}: {:.0} s of wall time", took.as_secs_f64());
+                eprintln!(
+                    "{name}, seed {seed}: {:.0} s of wall time",
+                    took.as_secs_f64()
+                );
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&report).expect("a report")
@@ -309,38 +380,9 @@ fn viral(args: &SimArgs) -> ExitCode {
             }
             Err(failure) => {
                 eprintln!("{name}: {failure}");
-                return ExitCode::FAILURE;
+                return Err(());
             }
         }
     }
-    if let (Some(path), [(viral, viral_took), (spread, spread_took)]) = (&args.json, &reports[..]) {
-        let ratio =
-            viral.counter_lag_others.p99_ms as f64 / spread.counter_lag_others.p99_ms.max(1) as f64;
-        let mut document: serde_json::Value = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_else(|| serde_json::json!({}));
-        document["simulatedViralPost"] = serde_json::json!({
-            "what": "simulated: the sim crate (bench/sim), the projector's batch machine and dynoxide's storage in virtual time, DynamoDB's conflicts, partition limits, table quota and GSI1 delay modelled",
-            "settings": {
-                "viralLikesPerSecond": args.viral_rate,
-                "otherLikesPerSecond": args.others_rate,
-                "otherPosts": args.others,
-                "virtualSeconds": args.viral_seconds,
-                "shards": args.shards,
-                "tableQuotaUnitsPerSecond": args.table_quota,
-                "eventSource": contracts::event_source::DEPLOYED,
-            },
-            "viral": viral,
-            "spreadEvenly": spread,
-            "wallSeconds": [viral_took.as_secs(), spread_took.as_secs()],
-            "otherPostsCounterLagP99Ratio": ratio,
-        });
-        std::fs::write(
-            path,
-            serde_json::to_string_pretty(&document).expect("JSON") + "\n",
-        )
-        .expect("write the figures");
-    }
-    ExitCode::SUCCESS
+    reports.try_into().map_err(|_| ())
 }
