@@ -38,9 +38,9 @@
 //! live likes, each in a shard below its `viewShards`, and no delta is left; and again days
 //! later, after TTL and the stream's trim, and a replay of what the stream still holds.
 //!
-//! Not modelled: the SDK's retry quota (its token bucket), and the writer's HTTP layer (its
-//! store's requests are modelled, with its own decisions on the answers, `writer::decide`).
-//! Replay a seed: `cargo run -p sim -- --seed N`.
+//! Not modelled: the SDK's one retry-permit slot per client (the model keeps one per call), and
+//! the writer's HTTP layer (its store's requests are modelled, with its own decisions on the
+//! answers, `writer::decide`). Replay a seed: `cargo run -p sim -- --seed N`.
 
 mod executor;
 pub mod lambda;
@@ -125,6 +125,8 @@ pub struct Report {
     pub requests: u64,
     /// Attempts the SDK made again after a failed one (the projector's and `rebuild`'s calls).
     pub sdk_retries: u64,
+    /// Retries the SDK did not make for want of retry quota.
+    pub sdk_out_of_quota: u64,
     /// Faults injected: lost, slow, crashes.
     pub faults: u64,
     /// Invocations that ended in a function error.
@@ -337,6 +339,35 @@ enum Owner {
     },
 }
 
+impl Owner {
+    /// The process its SDK clients run in.
+    fn process(&self) -> Process {
+        match *self {
+            Owner::Consumer(c) => Process::Consumer(c),
+            Owner::Rebuild { run, attempt, .. } => Process::Rebuild { run, attempt },
+        }
+    }
+}
+
+/// The retry quota of `process`, full the first time it is asked for.
+fn quota_of<'a>(
+    quotas: &'a mut FxHashMap<Process, sdk::Quota>,
+    process: Process,
+    settings: &Settings,
+) -> &'a mut sdk::Quota {
+    quotas
+        .entry(process)
+        .or_insert_with(|| sdk::Quota::full(settings.retry_quota))
+}
+
+/// A process whose SDK clients share one retry quota (`sdk::Quota`): a consumer's Lambda
+/// execution environment, or one run of `rebuild` (each rerun a process of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Process {
+    Consumer(usize),
+    Rebuild { run: u64, attempt: u32 },
+}
+
 /// A running invocation: the batch machine and what it waits for.
 struct Invocation {
     owner: Owner,
@@ -384,6 +415,8 @@ struct World {
     history: FxHashMap<PostId, Vec<(i64, i64)>>,
     /// The next new liker's number (with `distinct_likers`).
     next_liker: u64,
+    /// Each process's retry quota.
+    quotas: FxHashMap<Process, sdk::Quota>,
     trace: FxHasher,
     report: Report,
 }
@@ -461,6 +494,7 @@ impl World {
             lags: Lags::new(),
             history: FxHashMap::default(),
             next_liker: 0,
+            quotas: FxHashMap::default(),
             trace: FxHasher::default(),
             report: Report {
                 seed: settings.seed,
@@ -673,35 +707,40 @@ impl World {
                 if !self.awaits(invocation, ticket) {
                     return Ok(0);
                 }
-                if let Some(attempted) = retry {
-                    let retryable = sdk::retries_answer(&answer);
-                    match attempted
-                        .call
-                        .after_failure(self.now, retryable, &mut self.rng)
-                    {
-                        sdk::Next::Fail => {}
-                        sdk::Next::Retry { at } => {
-                            let retry = Event::Retry {
-                                invocation,
-                                ticket,
-                                attempted,
-                            };
-                            self.schedule(at - self.now, retry);
-                            return Ok(0);
-                        }
-                        sdk::Next::TimedOut { at } => {
-                            let answer = Answer::Transient(sdk::TIMED_OUT.into());
-                            let retry = None;
-                            let timed_out = Event::Answer {
-                                invocation,
-                                ticket,
-                                answer,
-                                retry,
-                            };
-                            self.schedule(at - self.now, timed_out);
-                            return Ok(0);
+                let process = self.invocations[&invocation].owner.process();
+                let quota = quota_of(&mut self.quotas, process, &self.settings);
+                match retry {
+                    Some(mut attempted) if !sdk::succeeded(&answer) => {
+                        let cost = sdk::answer_retry_cost(&answer);
+                        let rng = &mut self.rng;
+                        match attempted.call.after_failure(self.now, cost, quota, rng) {
+                            sdk::Next::Fail => {}
+                            sdk::Next::OutOfQuota => self.report.sdk_out_of_quota += 1,
+                            sdk::Next::Retry { at } => {
+                                let retry = Event::Retry {
+                                    invocation,
+                                    ticket,
+                                    attempted,
+                                };
+                                self.schedule(at - self.now, retry);
+                                return Ok(0);
+                            }
+                            sdk::Next::TimedOut { at } => {
+                                let answer = Answer::Transient(sdk::TIMED_OUT.into());
+                                let retry = None;
+                                let timed_out = Event::Answer {
+                                    invocation,
+                                    ticket,
+                                    answer,
+                                    retry,
+                                };
+                                self.schedule(at - self.now, timed_out);
+                                return Ok(0);
+                            }
                         }
                     }
+                    Some(mut attempted) => attempted.call.succeeded(quota),
+                    None => {}
                 }
                 let running = self.invocations.get_mut(&invocation).expect("awaited");
                 running.in_flight.remove(&ticket);
@@ -1387,6 +1426,27 @@ fn id<T: std::str::FromStr>(rng: &mut StdRng) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Under a storm of lost requests a process's retry quota runs dry and the SDK hands the
+    /// failures to the batch machine: the run still settles exact.
+    #[test]
+    fn a_storm_of_lost_requests_empties_the_retry_quota_and_the_run_still_settles() {
+        let mut settings = Settings::sweep(11);
+        // A quota a short run spends (the SDK's holds 500 tokens).
+        settings.retry_quota = 30;
+        settings.rate = 100.0;
+        settings.load_ms = 20_000;
+        settings.distinct_likers = true;
+        settings.faults = Faults {
+            lost: 40,
+            slow: 0,
+            throttled: 0,
+            crash: 0,
+        };
+        let report = run(settings).expect("settles with zero drift");
+        assert!(report.sdk_out_of_quota > 0, "{report:?}");
+        assert!(report.sdk_retries > 0, "{report:?}");
+    }
 
     #[test]
     fn a_seed_gives_the_same_run_bit_for_bit() {

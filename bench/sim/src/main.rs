@@ -109,6 +109,7 @@ struct Totals {
     operations: u64,
     requests: u64,
     sdk_retries: u64,
+    sdk_out_of_quota: u64,
     faults: u64,
     commands: u64,
     given_up: u64,
@@ -135,6 +136,7 @@ impl Totals {
         self.operations += report.operations;
         self.requests += report.requests;
         self.sdk_retries += report.sdk_retries;
+        self.sdk_out_of_quota += report.sdk_out_of_quota;
         self.faults += report.faults;
         self.commands += report.commands;
         self.given_up += report.given_up;
@@ -190,7 +192,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
     }
     let totals = totals.lock().expect("totals");
     println!(
-        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests ({} of them the SDK's retries), {} faults, {} operator commands, {} rebuilds run to a clean end after {} reruns correcting {} counters, {} batches given up and replayed, {} conflicts, {} partition throttles, {} shard rotations splitting {} shards); {} counts read during the load, each one an acknowledged history allows within the {} s staleness bound (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
+        "simulation sweep: {} schedules in {:.0} s, {} with faults, {} with operator commands ({} events, {} writer operations, {} projector requests ({} of them the SDK's retries, {} more refused for want of retry quota), {} faults, {} operator commands, {} rebuilds run to a clean end after {} reruns correcting {} counters, {} batches given up and replayed, {} conflicts, {} partition throttles, {} shard rotations splitting {} shards); {} counts read during the load, each one an acknowledged history allows within the {} s staleness bound (most stale: {} ms); at most {} folds into one counter in a virtual second; every finished one settled with zero drift, and again days later, after {} tombstones expired and a replay of what the stream still held",
         totals.runs,
         started.elapsed().as_secs_f64(),
         totals.faulted,
@@ -199,6 +201,7 @@ fn sweep(args: &SimArgs) -> ExitCode {
         totals.operations,
         totals.requests,
         totals.sdk_retries,
+        totals.sdk_out_of_quota,
         totals.faults,
         totals.commands,
         totals.rebuilds,

@@ -69,6 +69,8 @@ pub struct Settings {
     pub split_share: f64,
     /// The `--settle` operators give `rebuild` ([`Settings::runbook_settle_ms`]).
     pub rebuild_settle_ms: i64,
+    /// Each process's retry quota, in the SDK's tokens (the SDK's: 500).
+    pub retry_quota: u32,
 }
 
 /// An operator's command.
@@ -157,6 +159,7 @@ impl Settings {
             rotations: Vec::new(),
             split_share: 0.0,
             rebuild_settle_ms: 0,
+            retry_quota: crate::sdk::QUOTA,
         };
         // Drawn last, so the draws above are those of earlier versions' seeds. Mostly within
         // a second, as AWS states; now and then GSI1 struggling for seconds.
@@ -227,6 +230,7 @@ impl Settings {
             rotations: Vec::new(),
             split_share: 0.0,
             rebuild_settle_ms: Self::runbook_settle_ms(&TableSettings::default()),
+            retry_quota: crate::sdk::QUOTA,
         }
     }
 }
