@@ -32,7 +32,7 @@
 //! The proxy also counts what it did ([`ContentionStats`]) and when each post item was written,
 //! for the hot counter's writes per second.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -268,7 +268,7 @@ impl Rules {
         limits: Limits,
         now: f64,
     ) -> Result<(), Vec<usize>> {
-        let mut demand: HashMap<Partition, f64> = HashMap::new();
+        let mut demand: HashMap<Partition, f64> = HashMap::default();
         for action in actions {
             *demand
                 .entry(Partition::Table(action.item.0.clone()))
@@ -283,7 +283,7 @@ impl Rules {
             Partition::WholeTable | Partition::WholeIndex => limits.table,
             Partition::Table(_) | Partition::Index(_) => limits.partition,
         };
-        let mut over: HashSet<Partition> = HashSet::new();
+        let mut over: HashSet<Partition> = HashSet::default();
         for (partition, units) in &demand {
             if self.refill(partition, rate(partition), now).tokens < *units {
                 over.insert(partition.clone());
