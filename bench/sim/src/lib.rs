@@ -123,7 +123,8 @@ pub struct Report {
     pub invocations: u64,
     /// Requests the projector sent, each attempt of the SDK's counted.
     pub requests: u64,
-    /// Attempts the SDK made again after a failed one (the projector's and `rebuild`'s calls).
+    /// Retries the SDK set out to make after a failed attempt (the projector's and `rebuild`'s calls;
+    /// one whose invocation has since abandoned its request is not sent).
     pub sdk_retries: u64,
     /// Retries the SDK did not make for want of retry quota.
     pub sdk_out_of_quota: u64,
@@ -349,21 +350,10 @@ impl Owner {
     }
 }
 
-/// The retry quota of `process`, full the first time it is asked for.
-fn quota_of<'a>(
-    quotas: &'a mut FxHashMap<Process, sdk::Quota>,
-    process: Process,
-    settings: &Settings,
-) -> &'a mut sdk::Quota {
-    quotas
-        .entry(process)
-        .or_insert_with(|| sdk::Quota::full(settings.retry_quota))
-}
-
 /// A process whose SDK clients share one retry quota (`sdk::Quota`): a consumer's Lambda
 /// execution environment, or one run of `rebuild` (each rerun a process of its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Process {
+pub(crate) enum Process {
     Consumer(usize),
     Rebuild { run: u64, attempt: u32 },
 }
@@ -694,7 +684,6 @@ impl World {
             } => {
                 // None once the invocation abandoned the request (or ended).
                 if self.awaits(invocation, ticket) {
-                    self.report.sdk_retries += 1;
                     self.attempt(invocation, ticket, attempted);
                 }
             }
@@ -708,14 +697,11 @@ impl World {
                     return Ok(0);
                 }
                 let process = self.invocations[&invocation].owner.process();
-                let quota = quota_of(&mut self.quotas, process, &self.settings);
                 match retry {
                     Some(mut attempted) if !sdk::succeeded(&answer) => {
                         let cost = sdk::answer_retry_cost(&answer);
-                        let rng = &mut self.rng;
-                        match attempted.call.after_failure(self.now, cost, quota, rng) {
-                            sdk::Next::Fail => {}
-                            sdk::Next::OutOfQuota => self.report.sdk_out_of_quota += 1,
+                        match self.after_failure(process, &mut attempted.call, self.now, cost) {
+                            sdk::Next::Fail | sdk::Next::OutOfQuota => {}
                             sdk::Next::Retry { at } => {
                                 let retry = Event::Retry {
                                     invocation,
@@ -739,7 +725,9 @@ impl World {
                             }
                         }
                     }
-                    Some(mut attempted) => attempted.call.succeeded(quota),
+                    Some(mut attempted) => {
+                        attempted.call.succeeded(self.quota(process));
+                    }
                     None => {}
                 }
                 let running = self.invocations.get_mut(&invocation).expect("awaited");
@@ -1077,6 +1065,37 @@ impl World {
         } else {
             100
         }
+    }
+
+    /// The retry quota of `process`, full the first time it is asked for.
+    pub(crate) fn quota(&mut self, process: Process) -> &mut sdk::Quota {
+        let capacity = self.settings.retry_quota;
+        self.quotas
+            .entry(process)
+            .or_insert_with(|| sdk::Quota::full(capacity))
+    }
+
+    /// What the SDK of `process` does after `call`'s attempt failed at `at` (`cost`: a retry's,
+    /// if it retries the error); the retries it makes and those its quota refuses are counted.
+    pub(crate) fn after_failure(
+        &mut self,
+        process: Process,
+        call: &mut sdk::Call,
+        at: i64,
+        cost: Option<u32>,
+    ) -> sdk::Next {
+        let capacity = self.settings.retry_quota;
+        let quota = self
+            .quotas
+            .entry(process)
+            .or_insert_with(|| sdk::Quota::full(capacity));
+        let next = call.after_failure(at, cost, quota, &mut self.rng);
+        match next {
+            sdk::Next::Retry { .. } => self.report.sdk_retries += 1,
+            sdk::Next::OutOfQuota => self.report.sdk_out_of_quota += 1,
+            sdk::Next::Fail | sdk::Next::TimedOut { .. } => {}
+        }
+        next
     }
 
     /// Whether invocation `invocation` still waits for the answer to `ticket`.

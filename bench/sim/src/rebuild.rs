@@ -24,7 +24,7 @@ use std::hash::Hasher;
 
 use crate::lambda::Kind;
 use crate::table::Table;
-use crate::{Event, Invocation, Owner, Process, World, quota_of, sdk, wire};
+use crate::{Event, Invocation, Owner, Process, World, sdk, wire};
 
 /// Items per scan page: small, so a rebuild takes many pages and steps between them.
 pub(crate) const PAGE_SIZE: i64 = 20;
@@ -362,8 +362,7 @@ impl World {
             Ok(answer) => {
                 // A correction's failed condition is an error answer: it earns no token back.
                 if !matches!(answer, Answer::Set(false)) {
-                    call.sdk
-                        .succeeded(quota_of(&mut self.quotas, process, &self.settings));
+                    call.sdk.succeeded(self.quota(process));
                 }
                 let after = self.rng.random_range(1..8);
                 let answer = Some(answer);
@@ -384,20 +383,12 @@ impl World {
             self.now + self.rng.random_range(1..8)
         };
         let cost = sdk::retry_cost(&error);
-        let quota = quota_of(&mut self.quotas, process, &self.settings);
-        let failed_at = match call
-            .sdk
-            .after_failure(failed_at, cost, quota, &mut self.rng)
-        {
+        let failed_at = match self.after_failure(process, &mut call.sdk, failed_at, cost) {
             sdk::Next::Retry { at } => {
                 self.schedule(at - self.now, Event::Call(Box::new(call)));
                 return;
             }
-            sdk::Next::Fail => failed_at,
-            sdk::Next::OutOfQuota => {
-                self.report.sdk_out_of_quota += 1;
-                failed_at
-            }
+            sdk::Next::Fail | sdk::Next::OutOfQuota => failed_at,
             sdk::Next::TimedOut { at } => at,
         };
         let failed = Event::Operated {
