@@ -81,7 +81,7 @@ use measure::{Lags, Written};
 use rebuild::{Call, RebuildRun};
 pub use settings::{Command, Faults, Settings};
 use stream::Stream;
-use table::Table;
+use table::{RawRecord, Table};
 use writer::{Mode, Op, Outcome};
 
 /// The virtual epoch every run starts at (2026-01-01).
@@ -894,9 +894,9 @@ impl World {
             if !self.filter.passes_json(raw.json.as_bytes()) {
                 continue;
             }
-            let raw = raw.value();
-            let consumer = self.stream.consumer_of(partition_key(&raw));
-            let routed = self.routed(raw);
+            let value = raw.value();
+            let consumer = self.stream.consumer_of(partition_key(&value));
+            let routed = self.routed(&raw, &value);
             self.consumers[consumer].pending.push_back(routed);
         }
         for c in 0..self.consumers.len() {
@@ -907,10 +907,10 @@ impl World {
         Ok(read)
     }
 
-    fn routed(&self, raw: serde_json::Value) -> Rc<Routed> {
+    fn routed(&self, raw: &RawRecord, value: &serde_json::Value) -> Rc<Routed> {
         Rc::new(Routed {
-            decoded: decode_json(&raw),
-            raw,
+            decoded: decode_json(value),
+            json: raw.json.clone(),
             read_ms: self.now,
         })
     }
@@ -932,7 +932,7 @@ impl World {
         let caught_up = page.is_empty();
         for raw in page {
             if self.filter.passes_json(raw.json.as_bytes()) {
-                let routed = self.routed(raw.value());
+                let routed = self.routed(&raw, &raw.value());
                 self.consumers[c].pending.push_back(routed);
             }
         }
@@ -1112,7 +1112,7 @@ impl World {
         let raw = |position: usize| {
             records
                 .and_then(|r| r.get(position))
-                .map(|r| r.raw.to_string())
+                .map(|r| r.json.to_string())
                 .unwrap_or_default()
         };
         let prepared = executor::prepare(&self.table.name, request, || id(rng), raw);
@@ -1303,22 +1303,27 @@ impl World {
 
     /// What `verify` reports: the posts that drift, over a consistent scan.
     fn drift(&mut self) -> Vec<projector::verify::Drift> {
-        Self::tally(&self.table.scan()).drift()
-    }
-
-    /// `verify`'s tally of a consistent scan.
-    fn tally(items: &[serde_json::Value]) -> Tallies {
         let mut tallies = Tallies::default();
-        for item in items.iter().filter_map(wire::from_item) {
-            tallies.add(item);
-        }
-        tallies
+        self.table.scan(|item| tally(&mut tallies, &item));
+        tallies.drift()
     }
 
     /// Zero drift, no delta left, every stamp in a shard below its post's count.
     fn check(&mut self) -> Result<(), String> {
-        let items = self.table.scan();
-        let tallies = Self::tally(&items);
+        let mut tallies = Tallies::default();
+        // Each post's view shards, and the highest shard a like of it is stamped into.
+        let mut shards: FxHashMap<String, i64> = FxHashMap::default();
+        let mut stamped: FxHashMap<String, i64> = FxHashMap::default();
+        self.table.scan(|item| {
+            if let Some((post, n)) = view_shards(&item) {
+                shards.insert(post, n);
+            }
+            if let Some((post, shard)) = stamped_shard(&item) {
+                let highest = stamped.entry(post).or_insert(shard);
+                *highest = (*highest).max(shard);
+            }
+            tally(&mut tallies, &item);
+        });
         let drift = tallies.drift();
         if !drift.is_empty() {
             return Err(format!("drift after settling: {drift:?}"));
@@ -1327,29 +1332,10 @@ impl World {
             return Err(format!("a delta left on {post:?}: {t:?}"));
         }
         self.report.live_likes = tallies.posts.values().map(|t| t.live).sum();
-        let shards: FxHashMap<String, i64> = items
-            .iter()
-            .filter_map(|i| {
-                let sk = i[keys::SK]["S"].as_str()?;
-                let post = sk.strip_prefix("POST#")?;
-                let shards = i[attr::VIEW_SHARDS]["N"]
-                    .as_str()
-                    .map_or(Some(1), |n| n.parse().ok())?;
-                Some((post.to_owned(), shards))
-            })
-            .collect();
-        for item in &items {
-            let Some(view) = item[keys::GSI1PK]["S"].as_str() else {
-                continue;
-            };
-            let Some(rest) = view.strip_prefix("POST#") else {
-                continue;
-            };
-            let (post, shard) = match rest.split_once('#') {
-                Some((post, k)) => (post, k.parse::<i64>().unwrap_or(i64::MAX)),
-                None => (rest, 0),
-            };
-            if shard >= shards.get(post).copied().unwrap_or(1) {
+        let mut stamped: Vec<_> = stamped.into_iter().collect();
+        stamped.sort();
+        for (post, shard) in stamped {
+            if shard >= shards.get(&post).copied().unwrap_or(1) {
                 return Err(format!(
                     "a like stamped into shard {shard} of post {post}, beyond its view shards"
                 ));
@@ -1390,6 +1376,32 @@ impl World {
             .map(|page| page["Count"].as_i64().unwrap_or_default())
             .sum()
     }
+}
+
+/// `verify`'s tally, given one item of a consistent scan.
+fn tally(tallies: &mut Tallies, item: &serde_json::Value) {
+    if let Some(item) = wire::from_item(item) {
+        tallies.add(item);
+    }
+}
+
+/// A post item's view shards: (post, `viewShards`, 1 without it).
+fn view_shards(item: &serde_json::Value) -> Option<(String, i64)> {
+    let post = item[keys::SK]["S"].as_str()?.strip_prefix("POST#")?;
+    let shards = item[attr::VIEW_SHARDS]["N"]
+        .as_str()
+        .map_or(Some(1), |n| n.parse().ok())?;
+    Some((post.to_owned(), shards))
+}
+
+/// A like stamped into a view: (post, the view shard its `GSI1PK` names).
+fn stamped_shard(item: &serde_json::Value) -> Option<(String, i64)> {
+    let rest = item[keys::GSI1PK]["S"].as_str()?.strip_prefix("POST#")?;
+    let (post, shard) = match rest.split_once('#') {
+        Some((post, k)) => (post, k.parse::<i64>().unwrap_or(i64::MAX)),
+        None => (rest, 0),
+    };
+    Some((post.to_owned(), shard))
 }
 
 /// DynamoDB's answer to a request it throttles: a transaction cancelled with one action's
@@ -1593,12 +1605,13 @@ mod tests {
     fn the_end_check_reads_the_likers_view_through_gsi1() {
         let mut world = World::new(Settings::sweep(3));
         world.run().expect("seed 3 settles");
-        let stamped = world
-            .table
-            .scan()
-            .into_iter()
-            .find(|item| item.get(keys::GSI1PK).is_some())
-            .expect("a like in the view");
+        let mut stamped = None;
+        world.table.scan(|item| {
+            if stamped.is_none() && item.get(keys::GSI1PK).is_some() {
+                stamped = Some(item);
+            }
+        });
+        let stamped = stamped.expect("a like in the view");
         let key = serde_json::json!({keys::PK: stamped[keys::PK], keys::SK: stamped[keys::SK]});
         world.table.lose_from_gsi1(key);
         let failure = world.check().expect_err("a like missing from GSI1 is seen");

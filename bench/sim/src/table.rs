@@ -486,22 +486,33 @@ impl Table {
         std::mem::take(&mut self.fresh)
     }
 
-    /// Every item of the table, read consistently.
-    pub fn scan(&mut self) -> Vec<Value> {
+    /// Every item of the table, read consistently, handed to `each` page by page: a viral
+    /// post's table is gigabytes as JSON trees, too large to hold at once.
+    pub fn scan(&mut self, mut each: impl FnMut(Value)) {
         let body = json!({"TableName": self.name, "ConsistentRead": true});
         let now_ms = self.now_ms();
-        self.pages("Scan", body, now_ms)
-            .into_iter()
-            .flat_map(|mut page| match page["Items"].take() {
-                Value::Array(items) => items,
-                _ => Vec::new(),
-            })
-            .collect()
+        self.each_page("Scan", body, now_ms, |mut page| {
+            if let Value::Array(items) = page["Items"].take() {
+                items.into_iter().for_each(&mut each);
+            }
+        });
     }
 
     /// Every page of a `Scan` or `Query`, following `LastEvaluatedKey`.
     pub fn pages(&mut self, operation: &str, body: Value, now_ms: i64) -> Vec<Value> {
         let mut pages = Vec::new();
+        self.each_page(operation, body, now_ms, |page| pages.push(page));
+        pages
+    }
+
+    /// Each page of a `Scan` or `Query` in turn, following `LastEvaluatedKey`.
+    fn each_page(
+        &mut self,
+        operation: &str,
+        body: Value,
+        now_ms: i64,
+        mut each: impl FnMut(Value),
+    ) {
         let mut request = body.clone();
         loop {
             let page = self
@@ -511,9 +522,9 @@ impl Table {
                 .get("LastEvaluatedKey")
                 .filter(|k| !k.is_null())
                 .cloned();
-            pages.push(page);
+            each(page);
             let Some(start) = next else {
-                return pages;
+                return;
             };
             request = body.clone();
             request["ExclusiveStartKey"] = start;
