@@ -34,7 +34,8 @@ struct SimArgs {
     /// The first seed of a sweep.
     #[arg(long, default_value_t = 0)]
     from: u64,
-    /// Threads of a sweep.
+    /// Threads of a sweep; with `--viral`, 1 runs the viral post and the even spread one
+    /// after the other (half the memory: a full minute of each takes about 13 GB).
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// The viral post at scale: one post's likes at `--viral-rate`, beside the same load
@@ -60,14 +61,18 @@ struct SimArgs {
     /// the capacity model asks AWS to raise it to 90,000).
     #[arg(long, default_value_t = 90_000.0)]
     table_quota: f64,
-    /// With `--viral`: merge the figures into this JSON file (its `simulatedViralPost`).
+    /// With `--viral`: merge the figures into this JSON file, as its field `--json-key`.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// With `--json`: the document's field the figures go to (`scripts/bench.sh` publishes
+    /// the full minute and a shorter run of several seeds side by side).
+    #[arg(long, default_value = "simulatedViralPost", requires = "json")]
+    json_key: String,
     /// With `--viral`: the first seed (its runs' figures are published in full).
     #[arg(long, default_value_t = 1)]
     viral_seed: u64,
-    /// With `--viral`: how many seeds to run from `--viral-seed`, one after another; the JSON
-    /// holds each seed's main figures (`acrossSeeds`).
+    /// With `--viral`: how many seeds to run from `--viral-seed`, one after another; with more
+    /// than one, the JSON holds each seed's main figures (`acrossSeeds`).
     #[arg(long, default_value_t = 1)]
     viral_seeds: u64,
 }
@@ -280,8 +285,8 @@ where
     *value < old
 }
 
-/// The viral post and the same likes spread evenly, side by side on two threads, for each
-/// seed in turn.
+/// The viral post and the same likes spread evenly, side by side on two threads (or one after
+/// the other on one), for each seed in turn.
 fn viral(args: &SimArgs) -> ExitCode {
     let seeds = args.viral_seed..args.viral_seed + args.viral_seeds.max(1);
     let mut runs = Vec::new();
@@ -306,8 +311,8 @@ fn viral(args: &SimArgs) -> ExitCode {
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_else(|| serde_json::json!({}));
-    document["simulatedViralPost"] = serde_json::json!({
-        "what": "simulated: the sim crate (bench/sim), the projector's batch machine and dynoxide's storage in virtual time, DynamoDB's conflicts, partition limits, table quota and GSI1 delay modelled",
+    let mut figures = serde_json::json!({
+        "what": "simulated: the sim crate (bench/sim), the projector's batch machine and dynoxide's storage in virtual time, DynamoDB's conflicts, partition limits, table quota and GSI1 delay and the SDK's retries modelled",
         "settings": {
             "viralLikesPerSecond": args.viral_rate,
             "otherLikesPerSecond": args.others_rate,
@@ -321,7 +326,9 @@ fn viral(args: &SimArgs) -> ExitCode {
         "spreadEvenly": spread,
         "wallSeconds": [viral_took.as_secs(), spread_took.as_secs()],
         "otherPostsCounterLagP99Ratio": ratio(viral, spread),
-        "acrossSeeds": {
+    });
+    if runs.len() > 1 {
+        figures["acrossSeeds"] = serde_json::json!({
             "seeds": seeds.collect::<Vec<_>>(),
             "counterLagHot": across(|r| serde_json::json!(r.counter_lag_hot)),
             "viewLagHot": across(|r| serde_json::json!(r.view_lag_hot)),
@@ -330,8 +337,9 @@ fn viral(args: &SimArgs) -> ExitCode {
             "conflicts": across(|r| serde_json::json!(r.conflicts)),
             "hotCounterWritesPerSecond": across(|r| serde_json::json!(r.hot_counter_writes_per_second)),
             "otherPostsCounterLagP99Ratio": runs.iter().map(|[(v, _), (s, _)]| ratio(v, s)).collect::<Vec<_>>(),
-        },
-    });
+        });
+    }
+    document[args.json_key.as_str()] = figures;
     std::fs::write(
         path,
         serde_json::to_string_pretty(&document).expect("JSON") + "\n",
@@ -340,52 +348,67 @@ fn viral(args: &SimArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// One seed's viral run and even run, side by side on two threads; each report is printed.
+/// One seed's viral run and even run, side by side on two threads (one after the other with
+/// `--threads 1`); each report is printed.
 fn viral_pair(args: &SimArgs, seed: u64) -> Result<[(Report, Duration); 2], ()> {
-    let runs: Vec<_> = [false, true]
-        .into_iter()
-        .map(|spread| {
-            let mut settings = Settings::viral(
-                args.viral_rate,
-                args.others_rate,
-                args.others,
-                args.viral_seconds * 1000,
-                args.shards,
-                spread,
+    let run = |spread: bool| {
+        let mut settings = Settings::viral(
+            args.viral_rate,
+            args.others_rate,
+            args.others,
+            args.viral_seconds * 1000,
+            args.shards,
+            spread,
+        );
+        settings.table.table_wcu = args.table_quota;
+        settings.seed = seed;
+        move || {
+            let started = Instant::now();
+            (spread, sim::run(settings), started.elapsed())
+        }
+    };
+    let reports: Vec<_> = if args.threads > 1 {
+        let threads: Vec<_> = [false, true]
+            .map(|spread| std::thread::spawn(run(spread)))
+            .into();
+        threads
+            .into_iter()
+            .map(|thread| print_viral(seed, thread.join().expect("a viral run")))
+            .collect()
+    } else {
+        [false, true]
+            .map(|spread| print_viral(seed, run(spread)()))
+            .into()
+    };
+    let reports: Vec<_> = reports.into_iter().collect::<Result<_, ()>>()?;
+    reports.try_into().map_err(|_| ())
+}
+
+/// Print one viral run's report (its failure to stderr).
+fn print_viral(
+    seed: u64,
+    (spread, result, took): (bool, Result<Report, Failure>, Duration),
+) -> Result<(Report, Duration), ()> {
+    let name = if spread {
+        "spread evenly"
+    } else {
+        "viral post"
+    };
+    match result {
+        Ok(report) => {
+            eprintln!(
+                "{name}, seed {seed}: {:.0} s of wall time",
+                took.as_secs_f64()
             );
-            settings.table.table_wcu = args.table_quota;
-            settings.seed = seed;
-            std::thread::spawn(move || {
-                let started = Instant::now();
-                (spread, sim::run(settings), started.elapsed())
-            })
-        })
-        .collect();
-    let mut reports = Vec::new();
-    for run in runs {
-        let (spread, result, took) = run.join().expect("a viral run");
-        let name = if spread {
-            "spread evenly"
-        } else {
-            "viral post"
-        };
-        match result {
-            Ok(report) => {
-                eprintln!(
-                    "{name}, seed {seed}: {:.0} s of wall time",
-                    took.as_secs_f64()
-                );
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("a report")
-                );
-                reports.push((report, took));
-            }
-            Err(failure) => {
-                eprintln!("{name}: {failure}");
-                return Err(());
-            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("a report")
+            );
+            Ok((report, took))
+        }
+        Err(failure) => {
+            eprintln!("{name}: {failure}");
+            Err(())
         }
     }
-    reports.try_into().map_err(|_| ())
 }
