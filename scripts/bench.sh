@@ -30,9 +30,9 @@ target/release/bench shards --likes 10000 --rate 500 --shards 16 --parallelizati
   --json "$root/docs/benchmarks.json"
 
 echo "== deterministic simulation: one post at 20,000 likes/s over 100 shards x 2, beside the same load spread evenly"
-# VIRAL_SECONDS of virtual load, seed 1 (the full minute takes about 45 minutes of wall time and
-# 17 GB of memory: docs/benchmarks.md); then SEEDS_SECONDS of it for VIRAL_SEEDS seeds one after
-# another, to show how far the figures move with the schedule.
+# VIRAL_SECONDS of virtual load, seed 1, the two runs one after the other (the full minute takes
+# over an hour of wall time and up to 9.3 GB of memory: docs/benchmarks.md); then SEEDS_SECONDS of
+# it for VIRAL_SEEDS seeds, to show how far the figures move with the schedule.
 target/release/sim --viral --viral-seconds "${VIRAL_SECONDS:-60}" --threads 1 --json "$root/docs/benchmarks.json"
 target/release/sim --viral --viral-seconds "${SEEDS_SECONDS:-5}" --viral-seeds "${VIRAL_SEEDS:-3}" \
   --json "$root/docs/benchmarks.json" --json-key simulatedViralPostSeeds
