@@ -713,14 +713,7 @@ impl World {
                             }
                             sdk::Next::TimedOut { at } => {
                                 let answer = Answer::Transient(sdk::TIMED_OUT.into());
-                                let retry = None;
-                                let timed_out = Event::Answer {
-                                    invocation,
-                                    ticket,
-                                    answer,
-                                    retry,
-                                };
-                                self.schedule(at - self.now, timed_out);
+                                self.answer_at(at, invocation, ticket, answer, None);
                                 return Ok(0);
                             }
                         }
@@ -1069,10 +1062,7 @@ impl World {
 
     /// The retry quota of `process`, full the first time it is asked for.
     pub(crate) fn quota(&mut self, process: Process) -> &mut sdk::Quota {
-        let capacity = self.settings.retry_quota;
-        self.quotas
-            .entry(process)
-            .or_insert_with(|| sdk::Quota::full(capacity))
+        quota_of(&mut self.quotas, process, self.settings.retry_quota)
     }
 
     /// What the SDK of `process` does after `call`'s attempt failed at `at` (`cost`: a retry's,
@@ -1084,11 +1074,8 @@ impl World {
         at: i64,
         cost: Option<u32>,
     ) -> sdk::Next {
-        let capacity = self.settings.retry_quota;
-        let quota = self
-            .quotas
-            .entry(process)
-            .or_insert_with(|| sdk::Quota::full(capacity));
+        // The quota and the world's generator, borrowed side by side.
+        let quota = quota_of(&mut self.quotas, process, self.settings.retry_quota);
         let next = call.after_failure(at, cost, quota, &mut self.rng);
         match next {
             sdk::Next::Retry { .. } => self.report.sdk_retries += 1,
@@ -1197,14 +1184,27 @@ impl World {
         self.trace.write_u8(answer_code(&answer));
         if let Some((at, call)) = answer_at {
             let retry = Some(Attempted { prepared, call });
-            let answered = Event::Answer {
-                invocation,
-                ticket,
-                answer,
-                retry,
-            };
-            self.schedule(at - self.now, answered);
+            self.answer_at(at, invocation, ticket, answer, retry);
         }
+    }
+
+    /// The answer to `ticket` reaches invocation `invocation` at `at`, with the attempt the SDK
+    /// may make again after it (none once the SDK gave up waiting).
+    fn answer_at(
+        &mut self,
+        at: i64,
+        invocation: u64,
+        ticket: Ticket,
+        answer: Answer,
+        retry: Option<Attempted>,
+    ) {
+        let answered = Event::Answer {
+            invocation,
+            ticket,
+            answer,
+            retry,
+        };
+        self.schedule(at - self.now, answered);
     }
 
     /// Read the first posts' counts as the API answers them, and check each against the
@@ -1376,6 +1376,17 @@ impl World {
             .map(|page| page["Count"].as_i64().unwrap_or_default())
             .sum()
     }
+}
+
+/// The retry quota of `process` among `quotas`, full (`capacity` tokens) when first asked for.
+fn quota_of(
+    quotas: &mut FxHashMap<Process, sdk::Quota>,
+    process: Process,
+    capacity: u32,
+) -> &mut sdk::Quota {
+    quotas
+        .entry(process)
+        .or_insert_with(|| sdk::Quota::full(capacity))
 }
 
 /// `verify`'s tally, given one item of a consistent scan.

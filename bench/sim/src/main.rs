@@ -35,7 +35,7 @@ struct SimArgs {
     #[arg(long, default_value_t = 0)]
     from: u64,
     /// Threads of a sweep; with `--viral`, 1 runs the viral post and the even spread one
-    /// after the other (half the memory: a full minute of each takes about 13 GB).
+    /// after the other (half the memory: a full minute of each took up to 10 GB).
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// The viral post at scale: one post's likes at `--viral-rate`, beside the same load
@@ -367,21 +367,14 @@ fn viral_pair(args: &SimArgs, seed: u64) -> Result<[(Report, Duration); 2], ()> 
             (spread, sim::run(settings), started.elapsed())
         }
     };
-    let reports: Vec<_> = if args.threads > 1 {
-        let threads: Vec<_> = [false, true]
-            .map(|spread| std::thread::spawn(run(spread)))
-            .into();
-        threads
-            .into_iter()
-            .map(|thread| print_viral(seed, thread.join().expect("a viral run")))
-            .collect()
-    } else {
+    let [viral, spread] = if args.threads > 1 {
         [false, true]
-            .map(|spread| print_viral(seed, run(spread)()))
-            .into()
+            .map(|spread| std::thread::spawn(run(spread)))
+            .map(|thread| print_viral(seed, thread.join().expect("a viral run")))
+    } else {
+        [false, true].map(|spread| print_viral(seed, run(spread)()))
     };
-    let reports: Vec<_> = reports.into_iter().collect::<Result<_, ()>>()?;
-    reports.try_into().map_err(|_| ())
+    Ok([viral?, spread?])
 }
 
 /// Print one viral run's report (its failure to stderr).
