@@ -426,6 +426,13 @@ pub struct WriteAction {
     index: Option<String>,
 }
 
+impl WriteAction {
+    /// The write units it takes from the table, and from GSI1.
+    pub fn units(&self) -> (f64, f64) {
+        (self.units, if self.index.is_some() { 1.0 } else { 0.0 })
+    }
+}
+
 fn item_of(value: &Value) -> Option<ItemId> {
     let pk = value.get(keys::PK)?.get("S")?.as_str()?;
     let sk = value.get(keys::SK)?.get("S")?.as_str()?;

@@ -76,8 +76,8 @@ use serde::Serialize;
 
 use bench::shards::{BatchInfo, partition_key};
 use lambda::{Consumer, Ended, Kind, Routed};
-pub use measure::{Lag, MAX_FOLDS_PER_SECOND, staleness};
-use measure::{Lags, Written};
+pub use measure::{Lag, MAX_FOLDS_PER_SECOND, Second, staleness};
+use measure::{Lags, Series, Written};
 use rebuild::{Call, RebuildRun};
 pub use settings::{Command, Faults, Settings};
 use stream::Stream;
@@ -178,6 +178,9 @@ pub struct Report {
     pub counters_corrected: u64,
     /// Shards split by the rotations.
     pub splits: u64,
+    /// Each virtual second's figures (`sim --series`).
+    #[serde(skip)]
+    pub series: Vec<Second>,
 }
 
 /// Why a run failed: what went wrong, with the replay command.
@@ -459,7 +462,7 @@ impl World {
         let source = settings.source;
         let stream = Stream::new(source.shards, source.parallelization);
         let consumers = (0..stream.consumers())
-            .map(|_| Consumer::new(Kind::Lambda, &source))
+            .map(|_| Consumer::new(Kind::Lambda))
             .collect();
         let mut world = Self {
             now: START_MS,
@@ -481,7 +484,7 @@ impl World {
             drift: None,
             failure_destination: Vec::new(),
             faults_on: true,
-            lags: Lags::new(),
+            lags: Lags::new(START_MS),
             history: FxHashMap::default(),
             next_liker: 0,
             quotas: FxHashMap::default(),
@@ -568,6 +571,12 @@ impl World {
         let (partition, table) = self.table.peak_units();
         self.report.peak_partition_units = partition;
         self.report.peak_table_units = table;
+        let mut series = std::mem::replace(&mut self.lags.series, Series::new(START_MS));
+        for (second, (table, index, throttled)) in &self.table.usage {
+            let at = series.at(second * 1000);
+            (at.table_units, at.index_units, at.throttled) = (*table, *index, *throttled);
+        }
+        self.report.series = series.into_seconds();
         Ok(())
     }
 
@@ -781,7 +790,7 @@ impl World {
                 self.stream
                     .rotate(|| rng.random_bool(split.clamp(0.0, 1.0)));
                 while self.consumers.len() < self.stream.consumers() {
-                    let consumer = Consumer::new(Kind::Lambda, &self.settings.source);
+                    let consumer = Consumer::new(Kind::Lambda);
                     self.consumers.push(consumer);
                 }
                 self.report.rotations += 1;
@@ -830,6 +839,7 @@ impl World {
                 counted: false,
                 viewed: false,
             };
+            self.lags.series.at(self.now).written[usize::from(written.hot)] += 1;
             self.lags.written.insert(like_id, written);
         }
         let wait = if outcome == Outcome::Contended && attempt + 1 < WRITER_BACKOFF.attempts {
@@ -875,6 +885,9 @@ impl World {
 
     /// Read the stream, route what the filters pass, and start every invocation that is due.
     fn poll(&mut self) -> Result<usize, String> {
+        if !self.lags.series.has(self.now) {
+            self.sample_waiting();
+        }
         self.table.propagate(self.now);
         for viewed in self.table.viewed() {
             if let Ok(like) = viewed.like_id.parse() {
@@ -906,6 +919,19 @@ impl World {
             json: raw.json.clone(),
             read_ms: self.now,
         })
+    }
+
+    /// The records the consumers hold at the start of a second, and the oldest one's age.
+    fn sample_waiting(&mut self) {
+        let (mut waiting, mut oldest) = (0, 0);
+        for consumer in &self.consumers {
+            waiting += consumer.pending.len() as u64;
+            if let Some(first) = consumer.pending.front() {
+                oldest = oldest.max(self.now - first.read_ms);
+            }
+        }
+        let second = self.lags.series.at(self.now);
+        (second.waiting_records, second.oldest_waiting_ms) = (waiting, oldest);
     }
 
     /// A replay reads the stream from its start, through the filters, a few batches ahead.
@@ -945,6 +971,7 @@ impl World {
         let id = self.next_invocation;
         self.next_invocation += 1;
         self.report.invocations += 1;
+        self.lags.series.at(self.now).invocations += 1;
         let consumer = &mut self.consumers[c];
         consumer.running = Some(len);
         let records: Vec<Rc<Routed>> = consumer.pending.iter().take(len).cloned().collect();
@@ -1042,11 +1069,18 @@ impl World {
     /// Settle consumer `c`'s invocation and start its next.
     fn settle(&mut self, c: usize, ended: Ended) {
         let source = self.settings.source;
+        let failed = match &ended {
+            Ended::Answered(outcomes) => outcomes.contains(&projector::batch::Outcome::Failed),
+            Ended::FunctionError => true,
+        };
+        let second = self.lags.series.at(self.now);
+        second.failed_invocations += u64::from(failed);
         let settled = self.consumers[c].finished(ended, self.now, &source, c);
         self.consumers[c].applied += settled.applied as u64;
         self.trace.write_usize(settled.applied);
         if let Some((info, _)) = settled.given_up {
             self.report.given_up += 1;
+            self.lags.series.at(self.now).given_up += 1;
             self.failure_destination.push(info);
         }
     }
@@ -1181,6 +1215,19 @@ impl World {
             }
             answer
         };
+        let throttle = match &answer {
+            Answer::Throttled => true,
+            Answer::Cancelled(reasons) => reasons.contains(&Reason::Throttled),
+            _ => false,
+        };
+        if throttle {
+            let second = self.lags.series.at(self.now);
+            match prepared.request {
+                Request::Count { .. } => second.throttled_counts += 1,
+                Request::Stamp { .. } => second.throttled_stamps += 1,
+                _ => {}
+            }
+        }
         self.trace.write_u8(answer_code(&answer));
         if let Some((at, call)) = answer_at {
             let retry = Some(Attempted { prepared, call });
@@ -1294,7 +1341,7 @@ impl World {
             read_to: None,
             caught_up: false,
         };
-        let consumer = Consumer::new(replay, &self.settings.source);
+        let consumer = Consumer::new(replay);
         let number = self.stream.add_replay();
         debug_assert_eq!(number, self.consumers.len());
         self.consumers.push(consumer);

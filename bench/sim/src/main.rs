@@ -68,6 +68,10 @@ struct SimArgs {
     /// the full minute and a shorter run of several seeds side by side).
     #[arg(long, default_value = "simulatedViralPost", requires = "json")]
     json_key: String,
+    /// With `--viral`: write each run's virtual seconds (`sim::Second`, one JSON object a
+    /// line) to `seed-N-viral.jsonl` and `seed-N-even.jsonl` in this folder.
+    #[arg(long)]
+    series: Option<std::path::PathBuf>,
     /// With `--viral`: the first seed (its runs' figures are published in full).
     #[arg(long, default_value_t = 1)]
     viral_seed: u64,
@@ -370,15 +374,16 @@ fn viral_pair(args: &SimArgs, seed: u64) -> Result<[(Report, Duration); 2], ()> 
     let [viral, spread] = if args.threads > 1 {
         [false, true]
             .map(|spread| std::thread::spawn(run(spread)))
-            .map(|thread| print_viral(seed, thread.join().expect("a viral run")))
+            .map(|thread| print_viral(args, seed, thread.join().expect("a viral run")))
     } else {
-        [false, true].map(|spread| print_viral(seed, run(spread)()))
+        [false, true].map(|spread| print_viral(args, seed, run(spread)()))
     };
     Ok([viral?, spread?])
 }
 
-/// Print one viral run's report (its failure to stderr).
+/// Print one viral run's report (its failure to stderr), and write its seconds if asked.
 fn print_viral(
+    args: &SimArgs,
     seed: u64,
     (spread, result, took): (bool, Result<Report, Failure>, Duration),
 ) -> Result<(Report, Duration), ()> {
@@ -393,6 +398,18 @@ fn print_viral(
                 "{name}, seed {seed}: {:.0} s of wall time",
                 took.as_secs_f64()
             );
+            if let Some(folder) = &args.series {
+                let run = if spread { "even" } else { "viral" };
+                let lines: String = report
+                    .series
+                    .iter()
+                    .map(|second| serde_json::to_string(second).expect("a second") + "\n")
+                    .collect();
+                let path = folder.join(format!("seed-{seed}-{run}.jsonl"));
+                std::fs::create_dir_all(folder)
+                    .and_then(|()| std::fs::write(&path, lines))
+                    .expect("write the series");
+            }
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("a report")

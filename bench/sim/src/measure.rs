@@ -2,6 +2,8 @@
 //! view, the folds a hot counter takes a second, and the counts clients read, held against the
 //! acknowledged history by a counter checker in the manner of Jepsen's.
 
+use std::collections::BTreeMap;
+
 use contracts::keys::{Ksuid, LikeId, PostId};
 use hdrhistogram::Histogram;
 use projector::batch::Request;
@@ -37,6 +39,80 @@ impl Lag {
     }
 }
 
+/// One virtual second of a run, to see where a lag builds up (`sim --series`). Pairs are
+/// `[the other posts, the hot post]`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Second {
+    /// Virtual seconds since the run began.
+    pub second: i64,
+    /// Likes written.
+    pub written: [u64; 2],
+    /// Likes the counters took in (a hot post's when their delta was folded).
+    pub counted: [u64; 2],
+    /// The longest lag of those, in ms.
+    pub counter_lag_max_ms: [u64; 2],
+    /// Likes GSI1 showed in their views.
+    pub viewed: [u64; 2],
+    /// The longest lag of those, in ms.
+    pub view_lag_max_ms: [u64; 2],
+    /// Write units the table took, and GSI1.
+    pub table_units: f64,
+    /// See [`Second::table_units`].
+    pub index_units: f64,
+    /// Requests the table throttled, whoever sent them.
+    pub throttled: u64,
+    /// Of those, the projector's counting transactions, and its view stamps.
+    pub throttled_counts: u64,
+    /// See [`Second::throttled_counts`].
+    pub throttled_stamps: u64,
+    /// Invocations started (a replay's included).
+    pub invocations: u64,
+    /// Invocations that ended with records to deliver again (a failed record, a function
+    /// error).
+    pub failed_invocations: u64,
+    /// Batches given up on.
+    pub given_up: u64,
+    /// Records the consumers held, read and not yet applied, at the second's first poll.
+    pub waiting_records: u64,
+    /// The age of the oldest of them then (Lambda's iterator age, in ms).
+    pub oldest_waiting_ms: i64,
+}
+
+/// A run's seconds, by virtual second since `start_ms`.
+pub(crate) struct Series {
+    start_ms: i64,
+    seconds: BTreeMap<i64, Second>,
+}
+
+impl Series {
+    pub(crate) fn new(start_ms: i64) -> Self {
+        Self {
+            start_ms,
+            seconds: BTreeMap::new(),
+        }
+    }
+
+    /// The second `at_ms` falls in (epoch milliseconds).
+    pub(crate) fn at(&mut self, at_ms: i64) -> &mut Second {
+        let second = (at_ms - self.start_ms).div_euclid(1000);
+        self.seconds.entry(second).or_insert_with(|| Second {
+            second,
+            ..Second::default()
+        })
+    }
+
+    /// Whether the second `at_ms` falls in has been seen yet.
+    pub(crate) fn has(&self, at_ms: i64) -> bool {
+        let second = (at_ms - self.start_ms).div_euclid(1000);
+        self.seconds.contains_key(&second)
+    }
+
+    pub(crate) fn into_seconds(self) -> Vec<Second> {
+        self.seconds.into_values().collect()
+    }
+}
+
 /// When a like was written, and what of it has been seen since.
 pub(crate) struct Written {
     pub(crate) at: i64,
@@ -56,10 +132,11 @@ pub(crate) struct Lags {
     /// in any second.
     folds: FxHashMap<PostId, (i64, u32)>,
     pub(crate) most_folds: u32,
+    pub(crate) series: Series,
 }
 
 impl Lags {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(start_ms: i64) -> Self {
         let histogram = || Histogram::new_with_bounds(1, 24 * 3_600_000, 3).expect("a histogram");
         Self {
             written: FxHashMap::default(),
@@ -68,6 +145,7 @@ impl Lags {
             view: [histogram(), histogram()],
             folds: FxHashMap::default(),
             most_folds: 0,
+            series: Series::new(start_ms),
         }
     }
 
@@ -83,7 +161,16 @@ impl Lags {
         if !*done {
             *done = true;
             let lag = (now - written.at).max(1) as u64;
-            histograms[usize::from(written.hot)].saturating_record(lag);
+            let hot = usize::from(written.hot);
+            histograms[hot].saturating_record(lag);
+            let second = self.series.at(now);
+            let (seen, most) = if counted {
+                (&mut second.counted, &mut second.counter_lag_max_ms)
+            } else {
+                (&mut second.viewed, &mut second.view_lag_max_ms)
+            };
+            seen[hot] += 1;
+            most[hot] = most[hot].max(lag);
         }
         if written.counted && written.viewed {
             self.written.remove(&like);

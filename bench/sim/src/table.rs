@@ -9,7 +9,7 @@
 //! DynamoDB's JSON, as on the wire, so the conformance suite can send each one to this table
 //! and to the local engine and compare.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -22,7 +22,9 @@ use futures_util::FutureExt;
 use serde_json::{Value, json};
 
 use crate::replica::{Replica, Viewed};
-use bench::contention::{ContentionStats, ItemId, Limits, Rules, refusal_body, write_actions};
+use bench::contention::{
+    ContentionStats, ItemId, Limits, Refused, Rules, WriteAction, refusal_body, write_actions,
+};
 use bench::local::STREAM_INDEXES;
 
 /// The world's clock, in epoch milliseconds, as dynoxide reads it (stream record times,
@@ -83,6 +85,9 @@ pub type Refusal = Value;
 
 /// The table and its stream.
 pub struct Table {
+    /// Each virtual second's write units taken (table, GSI1) and requests throttled, by epoch
+    /// second.
+    pub usage: BTreeMap<i64, (f64, f64, u64)>,
     storage: Storage,
     clock: Arc<VirtualClock>,
     /// The table's name.
@@ -151,6 +156,7 @@ impl Table {
             .execute_batch(STREAM_INDEXES)
             .expect("index the stream records");
         let mut table = Self {
+            usage: BTreeMap::new(),
             storage,
             clock,
             name: name.to_owned(),
@@ -270,8 +276,17 @@ impl Table {
         }
         let now = now_ms as f64 / 1000.0;
         let transaction = operation == "TransactWriteItems";
-        if let Err(refused) = self.rules.admit(&writes, transaction, self.limits(), now) {
+        let limits = self.limits();
+        let usage = self.usage.entry(now_ms.div_euclid(1000)).or_default();
+        if let Err(refused) = self.rules.admit(&writes, transaction, limits, now) {
+            if matches!(refused, Refused::Throttled(_)) {
+                usage.2 += 1;
+            }
             return Err(refusal_body(&refused, writes.len(), transaction));
+        }
+        for (table, index) in writes.iter().map(WriteAction::units) {
+            usage.0 += table;
+            usage.1 += index;
         }
         let answer = self.engine(operation, body);
         if answer.is_ok() {
