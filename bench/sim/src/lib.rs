@@ -885,7 +885,7 @@ impl World {
 
     /// Read the stream, route what the filters pass, and start every invocation that is due.
     fn poll(&mut self) -> Result<usize, String> {
-        if !self.lags.series.has(self.now) {
+        if self.lags.series.first_look(self.now) {
             self.sample_waiting();
         }
         self.table.propagate(self.now);

@@ -83,6 +83,8 @@ pub struct Second {
 pub(crate) struct Series {
     start_ms: i64,
     seconds: BTreeMap<i64, Second>,
+    /// The last second whose waiting records were sampled.
+    sampled: Option<i64>,
 }
 
 impl Series {
@@ -90,6 +92,7 @@ impl Series {
         Self {
             start_ms,
             seconds: BTreeMap::new(),
+            sampled: None,
         }
     }
 
@@ -102,10 +105,12 @@ impl Series {
         })
     }
 
-    /// Whether the second `at_ms` falls in has been seen yet.
-    pub(crate) fn has(&self, at_ms: i64) -> bool {
+    /// Whether `at_ms` is the first look at its second's waiting records (and now it is not).
+    pub(crate) fn first_look(&mut self, at_ms: i64) -> bool {
         let second = (at_ms - self.start_ms).div_euclid(1000);
-        self.seconds.contains_key(&second)
+        let first = self.sampled < Some(second);
+        self.sampled = Some(second);
+        first
     }
 
     pub(crate) fn into_seconds(self) -> Vec<Second> {
