@@ -33,6 +33,7 @@
 //! for the hot counter's writes per second.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -193,15 +194,25 @@ pub struct Rules {
     usage: Usage,
 }
 
-/// Write units taken per second: this second's, per partition and in all, and the peaks of
-/// the seconds before.
+/// Write units taken: this second's per partition, the busiest partition's peak in the seconds
+/// before, and each second's totals.
 #[derive(Debug, Default)]
 struct Usage {
     second: i64,
     partitions: HashMap<Partition, f64>,
-    table: f64,
     peak_partition: f64,
-    peak_table: f64,
+    seconds: BTreeMap<i64, SecondUsage>,
+}
+
+/// What the table took, and refused, in one second of the caller's clock.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct SecondUsage {
+    /// Write units the table took (its base partitions together).
+    pub table: f64,
+    /// Write units GSI1 took.
+    pub index: f64,
+    /// Requests refused for a partition, the table or GSI1 over its throughput.
+    pub throttled: u64,
 }
 
 /// The most units one partition (of the table or GSI1) took.
@@ -217,23 +228,26 @@ impl Usage {
     fn take(&mut self, demand: &HashMap<Partition, f64>, now: f64) {
         let second = now.floor() as i64;
         if second != self.second {
-            self.close();
+            self.peak_partition = self.peak_partition.max(busiest(&self.partitions));
+            self.partitions.clear();
             self.second = second;
         }
+        let totals = self.seconds.entry(second).or_default();
         for (partition, units) in demand {
             *self.partitions.entry(partition.clone()).or_default() += units;
-            if let Partition::WholeTable = partition {
-                self.table += units;
+            match partition {
+                Partition::WholeTable => totals.table += units,
+                Partition::WholeIndex => totals.index += units,
+                Partition::Table(_) | Partition::Index(_) => {}
             }
         }
     }
 
-    fn close(&mut self) {
-        let busiest = busiest(&self.partitions);
-        self.peak_partition = self.peak_partition.max(busiest);
-        self.peak_table = self.peak_table.max(self.table);
-        self.partitions.clear();
-        self.table = 0.0;
+    fn throttled(&mut self, now: f64) {
+        self.seconds
+            .entry(now.floor() as i64)
+            .or_default()
+            .throttled += 1;
     }
 }
 
@@ -241,12 +255,18 @@ impl Rules {
     /// The most write units one partition (of the table or GSI1) took in one second, and the
     /// table's base partitions together.
     pub fn peak_units(&self) -> (f64, f64) {
+        let table = self.usage.seconds.values().map(|s| s.table);
         (
             self.usage
                 .peak_partition
                 .max(busiest(&self.usage.partitions)),
-            self.usage.peak_table.max(self.usage.table),
+            table.fold(0.0, f64::max),
         )
+    }
+
+    /// Each second's units taken and requests throttled, by second of the caller's clock.
+    pub fn seconds(&self) -> &BTreeMap<i64, SecondUsage> {
+        &self.usage.seconds
     }
 
     fn refill(&mut self, partition: &Partition, rate: f64, now: f64) -> &mut Bucket {
@@ -341,6 +361,7 @@ impl Rules {
         }
         self.take_units(actions, limits, now).map_err(|over| {
             self.stats.throttled += 1;
+            self.usage.throttled(now);
             Refused::Throttled(over)
         })
     }
@@ -424,13 +445,6 @@ pub struct WriteAction {
     pub item: ItemId,
     units: f64,
     index: Option<String>,
-}
-
-impl WriteAction {
-    /// The write units it takes from the table, and from GSI1.
-    pub fn units(&self) -> (f64, f64) {
-        (self.units, if self.index.is_some() { 1.0 } else { 0.0 })
-    }
 }
 
 fn item_of(value: &Value) -> Option<ItemId> {

@@ -100,6 +100,8 @@ pub(crate) struct Consumer {
 pub(crate) struct Settled {
     /// Records applied (or redundant, ignored, quarantined).
     pub(crate) applied: usize,
+    /// Records failed: the invocation left some to deliver again (or gave them up).
+    pub(crate) failed: bool,
     /// A batch given up on, as the failure destination hears of it.
     pub(crate) given_up: Option<(BatchInfo, usize)>,
 }
@@ -173,6 +175,7 @@ impl Consumer {
         // A partial batch response checkpoints before the failed record.
         self.pending.drain(..failed_from);
         settled.applied = failed_from;
+        settled.failed = true;
         let rest = len - failed_from;
         let split = ended == Ended::FunctionError && len > 1;
         if ended == Ended::FunctionError {

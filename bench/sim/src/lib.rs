@@ -572,9 +572,10 @@ impl World {
         self.report.peak_partition_units = partition;
         self.report.peak_table_units = table;
         let mut series = std::mem::replace(&mut self.lags.series, Series::new(START_MS));
-        for (second, (table, index, throttled)) in &self.table.usage {
+        for (second, usage) in self.table.usage() {
             let at = series.at(second * 1000);
-            (at.table_units, at.index_units, at.throttled) = (*table, *index, *throttled);
+            (at.table_units, at.index_units, at.throttled) =
+                (usage.table, usage.index, usage.throttled);
         }
         self.report.series = series.into_seconds();
         Ok(())
@@ -1069,13 +1070,8 @@ impl World {
     /// Settle consumer `c`'s invocation and start its next.
     fn settle(&mut self, c: usize, ended: Ended) {
         let source = self.settings.source;
-        let failed = match &ended {
-            Ended::Answered(outcomes) => outcomes.contains(&projector::batch::Outcome::Failed),
-            Ended::FunctionError => true,
-        };
-        let second = self.lags.series.at(self.now);
-        second.failed_invocations += u64::from(failed);
         let settled = self.consumers[c].finished(ended, self.now, &source, c);
+        self.lags.series.at(self.now).failed_invocations += u64::from(settled.failed);
         self.consumers[c].applied += settled.applied as u64;
         self.trace.write_usize(settled.applied);
         if let Some((info, _)) = settled.given_up {

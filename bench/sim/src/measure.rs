@@ -60,9 +60,10 @@ pub struct Second {
     pub table_units: f64,
     /// See [`Second::table_units`].
     pub index_units: f64,
-    /// Requests the table throttled, whoever sent them.
+    /// Requests the table's limits throttled, whoever sent them.
     pub throttled: u64,
-    /// Of those, the projector's counting transactions, and its view stamps.
+    /// The projector's counting transactions answered as throttled (by those limits or an
+    /// injected fault), and its view stamps.
     pub throttled_counts: u64,
     /// See [`Second::throttled_counts`].
     pub throttled_stamps: u64,

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::replica::{Replica, Viewed};
 use bench::contention::{
-    ContentionStats, ItemId, Limits, Refused, Rules, WriteAction, refusal_body, write_actions,
+    ContentionStats, ItemId, Limits, Rules, SecondUsage, refusal_body, write_actions,
 };
 use bench::local::STREAM_INDEXES;
 
@@ -85,9 +85,6 @@ pub type Refusal = Value;
 
 /// The table and its stream.
 pub struct Table {
-    /// Each virtual second's write units taken (table, GSI1) and requests throttled, by epoch
-    /// second.
-    pub usage: BTreeMap<i64, (f64, f64, u64)>,
     storage: Storage,
     clock: Arc<VirtualClock>,
     /// The table's name.
@@ -156,7 +153,6 @@ impl Table {
             .execute_batch(STREAM_INDEXES)
             .expect("index the stream records");
         let mut table = Self {
-            usage: BTreeMap::new(),
             storage,
             clock,
             name: name.to_owned(),
@@ -218,6 +214,11 @@ impl Table {
         &self.rules.stats
     }
 
+    /// Each virtual second's write units and throttles, by epoch second.
+    pub fn usage(&self) -> &BTreeMap<i64, SecondUsage> {
+        self.rules.seconds()
+    }
+
     /// The most write units one partition, and the whole table, took in one virtual second.
     pub fn peak_units(&self) -> (f64, f64) {
         self.rules.peak_units()
@@ -276,17 +277,8 @@ impl Table {
         }
         let now = now_ms as f64 / 1000.0;
         let transaction = operation == "TransactWriteItems";
-        let limits = self.limits();
-        let usage = self.usage.entry(now_ms.div_euclid(1000)).or_default();
-        if let Err(refused) = self.rules.admit(&writes, transaction, limits, now) {
-            if matches!(refused, Refused::Throttled(_)) {
-                usage.2 += 1;
-            }
+        if let Err(refused) = self.rules.admit(&writes, transaction, self.limits(), now) {
             return Err(refusal_body(&refused, writes.len(), transaction));
-        }
-        for (table, index) in writes.iter().map(WriteAction::units) {
-            usage.0 += table;
-            usage.1 += index;
         }
         let answer = self.engine(operation, body);
         if answer.is_ok() {
