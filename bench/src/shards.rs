@@ -9,20 +9,19 @@
 //! shard by its partition key, and within it to one of `parallelization` consumers, again by
 //! partition key. Every consumer hands its records in order, in batches (up to `batch_size`,
 //! gathered for at most `batching_window`), each batch a separate handler call of a projector
-//! of its own, as Lambda's concurrent invocations are separate instances. A batch that reports
-//! a failure is re-sent from that record, as with `ReportBatchItemFailures`; a handler call
-//! that fails outright is retried on half the batch (`BisectBatchOnFunctionError`); after
-//! `max_retries` the batch goes to a stand-in failure destination, which keeps what Lambda
-//! would send (the `DDBStreamBatchInfo`: shard, first and last sequence numbers, arrival
-//! times), and the consumer moves on. The projection's own records (a hot counter's deltas) come
+//! of its own, as Lambda's concurrent invocations are separate instances. What a failed batch
+//! owes (its remaining records after a partial batch response, its halves after a function
+//! error) is sent before anything newer, as [`contracts::event_source::Redelivery`] says for
+//! every delivery path; a batch given up on goes to a stand-in failure destination, which keeps
+//! what Lambda would send (the `DDBStreamBatchInfo`: shard, first and last sequence numbers,
+//! arrival times), and the consumer moves on. The projection's own records (a hot counter's deltas) come
 //! back through the same stream, as on AWS: the simulation ends when the stream has been quiet
 //! for [`QUIET`] with every record applied or given up on.
 //!
 //! The function's timeout is Lambda's: the handler gets the deadline, and an invocation still
 //! running at the timeout is ended mid-write (a fault of the contention model can hold a
 //! request that long) and its batch re-sent, halved, to a new instance from the consumer's
-//! checkpoint (its first pending record). `max_record_age` gives up on a failing batch whose
-//! oldest record is too old, as `MaximumRecordAgeInSeconds` does.
+//! checkpoint (its first pending record).
 //!
 //! Not emulated: shard rotation (the local poller's, tested in
 //! `projector/tests/it/lineage.rs`).
@@ -35,6 +34,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use contracts::change::{Change, decode_json};
 use contracts::dynamo::Backoff;
+use contracts::event_source::{Ended, GiveUp, Redelivery};
 use contracts::items::{Entity, Like, Post};
 use contracts::keys::{LikeId, PostId, TopicSlug};
 use futures_util::{StreamExt, stream};
@@ -101,6 +101,14 @@ impl ShardSettings {
             max_retries: None,
             timeout: None,
             max_record_age: None,
+        }
+    }
+
+    /// When a failing batch goes to the failure destination.
+    pub fn give_up(&self) -> GiveUp {
+        GiveUp {
+            retries: self.max_retries,
+            record_age: self.max_record_age,
         }
     }
 }
@@ -293,12 +301,10 @@ async fn tail(
     }
 }
 
-/// One consumer: batches in order, each a handler call, re-sent from the first failure; a batch
-/// whose call fails outright (an error, or ended by the timeout) is halved
-/// (`BisectBatchOnFunctionError`); a batch still failing after `max_retries`, or with a record
-/// older than `max_record_age`, goes to the failure destination and the consumer moves on. The
-/// consumer's checkpoint is its first pending record: an ended invocation's batch is re-sent from
-/// there to a new instance (a fresh projector, its memory of hot posts gone).
+/// One consumer: batches in order, each a handler call; what a failed batch owes is sent before
+/// anything newer, or given up on, as [`Redelivery`] says. The consumer's checkpoint is its
+/// first pending record: an ended invocation's records are sent again to a new instance (a
+/// fresh projector, its memory of hot posts gone).
 async fn run_consumer(
     consumer: usize,
     instance: impl Fn() -> Projector,
@@ -309,81 +315,65 @@ async fn run_consumer(
     let mut projector = instance();
     let mut delivered = Delivered::default();
     let mut pending: Vec<Routed> = Vec::new();
-    let mut attempt = 0;
-    let mut limit = settings.batch_size;
+    let mut redelivery = Redelivery::default();
     loop {
-        if pending.is_empty() {
-            match records.recv().await {
-                Some(record) => pending.push(record),
-                None => return delivered,
+        if redelivery.owed().is_none() {
+            if pending.is_empty() {
+                match records.recv().await {
+                    Some(record) => pending.push(record),
+                    None => return delivered,
+                }
+            }
+            let window = tokio::time::Instant::now() + settings.batching_window;
+            while pending.len() < settings.batch_size {
+                match tokio::time::timeout_at(window, records.recv()).await {
+                    Ok(Some(record)) => pending.push(record),
+                    _ => break,
+                }
             }
         }
-        let window = tokio::time::Instant::now() + settings.batching_window;
-        while pending.len() < settings.batch_size {
-            match tokio::time::timeout_at(window, records.recv()).await {
-                Ok(Some(record)) => pending.push(record),
-                _ => break,
-            }
-        }
-        let end = pending.len().min(limit);
+        let len = redelivery.next(pending.len().min(settings.batch_size));
         delivered.invocations += 1;
-        let batch: Vec<Value> = pending[..end].iter().map(|r| r.record.clone()).collect();
-        let (done, failed) = match invoke(&projector, &batch, settings.timeout).await {
+        let batch: Vec<Value> = pending[..len].iter().map(|r| r.record.clone()).collect();
+        let ended = match invoke(&projector, &batch, settings.timeout).await {
             Invocation::Answered(report) => {
                 delivered.cancelled += report.metrics.cancelled;
                 delivered.failed_records += report.metrics.failed;
-                (
-                    report.first_failure.unwrap_or(end),
-                    report.first_failure.is_some(),
-                )
+                Ended::Answered {
+                    first_failure: report.first_failure,
+                }
             }
-            Invocation::Failed => {
-                limit = (end / 2).max(1);
-                (0, true)
-            }
+            Invocation::Failed => Ended::FunctionError,
             Invocation::TimedOut => {
                 delivered.timeouts += 1;
                 projector = instance();
-                limit = (end / 2).max(1);
-                (0, true)
+                Ended::FunctionError
             }
         };
-        let now = Utc::now();
-        progress
-            .lags
-            .lock()
-            .expect("lags")
-            .extend(pending[..done].iter().filter_map(|r| lag_of(r, now)));
-        pending.drain(..done);
-        delivered.records += done;
-        progress.settled.fetch_add(done, Ordering::SeqCst);
-        if !failed {
-            attempt = 0;
-            limit = settings.batch_size;
-            continue;
-        }
-        attempt += 1;
-        let retries_spent = settings.max_retries.is_some_and(|max| attempt > max);
-        let too_old = settings.max_record_age.is_some_and(|age| {
-            pending
-                .first()
-                .is_some_and(|oldest| oldest.read.elapsed() >= age)
+        let verdict = redelivery.ended(len, ended, settings.give_up(), |i| {
+            pending[i].read.elapsed()
         });
-        if retries_spent || too_old {
-            let given_up = (end - done).min(pending.len());
-            if let Some(info) = BatchInfo::of(consumer, &pending[..given_up]) {
-                progress
-                    .failure_destination
-                    .lock()
-                    .expect("destination")
-                    .push(info);
-            }
-            pending.drain(..given_up);
-            progress.settled.fetch_add(given_up, Ordering::SeqCst);
-            attempt = 0;
-            limit = settings.batch_size;
-        } else {
-            RESEND.wait(attempt).await;
+        let now = Utc::now();
+        progress.lags.lock().expect("lags").extend(
+            pending[..verdict.done]
+                .iter()
+                .filter_map(|r| lag_of(r, now)),
+        );
+        pending.drain(..verdict.done);
+        delivered.records += verdict.done;
+        let given_up: Vec<Routed> = pending.drain(..verdict.given_up).collect();
+        if let Some(info) = BatchInfo::of(consumer, &given_up) {
+            progress
+                .failure_destination
+                .lock()
+                .expect("destination")
+                .push(info);
+        }
+        progress
+            .settled
+            .fetch_add(verdict.done + verdict.given_up, Ordering::SeqCst);
+        if let Some(retry) = verdict.retry {
+            RESEND.wait(retry).await;
         }
     }
 }

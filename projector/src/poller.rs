@@ -23,6 +23,7 @@ use aws_sdk_dynamodbstreams::types::{Shard, ShardIteratorType};
 use chrono::{DateTime, Utc};
 use contracts::change::from_streams_record;
 use contracts::dynamo::Backoff;
+use contracts::event_source::{Ended, GiveUp, Redelivery};
 use contracts::filters::Filter;
 use contracts::items::{Checkpoint, Entity, ItemType};
 use contracts::keys;
@@ -476,36 +477,27 @@ impl Poller {
         Ok((count, closed))
     }
 
-    /// Hand records to the projector until every one is applied: resume at the first failure
-    /// (as Lambda does with `ReportBatchItemFailures`), bisect a batch that fails as a whole.
+    /// Hand records to the projector until every one is applied, sending again what a failed
+    /// batch owes as Lambda does ([`Redelivery`]), without giving up: the poller never skips a
+    /// record.
     async fn deliver(&self, records: &[Value]) {
-        let mut pending: Vec<&[Value]> = vec![records];
-        let mut attempt = 0u32;
-        while let Some(batch) = pending.pop() {
-            if batch.is_empty() {
-                continue;
-            }
-            match self.projector.handle(batch).await {
-                Ok(report) => match report.first_failure {
-                    None => attempt = 0,
-                    Some(first) => {
-                        pending.push(&batch[first..]);
-                        attempt += 1;
-                        retry_pause(attempt).await;
-                    }
+        let mut redelivery = Redelivery::default();
+        let mut at = 0;
+        while at < records.len() {
+            let len = redelivery.next(records.len() - at);
+            let ended = match self.projector.handle(&records[at..at + len]).await {
+                Ok(report) => Ended::Answered {
+                    first_failure: report.first_failure,
                 },
-                Err(whole) if batch.len() > 1 => {
-                    tracing::warn!(%whole, size = batch.len(), "batch failed whole: bisecting");
-                    let (left, right) = batch.split_at(batch.len() / 2);
-                    pending.push(right);
-                    pending.push(left);
-                }
                 Err(whole) => {
-                    tracing::warn!(%whole, "record failed: retrying");
-                    pending.push(batch);
-                    attempt += 1;
-                    retry_pause(attempt).await;
+                    tracing::warn!(%whole, size = len, "batch failed whole");
+                    Ended::FunctionError
                 }
+            };
+            let verdict = redelivery.ended(len, ended, GiveUp::NEVER, |_| Duration::ZERO);
+            at += verdict.done;
+            if let Some(retry) = verdict.retry {
+                retry_pause(retry).await;
             }
         }
     }

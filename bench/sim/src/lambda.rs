@@ -1,28 +1,17 @@
 //! Lambda's DynamoDB event source mapping, in virtual time: records routed by partition key to
 //! `shards × parallelization` consumers ([`bench::shards::consumer_of`], order kept per
 //! partition key), each invoking with up to `batch_size` records once its batch is full or its
-//! oldest record has waited the batching window. A failed batch is owed before anything newer,
-//! as the deployed mapping (`ReportBatchItemFailures`, `BisectBatchOnFunctionError`) does it
-//! and as `projector::poller` delivers locally:
-//! - a partial batch response checkpoints before the first failed record, and only the batch's
-//!   remaining records are sent again ("the batch is bisected at the returned sequence number
-//!   and Lambda retries only the remaining records", AWS Lambda's guide, partial batch
-//!   responses for DynamoDB); that counts as a retry (AWS does not say; counting it is the
-//!   stricter reading, and the poller's);
-//! - a function error (a crash, a timeout) splits the batch in two, the halves sent one after
-//!   the other, and replaces the execution environment; a split does not count as a retry
-//!   ("Splitting batches doesn't consume the retry quota", the guide's error handling for
-//!   DynamoDB), a single record failing whole does.
-//!
-//! Records failing past `max_retries`, or older than `max_record_age`, go to the failure
-//! destination as one batch and the consumer moves on. An operator's `replay` is a consumer
-//! too: one lane over the whole stream from its start, batch after batch, retried (after a
-//! pause) until applied.
+//! oldest record has waited the batching window. What a failed batch owes before anything
+//! newer, and when it goes to the failure destination instead, is
+//! [`contracts::event_source::Redelivery`]'s, as for every delivery path. An operator's
+//! `replay` is a consumer too: one lane over the whole stream from its start, batch after batch,
+//! retried (after a pause) until applied.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
 
 use contracts::change::{Decoded, Undecodable};
+use contracts::event_source::{self, GiveUp, Redelivery};
 use projector::batch::{Knowledge, Outcome};
 
 use bench::shards::{BatchInfo, ShardSettings};
@@ -82,11 +71,8 @@ pub(crate) struct Consumer {
     pub(crate) pending: VecDeque<Rc<Routed>>,
     /// How many of `pending` the running invocation has, if one runs.
     pub(crate) running: Option<usize>,
-    /// Failed attempts at the records at the head (splits aside).
-    attempts: u32,
-    /// What is owed of a failed batch, as the batches to send before anything newer (the next
-    /// last): a partial response's remaining records, a function error's halves.
-    owed: Vec<usize>,
+    /// What is owed of a failed batch before anything newer.
+    redelivery: Redelivery,
     /// What the warm execution environment knows.
     pub(crate) knowledge: Knowledge,
     /// Records applied so far (or redundant, ignored, quarantined).
@@ -112,8 +98,7 @@ impl Consumer {
             kind,
             pending: VecDeque::new(),
             running: None,
-            attempts: 0,
-            owed: Vec::new(),
+            redelivery: Redelivery::default(),
             knowledge: Knowledge::default(),
             applied: 0,
             retry_at: i64::MIN,
@@ -139,8 +124,8 @@ impl Consumer {
             return None;
         }
         let oldest = self.pending.front()?;
-        if let Some(owed) = self.owed.last() {
-            return Some(*owed);
+        if let Some(owed) = self.redelivery.owed() {
+            return Some(owed);
         }
         let limit = batch_size(&self.kind, settings);
         let len = self.pending.len().min(limit);
@@ -159,53 +144,35 @@ impl Consumer {
         shard: usize,
     ) -> Settled {
         let len = self.running.take().expect("a running invocation");
-        // The batch was the owed one, if any was owed.
-        self.owed.pop();
-        let mut settled = Settled::default();
-        let failed_from = match &ended {
-            Ended::Answered(outcomes) => outcomes.iter().position(|o| *o == Outcome::Failed),
-            Ended::FunctionError => Some(0),
-        };
-        let Some(failed_from) = failed_from else {
-            self.pending.drain(..len);
-            settled.applied = len;
-            self.attempts = 0;
-            return settled;
-        };
-        // A partial batch response checkpoints before the failed record.
-        self.pending.drain(..failed_from);
-        settled.applied = failed_from;
-        settled.failed = true;
-        let rest = len - failed_from;
-        let split = ended == Ended::FunctionError && len > 1;
-        if ended == Ended::FunctionError {
-            self.knowledge = Knowledge::default();
-        }
-        if !split {
-            self.attempts += 1;
-        }
-        if let Kind::Replay { .. } = self.kind {
-            self.retry_at = now_ms + REPLAY_RETRY_MS;
-        } else {
-            let too_many = settings.max_retries.is_some_and(|max| self.attempts > max);
-            let too_old = settings.max_record_age.is_some_and(|age| {
-                self.pending
-                    .front()
-                    .is_some_and(|r| now_ms - r.read_ms > age.as_millis() as i64)
-            });
-            if too_many || too_old {
-                let batch: Vec<Rc<Routed>> = self.pending.drain(..rest).collect();
-                settled.given_up = batch_info(shard, &batch).map(|info| (info, batch.len()));
-                self.attempts = 0;
-                return settled;
+        let ended = match ended {
+            Ended::Answered(outcomes) => event_source::Ended::Answered {
+                first_failure: outcomes.iter().position(|o| *o == Outcome::Failed),
+            },
+            Ended::FunctionError => {
+                self.knowledge = Knowledge::default();
+                event_source::Ended::FunctionError
             }
+        };
+        let give_up = match self.kind {
+            Kind::Lambda => settings.give_up(),
+            Kind::Replay { .. } => GiveUp::NEVER,
+        };
+        let age = |i: usize| {
+            let read_ms = self.pending.get(i).map_or(now_ms, |r| r.read_ms);
+            std::time::Duration::from_millis((now_ms - read_ms).max(0) as u64)
+        };
+        let verdict = self.redelivery.ended(len, ended, give_up, age);
+        self.pending.drain(..verdict.done);
+        let given_up: Vec<Rc<Routed>> = self.pending.drain(..verdict.given_up).collect();
+        let failed = verdict.done < len;
+        if failed && matches!(self.kind, Kind::Replay { .. }) {
+            self.retry_at = now_ms + REPLAY_RETRY_MS;
         }
-        if split {
-            self.owed.extend([len - len / 2, len / 2]);
-        } else {
-            self.owed.push(rest);
+        Settled {
+            applied: verdict.done,
+            failed,
+            given_up: batch_info(shard, &given_up).map(|info| (info, given_up.len())),
         }
-        settled
     }
 }
 
@@ -267,40 +234,8 @@ mod tests {
         consumer.finished(ended, 0, settings, 0)
     }
 
-    fn failed_from(len: usize, from: usize) -> Ended {
-        Ended::Answered(
-            (0..len)
-                .map(|i| {
-                    if i < from {
-                        Outcome::Applied
-                    } else {
-                        Outcome::Failed
-                    }
-                })
-                .collect(),
-        )
-    }
-
     #[test]
-    fn a_partial_failure_sends_only_the_batch_s_remaining_records_again() {
-        let settings = settings(10);
-        let mut consumer = Consumer::new(Kind::Lambda);
-        read(&mut consumer, 8);
-        let settled = invoke(&mut consumer, failed_from(8, 5), &settings);
-        assert_eq!(settled.applied, 5);
-        read(&mut consumer, 8);
-        assert_eq!(
-            consumer.due(0, &settings),
-            Some(3),
-            "the rest, nothing newer"
-        );
-        let settled = invoke(&mut consumer, failed_from(3, 3), &settings);
-        assert_eq!(settled.applied, 3);
-        assert_eq!(consumer.due(0, &settings), Some(8), "a full batch again");
-    }
-
-    #[test]
-    fn splits_do_not_count_as_retries_and_a_failing_record_goes_to_the_destination() {
+    fn a_consumer_drains_what_its_plan_settles_and_names_what_it_gives_up() {
         let settings = settings(1);
         let mut consumer = Consumer::new(Kind::Lambda);
         read(&mut consumer, 8);
