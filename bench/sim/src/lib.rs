@@ -414,6 +414,10 @@ struct World {
     report: Report,
 }
 
+/// A run writing this many likes or more grows its table's database to 1 GiB first
+/// ([`Table::presize`]): about 170,000 likes fill 1 GiB, so such a run passes half of it.
+const PRESIZE_LIKES: f64 = 100_000.0;
+
 /// Run one simulation.
 pub fn run(settings: Settings) -> Result<Report, Failure> {
     let seed = settings.seed;
@@ -426,6 +430,9 @@ impl World {
     fn new(settings: Settings) -> Self {
         let mut rng = StdRng::seed_from_u64(settings.seed);
         let mut table = Table::new("sim", START_MS, settings.table, settings.seed);
+        if settings.rate * settings.load_ms as f64 / 1000.0 >= PRESIZE_LIKES {
+            table.presize();
+        }
         let posts: Vec<(TopicSlug, PostId)> = (0..settings.posts.max(1))
             .map(|i| {
                 let topic = format!("topic-{}", i % settings.topics.max(1));
@@ -1413,6 +1420,7 @@ impl World {
                     "ExpressionAttributeValues":
                         {":pk": {"S": keys::post_view_shard(post, k as u32)}},
                     "Select": "COUNT",
+                    "Limit": table::READ_PAGE,
                 });
                 self.table.pages("Query", body, self.now)
             })

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use contracts::keys;
 use contracts::table::TABLE;
@@ -145,7 +145,9 @@ impl Table {
     pub fn new(name: &str, now_ms: i64, settings: TableSettings, seed: u64) -> Self {
         let clock = Arc::new(VirtualClock::default());
         clock.set(now_ms);
-        let storage = in_memory().with_clock(clock.clone());
+        let storage = Storage::memory()
+            .expect("an in-memory database")
+            .with_clock(clock.clone());
         storage
             .conn()
             .execute_batch(STREAM_INDEXES)
@@ -251,6 +253,27 @@ impl Table {
         self.engine("PutItem", body).expect("put an item");
         let now_ms = self.now_ms();
         self.mark_written(now_ms);
+    }
+
+    /// Grow the database past SQLite's page at 1 GiB (`PENDING_BYTE`) before a run that will
+    /// write that much anyway; the pages, freed, then take the table's items.
+    ///
+    /// The database is in memory, where the page cache is the database, and each commit trims
+    /// that cache to the database's size. A B-tree rebalance that swaps two pages parks one at
+    /// the page past 1 GiB, and while the database is smaller than that, the trim scans the
+    /// whole cache: every write that rebalanced cost time in proportion to the database (24 %
+    /// of a 3 s viral run, growing until the database passed 1 GiB). (SQLite's `memdb`, whose
+    /// cache is small, stops short of 2 GiB; a viral minute's table is larger.)
+    pub fn presize(&mut self) {
+        self.storage
+            .conn()
+            .execute_batch(&format!(
+                "CREATE TABLE sim_presize (filler BLOB);
+                 INSERT INTO sim_presize VALUES (zeroblob({half})), (zeroblob({half}));
+                 DROP TABLE sim_presize;",
+                half = PRESIZE_BYTES / 2,
+            ))
+            .expect("presize the database");
     }
 
     /// A request as DynamoDB answers it at `now_ms`: refused for contention, else evaluated
@@ -494,7 +517,7 @@ impl Table {
     /// Every item of the table, read consistently, handed to `each` page by page: a viral
     /// post's table is gigabytes as JSON trees, too large to hold at once.
     pub fn scan(&mut self, mut each: impl FnMut(Value)) {
-        let body = json!({"TableName": self.name, "ConsistentRead": true});
+        let body = json!({"TableName": self.name, "ConsistentRead": true, "Limit": READ_PAGE});
         let now_ms = self.now_ms();
         self.each_page("Scan", body, now_ms, |mut page| {
             if let Value::Array(items) = page["Items"].take() {
@@ -537,39 +560,16 @@ impl Table {
     }
 }
 
+/// Items a page of the simulation's own reads (its checks, not the system's requests) asks
+/// for. Without a `Limit` the engine reads the whole rest of a scan or query from SQLite and
+/// then cuts its page at 1 MB, so every page costs the rest of the table: the checks of a viral
+/// minute took 580 s of its 1,409.
+pub const READ_PAGE: usize = 1_000;
+
+/// What [`Table::presize`] grows the database to: past SQLite's `PENDING_BYTE` (1 GiB).
+const PRESIZE_BYTES: i64 = (1 << 30) + (64 << 20);
+
 /// What the engine adds to a stored sequence number to make its public form (10^20).
-/// A database of its own, in memory, kept in SQLite's `memdb` VFS rather than as `:memory:`.
-///
-/// An in-memory database's page cache is the database, and each transaction ends by trimming
-/// that cache to the database's size. A B-tree rebalance that swaps two pages moves one through
-/// the page number past 1 GiB (`PENDING_BYTE`) and leaves that the cache's highest key, so the
-/// trim scans the whole cache: every write then costs time in proportion to the database
-/// (24 % of a 3 s viral run, and more as it grows). In `memdb` the database is one buffer behind
-/// the usual small page cache, so the trim stays small.
-fn in_memory() -> Storage {
-    static DATABASES: AtomicU64 = AtomicU64::new(0);
-    let n = DATABASES.fetch_add(1, Ordering::Relaxed);
-    // A name of its own: `memdb` databases whose names start with `/` are shared in the process.
-    let storage = Storage::new(&format!("file:/sim-{n}?vfs=memdb")).expect("a memdb database");
-    // `memdb` refuses to grow past 1 GiB unless told; a viral minute's table is larger.
-    let mut limit: i64 = MEMDB_LIMIT;
-    // SAFETY: the handle is the open connection's, used on this thread only for this call;
-    // SQLITE_FCNTL_SIZE_LIMIT reads and writes the one i64 it is given.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_file_control(
-            storage.conn().handle(),
-            c"main".as_ptr(),
-            rusqlite::ffi::SQLITE_FCNTL_SIZE_LIMIT,
-            (&raw mut limit).cast(),
-        )
-    };
-    assert_eq!(rc, rusqlite::ffi::SQLITE_OK, "raise memdb's size limit");
-    storage
-}
-
-/// How large an in-memory database may grow.
-const MEMDB_LIMIT: i64 = 1 << 40;
-
 const SEQUENCE_OFFSET: u128 = 100_000_000_000_000_000_000;
 
 /// The public form of a sequence number as the engine stores it.
@@ -704,5 +704,31 @@ mod tests {
             essence(&horizon)
         );
         assert_eq!(essence(&horizon), essence(&table.new_records()));
+    }
+
+    /// A presized database is past SQLite's page at 1 GiB, its filler's pages free for items,
+    /// and it serves the table as before.
+    #[test]
+    fn a_presized_table_is_past_one_gib_and_serves_as_before() {
+        let mut table = Table::new("presized", START, TableSettings::default(), 1);
+        table.presize();
+        let pragma = |table: &Table, name: &str| -> i64 {
+            let sql = format!("PRAGMA {name}");
+            table
+                .storage
+                .conn()
+                .query_row(&sql, [], |row| row.get(0))
+                .expect("a pragma")
+        };
+        let page_size = pragma(&table, "page_size");
+        assert!(pragma(&table, "page_count") * page_size > 1 << 30);
+        assert!(pragma(&table, "freelist_count") * page_size > 1 << 30);
+        let key = json!({keys::PK: {"S": "P#1"}, keys::SK: {"S": "A"}});
+        let body = json!({"TableName": table.name, "Item": key});
+        table.call("PutItem", body, START).expect("a put");
+        assert_eq!(table.new_records().len(), 1);
+        let body = json!({"TableName": table.name, "Key": key, "ConsistentRead": true});
+        let got = table.call("GetItem", body, START).expect("a get");
+        assert_eq!(got["Item"], key);
     }
 }

@@ -85,16 +85,30 @@ pub fn transaction(writes: &[(ActionKind, Write)], table: &str) -> Value {
                 ActionKind::Update => "Update",
                 ActionKind::Delete => "Delete",
             };
-            json!({name: request(*kind, write, table)})
+            object([(name, request(*kind, write, table))])
         })
         .collect();
-    json!({"TransactItems": actions})
+    object([("TransactItems", Value::Array(actions))])
+}
+
+/// A JSON object of `members`, moved in: `json!` would copy each value it is given.
+fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
+    Value::Object(
+        members
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect(),
+    )
 }
 
 /// A consistent `BatchGetItem` of `keys` (at most 100).
 pub fn batch_get(keys: &[ItemKey], table: &str) -> Value {
     let keys: Vec<Value> = keys.iter().map(|key| item(&key_item(key))).collect();
-    json!({"RequestItems": {table: {"Keys": keys, "ConsistentRead": true}}})
+    let request = object([
+        ("Keys", Value::Array(keys)),
+        ("ConsistentRead", Value::Bool(true)),
+    ]);
+    object([("RequestItems", object([(table, request)]))])
 }
 
 /// The name after `#` in an error's `__type`.
