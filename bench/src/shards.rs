@@ -14,9 +14,9 @@
 //! error) is sent before anything newer, as [`contracts::event_source::Redelivery`] says for
 //! every delivery path; a batch given up on goes to a stand-in failure destination, which keeps
 //! what Lambda would send (the `DDBStreamBatchInfo`: shard, first and last sequence numbers,
-//! arrival times), and the consumer moves on. The projection's own records (a hot counter's deltas) come
-//! back through the same stream, as on AWS: the simulation ends when the stream has been quiet
-//! for [`QUIET`] with every record applied or given up on.
+//! arrival times), and the consumer moves on. The projection's own records (a hot counter's
+//! deltas) come back through the same stream, as on AWS: the simulation ends when the stream
+//! has been quiet for [`QUIET`] with every record applied or given up on.
 //!
 //! The function's timeout is Lambda's: the handler gets the deadline, and an invocation still
 //! running at the timeout is ended mid-write (a fault of the contention model can hold a
