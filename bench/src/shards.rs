@@ -61,17 +61,14 @@ pub struct ShardSettings {
     pub batch_size: usize,
     /// How long a consumer gathers records before it invokes (Lambda's batching window).
     pub batching_window: Duration,
-    /// Retries of a failing batch before it goes to the failure destination (Lambda's
-    /// `MaximumRetryAttempts`; `None`: retried until applied).
-    pub max_retries: Option<u32>,
+    /// When a failing batch goes to the failure destination (Lambda's `MaximumRetryAttempts`
+    /// and `MaximumRecordAgeInSeconds`). The record age runs from when the record was read, as
+    /// the local engine dates records to the second.
+    pub give_up: GiveUp,
     /// The function's timeout: the handler is given Lambda's deadline (less
     /// `projector::deadline::MARGIN`), and an invocation still running at the timeout is ended
     /// mid-write, its execution environment replaced (`None`: no timeout).
     pub timeout: Option<Duration>,
-    /// A failing batch whose oldest record has waited this long goes to the failure destination
-    /// whatever the retries left (Lambda's `MaximumRecordAgeInSeconds`; `None`: no limit). The
-    /// age runs from when the record was read, as the local engine dates records to the second.
-    pub max_record_age: Option<Duration>,
 }
 
 impl ShardSettings {
@@ -84,9 +81,11 @@ impl ShardSettings {
             parallelization: deployed.parallelization_factor as usize,
             batch_size: deployed.batch_size as usize,
             batching_window: Duration::from_secs(deployed.max_batching_window_seconds.into()),
-            max_retries: Some(deployed.retry_attempts),
+            give_up: GiveUp {
+                retries: Some(deployed.retry_attempts),
+                record_age: Some(Duration::from_secs(deployed.max_record_age_seconds.into())),
+            },
             timeout: Some(projector::deadline::BATCH_TIME),
-            max_record_age: Some(Duration::from_secs(deployed.max_record_age_seconds.into())),
         }
     }
 
@@ -98,17 +97,8 @@ impl ShardSettings {
             parallelization,
             batch_size: 1000,
             batching_window: Duration::ZERO,
-            max_retries: None,
+            give_up: GiveUp::NEVER,
             timeout: None,
-            max_record_age: None,
-        }
-    }
-
-    /// When a failing batch goes to the failure destination.
-    pub fn give_up(&self) -> GiveUp {
-        GiveUp {
-            retries: self.max_retries,
-            record_age: self.max_record_age,
         }
     }
 }
@@ -350,9 +340,7 @@ async fn run_consumer(
                 Ended::FunctionError
             }
         };
-        let verdict = redelivery.ended(len, ended, settings.give_up(), |i| {
-            pending[i].read.elapsed()
-        });
+        let verdict = redelivery.ended(len, ended, settings.give_up, |i| pending[i].read.elapsed());
         let now = Utc::now();
         progress.lags.lock().expect("lags").extend(
             pending[..verdict.done]
@@ -581,7 +569,7 @@ pub struct SimulationFigures {
     pub deltas_folded: usize,
     /// From a delta's record read from the stream to its fold, p99.
     pub fold_lag_p99_ms: f64,
-    /// Batches given up on after `max_retries`: what the failure destination received.
+    /// Batches given up on (`ShardSettings::give_up`): what the failure destination received.
     pub failure_destination: Vec<BatchInfo>,
 }
 

@@ -154,7 +154,7 @@ impl Consumer {
             }
         };
         let give_up = match self.kind {
-            Kind::Lambda => settings.give_up(),
+            Kind::Lambda => settings.give_up,
             Kind::Replay { .. } => GiveUp::NEVER,
         };
         let age = |i: usize| {
@@ -206,8 +206,10 @@ mod tests {
         ShardSettings {
             batch_size: 8,
             batching_window: Duration::ZERO,
-            max_retries: Some(max_retries),
-            max_record_age: None,
+            give_up: GiveUp {
+                retries: Some(max_retries),
+                record_age: None,
+            },
             ..ShardSettings::consumers(1, 1)
         }
     }
@@ -245,7 +247,7 @@ mod tests {
             let settled = invoke(&mut consumer, Ended::FunctionError, &settings);
             assert!(settled.given_up.is_none());
         }
-        // One record failing whole is retried once (`max_retries` 1), then given up.
+        // One record failing whole is retried once (one retry allowed), then given up.
         let settled = invoke(&mut consumer, Ended::FunctionError, &settings);
         assert!(settled.given_up.is_none());
         let settled = invoke(&mut consumer, Ended::FunctionError, &settings);

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::table::TableSettings;
 use bench::shards::ShardSettings;
+use contracts::event_source::GiveUp;
 
 /// How often faults strike, in percent.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -130,16 +131,28 @@ impl Settings {
             unlike_share: rng.random_range(0.0..0.5),
             distinct_likers: false,
             load_ms,
-            source: ShardSettings {
-                shards: rng.random_range(1..5),
-                parallelization: rng.random_range(1..3),
-                batch_size: rng.random_range(1..40),
-                batching_window: Duration::from_millis(rng.random_range(0..1_500)),
-                max_retries: Some(rng.random_range(0..4)),
-                timeout: Some(Duration::from_millis(rng.random_range(3_000..10_000))),
-                max_record_age: rng
+            source: {
+                // Drawn in this order, so that a seed keeps its schedule.
+                let shards = rng.random_range(1..5);
+                let parallelization = rng.random_range(1..3);
+                let batch_size = rng.random_range(1..40);
+                let batching_window = Duration::from_millis(rng.random_range(0..1_500));
+                let retries = Some(rng.random_range(0..4));
+                let timeout = Some(Duration::from_millis(rng.random_range(3_000..10_000)));
+                let record_age = rng
                     .random_bool(0.3)
-                    .then(|| Duration::from_millis(rng.random_range(1_000..20_000))),
+                    .then(|| Duration::from_millis(rng.random_range(1_000..20_000)));
+                ShardSettings {
+                    shards,
+                    parallelization,
+                    batch_size,
+                    batching_window,
+                    give_up: GiveUp {
+                        retries,
+                        record_age,
+                    },
+                    timeout,
+                }
             },
             table: TableSettings {
                 // At least a 100-action transaction's 200 units, as every DynamoDB partition.

@@ -12,6 +12,7 @@ use crate::support::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bench::app::{operator_client, operator_streams};
 use bench::{TestTable, eventually};
+use contracts::event_source::GiveUp;
 use contracts::keys::{self, ItemKey, PostId};
 use projector::rebuild::{Rebuild, RebuildSettings};
 use projector::verify::{ScanSpec, tally};
@@ -440,7 +441,10 @@ fn runbook_consumers() -> bench::shards::ShardSettings {
     bench::shards::ShardSettings {
         batch_size: 100,
         batching_window: Duration::from_millis(200),
-        max_retries: Some(2),
+        give_up: GiveUp {
+            retries: Some(2),
+            record_age: None,
+        },
         ..bench::shards::ShardSettings::consumers(4, 2)
     }
 }
@@ -521,7 +525,10 @@ async fn the_runbook_repeated_in_both_orders_under_load_and_slow_writes_ends_wit
     let model = ContentionModel::start(&table.endpoint, stalled).await;
     let settings = ShardSettings {
         timeout: Some(projector::deadline::MARGIN + Duration::from_secs(1)),
-        max_record_age: Some(Duration::from_secs(5)),
+        give_up: GiveUp {
+            record_age: Some(Duration::from_secs(5)),
+            ..runbook_consumers().give_up
+        },
         ..runbook_consumers()
     };
     let first = ViralLoad::new(600, 20, 0.3).with_unlikes(5);
