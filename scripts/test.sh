@@ -55,6 +55,9 @@ fi
 echo "== formatting"
 cargo fmt --all -- --check
 
+echo "== dynoxide: the published crate with bench/dynoxide.patch"
+bash scripts/vendor-dynoxide.sh --check
+
 # Clippy lints the workspace's crates while the test build compiles them: clippy-driver is the
 # workspace's rustc wrapper, given `-D warnings` as `cargo clippy -- -D warnings` gives it
 # (CLIPPY_ARGS, the variable cargo-clippy sets). So the dependencies are compiled once, not

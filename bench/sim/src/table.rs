@@ -152,6 +152,11 @@ impl Table {
             .conn()
             .execute_batch(STREAM_INDEXES)
             .expect("index the stream records");
+        // Room for every statement the table and its replica run, so that none is parsed
+        // again (bench/dynoxide.patch).
+        storage
+            .conn()
+            .set_prepared_statement_cache_capacity(STATEMENTS);
         let mut table = Self {
             storage,
             clock,
@@ -565,6 +570,9 @@ impl Table {
 /// then cuts its page at 1 MB, so every page costs the rest of the table: the checks of a viral
 /// minute took 580 s of its 1,409.
 pub const READ_PAGE: usize = 1_000;
+
+/// Prepared statements the engine keeps (rusqlite's default is 16).
+const STATEMENTS: usize = 64;
 
 /// What [`Table::presize`] grows the database to: past SQLite's `PENDING_BYTE` (1 GiB).
 const PRESIZE_BYTES: i64 = (1 << 30) + (64 << 20);
