@@ -92,7 +92,7 @@ pub(crate) fn prepare(
 /// Send a prepared request to `table` at `now_ms`, and read DynamoDB's answer as the executor
 /// reads the SDK's.
 pub(crate) fn send(table: &mut Table, prepared: &Prepared, now_ms: i64) -> Answer {
-    let result = table.call(prepared.operation, prepared.body.clone(), now_ms);
+    let result = table.call(prepared.operation, &prepared.body, now_ms);
     match &prepared.request {
         Request::Read { .. } => match result {
             Ok(answer) => {
@@ -207,7 +207,7 @@ mod tests {
         };
         for item in [post.to_item(), like.to_item()] {
             let put = json!({"TableName": "executor", "Item": wire::item(&item)});
-            table.call("PutItem", put, now).expect("put");
+            table.call("PutItem", &put, now).expect("put");
         }
         let count = PostCount {
             post: PostRef {
@@ -242,7 +242,7 @@ mod tests {
             "{reasons:?}"
         );
         let scan = json!({"TableName": "executor", "ConsistentRead": true});
-        let items = table.call("Scan", scan, now + 3_000).expect("scan");
+        let items = table.call("Scan", &scan, now + 3_000).expect("scan");
         let deltas = items["Items"].as_array().expect("items").iter();
         let deltas: Vec<_> = deltas.filter(|i| i.get(attr::DELTA).is_some()).collect();
         assert_eq!(deltas.len(), 1, "{deltas:?}");

@@ -1268,7 +1268,7 @@ impl World {
         for (topic, post) in self.posts.iter().take(POSTS_READ).skip(skip) {
             let key = contracts::items::key_item(&keys::ItemKey::Post(topic.clone(), *post));
             let body = serde_json::json!({"TableName": self.table.name, "Key": wire::item(&key)});
-            let Ok(found) = self.table.call("GetItem", body, self.now) else {
+            let Ok(found) = self.table.call("GetItem", &body, self.now) else {
                 continue;
             };
             let Some(count) = found["Item"][attr::LIKE_COUNT]["N"]
@@ -1327,7 +1327,7 @@ impl World {
                     "ExpressionAttributeNames": {"#count": attr::LIKE_COUNT},
                     "ExpressionAttributeValues": {":by": {"N": by.to_string()}},
                 });
-                let drifted = self.table.call("UpdateItem", body, self.now).is_ok();
+                let drifted = self.table.call("UpdateItem", &body, self.now).is_ok();
                 if drifted {
                     self.drift = Some(by);
                 }
@@ -1610,7 +1610,7 @@ mod tests {
         let body = wire::request(::projector::batch::count::ActionKind::Update, &write, "sim");
         world
             .table
-            .call("UpdateItem", body, world.now)
+            .call("UpdateItem", &body, world.now)
             .expect("the counter moves");
         let failure = world.check().expect_err("drift is seen");
         assert!(failure.contains("drift"), "{failure}");

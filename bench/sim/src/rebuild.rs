@@ -102,7 +102,7 @@ pub(crate) fn send(
     Ok(match request {
         Request::Scan { .. } => {
             let (operation, body) = requests.pop().expect("one request");
-            let page = table.call(operation, body, now_ms).map_err(refused)?;
+            let page = table.call(operation, &body, now_ms).map_err(refused)?;
             let items = page["Items"].as_array().into_iter().flatten();
             Answer::Page {
                 items: items.filter_map(wire::from_item).collect(),
@@ -111,7 +111,7 @@ pub(crate) fn send(
         }
         Request::Counter(_) => {
             let (operation, body) = requests.pop().expect("one request");
-            let found = table.call(operation, body, now_ms).map_err(refused)?;
+            let found = table.call(operation, &body, now_ms).map_err(refused)?;
             let item = found.get("Item").and_then(wire::from_item);
             Answer::Counter(Counter::of(&item.unwrap_or_default()))
         }
@@ -131,7 +131,7 @@ pub(crate) fn send(
         ),
         Request::SetCount { .. } => {
             let (operation, body) = requests.pop().expect("one request");
-            match table.call(operation, body, now_ms) {
+            match table.call(operation, &body, now_ms) {
                 Ok(_) => Answer::Set(true),
                 Err(e) if wire::error_name(&e) == "ConditionalCheckFailedException" => {
                     Answer::Set(false)

@@ -171,7 +171,7 @@ mod tests {
             "ExpressionAttributeValues": {":pk": {"S": keys::post_view_partition(post)}},
             "Select": "COUNT",
         });
-        let page = table.call("Query", body, now).expect("GSI1 answers");
+        let page = table.call("Query", &body, now).expect("GSI1 answers");
         page["Count"].as_i64().expect("a count")
     }
 
@@ -195,7 +195,7 @@ mod tests {
             counted_by: None,
         };
         let put = json!({"TableName": table.name, "Item": wire::item(&like.to_item_in_view(0))});
-        table.call("PutItem", put, START).expect("the like lands");
+        table.call("PutItem", &put, START).expect("the like lands");
         assert_eq!(likes_in_view(&mut table, &post, START + 499), 0);
         assert!(table.viewed().is_empty(), "nothing shown yet");
         assert_eq!(likes_in_view(&mut table, &post, START + 500), 1);
@@ -207,7 +207,7 @@ mod tests {
         let key = contracts::items::key_item(&key_of(&like.to_item()).expect("a key"));
         let delete = json!({"TableName": table.name, "Key": wire::item(&key)});
         table
-            .call("DeleteItem", delete, START + 600)
+            .call("DeleteItem", &delete, START + 600)
             .expect("the unlike lands");
         assert_eq!(
             likes_in_view(&mut table, &post, START + 1_099),

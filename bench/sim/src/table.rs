@@ -120,7 +120,7 @@ pub struct Table {
 macro_rules! dispatch {
     ($storage:expr, $operation:expr, $body:expr, { $($name:literal => $module:ident :: $request:ident),* $(,)? }) => {
         match $operation {
-            $($name => match serde_json::from_value::<actions::$module::$request>($body) {
+            $($name => match <actions::$module::$request as serde::Deserialize>::deserialize($body) {
                 Err(e) => Err(json!({
                     "__type": "com.amazon.coral.validate#ValidationException",
                     "message": e.to_string(),
@@ -181,10 +181,10 @@ impl Table {
             .expect("a request")
             .remove("StreamSpecification");
         table
-            .engine("CreateTable", replica)
+            .engine("CreateTable", &replica)
             .expect("create GSI1's replica");
         let created = table
-            .engine("CreateTable", create_table_body(name))
+            .engine("CreateTable", &create_table_body(name))
             .expect("create the table");
         table.stream_arn = created["TableDescription"]["LatestStreamArn"]
             .as_str()
@@ -193,12 +193,12 @@ impl Table {
         table
             .engine(
                 "UpdateTimeToLive",
-                json!({"TableName": name, "TimeToLiveSpecification":
+                &json!({"TableName": name, "TimeToLiveSpecification":
                     {"AttributeName": TABLE.ttl_attribute, "Enabled": true}}),
             )
             .expect("enable TTL");
         let stream = table
-            .engine("DescribeStream", json!({"StreamArn": table.stream_arn}))
+            .engine("DescribeStream", &json!({"StreamArn": table.stream_arn}))
             .expect("describe the stream");
         table.shard_id = stream["StreamDescription"]["Shards"][0]["ShardId"]
             .as_str()
@@ -235,7 +235,7 @@ impl Table {
     }
 
     /// A request to the engine alone, at the clock's time.
-    fn engine(&self, operation: &str, body: Value) -> Result<Value, Refusal> {
+    fn engine(&self, operation: &str, body: &Value) -> Result<Value, Refusal> {
         let storage = &self.storage;
         dispatch!(storage, operation, body, {
             "CreateTable" => create_table::CreateTableRequest,
@@ -255,7 +255,7 @@ impl Table {
     /// Put an item before the run, outside DynamoDB's limits (the world's starting data).
     pub fn load(&mut self, item: &contracts::items::Item) {
         let body = json!({"TableName": self.name, "Item": crate::wire::item(item)});
-        self.engine("PutItem", body).expect("put an item");
+        self.engine("PutItem", &body).expect("put an item");
         let now_ms = self.now_ms();
         self.mark_written(now_ms);
     }
@@ -284,20 +284,16 @@ impl Table {
     /// A request as DynamoDB answers it at `now_ms`: refused for contention, else evaluated
     /// by the engine. A transaction it admits holds its items for the settings' `hold_ms`,
     /// whether its conditions hold or not (DynamoDB locks them while it decides).
-    pub fn call(
-        &mut self,
-        operation: &str,
-        mut body: Value,
-        now_ms: i64,
-    ) -> Result<Value, Refusal> {
+    pub fn call(&mut self, operation: &str, body: &Value, now_ms: i64) -> Result<Value, Refusal> {
         self.clock.set(now_ms);
         if operation == "Query" && body["IndexName"] == TABLE.gsi1.name {
             self.propagate(now_ms);
+            let mut body = body.clone();
             body["TableName"] = Value::from(self.replica.name.clone());
-            return self.engine(operation, body);
+            return self.engine(operation, &body);
         }
         let stored = |item: &ItemId| self.stored_index(item);
-        let writes = write_actions(operation, &body, &stored);
+        let writes = write_actions(operation, body, &stored);
         if writes.is_empty() {
             return self.engine(operation, body);
         }
@@ -326,7 +322,7 @@ impl Table {
         let found = self
             .engine(
                 "GetItem",
-                json!({"TableName": self.name, "Key": key, "ConsistentRead": true}),
+                &json!({"TableName": self.name, "Key": key, "ConsistentRead": true}),
             )
             .ok()?;
         found["Item"][keys::GSI1PK]["S"].as_str().map(str::to_owned)
@@ -504,7 +500,7 @@ impl Table {
     #[cfg(test)]
     pub(crate) fn lose_from_gsi1(&mut self, key: Value) {
         let body = json!({"TableName": self.replica.name, "Key": key});
-        self.engine("DeleteItem", body)
+        self.engine("DeleteItem", &body)
             .expect("the replica drops it");
     }
 
@@ -549,7 +545,7 @@ impl Table {
         let mut request = body.clone();
         loop {
             let page = self
-                .call(operation, request, now_ms)
+                .call(operation, &request, now_ms)
                 .unwrap_or_else(|e| panic!("{operation} answers: {e}"));
             let next = page
                 .get("LastEvaluatedKey")
@@ -673,7 +669,7 @@ mod tests {
         let put = |pk: String, now: i64, table: &mut Table| {
             let item = json!({keys::PK: {"S": pk}, keys::SK: {"S": "A"}});
             let body = json!({"TableName": table.name, "Item": item});
-            table.call("PutItem", body, now).expect("a put");
+            table.call("PutItem", &body, now).expect("a put");
         };
         for n in 0..10 {
             put(format!("P#{n}"), START + n, &mut table);
@@ -733,10 +729,10 @@ mod tests {
         assert!(pragma(&table, "freelist_count") * page_size > 1 << 30);
         let key = json!({keys::PK: {"S": "P#1"}, keys::SK: {"S": "A"}});
         let body = json!({"TableName": table.name, "Item": key});
-        table.call("PutItem", body, START).expect("a put");
+        table.call("PutItem", &body, START).expect("a put");
         assert_eq!(table.new_records().len(), 1);
         let body = json!({"TableName": table.name, "Key": key, "ConsistentRead": true});
-        let got = table.call("GetItem", body, START).expect("a get");
+        let got = table.call("GetItem", &body, START).expect("a get");
         assert_eq!(got["Item"], key);
     }
 }

@@ -128,7 +128,7 @@ fn like(
                 "ConditionExpression": "attribute_not_exists(#pk)",
                 "ExpressionAttributeNames": {"#pk": keys::PK},
             });
-            match table.call("PutItem", body, now_ms) {
+            match table.call("PutItem", &body, now_ms) {
                 Ok(_) => LikeOutcome::Created.into(),
                 Err(e) if wire::error_name(&e) == "ConditionalCheckFailedException" => {
                     LikeOutcome::AlreadyLiked.into()
@@ -147,7 +147,7 @@ fn like(
             ];
             match table.call(
                 "TransactWriteItems",
-                wire::transaction(&writes, &name),
+                &wire::transaction(&writes, &name),
                 now_ms,
             ) {
                 Ok(_) => LikeOutcome::Created.into(),
@@ -163,7 +163,7 @@ fn view_shards(table: &mut Table, topic: &TopicSlug, post: PostId, now_ms: i64) 
     let key = contracts::items::key_item(&keys::ItemKey::Post(topic.clone(), post));
     let body = json!({"TableName": table.name, "Key": wire::item(&key), "ConsistentRead": true});
     table
-        .call("GetItem", body, now_ms)
+        .call("GetItem", &body, now_ms)
         .ok()
         .and_then(|found| {
             found["Item"][contracts::items::attr::VIEW_SHARDS]["N"]
@@ -193,7 +193,7 @@ fn delete_uncounted(
 ) -> Option<Deleted> {
     let write = counting::delete_not_writer_counted(user, post);
     let body = wire::request(ActionKind::Delete, &write, &table.name);
-    match table.call("DeleteItem", body, now_ms) {
+    match table.call("DeleteItem", &body, now_ms) {
         Ok(_) => Some(Deleted::Yes),
         Err(e) if wire::error_name(&e) == "ConditionalCheckFailedException" => {
             Some(Deleted::of_failed_condition(holds_item(&e)))
@@ -219,7 +219,7 @@ fn delete_counted(
     let name = table.name.clone();
     match table.call(
         "TransactWriteItems",
-        wire::transaction(&writes, &name),
+        &wire::transaction(&writes, &name),
         now_ms,
     ) {
         Ok(_) => Some(Deleted::Yes),

@@ -110,7 +110,7 @@ impl Differential {
         let engine = self.engine(operation, &body).await;
         let model = self
             .model
-            .call(operation, body.clone(), Utc::now().timestamp_millis());
+            .call(operation, &body, Utc::now().timestamp_millis());
         assert_eq!(
             essence(&model),
             essence(&engine),
@@ -527,7 +527,7 @@ fn the_models_departures_are_dynamodbs_conflicts_and_throttles() {
     };
     for (i, post) in posts.iter().enumerate() {
         model
-            .call("PutItem", put(*post), start + 200 * i as i64)
+            .call("PutItem", &put(*post), start + 200 * i as i64)
             .unwrap();
     }
     let counter = |post: PostId| {
@@ -538,40 +538,40 @@ fn the_models_departures_are_dynamodbs_conflicts_and_throttles() {
     };
     let now = start + 10_000;
     model
-        .call("TransactWriteItems", counter(posts[0]), now)
+        .call("TransactWriteItems", &counter(posts[0]), now)
         .unwrap();
     let conflict = model
-        .call("TransactWriteItems", counter(posts[0]), now + 20)
+        .call("TransactWriteItems", &counter(posts[0]), now + 20)
         .unwrap_err();
     assert_eq!(
         conflict["CancellationReasons"][0]["Code"],
         "TransactionConflict"
     );
-    let single = model.call("PutItem", put(posts[0]), now + 30).unwrap_err();
+    let single = model.call("PutItem", &put(posts[0]), now + 30).unwrap_err();
     assert_eq!(wire::error_name(&single), "TransactionConflictException");
     model
-        .call("TransactWriteItems", counter(posts[0]), now + 60)
+        .call("TransactWriteItems", &counter(posts[0]), now + 60)
         .unwrap();
 
     // A full bucket of 10 units: five transactional writes (2 units each), then throttles.
     let now = now + 10_000;
     for (i, post) in posts[..5].iter().enumerate() {
         model
-            .call("TransactWriteItems", counter(*post), now + i as i64)
+            .call("TransactWriteItems", &counter(*post), now + i as i64)
             .unwrap();
     }
     let throttled = model
-        .call("TransactWriteItems", counter(posts[5]), now + 5)
+        .call("TransactWriteItems", &counter(posts[5]), now + 5)
         .unwrap_err();
     assert_eq!(
         throttled["CancellationReasons"][0]["Code"],
         "ThrottlingError"
     );
-    let plain = model.call("PutItem", put(posts[6]), now + 6).unwrap_err();
+    let plain = model.call("PutItem", &put(posts[6]), now + 6).unwrap_err();
     assert_eq!(wire::error_name(&plain), "ThrottlingException");
     // A second later the partition has its units again.
     model
-        .call("TransactWriteItems", counter(posts[5]), now + 1_006)
+        .call("TransactWriteItems", &counter(posts[5]), now + 1_006)
         .unwrap();
     assert_eq!(model.stats().conflicts, 1);
     assert_eq!(model.stats().write_conflicts, 1);
