@@ -55,7 +55,7 @@ fi
 echo "== formatting"
 cargo fmt --all -- --check
 
-echo "== dynoxide: the published crate with bench/dynoxide.patch"
+echo "== dynoxide: the published crate with bench/vendor/dynoxide-rs.patch"
 bash scripts/vendor-dynoxide.sh --check
 
 # Clippy lints the workspace's crates while the test build compiles them: clippy-driver is the

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# dynoxide, the local engine and the simulation's storage, as the workspace builds it: the crate
-# published on crates.io (checksum checked) with bench/dynoxide.patch applied, in bench/dynoxide
-# (Cargo.toml's [patch.crates-io]). Drop the copy when a release carries the patch.
+# dynoxide, the local engine and the simulation's storage, as the workspace builds it
+# (Cargo.toml's [patch.crates-io]): the crate published on crates.io, its checksum checked,
+# with one patch applied. Drop the copy when a release carries the patch.
 #
-#   scripts/vendor-dynoxide.sh           write bench/dynoxide from the crate and the patch
-#   scripts/vendor-dynoxide.sh --check   fail if bench/dynoxide is not exactly that (CI)
+#   scripts/vendor-dynoxide.sh           write the copy from the crate and the patch
+#   scripts/vendor-dynoxide.sh --check   fail if the copy is not exactly that (CI)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 version=3.2.0
 sha256=a2d1ffc871ddd8d1d26bcd0a52e32386a8cf08083c0995b78959afa987923ae4
+copy=bench/vendor/dynoxide-rs
+patch=bench/vendor/dynoxide-rs.patch
 # What building the crate reads; its tests, docs and packaging stay upstream.
 files=(Cargo.toml build.rs build VERSION src LICENSE-APACHE LICENSE-MIT NOTICE README-crate.md)
 
@@ -28,18 +30,17 @@ echo "$sha256  $work/crate.tar.gz" | sha256sum --check --quiet
 tar -xzf "$work/crate.tar.gz" -C "$work"
 mkdir "$work/copy"
 (cd "$work/dynoxide-rs-$version" && cp -R "${files[@]}" "$work/copy/")
-patch --quiet --directory "$work/copy" -p1 <"$root/bench/dynoxide.patch"
+patch --quiet --directory "$work/copy" -p1 <"$root/$patch"
 
 if $check; then
-  if ! diff -r "$work/copy" "$root/bench/dynoxide" >"$work/diff"; then
+  if ! diff -r "$work/copy" "$root/$copy" >"$work/diff"; then
     head -40 "$work/diff" >&2
-    echo "bench/dynoxide is not dynoxide-rs $version with bench/dynoxide.patch:" \
-      "run scripts/vendor-dynoxide.sh" >&2
+    echo "$copy is not dynoxide-rs $version with $patch: run scripts/vendor-dynoxide.sh" >&2
     exit 1
   fi
-  echo "bench/dynoxide is dynoxide-rs $version with bench/dynoxide.patch"
+  echo "$copy is dynoxide-rs $version with $patch"
 else
-  rm -rf "$root/bench/dynoxide"
-  mv "$work/copy" "$root/bench/dynoxide"
-  echo "wrote bench/dynoxide: dynoxide-rs $version with bench/dynoxide.patch"
+  rm -rf "${root:?}/$copy"
+  mv "$work/copy" "$root/$copy"
+  echo "wrote $copy: dynoxide-rs $version with $patch"
 fi

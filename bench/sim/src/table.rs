@@ -153,7 +153,7 @@ impl Table {
             .execute_batch(STREAM_INDEXES)
             .expect("index the stream records");
         // Room for every statement the table and its replica run, so that none is parsed
-        // again (bench/dynoxide.patch).
+        // again (bench/vendor/dynoxide-rs.patch).
         storage
             .conn()
             .set_prepared_statement_cache_capacity(STATEMENTS);
