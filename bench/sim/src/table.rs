@@ -538,11 +538,10 @@ impl Table {
     fn each_page(
         &mut self,
         operation: &str,
-        body: Value,
+        mut request: Value,
         now_ms: i64,
         mut each: impl FnMut(Value),
     ) {
-        let mut request = body.clone();
         loop {
             let page = self
                 .call(operation, &request, now_ms)
@@ -555,7 +554,6 @@ impl Table {
             let Some(start) = next else {
                 return;
             };
-            request = body.clone();
             request["ExclusiveStartKey"] = start;
         }
     }
